@@ -1,0 +1,242 @@
+//! Byte layout of the `.mcnn` blob: the single source of truth for the reader in this
+//! crate and the writer in `microcnn-tools`. `FORMAT.md` describes the same layout in
+//! prose; every multi-byte field is little-endian.
+
+/// The four magic bytes at the start of every blob.
+pub const MAGIC: [u8; 4] = *b"MCNN";
+/// The format version this crate reads and writes.
+pub const VERSION: u16 = 1;
+/// Header length in bytes.
+pub const HEADER_LEN: usize = 64;
+/// Length of one tensor record.
+pub const TENSOR_RECORD_LEN: usize = 20;
+/// Length of one operator record.
+pub const OP_RECORD_LEN: usize = 64;
+/// A constant offset meaning "absent" (an operator without bias).
+pub const ABSENT: u32 = u32::MAX;
+/// The largest dimension a tensor may have.
+pub const MAX_DIM: usize = u16::MAX as usize;
+
+/// Offsets of the header fields.
+pub mod header {
+    /// `[u8; 4]` magic.
+    pub const MAGIC: usize = 0;
+    /// `u16` format version.
+    pub const VERSION: usize = 4;
+    /// `u16` header length.
+    pub const HEADER_LEN: usize = 6;
+    /// `u32` total blob length.
+    pub const TOTAL_LEN: usize = 8;
+    /// `u32` CRC-32 of bytes `16..total_len`.
+    pub const CRC: usize = 12;
+    /// `u32` arena bytes the planner computed.
+    pub const ARENA_SIZE: usize = 16;
+    /// `u16` number of tensors.
+    pub const TENSOR_COUNT: usize = 20;
+    /// `u16` number of operators.
+    pub const OP_COUNT: usize = 22;
+    /// `u16` the model's input tensor.
+    pub const INPUT_TENSOR: usize = 24;
+    /// `u16` the model's output tensor.
+    pub const OUTPUT_TENSOR: usize = 26;
+    /// `u32` offset of the tensor table.
+    pub const TENSORS_OFFSET: usize = 28;
+    /// `u32` offset of the operator table.
+    pub const OPS_OFFSET: usize = 32;
+    /// `u32` offset of the constant section.
+    pub const CONSTANTS_OFFSET: usize = 36;
+    /// `u32` length of the constant section.
+    pub const CONSTANTS_LEN: usize = 40;
+    /// `u32` offset of the metadata section.
+    pub const METADATA_OFFSET: usize = 44;
+    /// `u32` length of the metadata section.
+    pub const METADATA_LEN: usize = 48;
+    /// First byte covered by the CRC.
+    pub const CRC_START: usize = 16;
+}
+
+/// Offsets inside a tensor record.
+pub mod tensor {
+    /// `u32` offset of the tensor's first byte in the arena.
+    pub const ARENA_OFFSET: usize = 0;
+    /// `u16` height.
+    pub const HEIGHT: usize = 4;
+    /// `u16` width.
+    pub const WIDTH: usize = 6;
+    /// `u16` channels.
+    pub const CHANNELS: usize = 8;
+    /// `f32` scale.
+    pub const SCALE: usize = 12;
+    /// `i32` zero point.
+    pub const ZERO_POINT: usize = 16;
+}
+
+/// Offsets inside an operator record (see `FORMAT.md` for which kinds use which).
+pub mod op {
+    /// `u8` kind ([`OpKind`](super::OpKind)).
+    pub const KIND: usize = 0;
+    /// `u16` output tensor.
+    pub const OUTPUT: usize = 2;
+    /// `u16` number of inputs.
+    pub const INPUT_COUNT: usize = 4;
+    /// `u16` first input (when the count is 1 or 2).
+    pub const INPUT0: usize = 6;
+    /// `u16` second input (when the count is 2).
+    pub const INPUT1: usize = 8;
+    /// `u32` constant offset of a `u16` list of all inputs (when the count exceeds 2).
+    pub const INPUT_LIST: usize = 12;
+    /// `u16` kernel / window height.
+    pub const KERNEL_H: usize = 16;
+    /// `u16` kernel / window width.
+    pub const KERNEL_W: usize = 18;
+    /// `u16` vertical stride.
+    pub const STRIDE_H: usize = 20;
+    /// `u16` horizontal stride.
+    pub const STRIDE_W: usize = 22;
+    /// `u16` vertical dilation.
+    pub const DILATION_H: usize = 24;
+    /// `u16` horizontal dilation.
+    pub const DILATION_W: usize = 26;
+    /// `u16` rows of padding above.
+    pub const PAD_TOP: usize = 28;
+    /// `u16` columns of padding on the left.
+    pub const PAD_LEFT: usize = 30;
+    /// `u16` depth multiplier (depthwise convolution).
+    pub const DEPTH_MULTIPLIER: usize = 32;
+    /// `i8` lower clamp of the fused activation.
+    pub const ACT_MIN: usize = 34;
+    /// `i8` upper clamp of the fused activation.
+    pub const ACT_MAX: usize = 35;
+    /// `u32` constant offset of the int8 weights.
+    pub const WEIGHTS: usize = 36;
+    /// `u32` constant offset of the int32 bias (or [`ABSENT`](super::ABSENT)).
+    pub const BIAS: usize = 40;
+    /// `u32` constant offset of the per-channel int32 multipliers.
+    pub const MULTIPLIERS: usize = 44;
+    /// `u32` constant offset of the per-channel int32 shifts.
+    pub const SHIFTS: usize = 48;
+    /// Generic `i32` parameter slots (Add, Softmax, Mean, Requantize), 4 bytes apart.
+    pub const PARAM0: usize = 16;
+}
+
+/// Operator kinds, as stored in byte 0 of an operator record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum OpKind {
+    /// 2-D convolution.
+    Conv2d = 1,
+    /// Depthwise 2-D convolution.
+    DepthwiseConv2d = 2,
+    /// Fully connected (dense) layer.
+    FullyConnected = 3,
+    /// Max pooling.
+    MaxPool2d = 4,
+    /// Average pooling.
+    AvgPool2d = 5,
+    /// Mean over height and width (global average pooling).
+    Mean = 6,
+    /// Element-wise addition of two tensors.
+    Add = 7,
+    /// Concatenation along channels.
+    Concatenation = 8,
+    /// Softmax over channels.
+    Softmax = 9,
+    /// Requantization with a clamp: standalone ReLU, ReLU6, or int8→int8 QUANTIZE.
+    Requantize = 10,
+    /// Reshape / flatten: the output aliases the input.
+    Reshape = 11,
+}
+
+impl OpKind {
+    /// Decodes a kind byte.
+    pub const fn from_u8(byte: u8) -> Option<Self> {
+        Some(match byte {
+            1 => Self::Conv2d,
+            2 => Self::DepthwiseConv2d,
+            3 => Self::FullyConnected,
+            4 => Self::MaxPool2d,
+            5 => Self::AvgPool2d,
+            6 => Self::Mean,
+            7 => Self::Add,
+            8 => Self::Concatenation,
+            9 => Self::Softmax,
+            10 => Self::Requantize,
+            11 => Self::Reshape,
+            _ => return None,
+        })
+    }
+
+    /// A short name, as a Keras user would call the layer.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Conv2d => "Conv2D",
+            Self::DepthwiseConv2d => "DepthwiseConv2D",
+            Self::FullyConnected => "Dense",
+            Self::MaxPool2d => "MaxPool2D",
+            Self::AvgPool2d => "AvgPool2D",
+            Self::Mean => "GlobalAvgPool",
+            Self::Add => "Add",
+            Self::Concatenation => "Concatenate",
+            Self::Softmax => "Softmax",
+            Self::Requantize => "Activation",
+            Self::Reshape => "Reshape",
+        }
+    }
+
+    /// Whether the output may share its input's bytes (element-wise kernels that read
+    /// each input element before writing the same output element).
+    pub const fn allows_in_place(self) -> bool {
+        matches!(self, Self::Add | Self::Requantize | Self::Softmax)
+    }
+}
+
+/// Mean modes (`PARAM0` byte of a Mean record), following TFLM's three int8 paths.
+pub mod mean_mode {
+    /// Different input/output quantization, `keep_dims = false`: TFLM's float path.
+    pub const FLOAT: u8 = 0;
+    /// `keep_dims = true` on a 4-D input: TFLM's integer path with a multiplier.
+    pub const INTEGER: u8 = 1;
+    /// Equal input/output quantization: integer sum divided with truncation.
+    pub const EQUAL_QUANT: u8 = 2;
+}
+
+/// Metadata entry tags (each entry: `u8` tag, `u16` length, bytes).
+pub mod meta {
+    /// UTF-8 model name.
+    pub const NAME: u8 = 1;
+    /// UTF-8 name and version of the tool that wrote the blob.
+    pub const TOOL: u8 = 2;
+    /// UTF-8 class labels, one per line.
+    pub const LABELS: u8 = 3;
+    /// Input preprocessing: `u8` colour mode (1 gray, 3 RGB), 3 bytes reserved,
+    /// `f32` pixel scale, `f32` pixel offset (`real = pixel × scale + offset`).
+    pub const PREPROCESS: u8 = 4;
+}
+
+/// Little-endian field readers over a byte slice; `None` past the end.
+pub(crate) fn read_u8(bytes: &[u8], at: usize) -> Option<u8> {
+    bytes.get(at).copied()
+}
+
+pub(crate) fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    let b = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes([b[0], b[1]]))
+}
+
+pub(crate) fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+pub(crate) fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
+    read_u32(bytes, at).map(|v| v as i32)
+}
+
+pub(crate) fn read_f32(bytes: &[u8], at: usize) -> Option<f32> {
+    read_u32(bytes, at).map(f32::from_bits)
+}
+
+pub(crate) fn read_i8(bytes: &[u8], at: usize) -> Option<i8> {
+    read_u8(bytes, at).map(|v| v as i8)
+}

@@ -1,0 +1,102 @@
+//! ADD int8 (TFLM's integer `Add`), for residual connections whose inputs have
+//! different scales.
+//!
+//! Each input is centred, shifted left by `left_shift` (20), scaled by its multiplier
+//! (`s_i / (2·max(s_1, s_2))`), the two are summed and scaled by
+//! `2·max(s_1, s_2) / (2^20 · s_out)`, then the output zero point is added and the
+//! fused activation clamps. Works in place (the output may be either input).
+
+use crate::quant::multiply_by_quantized_multiplier;
+use core::cell::Cell;
+
+/// Parameters of an addition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddParams {
+    /// Left shift applied to both centred inputs (20 for int8).
+    pub left_shift: i32,
+    /// First input's multiplier.
+    pub input1_multiplier: i32,
+    /// First input's shift.
+    pub input1_shift: i32,
+    /// Second input's multiplier.
+    pub input2_multiplier: i32,
+    /// Second input's shift.
+    pub input2_shift: i32,
+    /// Output multiplier.
+    pub output_multiplier: i32,
+    /// Output shift.
+    pub output_shift: i32,
+    /// First input's zero point.
+    pub input1_zero_point: i32,
+    /// Second input's zero point.
+    pub input2_zero_point: i32,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// Lower clamp.
+    pub act_min: i8,
+    /// Upper clamp.
+    pub act_max: i8,
+}
+
+impl AddParams {
+    /// One output element from one element of each input.
+    #[inline]
+    pub fn apply(&self, a: i8, b: i8) -> i8 {
+        let shifted1 = (i32::from(a) - self.input1_zero_point) << self.left_shift;
+        let shifted2 = (i32::from(b) - self.input2_zero_point) << self.left_shift;
+        let scaled1 = multiply_by_quantized_multiplier(shifted1, self.input1_multiplier, self.input1_shift);
+        let scaled2 = multiply_by_quantized_multiplier(shifted2, self.input2_multiplier, self.input2_shift);
+        let sum = scaled1.wrapping_add(scaled2);
+        let out = multiply_by_quantized_multiplier(sum, self.output_multiplier, self.output_shift)
+            .wrapping_add(self.output_zero_point);
+        out.clamp(i32::from(self.act_min), i32::from(self.act_max)) as i8
+    }
+}
+
+/// Adds two tensors element by element. The three slices may be the same memory.
+pub fn add_s8(input1: &[Cell<i8>], input2: &[Cell<i8>], output: &[Cell<i8>], params: &AddParams) {
+    for ((a, b), o) in input1.iter().zip(input2).zip(output) {
+        o.set(params.apply(a.get(), b.get()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::quantize_multiplier;
+
+    fn params(s1: f64, s2: f64, s_out: f64, zp: (i32, i32, i32)) -> AddParams {
+        let twice_max = 2.0 * s1.max(s2);
+        let (m1, sh1) = quantize_multiplier(s1 / twice_max);
+        let (m2, sh2) = quantize_multiplier(s2 / twice_max);
+        let (mo, sho) = quantize_multiplier(twice_max / ((1 << 20) as f64 * s_out));
+        AddParams {
+            left_shift: 20,
+            input1_multiplier: m1,
+            input1_shift: sh1,
+            input2_multiplier: m2,
+            input2_shift: sh2,
+            output_multiplier: mo,
+            output_shift: sho,
+            input1_zero_point: zp.0,
+            input2_zero_point: zp.1,
+            output_zero_point: zp.2,
+            act_min: -128,
+            act_max: 127,
+        }
+    }
+
+    #[test]
+    fn different_scales_and_in_place() {
+        // real a = 0.1·(q − 2), real b = 0.3·(q + 1), out scale 0.2, zp 0
+        let p = params(0.1, 0.3, 0.2, (2, -1, 0));
+        assert_eq!(p.apply(12, 1), 8); // 1.0 + 0.6 = 1.6 → 8
+        assert_eq!(p.apply(-128, -128), -128); // saturates
+        assert_eq!(p.apply(127, 127), 127);
+        let mut data = [12_i8, 22];
+        let cells = Cell::from_mut(&mut data[..]).as_slice_of_cells();
+        let b = [Cell::new(1_i8), Cell::new(-1)];
+        add_s8(cells, &b, cells, &p);
+        assert_eq!(data, [8, 10]); // 1.0 + 0.6; 2.0 + 0.0
+    }
+}

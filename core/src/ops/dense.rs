@@ -1,0 +1,66 @@
+//! FULLY_CONNECTED int8 (TFLM's `FullyConnected` / `FullyConnectedPerChannel`).
+//!
+//! `out[o] = clamp(zp_out + M_o · (bias[o] + Σ_i w[o, i] · (in[i] − zp_in)))` over the
+//! flattened input. Weights are symmetric (zero point 0). Layout: weights `[C_out, N]`.
+
+use super::{dot_offset, ChannelQuant};
+
+/// Parameters of a dense layer.
+#[derive(Clone, Copy, Debug)]
+pub struct DenseParams<'a> {
+    /// int8 weights `[C_out, N]`.
+    pub weights: &'a [i8],
+    /// Bias, requantization and clamp per output unit.
+    pub quant: ChannelQuant<'a>,
+}
+
+/// Runs a dense layer: `input` has `N` values, `output` has `C_out`.
+pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
+    let n = input.len();
+    for (o, out) in output.iter_mut().enumerate() {
+        let Some(row) = params.weights.get(o * n..(o + 1) * n) else {
+            return;
+        };
+        *out = params.quant.output(o, dot_offset(input, row, input_zero_point));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::I32s;
+    use crate::quant::quantize_multiplier;
+
+    #[test]
+    fn per_channel_scales_and_bias() {
+        let input: [i8; 3] = [10, 20, 30];
+        let weights: [i8; 6] = [1, 1, 1, -1, 0, 1];
+        let (m1, s1) = quantize_multiplier(1.0);
+        let (m2, s2) = quantize_multiplier(0.5);
+        let mut mult = [0_u8; 8];
+        let mut shift = [0_u8; 8];
+        let mut bias = [0_u8; 8];
+        mult[..4].copy_from_slice(&m1.to_le_bytes());
+        mult[4..].copy_from_slice(&m2.to_le_bytes());
+        shift[..4].copy_from_slice(&s1.to_le_bytes());
+        shift[4..].copy_from_slice(&s2.to_le_bytes());
+        bias[..4].copy_from_slice(&5_i32.to_le_bytes());
+        bias[4..].copy_from_slice(&(-1_i32).to_le_bytes());
+        let params = DenseParams {
+            weights: &weights,
+            quant: ChannelQuant {
+                bias: Some(I32s::new(&bias)),
+                multipliers: I32s::new(&mult),
+                shifts: I32s::new(&shift),
+                output_zero_point: 1,
+                act_min: -128,
+                act_max: 127,
+            },
+        };
+        let mut out = [0_i8; 2];
+        fully_connected_s8(&input, 10, &mut out, &params);
+        // unit 0: (0 + 10 + 20) + 5 = 35 → 35 + 1 = 36
+        // unit 1: (−0 + 20) − 1 = 19 → 19 × 0.5 = 9.5 → 10 (half away from zero) + 1 = 11
+        assert_eq!(out, [36, 11]);
+    }
+}

@@ -1,0 +1,107 @@
+//! SOFTMAX int8 with TFLM's fixed-point algorithm (not a lookup table).
+//!
+//! Per row (all channels of one pixel): `d = x − max`; for `d ≥ diff_min`,
+//! `e = exp(d·β·s_in)` in Q0.31 from the Q5.26 rescaled difference; the sum of `e`
+//! in Q12.19; its reciprocal; `out = e × 1/Σ` rounded to 1/256 and shifted by −128.
+//! Entries below `diff_min` give −128. Output scale 1/256, zero point −128.
+//! Works in place: each output element is written after its input was last read.
+
+use crate::quant::{
+    exp_on_negative_values, reciprocal, rescale, rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul, SOFTMAX_ACCUM_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS,
+};
+use core::cell::Cell;
+
+/// Parameters of a softmax (from `β` and the input scale, computed at export).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftmaxParams {
+    /// Q31 multiplier of `β · s_in · 2^26`.
+    pub input_multiplier: i32,
+    /// Its left shift.
+    pub input_left_shift: i32,
+    /// The most negative difference that still contributes.
+    pub diff_min: i32,
+}
+
+impl SoftmaxParams {
+    #[inline]
+    fn exp(&self, diff: i32) -> i32 {
+        let shifted = diff.wrapping_mul(1_i32.wrapping_shl(self.input_left_shift as u32));
+        let rescaled = saturating_rounding_doubling_high_mul(shifted, self.input_multiplier);
+        exp_on_negative_values(rescaled, SOFTMAX_DIFF_INTEGER_BITS)
+    }
+}
+
+/// Softmax over rows of `depth` values; `input` and `output` may be the same memory.
+pub fn softmax_s8(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, params: &SoftmaxParams) {
+    if depth == 0 {
+        return;
+    }
+    for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact(depth)) {
+        let max = row_in.iter().map(Cell::get).max().unwrap_or(i8::MIN);
+        let max = i32::from(max);
+        let mut sum_of_exps = 0_i32; // Q12.19
+        for x in row_in {
+            let diff = i32::from(x.get()) - max;
+            if diff >= params.diff_min {
+                let e = params.exp(diff);
+                sum_of_exps = sum_of_exps.wrapping_add(rescale(e, 0, SOFTMAX_ACCUM_INTEGER_BITS));
+            }
+        }
+        let (scale, bits_over_unit) = reciprocal(sum_of_exps, SOFTMAX_ACCUM_INTEGER_BITS);
+        let exponent = (bits_over_unit + 31 - 8).clamp(0, 31);
+        for (x, o) in row_in.iter().zip(row_out) {
+            let diff = i32::from(x.get()) - max;
+            let value = if diff >= params.diff_min {
+                let e = params.exp(diff);
+                let unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), exponent);
+                (unsat - 128).clamp(-128, 127)
+            } else {
+                -128
+            };
+            o.set(value as i8);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::softmax_params;
+
+    fn run(values: &mut [i8], scale: f32) {
+        let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, scale);
+        let p = SoftmaxParams {
+            input_multiplier,
+            input_left_shift,
+            diff_min,
+        };
+        let n = values.len();
+        let cells = Cell::from_mut(values).as_slice_of_cells();
+        softmax_s8(cells, cells, n, &p);
+    }
+
+    #[test]
+    fn uniform_and_peaked_rows() {
+        let mut uniform = [5_i8; 4];
+        run(&mut uniform, 0.1);
+        assert_eq!(uniform, [-64; 4]); // 0.25 × 256 − 128
+        let mut peaked = [127_i8, -128];
+        run(&mut peaked, 0.5); // e^-127.5 vanishes: all mass on the first entry
+        assert_eq!(peaked, [127, -128]);
+    }
+
+    #[test]
+    fn close_to_real_softmax() {
+        extern crate std;
+        let mut v = [10_i8, 0, -10, 20];
+        let scale = 0.05_f32;
+        let real: std::vec::Vec<f64> = v.iter().map(|&x| (f64::from(x) * f64::from(scale)).exp()).collect();
+        let total: f64 = real.iter().sum();
+        run(&mut v, scale);
+        for (q, r) in v.iter().zip(&real) {
+            let got = (f64::from(*q) + 128.0) / 256.0;
+            assert!((got - r / total).abs() <= 1.0 / 256.0, "{got} vs {}", r / total);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! microcnn host tools.
