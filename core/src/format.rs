@@ -9,7 +9,7 @@ pub const VERSION: u16 = 1;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 64;
 /// Length of one tensor record.
-pub const TENSOR_RECORD_LEN: usize = 20;
+pub const TENSOR_RECORD_LEN: usize = 24;
 /// Length of one operator record.
 pub const OP_RECORD_LEN: usize = 64;
 /// A constant offset meaning "absent" (an operator without bias).
@@ -65,10 +65,19 @@ pub mod tensor {
     pub const WIDTH: usize = 6;
     /// `u16` channels.
     pub const CHANNELS: usize = 8;
+    /// `u16` the tensor whose bytes this one aliases (itself, unless it is the output
+    /// of a Reshape).
+    pub const ALIAS_OF: usize = 10;
     /// `f32` scale.
     pub const SCALE: usize = 12;
     /// `i32` zero point.
     pub const ZERO_POINT: usize = 16;
+    /// `u16` time the tensor is written: 0 for the model input, `k + 1` for the output
+    /// of operator `k`.
+    pub const FIRST: usize = 20;
+    /// `u16` last time its bytes are needed (the largest reading operator's `k + 1`,
+    /// over all tensors that alias it; `op_count + 1` for the model output).
+    pub const LAST: usize = 22;
 }
 
 /// Offsets inside an operator record (see `FORMAT.md` for which kinds use which).
@@ -193,8 +202,9 @@ impl OpKind {
 
 /// Mean modes (`PARAM0` byte of a Mean record), following TFLM's three int8 paths.
 pub mod mean_mode {
-    /// Different input/output quantization, `keep_dims = false`: TFLM's float path.
-    pub const FLOAT: u8 = 0;
+    /// `keep_dims = false` with differing quantization (what Keras produces): the
+    /// centred sum times one multiplier that folds in `1 / count`.
+    pub const MULTIPLIER: u8 = 0;
     /// `keep_dims = true` on a 4-D input: TFLM's integer path with a multiplier.
     pub const INTEGER: u8 = 1;
     /// Equal input/output quantization: integer sum divided with truncation.
@@ -212,6 +222,9 @@ pub mod meta {
     /// Input preprocessing: `u8` colour mode (1 gray, 3 RGB), 3 bytes reserved,
     /// `f32` pixel scale, `f32` pixel offset (`real = pixel × scale + offset`).
     pub const PREPROCESS: u8 = 4;
+    /// The output's dimensions as the source framework gave them, without the batch
+    /// axis: `u16` each (for example `[1, 1, 6]` for a Keras `(1, 1, 6)` output).
+    pub const OUTPUT_DIMS: u8 = 5;
 }
 
 /// Little-endian field readers over a byte slice; `None` past the end.

@@ -34,6 +34,12 @@ pub struct TensorInfo {
     pub zero_point: i32,
     /// Offset of the first byte in the arena.
     pub arena_offset: usize,
+    /// The tensor whose bytes this one shares (itself unless it is a Reshape output).
+    pub alias_of: u16,
+    /// Time it is written (0 = model input, `k + 1` = operator `k`).
+    pub first: u16,
+    /// Last time its bytes are needed.
+    pub last: u16,
 }
 
 impl TensorInfo {
@@ -333,6 +339,9 @@ impl<'a> Model<'a> {
             scale,
             zero_point,
             arena_offset,
+            alias_of: read_u16(t, format::tensor::ALIAS_OF).unwrap_or(u16::MAX),
+            first: read_u16(t, format::tensor::FIRST).unwrap_or(u16::MAX),
+            last: read_u16(t, format::tensor::LAST).unwrap_or(0),
         };
         let valid = shape.height > 0
             && shape.width > 0
@@ -341,7 +350,10 @@ impl<'a> Model<'a> {
             && scale > 0.0
             && (-128..=127).contains(&zero_point)
             && (shape.height as u64) * (shape.width as u64) * (shape.channels as u64) <= u32::MAX as u64
-            && (arena_offset as u64) + (info.bytes() as u64) <= self.arena_size as u64;
+            && (arena_offset as u64) + (info.bytes() as u64) <= self.arena_size as u64
+            && usize::from(info.alias_of) < self.tensor_count
+            && info.first <= info.last
+            && usize::from(info.last) <= self.op_count + 1;
         if valid {
             Ok(info)
         } else {
@@ -466,8 +478,6 @@ impl<'a> Model<'a> {
                 mode: read_u8(r, op::PARAM0).unwrap_or(0),
                 multiplier: i32_at(op::PARAM0 + 4),
                 shift: i32_at(op::PARAM0 + 8),
-                scale: read_f32(r, op::PARAM0 + 12).unwrap_or(0.0),
-                bias: read_f32(r, op::PARAM0 + 16).unwrap_or(0.0),
                 input_zero_point: input.zero_point,
                 output_zero_point: out.zero_point,
             }),
@@ -484,8 +494,8 @@ impl<'a> Model<'a> {
                     input1_zero_point: input.zero_point,
                     input2_zero_point: second.zero_point,
                     output_zero_point: out.zero_point,
-                    act_min,
-                    act_max,
+                    act_min: read_i8(r, op::PARAM0 + 28).unwrap_or(-128),
+                    act_max: read_i8(r, op::PARAM0 + 29).unwrap_or(127),
                 })
             }
             OpKind::Concatenation => OpParams::Concatenation,
@@ -546,6 +556,17 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// The output's dimensions as the source model gave them (without batch), if
+    /// recorded; the product always equals the output's element count.
+    pub fn output_dims(&self) -> Option<heapless::Vec<usize, 4>> {
+        let entry = self.metadata_entry(meta::OUTPUT_DIMS)?;
+        let mut dims = heapless::Vec::new();
+        for chunk in entry.chunks_exact(2) {
+            dims.push(usize::from(u16::from_le_bytes([chunk[0], chunk[1]]))).ok()?;
+        }
+        (dims.iter().product::<usize>() == self.output().bytes()).then_some(dims)
+    }
+
     fn metadata_text(&self, tag: u8) -> Option<&'a str> {
         core::str::from_utf8(self.metadata_entry(tag)?).ok()
     }
@@ -558,14 +579,15 @@ impl<'a> Model<'a> {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        // Times are u16 in the tensor records: operator k runs at time k + 1.
+        if self.op_count + 1 > usize::from(u16::MAX) {
+            return Err(Error::BadGraph { op: u16::MAX });
+        }
         if usize::from(self.input) >= self.tensor_count {
             return Err(Error::BadTensor { tensor: self.input });
         }
         if usize::from(self.output) >= self.tensor_count {
             return Err(Error::BadTensor { tensor: self.output });
-        }
-        for t in 0..self.tensor_count {
-            self.tensor(t as u16)?;
         }
         for entry in metadata_entries(self.metadata) {
             let (tag, body) = entry?;
@@ -573,37 +595,67 @@ impl<'a> Model<'a> {
                 return Err(Error::BadMetadata);
             }
         }
+        self.validate_tensor_times()?;
         for i in 0..self.op_count {
             let operator = self.operator(i)?;
             self.validate_operator(i, &operator)?;
             self.validate_order(i, &operator)?;
         }
-        // Every tensor but the input is written by exactly one operator (checked in
-        // `validate_order`); the output must be written by someone unless it is the input.
-        if self.output != self.input && self.producer(self.output).is_none() {
-            return Err(Error::BadGraph {
-                op: self.op_count.min(u16::MAX as usize) as u16,
-            });
-        }
         self.validate_plan()
     }
 
-    /// The operator that writes tensor `t`, if any.
-    fn producer(&self, t: u16) -> Option<usize> {
-        (0..self.op_count).find(|&i| read_u16(&self.ops[i * format::OP_RECORD_LEN..], op::OUTPUT) == Some(t))
+    /// Each tensor's recorded write time names its real writer: time 0 is the model
+    /// input and nothing else; time `k + 1` is operator `k`, whose output it must be.
+    /// So every tensor has exactly one writer, and "written before" is a comparison.
+    fn validate_tensor_times(&self) -> Result<(), Error> {
+        let end = self.op_count + 1;
+        for t in 0..self.tensor_count as u16 {
+            let info = self.tensor(t)?;
+            let graph = Error::BadGraph {
+                op: info.first.saturating_sub(1),
+            };
+            if t == self.input {
+                if info.first != 0 || info.alias_of != t {
+                    return Err(graph);
+                }
+            } else {
+                let writer = usize::from(info.first).checked_sub(1).ok_or(graph)?;
+                let record = writer * format::OP_RECORD_LEN;
+                if writer >= self.op_count || read_u16(self.ops, record + op::OUTPUT) != Some(t) {
+                    return Err(graph);
+                }
+            }
+            if t == self.output && usize::from(info.last) != end {
+                return Err(Error::BadGraph {
+                    op: self.op_count as u16,
+                });
+            }
+        }
+        Ok(())
     }
 
+    /// Checks one operator against the tensor records: its inputs were written before
+    /// it runs and are still needed when it runs; its output is written by it; a
+    /// Reshape output aliases its input, whose lifetime covers the output's.
     fn validate_order(&self, index: usize, operator: &Operator<'_>) -> Result<(), Error> {
         let graph = Error::BadGraph { op: index as u16 };
-        // Each input exists before the operator runs: it is the model input or an
-        // earlier operator's output.
+        let now = index + 1;
         for t in operator.inputs.iter() {
-            if t != self.input && self.producer(t).is_none_or(|p| p >= index) {
+            let info = self.tensor(t)?;
+            if usize::from(info.first) >= now || usize::from(info.last) < now {
                 return Err(graph);
             }
         }
-        // The output is written once and is not the model input.
-        if operator.output == self.input || self.producer(operator.output) != Some(index) {
+        let out = self.tensor(operator.output)?;
+        if usize::from(out.first) != now {
+            return Err(graph);
+        }
+        if operator.kind == OpKind::Reshape {
+            let input = self.tensor(operator.inputs.get(0).unwrap_or(0))?;
+            if out.alias_of != input.alias_of || input.last < out.last {
+                return Err(graph);
+            }
+        } else if out.alias_of != operator.output {
             return Err(graph);
         }
         Ok(())
@@ -662,10 +714,10 @@ impl<'a> Model<'a> {
                 check(o.channels == i.channels, OpError::ShapeMismatch)?;
                 check(i.pixels() <= 1 << 23, OpError::Parameter)?;
                 check(
-                    matches!(p.mode, mean_mode::FLOAT | mean_mode::INTEGER | mean_mode::EQUAL_QUANT),
+                    matches!(p.mode, mean_mode::MULTIPLIER | mean_mode::INTEGER | mean_mode::EQUAL_QUANT),
                     OpError::Parameter,
                 )?;
-                check(shift_ok(p.shift) && p.scale.is_finite() && p.bias.is_finite(), OpError::Parameter)?;
+                check(shift_ok(p.shift) && p.multiplier >= 0, OpError::Parameter)?;
             }
             OpParams::Add(p) => {
                 let second = self.tensor(operator.inputs.get(1).unwrap_or(0))?;
@@ -713,70 +765,32 @@ impl<'a> Model<'a> {
 
     /// Checks that no two tensors that are live at the same time share bytes.
     ///
-    /// Time 0 is before the first operator; operator `k` runs at time `k + 1`. A
-    /// tensor lives from the time it is written to the last time it is read (the
-    /// output until the end). Reshape outputs alias their input and join its group.
-    /// An element-wise operator may write its output over an input whose group dies
-    /// at that operator, if the two occupy exactly the same bytes.
+    /// A tensor lives from its write time to its last time (both verified above to
+    /// cover every real use). Reshape outputs share their input's bytes and are
+    /// covered by it, so only tensors that alias themselves are compared. Two of them
+    /// may share bytes while both live only if they occupy exactly the same bytes and
+    /// meet at one element-wise operator that reads the first and writes the second.
     fn validate_plan(&self) -> Result<(), Error> {
-        let end = self.op_count + 1;
-        // Group root of each tensor (Reshape chains), found by walking producers.
-        let root = |mut t: u16| -> u16 {
-            for _ in 0..self.op_count {
-                match self.producer(t).and_then(|p| self.operator(p).ok()) {
-                    Some(o) if o.kind == OpKind::Reshape => t = o.inputs.get(0).unwrap_or(t),
-                    _ => break,
-                }
-            }
-            t
-        };
-        // Lifetime of the group whose root is `g`: [first, last].
-        let lifetime = |g: u16| -> (usize, usize) {
-            let mut first = usize::MAX;
-            let mut last = 0;
-            for t in 0..self.tensor_count as u16 {
-                if root(t) != g {
-                    continue;
-                }
-                let written = if t == self.input { 0 } else { self.producer(t).map_or(0, |p| p + 1) };
-                first = first.min(written);
-                last = last.max(written);
-                if t == self.output {
-                    last = end;
-                }
-                for k in 0..self.op_count {
-                    if let Ok(o) = self.operator(k) {
-                        if o.inputs.iter().any(|x| x == t) {
-                            last = last.max(k + 1);
-                        }
-                    }
-                }
-            }
-            (first, last)
-        };
         for a in 0..self.tensor_count as u16 {
-            if root(a) != a {
+            let ta = self.tensor(a)?;
+            if ta.alias_of != a {
                 continue;
             }
-            let ta = self.tensor(a)?;
-            let (fa, la) = lifetime(a);
             for b in (a + 1)..self.tensor_count as u16 {
-                if root(b) != b {
+                let tb = self.tensor(b)?;
+                if tb.alias_of != b {
                     continue;
                 }
-                let tb = self.tensor(b)?;
-                let ra = ta.arena_range();
-                let rb = tb.arena_range();
+                let (ra, rb) = (ta.arena_range(), tb.arena_range());
                 if ra.start >= rb.end || rb.start >= ra.end {
                     continue; // disjoint bytes
                 }
-                let (fb, lb) = lifetime(b);
-                if fa.max(fb) > la.min(lb) {
+                if ta.first.max(tb.first) > ta.last.min(tb.last) {
                     continue; // never live together
                 }
-                // Touching at exactly one operator that may run in place?
                 let in_place = ra == rb
-                    && ((la == fb && self.writes_in_place(fb, a, b)) || (lb == fa && self.writes_in_place(fa, b, a)));
+                    && ((ta.last == tb.first && self.writes_in_place(tb.first, a, b))
+                        || (tb.last == ta.first && self.writes_in_place(ta.first, b, a)));
                 if !in_place {
                     return Err(Error::ArenaOverlap { first: a, second: b });
                 }
@@ -785,18 +799,17 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// Whether the operator running at `time` reads group `from` and writes group `to`
-    /// element-wise, so that sharing their bytes is safe.
-    fn writes_in_place(&self, time: usize, from: u16, to: u16) -> bool {
-        let Some(k) = time.checked_sub(1) else {
+    /// Whether the operator running at `time` reads (an alias of) `from` and writes
+    /// `to` element by element, so that sharing their bytes is safe.
+    fn writes_in_place(&self, time: u16, from: u16, to: u16) -> bool {
+        let Some(k) = usize::from(time).checked_sub(1) else {
             return false;
         };
         match self.operator(k) {
             Ok(o) => {
                 o.kind.allows_in_place()
                     && o.output == to
-                    && o.inputs.iter().any(|x| x == from)
-                    && self.tensor(from).map(|t| t.shape) == self.tensor(to).map(|t| t.shape)
+                    && o.inputs.iter().any(|x| self.tensor(x).is_ok_and(|t| t.alias_of == from))
             }
             Err(_) => false,
         }
@@ -808,6 +821,9 @@ const EMPTY_TENSOR: TensorInfo = TensorInfo {
     scale: 1.0,
     zero_point: 0,
     arena_offset: 0,
+    alias_of: 0,
+    first: 0,
+    last: 0,
 };
 
 /// Window geometry shared by convolutions and pooling: non-zero kernel, stride and

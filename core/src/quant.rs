@@ -82,6 +82,21 @@ pub fn quantize_multiplier(real: f64) -> (i32, i32) {
     (q_fixed as i32, shift)
 }
 
+/// The multiplier and shift of a mean over `count` elements with real scale
+/// `input_scale / output_scale` (TFLM's `QuantizedMeanOrSum`): the Q31 multiplier
+/// is shifted left by `min(floor(log2 count), 32, 31 + shift)` and divided by
+/// `count` with truncation, and the shift lowered by as much.
+pub fn mean_multiplier(real_scale: f64, count: usize) -> (i32, i32) {
+    let (multiplier, shift) = quantize_multiplier(real_scale);
+    if count == 0 {
+        return (multiplier, shift);
+    }
+    let log2 = 63 - (count as u64).leading_zeros() as i32;
+    let extra = log2.min(32).min(31 + shift).max(0);
+    let folded = ((i64::from(multiplier) << extra) / count as i64) as i32;
+    (folded, shift - extra)
+}
+
 /// Splits `x` (finite, positive) into a fraction in `[0.5, 1)` and a power of two,
 /// like C's `frexp`.
 fn frexp(x: f64) -> (f64, i32) {

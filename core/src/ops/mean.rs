@@ -1,9 +1,10 @@
 //! MEAN over height and width (Keras's `GlobalAveragePooling2D`), with TFLM's three
 //! int8 paths, chosen at export (see [`mean_mode`](crate::format::mean_mode)):
 //!
-//! - **float** (scales or zero points differ, `keep_dims = false`, what Keras
-//!   produces): `sum` in int32, then in `f32`:
-//!   `round((sum / n) × (s_in / s_out) + (−zp_in × s_in / s_out)) + zp_out`, clamped;
+//! - **multiplier** (`keep_dims = false`, what Keras produces): `Σx − zp_in·n`
+//!   requantized by one multiplier that folds `1/n` into `s_in / s_out` (TFLM's
+//!   `QuantizedMeanOrSum`: the Q31 multiplier shifted left by `floor(log2 n)` and
+//!   divided by `n` with truncation, at export), plus `zp_out`, clamped;
 //! - **integer** (`keep_dims = true`): `Σ(x − zp_in)` requantized by `s_in / s_out`,
 //!   divided by `n` rounding half away from zero, plus `zp_out`, clamped;
 //! - **equal quantization**: `Σx / n` with C's truncating division.
@@ -12,7 +13,7 @@
 
 use super::pool::rounded_divide;
 use crate::format::mean_mode;
-use crate::quant::{multiply_by_quantized_multiplier, round_half_away_f32};
+use crate::quant::multiply_by_quantized_multiplier;
 use crate::shape::Shape;
 
 /// Parameters of a mean.
@@ -20,14 +21,11 @@ use crate::shape::Shape;
 pub struct MeanParams {
     /// One of [`mean_mode`](crate::format::mean_mode).
     pub mode: u8,
-    /// Q31 multiplier of `s_in / s_out` (integer path).
+    /// Multiplier: of `s_in / s_out` (integer mode) or of `s_in / (s_out · n)`
+    /// (multiplier mode).
     pub multiplier: i32,
-    /// Shift of `s_in / s_out` (integer path).
+    /// Its shift.
     pub shift: i32,
-    /// `s_in / s_out` in `f32` (float path).
-    pub scale: f32,
-    /// `−zp_in × scale` in `f32` (float path).
-    pub bias: f32,
     /// Input zero point.
     pub input_zero_point: i32,
     /// Output zero point.
@@ -39,8 +37,7 @@ pub fn mean_hw_s8(input: &[i8], input_shape: Shape, output: &mut [i8], params: &
     let channels = input_shape.channels;
     let count = input_shape.pixels();
     for (c, out) in output.iter_mut().enumerate().take(channels) {
-        // At most 2^23 pixels (validated), so the sums fit in i32 and, for the float
-        // path, are exact in f32.
+        // At most 2^23 pixels (validated), so the sums fit in i32.
         let mut sum = 0_i32;
         let mut centred = 0_i32;
         for p in 0..count {
@@ -54,12 +51,8 @@ pub fn mean_hw_s8(input: &[i8], input_shape: Shape, output: &mut [i8], params: &
                 rounded_divide(scaled, count as i32) + params.output_zero_point
             }
             mean_mode::EQUAL_QUANT => sum / count as i32,
-            _ => {
-                let mean = sum as f32 / count as f32;
-                let r = round_half_away_f32(mean * params.scale + params.bias);
-                let r = r + params.output_zero_point as f32;
-                r.clamp(-128.0, 127.0) as i32
-            }
+            _ => multiply_by_quantized_multiplier(centred, params.multiplier, params.shift)
+                .wrapping_add(params.output_zero_point),
         };
         *out = value.clamp(-128, 127) as i8;
     }
@@ -68,7 +61,7 @@ pub fn mean_hw_s8(input: &[i8], input_shape: Shape, output: &mut [i8], params: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::quantize_multiplier;
+    use crate::quant::{mean_multiplier, quantize_multiplier};
 
     #[test]
     fn three_paths() {
@@ -80,17 +73,21 @@ mod tests {
             mode: mean_mode::EQUAL_QUANT,
             multiplier,
             shift,
-            scale: 0.5,
-            bias: -0.5,
             input_zero_point: 1,
             output_zero_point: 2,
         };
         mean_hw_s8(&input, shape, &mut out, &params);
         assert_eq!(out, [2, 25]); // 11/4 = 2 (truncated), 101/4 = 25
-        params.mode = mean_mode::FLOAT;
+        params.mode = mean_mode::MULTIPLIER;
+        let (m, s) = mean_multiplier(0.5, 4);
+        params.multiplier = m;
+        params.shift = s;
         mean_hw_s8(&input, shape, &mut out, &params);
-        // 2.75·0.5 − 0.5 = 0.875 → 1, +2 = 3; 25.25·0.5 − 0.5 = 12.125 → 12, +2 = 14
+        // Σ(x−1) = 7 → 7·0.5/4 = 0.875 → 1, +2 = 3; 97 → 12.125 → 12, +2 = 14
         assert_eq!(out, [3, 14]);
+        let (m, s) = quantize_multiplier(0.5);
+        params.multiplier = m;
+        params.shift = s;
         params.mode = mean_mode::INTEGER;
         mean_hw_s8(&input, shape, &mut out, &params);
         // Σ(x−1) = 7 → ·0.5 = 3.5 → 4 → 4/4 = 1, +2 = 3; Σ = 97 → 48.5 → 49 → 12.25 → 12, +2 = 14

@@ -1,1 +1,37 @@
-fn main() {}
+//! The `microcnn` command-line tool.
+
+#[path = "../cmd/mod.rs"]
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// microcnn: run, import and inspect int8 CNNs for microcontrollers.
+#[derive(Parser, Debug)]
+#[command(name = "microcnn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Convert an int8 TFLite model into a `.mcnn` blob.
+    Import(cmd::import::Cmd),
+    /// Run a model on int8 samples or on an image.
+    Infer(cmd::infer::Cmd),
+    /// Print a Keras-like summary of a model.
+    Summary(cmd::summary::Cmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Import(c) => cmd::import::run(c),
+        Command::Infer(c) => cmd::infer::run(c),
+        Command::Summary(c) => cmd::summary::run(c),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

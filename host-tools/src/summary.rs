@@ -1,0 +1,136 @@
+//! A Keras-`summary()`-like report of a `.mcnn` model: one row per operator with its
+//! output shape, parameters, MACs and place in the arena, plus totals.
+
+use microcnn_core::{Interpreter, Model};
+use serde::Serialize;
+
+/// One operator's row.
+#[derive(Clone, Debug, Serialize)]
+pub struct Layer {
+    /// Operator index.
+    pub index: usize,
+    /// Operator kind (Keras-style name).
+    pub op: String,
+    /// Output shape `[H, W, C]`.
+    pub output_shape: [usize; 3],
+    /// Weights and biases.
+    pub params: u64,
+    /// Multiply-accumulates per invoke.
+    pub macs: u64,
+    /// Output's arena offset.
+    pub arena_offset: usize,
+    /// Output's bytes.
+    pub bytes: usize,
+    /// Constant bytes in the blob (weights, bias, multipliers, shifts).
+    pub constant_bytes: usize,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Model name.
+    pub name: String,
+    /// Input shape `[H, W, C]`.
+    pub input_shape: [usize; 3],
+    /// Output shape `[H, W, C]`.
+    pub output_shape: [usize; 3],
+    /// Arena bytes for activations.
+    pub arena_bytes: usize,
+    /// Bytes of the interpreter struct itself (RAM besides the arena).
+    pub interpreter_bytes: usize,
+    /// Blob size (flash).
+    pub flash_bytes: usize,
+    /// Total parameters.
+    pub params: u64,
+    /// Total MACs per invoke.
+    pub macs: u64,
+    /// Class labels.
+    pub labels: Vec<String>,
+    /// One row per operator.
+    pub layers: Vec<Layer>,
+}
+
+fn dims(s: microcnn_core::Shape) -> [usize; 3] {
+    [s.height, s.width, s.channels]
+}
+
+/// Builds the report.
+pub fn summarize(model: &Model<'_>) -> Summary {
+    let mut layers = Vec::new();
+    for index in 0..model.op_count() {
+        let Ok(op) = model.operator(index) else { continue };
+        let input = model.tensor(op.inputs.get(0).unwrap_or(0)).map(|t| t.shape).unwrap_or_default();
+        let Ok(out) = model.tensor(op.output) else { continue };
+        layers.push(Layer {
+            index,
+            op: op.kind.name().to_string(),
+            output_shape: dims(out.shape),
+            params: op.params_count(),
+            macs: op.macs(&input, &out.shape),
+            arena_offset: out.arena_offset,
+            bytes: out.bytes(),
+            constant_bytes: op.constant_bytes(),
+        });
+    }
+    Summary {
+        name: model.name().unwrap_or("").to_string(),
+        input_shape: dims(model.input().shape),
+        output_shape: dims(model.output().shape),
+        arena_bytes: model.arena_size(),
+        interpreter_bytes: std::mem::size_of::<Interpreter<'static, 'static>>() + std::mem::size_of::<Model<'static>>(),
+        flash_bytes: model.as_bytes().len(),
+        params: layers.iter().map(|l| l.params).sum(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        labels: model.labels().map(str::to_string).collect(),
+        layers,
+    }
+}
+
+/// Renders the report as a text table.
+pub fn render(s: &Summary) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let rule = "─".repeat(92);
+    let _ = writeln!(out, "Model: \"{}\"", s.name);
+    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(
+        out,
+        "{:<4} {:<16} {:<16} {:>10} {:>12} {:>12} {:>10}",
+        "#", "Layer", "Output shape", "Params", "MACs", "Arena off.", "Bytes"
+    );
+    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(
+        out,
+        "{:<4} {:<16} {:<16} {:>10} {:>12} {:>12} {:>10}",
+        "-",
+        "Input",
+        format!("{:?}", s.input_shape),
+        0,
+        0,
+        "",
+        s.input_shape.iter().product::<usize>()
+    );
+    for l in &s.layers {
+        let _ = writeln!(
+            out,
+            "{:<4} {:<16} {:<16} {:>10} {:>12} {:>12} {:>10}",
+            l.index,
+            l.op,
+            format!("{:?}", l.output_shape),
+            l.params,
+            l.macs,
+            l.arena_offset,
+            l.bytes
+        );
+    }
+    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(out, "Total params: {}", s.params);
+    let _ = writeln!(out, "Total MACs per inference: {}", s.macs);
+    let _ = writeln!(
+        out,
+        "Arena (RAM): {} bytes of activations + {} bytes of interpreter state",
+        s.arena_bytes, s.interpreter_bytes
+    );
+    let _ = writeln!(out, "Model blob (flash): {} bytes", s.flash_bytes);
+    out
+}
