@@ -1,0 +1,106 @@
+//! A valid blob cut at every length and with every byte flipped never panics: the
+//! loader returns an error (or, for a flip it cannot see, a model that still runs).
+
+use microcnn_core::{Error, Interpreter, Model};
+use microcnn_tools::tflite_to_blob;
+use std::path::Path;
+
+fn blob(case: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors").join(case).join("model.tflite");
+    tflite_to_blob(&path).expect("import")
+}
+
+fn exercise(bytes: &[u8]) -> Result<(), Error> {
+    let model = Model::from_bytes(bytes)?;
+    let mut arena = vec![0_u8; model.arena_size()];
+    let mut net = Interpreter::new(&model, &mut arena)?;
+    net.input_mut().fill(7);
+    net.invoke()?;
+    let _ = net.top_k::<3>();
+    Ok(())
+}
+
+/// Rewrites the CRC so that a corruption reaches the structural checks.
+fn fix_crc(bytes: &mut [u8]) {
+    if bytes.len() >= 64 {
+        let crc = microcnn_core::crc::crc32(&bytes[16..]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    for case in ["small_cnn_28x28", "residual_add"] {
+        let full = blob(case);
+        exercise(&full).expect("the intact blob runs");
+        for len in 0..full.len() {
+            assert!(Model::from_bytes(&full[..len]).is_err(), "{case}: cut at {len} loaded");
+        }
+    }
+}
+
+#[test]
+fn every_byte_flip_is_caught_or_harmless() {
+    for case in ["small_cnn_28x28", "residual_add", "global_avgpool"] {
+        let full = blob(case);
+        for i in 0..full.len() {
+            let mut bad = full.clone();
+            bad[i] ^= 0xff;
+            // The CRC catches every single-byte change outside the CRC field itself.
+            if !(12..16).contains(&i) {
+                assert!(
+                    matches!(Model::from_bytes(&bad), Err(_)),
+                    "{case}: flip at {i} loaded without a checksum error"
+                );
+            }
+            // With the CRC rewritten, the structural checks must hold on their own.
+            fix_crc(&mut bad);
+            let _ = exercise(&bad);
+        }
+    }
+}
+
+#[test]
+fn structural_corruptions_give_typed_errors() {
+    let full = blob("small_cnn_28x28");
+    let mut bad = full.clone();
+    bad[0] = b'X';
+    assert_eq!(Model::from_bytes(&bad).unwrap_err(), Error::BadMagic);
+    let mut bad = full.clone();
+    bad[4] = 99;
+    fix_crc(&mut bad);
+    assert!(matches!(Model::from_bytes(&bad), Err(Error::UnsupportedVersion { found: 99, .. })));
+    let mut bad = full.clone();
+    bad[20] ^= 1;
+    assert!(matches!(Model::from_bytes(&bad), Err(Error::ChecksumMismatch { .. })));
+    // An arena smaller than the plan: every tensor must lie inside it.
+    let mut bad = full.clone();
+    bad[16..20].copy_from_slice(&16_u32.to_le_bytes());
+    fix_crc(&mut bad);
+    assert!(matches!(Model::from_bytes(&bad), Err(Error::BadTensor { .. })));
+    // Move the pooling output onto the convolution output it reads: the plan check fails.
+    let model = Model::from_bytes(&full).expect("valid");
+    let tensors_offset = u32::from_le_bytes(full[28..32].try_into().unwrap()) as usize;
+    let conv_out = model.operator(0).expect("op").output;
+    let pool_out = model.operator(1).expect("op").output as usize;
+    let mut bad = full.clone();
+    let conv_offset = model.tensor(conv_out).expect("tensor").arena_offset as u32;
+    let at = tensors_offset + pool_out * microcnn_core::format::TENSOR_RECORD_LEN;
+    bad[at..at + 4].copy_from_slice(&conv_offset.to_le_bytes());
+    fix_crc(&mut bad);
+    assert!(matches!(Model::from_bytes(&bad), Err(Error::ArenaOverlap { .. })), "{:?}", Model::from_bytes(&bad));
+}
+
+#[test]
+fn interpreter_refuses_a_small_arena() {
+    let full = blob("small_cnn_28x28");
+    let model = Model::from_bytes(&full).expect("valid");
+    let mut arena = vec![0_u8; model.arena_size() - 1];
+    assert_eq!(
+        Interpreter::new(&model, &mut arena).err(),
+        Some(Error::ArenaTooSmall {
+            needed: model.arena_size(),
+            available: model.arena_size() - 1
+        })
+    );
+}
