@@ -128,31 +128,26 @@ impl fmt::Display for Error {
                 write!(f, "blob truncated: needs {needed} bytes, has {available}")
             }
             Error::BadMagic => write!(f, "not a microcnn model (bad magic)"),
-            Error::UnsupportedVersion { found, supported } => write!(
-                f,
-                "blob format version {found} is not supported (this build reads version {supported})"
-            ),
-            Error::ChecksumMismatch { stored, computed } => write!(
-                f,
-                "checksum mismatch: header says {stored:#010x}, contents give {computed:#010x}"
-            ),
+            Error::UnsupportedVersion { found, supported } => {
+                write!(f, "blob format version {found} is not supported (this build reads version {supported})")
+            }
+            Error::ChecksumMismatch { stored, computed } => {
+                write!(f, "checksum mismatch: header says {stored:#010x}, contents give {computed:#010x}")
+            }
             Error::SectionOutOfBounds { section } => {
                 write!(f, "{section:?} section lies outside the blob")
             }
             Error::BadTensor { tensor } => write!(f, "tensor {tensor} is invalid"),
             Error::BadOperator { op, reason } => write!(f, "operator {op} is invalid: {reason}"),
-            Error::BadGraph { op } => write!(
-                f,
-                "operator {op} reads a tensor that is not produced before it, or writes one twice"
-            ),
-            Error::ArenaOverlap { first, second } => write!(
-                f,
-                "arena plan is unsound: tensors {first} and {second} are live together and overlap"
-            ),
-            Error::ArenaTooSmall { needed, available } => write!(
-                f,
-                "arena too small: the model needs {needed} bytes, {available} given"
-            ),
+            Error::BadGraph { op } => {
+                write!(f, "operator {op} reads a tensor that is not produced before it, or writes one twice")
+            }
+            Error::ArenaOverlap { first, second } => {
+                write!(f, "arena plan is unsound: tensors {first} and {second} are live together and overlap")
+            }
+            Error::ArenaTooSmall { needed, available } => {
+                write!(f, "arena too small: the model needs {needed} bytes, {available} given")
+            }
             Error::BadMetadata => write!(f, "metadata section is malformed"),
             Error::WrongLength { expected, found } => {
                 write!(f, "buffer has {found} bytes, expected {expected}")

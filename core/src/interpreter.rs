@@ -39,16 +39,10 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     pub fn new(model: &'m Model<'a>, arena: &'m mut [u8]) -> Result<Self, Error> {
         let needed = model.arena_size();
         if arena.len() < needed {
-            return Err(Error::ArenaTooSmall {
-                needed,
-                available: arena.len(),
-            });
+            return Err(Error::ArenaTooSmall { needed, available: arena.len() });
         }
         let arena: &mut [i8] = bytemuck::cast_slice_mut(arena);
-        Ok(Self {
-            model,
-            arena: &mut arena[..needed],
-        })
+        Ok(Self { model, arena: &mut arena[..needed] })
     }
 
     /// The model.
@@ -145,21 +139,11 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             OpParams::Add(p) => {
                 let second = model.tensor(operator.inputs.get(1).unwrap_or(0))?;
                 let cells = Cell::from_mut(arena).as_slice_of_cells();
-                add::add_s8(
-                    cells_of(cells, &input)?,
-                    cells_of(cells, &second)?,
-                    cells_of(cells, &output)?,
-                    p,
-                );
+                add::add_s8(cells_of(cells, &input)?, cells_of(cells, &second)?, cells_of(cells, &output)?, p);
             }
             OpParams::Softmax(p) => {
                 let cells = Cell::from_mut(arena).as_slice_of_cells();
-                softmax::softmax_s8(
-                    cells_of(cells, &input)?,
-                    cells_of(cells, &output)?,
-                    output.shape.channels,
-                    p,
-                );
+                softmax::softmax_s8(cells_of(cells, &input)?, cells_of(cells, &output)?, output.shape.channels, p);
             }
             OpParams::Requantize(p) => {
                 let cells = Cell::from_mut(arena).as_slice_of_cells();

@@ -7,7 +7,9 @@
 
 use crate::crc::crc32;
 use crate::error::{Error, OpError, Section};
-use crate::format::{self, header, mean_mode, meta, op, read_f32, read_i32, read_i8, read_u16, read_u32, read_u8, OpKind};
+use crate::format::{
+    self, header, mean_mode, meta, op, read_f32, read_i32, read_i8, read_u16, read_u32, read_u8, OpKind,
+};
 use crate::ops::add::AddParams;
 use crate::ops::conv::{ConvParams, Window};
 use crate::ops::dense::DenseParams;
@@ -161,9 +163,7 @@ impl Operator<'_> {
 
     /// Constant bytes this operator uses in the blob (weights, bias, multipliers, shifts).
     pub fn constant_bytes(&self) -> usize {
-        let quant = |q: &ChannelQuant<'_>| {
-            q.bias.map_or(0, |b| b.0.len()) + q.multipliers.0.len() + q.shifts.0.len()
-        };
+        let quant = |q: &ChannelQuant<'_>| q.bias.map_or(0, |b| b.0.len()) + q.multipliers.0.len() + q.shifts.0.len();
         match &self.params {
             OpParams::Conv2d(p) | OpParams::DepthwiseConv2d(p) => p.weights.len() + quant(&p.quant),
             OpParams::FullyConnected(p) => p.weights.len() + quant(&p.quant),
@@ -199,11 +199,8 @@ pub struct Model<'a> {
     arena_size: usize,
 }
 
-fn section<'a>(bytes: &'a [u8], offset: usize, len: usize, which: Section) -> Result<&'a [u8], Error> {
-    offset
-        .checked_add(len)
-        .and_then(|end| bytes.get(offset..end))
-        .ok_or(Error::SectionOutOfBounds { section: which })
+fn section(bytes: &[u8], offset: usize, len: usize, which: Section) -> Result<&[u8], Error> {
+    offset.checked_add(len).and_then(|end| bytes.get(offset..end)).ok_or(Error::SectionOutOfBounds { section: which })
 }
 
 impl<'a> Model<'a> {
@@ -213,10 +210,7 @@ impl<'a> Model<'a> {
     /// bad blob gives an [`Error`], never a panic, an out-of-bounds read or a hang.
     /// Validation takes time linear in the blob size plus quadratic in the tensor count.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
-        let truncated = |needed: usize| Error::Truncated {
-            needed,
-            available: bytes.len(),
-        };
+        let truncated = |needed: usize| Error::Truncated { needed, available: bytes.len() };
         if bytes.len() < format::HEADER_LEN {
             return Err(truncated(format::HEADER_LEN));
         }
@@ -227,16 +221,10 @@ impl<'a> Model<'a> {
         let u32_at = |at| read_u32(bytes, at).unwrap_or(0) as usize;
         let version = u16_at(header::VERSION);
         if version != format::VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: version,
-                supported: format::VERSION,
-            });
+            return Err(Error::UnsupportedVersion { found: version, supported: format::VERSION });
         }
         if usize::from(u16_at(header::HEADER_LEN)) != format::HEADER_LEN {
-            return Err(Error::UnsupportedVersion {
-                found: version,
-                supported: format::VERSION,
-            });
+            return Err(Error::UnsupportedVersion { found: version, supported: format::VERSION });
         }
         let total = u32_at(header::TOTAL_LEN);
         if total < format::HEADER_LEN || total > bytes.len() {
@@ -265,12 +253,7 @@ impl<'a> Model<'a> {
                 u32_at(header::CONSTANTS_LEN),
                 Section::Constants,
             )?,
-            metadata: section(
-                bytes,
-                u32_at(header::METADATA_OFFSET),
-                u32_at(header::METADATA_LEN),
-                Section::Metadata,
-            )?,
+            metadata: section(bytes, u32_at(header::METADATA_OFFSET), u32_at(header::METADATA_LEN), Section::Metadata)?,
             tensor_count,
             op_count,
             input: u16_at(header::INPUT_TENSOR),
@@ -367,10 +350,7 @@ impl<'a> Model<'a> {
         let op_index = index.min(u16::MAX as usize) as u16;
         let bad = |reason| Error::BadOperator { op: op_index, reason };
         let base = index * format::OP_RECORD_LEN;
-        let r = self
-            .ops
-            .get(base..base + format::OP_RECORD_LEN)
-            .ok_or(bad(OpError::TensorIndex))?;
+        let r = self.ops.get(base..base + format::OP_RECORD_LEN).ok_or(bad(OpError::TensorIndex))?;
         let u16_at = |at| read_u16(r, at).unwrap_or(0);
         let usize_at = |at| usize::from(u16_at(at));
         let i32_at = |at| read_i32(r, at).unwrap_or(0);
@@ -378,10 +358,7 @@ impl<'a> Model<'a> {
         let kind = OpKind::from_u8(kind_byte).ok_or(bad(OpError::UnknownKind(kind_byte)))?;
         let count = usize_at(op::INPUT_COUNT);
         let inputs = if count <= 2 {
-            Inputs::Inline {
-                indices: [u16_at(op::INPUT0), u16_at(op::INPUT1)],
-                count,
-            }
+            Inputs::Inline { indices: [u16_at(op::INPUT0), u16_at(op::INPUT1)], count }
         } else {
             let offset = read_u32(r, op::INPUT_LIST).unwrap_or(u32::MAX) as usize;
             Inputs::List(self.constant(offset, count * 2).ok_or(bad(OpError::ConstantOutOfBounds))?)
@@ -427,14 +404,7 @@ impl<'a> Model<'a> {
             let shifts = I32s::new(self.constant(at(op::SHIFTS) as usize, channels * 4).ok_or(oob)?);
             Ok((
                 bytemuck::cast_slice(weights),
-                ChannelQuant {
-                    bias,
-                    multipliers,
-                    shifts,
-                    output_zero_point: out.zero_point,
-                    act_min,
-                    act_max,
-                },
+                ChannelQuant { bias, multipliers, shifts, output_zero_point: out.zero_point, act_min, act_max },
             ))
         };
         let params = match kind {
@@ -446,12 +416,7 @@ impl<'a> Model<'a> {
                     taps * out.shape.channels
                 };
                 let (weights, quant) = channel_quant(weights_len, out.shape.channels)?;
-                let p = ConvParams {
-                    window,
-                    depth_multiplier: usize_at(op::DEPTH_MULTIPLIER),
-                    weights,
-                    quant,
-                };
+                let p = ConvParams { window, depth_multiplier: usize_at(op::DEPTH_MULTIPLIER), weights, quant };
                 if kind == OpKind::Conv2d {
                     OpParams::Conv2d(p)
                 } else {
@@ -463,11 +428,7 @@ impl<'a> Model<'a> {
                 OpParams::FullyConnected(DenseParams { weights, quant })
             }
             OpKind::MaxPool2d | OpKind::AvgPool2d => {
-                let p = PoolParams {
-                    window,
-                    act_min,
-                    act_max,
-                };
+                let p = PoolParams { window, act_min, act_max };
                 if kind == OpKind::MaxPool2d {
                     OpParams::MaxPool2d(p)
                 } else {
@@ -514,12 +475,7 @@ impl<'a> Model<'a> {
             }),
             OpKind::Reshape => OpParams::Reshape,
         };
-        Ok(Operator {
-            kind,
-            inputs,
-            output,
-            params,
-        })
+        Ok(Operator { kind, inputs, output, params })
     }
 
     fn constant(&self, offset: usize, len: usize) -> Option<&'a [u8]> {
@@ -611,9 +567,7 @@ impl<'a> Model<'a> {
         let end = self.op_count + 1;
         for t in 0..self.tensor_count as u16 {
             let info = self.tensor(t)?;
-            let graph = Error::BadGraph {
-                op: info.first.saturating_sub(1),
-            };
+            let graph = Error::BadGraph { op: info.first.saturating_sub(1) };
             if t == self.input {
                 if info.first != 0 || info.alias_of != t {
                     return Err(graph);
@@ -626,9 +580,7 @@ impl<'a> Model<'a> {
                 }
             }
             if t == self.output && usize::from(info.last) != end {
-                return Err(Error::BadGraph {
-                    op: self.op_count as u16,
-                });
+                return Err(Error::BadGraph { op: self.op_count as u16 });
             }
         }
         Ok(())
@@ -662,10 +614,7 @@ impl<'a> Model<'a> {
     }
 
     fn validate_operator(&self, index: usize, operator: &Operator<'_>) -> Result<(), Error> {
-        let bad = |reason| Error::BadOperator {
-            op: index as u16,
-            reason,
-        };
+        let bad = |reason| Error::BadOperator { op: index as u16, reason };
         let input = self.tensor(operator.inputs.get(0).unwrap_or(0))?;
         let out = self.tensor(operator.output)?;
         let (i, o) = (input.shape, out.shape);
@@ -741,14 +690,8 @@ impl<'a> Model<'a> {
             }
             OpParams::Softmax(p) => {
                 check(i == o, OpError::ShapeMismatch)?;
-                check(
-                    (0..=30).contains(&p.input_left_shift) && p.diff_min <= 0,
-                    OpError::Parameter,
-                )?;
-                check(
-                    out.zero_point == -128 && (out.scale * 256.0 - 1.0).abs() < 1e-6,
-                    OpError::QuantizationMismatch,
-                )?;
+                check((0..=30).contains(&p.input_left_shift) && p.diff_min <= 0, OpError::Parameter)?;
+                check(out.zero_point == -128 && (out.scale * 256.0 - 1.0).abs() < 1e-6, OpError::QuantizationMismatch)?;
             }
             OpParams::Requantize(p) => {
                 check(i == o, OpError::ShapeMismatch)?;

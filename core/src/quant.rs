@@ -54,10 +54,7 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     // TFLM multiplies by 1 << left_shift in int32; the exporter keeps left shifts small
     // enough for real accumulators, and wrapping keeps this total for hostile inputs.
     let shifted = x.wrapping_mul(1_i32.wrapping_shl(left_shift as u32));
-    rounding_divide_by_pot(
-        saturating_rounding_doubling_high_mul(shifted, multiplier),
-        right_shift,
-    )
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right_shift)
 }
 
 /// Splits a non-negative real multiplier into a Q0.31 multiplier and a shift,
@@ -235,10 +232,7 @@ fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
     let x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2);
     let inner = mul(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2);
     let x4_over_24_plus_x3_over_6_plus_x2_over_2 = saturating_rounding_multiply_by_pot(inner, -1);
-    CONSTANT_TERM.wrapping_add(mul(
-        CONSTANT_TERM,
-        x.wrapping_add(x4_over_24_plus_x3_over_6_plus_x2_over_2),
-    ))
+    CONSTANT_TERM.wrapping_add(mul(CONSTANT_TERM, x.wrapping_add(x4_over_24_plus_x3_over_6_plus_x2_over_2)))
 }
 
 /// `exp(a)` for `a ≤ 0` given with `integer_bits` integer bits; result in Q0.31
@@ -290,10 +284,8 @@ fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     const CONSTANT_48_OVER_17: i32 = 1_515_870_810; // Q2.29
     const CONSTANT_NEG_32_OVER_17: i32 = -1_010_580_540; // Q2.29
     const ONE_Q2_29: i32 = 1 << 29;
-    let mut x = CONSTANT_48_OVER_17.wrapping_add(saturating_rounding_doubling_high_mul(
-        half_denominator,
-        CONSTANT_NEG_32_OVER_17,
-    ));
+    let mut x = CONSTANT_48_OVER_17
+        .wrapping_add(saturating_rounding_doubling_high_mul(half_denominator, CONSTANT_NEG_32_OVER_17));
     for _ in 0..3 {
         let half_denominator_times_x = saturating_rounding_doubling_high_mul(half_denominator, x);
         let one_minus = ONE_Q2_29.wrapping_sub(half_denominator_times_x);
@@ -310,12 +302,8 @@ fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
 pub fn reciprocal(x: i32, integer_bits: i32) -> (i32, i32) {
     let headroom_plus_one = (x as u32).leading_zeros() as i32;
     let bits_over_unit = integer_bits - headroom_plus_one;
-    let shifted_sum_minus_one =
-        ((x as u32).wrapping_shl(headroom_plus_one as u32)).wrapping_sub(1_u32 << 31) as i32;
-    (
-        one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one),
-        bits_over_unit,
-    )
+    let shifted_sum_minus_one = ((x as u32).wrapping_shl(headroom_plus_one as u32)).wrapping_sub(1_u32 << 31) as i32;
+    (one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), bits_over_unit)
 }
 
 /// Softmax input scaling: `(multiplier, left_shift, diff_min)` for an int8 softmax
@@ -323,9 +311,7 @@ pub fn reciprocal(x: i32, integer_bits: i32) -> (i32, i32) {
 /// with 5 integer bits, and `-CalculateInputRadius(5, left_shift, 31)`).
 pub fn softmax_params(beta: f32, input_scale: f32) -> (i32, i32, i32) {
     let max_real_multiplier = ((1_i64 << 31) - 1) as f64;
-    let real = (f64::from(beta)
-        * f64::from(input_scale)
-        * (1_i64 << (31 - SOFTMAX_DIFF_INTEGER_BITS)) as f64)
+    let real = (f64::from(beta) * f64::from(input_scale) * (1_i64 << (31 - SOFTMAX_DIFF_INTEGER_BITS)) as f64)
         .min(max_real_multiplier);
     let (multiplier, left_shift) = quantize_multiplier(real);
     let max_input_rescaled = ((1_i64 << SOFTMAX_DIFF_INTEGER_BITS) - 1) as f64
@@ -358,11 +344,7 @@ mod tests {
         let product = shifted * i64::from(multiplier);
         // nearest of product / 2^31, halves toward +inf (what the nudge does)
         let high = (product + (1 << 30)).div_euclid(1 << 31);
-        let high = if x == i32::MIN && multiplier == i32::MIN && left == 0 {
-            i64::from(i32::MAX)
-        } else {
-            high
-        };
+        let high = if x == i32::MIN && multiplier == i32::MIN && left == 0 { i64::from(i32::MAX) } else { high };
         if right == 0 {
             return high as i32;
         }

@@ -17,11 +17,7 @@ pub struct Shape {
 impl Shape {
     /// A shape from its three dimensions.
     pub const fn new(height: usize, width: usize, channels: usize) -> Self {
-        Self {
-            height,
-            width,
-            channels,
-        }
+        Self { height, width, channels }
     }
 
     /// Number of elements (= bytes, for int8).
@@ -77,13 +73,7 @@ pub const fn output_size(
 
 /// Padding before the first row/column (TFLite keeps `total / 2` before and puts the
 /// odd remainder after).
-pub const fn padding_before(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    output: usize,
-) -> usize {
+pub const fn padding_before(input: usize, kernel: usize, stride: usize, dilation: usize, output: usize) -> usize {
     let effective = effective_kernel(kernel, dilation);
     let needed = (output - 1) * stride + effective;
     if needed > input {

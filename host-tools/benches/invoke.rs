@@ -31,28 +31,12 @@ fn load_case(name: &'static str) -> Case {
     let input_path = dir.join("input.npy");
     let input = microcnn_tools::npy::read_i8(&input_path)
         .unwrap_or_else(|e| panic!("{}: read_i8 failed: {e:#}", input_path.display()));
-    let count = *input
-        .shape
-        .first()
-        .expect("input.npy has no leading sample axis");
+    let count = *input.shape.first().expect("input.npy has no leading sample axis");
     assert!(count > 0, "{}: no samples", input_path.display());
-    assert_eq!(
-        input.data.len() % count,
-        0,
-        "{}: ragged samples",
-        input_path.display()
-    );
+    assert_eq!(input.data.len() % count, 0, "{}: ragged samples", input_path.display());
     let per_sample = input.data.len() / count;
-    let samples: Vec<Vec<i8>> = input
-        .data
-        .chunks_exact(per_sample)
-        .map(<[i8]>::to_vec)
-        .collect();
-    Case {
-        name,
-        blob,
-        samples,
-    }
+    let samples: Vec<Vec<i8>> = input.data.chunks_exact(per_sample).map(<[i8]>::to_vec).collect();
+    Case { name, blob, samples }
 }
 
 fn bench_invoke(c: &mut Criterion) {
@@ -60,11 +44,10 @@ fn bench_invoke(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for &name in CASES {
         let case = load_case(name);
-        let model = Model::from_bytes(&case.blob)
-            .unwrap_or_else(|e| panic!("{name}: Model::from_bytes failed: {e:?}"));
+        let model = Model::from_bytes(&case.blob).unwrap_or_else(|e| panic!("{name}: Model::from_bytes failed: {e:?}"));
         let mut arena = vec![0u8; model.arena_size()];
-        let mut net = Interpreter::new(&model, &mut arena)
-            .unwrap_or_else(|e| panic!("{name}: Interpreter::new failed: {e:?}"));
+        let mut net =
+            Interpreter::new(&model, &mut arena).unwrap_or_else(|e| panic!("{name}: Interpreter::new failed: {e:?}"));
         assert_eq!(
             net.input_mut().len(),
             case.samples[0].len(),

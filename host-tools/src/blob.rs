@@ -37,12 +37,7 @@ pub fn write(graph: &Graph, plan: &Plan) -> Result<Vec<u8>> {
                 put_u16(&mut r, op::DEPTH_MULTIPLIER, 1);
                 put_channel_consts(&mut r, &mut constants, weights, quant);
             }
-            LayerParams::DepthwiseConv2d {
-                window,
-                depth_multiplier,
-                weights,
-                quant,
-            } => {
+            LayerParams::DepthwiseConv2d { window, depth_multiplier, weights, quant } => {
                 put_window(&mut r, window);
                 put_u16(&mut r, op::DEPTH_MULTIPLIER, *depth_multiplier);
                 put_channel_consts(&mut r, &mut constants, weights, quant);
@@ -63,11 +58,9 @@ pub fn write(graph: &Graph, plan: &Plan) -> Result<Vec<u8>> {
                 r[op::PARAM0 + 28] = act.0 as u8;
                 r[op::PARAM0 + 29] = act.1 as u8;
             }
-            LayerParams::Softmax {
-                input_multiplier,
-                input_left_shift,
-                diff_min,
-            } => put_i32s(&mut r, op::PARAM0, &[*input_multiplier, *input_left_shift, *diff_min]),
+            LayerParams::Softmax { input_multiplier, input_left_shift, diff_min } => {
+                put_i32s(&mut r, op::PARAM0, &[*input_multiplier, *input_left_shift, *diff_min])
+            }
             LayerParams::Requantize { multiplier, shift, act } => {
                 put_i32s(&mut r, op::PARAM0, &[*multiplier, *shift]);
                 put_act(&mut r, *act);

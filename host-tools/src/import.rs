@@ -31,10 +31,7 @@ pub fn import(model: &tflite::Model, name: &str) -> Result<Graph> {
     let mut importer = Importer {
         model,
         sub,
-        graph: Graph {
-            name: name.to_string(),
-            ..Graph::default()
-        },
+        graph: Graph { name: name.to_string(), ..Graph::default() },
         activations: HashMap::new(),
     };
     let input = sub.inputs[0];
@@ -48,9 +45,7 @@ pub fn import(model: &tflite::Model, name: &str) -> Result<Graph> {
     }
     importer.graph.input = importer.activation(input)?;
     for (index, operator) in sub.operators.iter().enumerate() {
-        importer
-            .operator(operator)
-            .with_context(|| format!("operator {index} ({})", importer.op_name(operator)))?;
+        importer.operator(operator).with_context(|| format!("operator {index} ({})", importer.op_name(operator)))?;
     }
     let output = sub.outputs[0];
     let dims = &importer.tensor(output)?.shape;
@@ -111,16 +106,11 @@ impl Importer<'_> {
         }
         let shape = to_shape(&t.shape).with_context(|| format!("tensor '{}'", t.name))?;
         let (scale, zero_point) = self.quant(index)?;
-        if !(scale > 0.0 && scale.is_finite()) || !(-128..=127).contains(&zero_point) {
+        if !(scale > 0.0 && scale.is_finite() && (-128..=127).contains(&zero_point)) {
             bail!("tensor '{}' has invalid quantization (scale {scale}, zero point {zero_point})", t.name);
         }
         let i = self.graph.tensors.len();
-        self.graph.tensors.push(TensorDef {
-            name: t.name.clone(),
-            shape,
-            scale,
-            zero_point,
-        });
+        self.graph.tensors.push(TensorDef { name: t.name.clone(), shape, scale, zero_point });
         self.activations.insert(index, i);
         Ok(i)
     }
@@ -157,10 +147,7 @@ impl Importer<'_> {
         if data.len() != expected {
             bail!("weights '{}' hold {} values, expected {expected}", t.name, data.len());
         }
-        let q = t
-            .quantization
-            .as_ref()
-            .ok_or_else(|| anyhow!("weights '{}' are not quantized", t.name))?;
+        let q = t.quantization.as_ref().ok_or_else(|| anyhow!("weights '{}' are not quantized", t.name))?;
         if q.zero_point.iter().any(|&z| z != 0) {
             bail!("weights '{}' have a non-zero zero point; int8 weights must be symmetric", t.name);
         }
@@ -179,11 +166,7 @@ impl Importer<'_> {
         if data.len() != channels * 4 {
             bail!("bias '{}' holds {} bytes, expected {}", t.name, data.len(), channels * 4);
         }
-        Ok(Some(
-            data.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ))
+        Ok(Some(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
     }
 
     fn push(&mut self, inputs: Vec<usize>, output: i32, params: LayerParams) -> Result<()> {
@@ -205,15 +188,16 @@ impl Importer<'_> {
         let first_input = *operator.inputs.first().ok_or_else(|| anyhow!("operator has no input"))?;
         let output_type = self.tensor(output)?.tensor_type;
         if output_type != TensorType::Int8 {
-            bail!(
-                "its output is {}; microcnn runs int8 models: quantize the model to int8",
-                output_type.name()
-            );
+            bail!("its output is {}; microcnn runs int8 models: quantize the model to int8", output_type.name());
         }
         match code.builtin_code {
-            builtin::CONV_2D | builtin::DEPTHWISE_CONV_2D => self.conv(operator, code.builtin_code, first_input, output),
+            builtin::CONV_2D | builtin::DEPTHWISE_CONV_2D => {
+                self.conv(operator, code.builtin_code, first_input, output)
+            }
             builtin::FULLY_CONNECTED => self.dense(operator, first_input, output),
-            builtin::MAX_POOL_2D | builtin::AVERAGE_POOL_2D => self.pool(operator, code.builtin_code, first_input, output),
+            builtin::MAX_POOL_2D | builtin::AVERAGE_POOL_2D => {
+                self.pool(operator, code.builtin_code, first_input, output)
+            }
             builtin::MEAN => self.mean(operator, first_input, output),
             builtin::ADD => self.add(operator, output),
             builtin::CONCATENATION => self.concat(operator, output),
@@ -248,10 +232,7 @@ impl Importer<'_> {
                 }
                 Ok(())
             }
-            other => bail!(
-                "{} is not supported; supported operators: {SUPPORTED}",
-                tflite::builtin_name(other)
-            ),
+            other => bail!("{} is not supported; supported operators: {SUPPORTED}", tflite::builtin_name(other)),
         }
     }
 
@@ -264,7 +245,13 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn per_channel(&self, input: i32, output: i32, weight_scales: &[f32], channels: usize) -> Result<(Vec<i32>, Vec<i32>)> {
+    fn per_channel(
+        &self,
+        input: i32,
+        output: i32,
+        weight_scales: &[f32],
+        channels: usize,
+    ) -> Result<(Vec<i32>, Vec<i32>)> {
         if weight_scales.len() != 1 && weight_scales.len() != channels {
             bail!("{} weight scales for {channels} output channels", weight_scales.len());
         }
@@ -289,23 +276,14 @@ impl Importer<'_> {
             bail!("weights have shape {filter_shape:?}, expected 4 dimensions");
         }
         let (kernel_h, kernel_w) = (dim(filter_shape[1])?, dim(filter_shape[2])?);
-        let (padding, stride_w, stride_h, activation, dilation_w, dilation_h, depth_multiplier) = match &operator.options {
-            BuiltinOptions::Conv2D {
-                padding,
-                stride_w,
-                stride_h,
-                activation,
-                dilation_w,
-                dilation_h,
-            } => (*padding, *stride_w, *stride_h, *activation, *dilation_w, *dilation_h, 1),
+        let (padding, stride_w, stride_h, activation, dilation_w, dilation_h, depth_multiplier) = match &operator
+            .options
+        {
+            BuiltinOptions::Conv2D { padding, stride_w, stride_h, activation, dilation_w, dilation_h } => {
+                (*padding, *stride_w, *stride_h, *activation, *dilation_w, *dilation_h, 1)
+            }
             BuiltinOptions::DepthwiseConv2D {
-                padding,
-                stride_w,
-                stride_h,
-                activation,
-                dilation_w,
-                dilation_h,
-                ..
+                padding, stride_w, stride_h, activation, dilation_w, dilation_h, ..
             } => {
                 let multiplier = out_shape.channels / in_shape.channels.max(1);
                 (*padding, *stride_w, *stride_h, *activation, *dilation_w, *dilation_h, multiplier)
@@ -344,22 +322,11 @@ impl Importer<'_> {
         let (multipliers, shifts) = self.per_channel(input_index, output, &scales, channels)?;
         let (out_scale, out_zp) = self.quant(output)?;
         let (act_min, act_max) = activation_range(map_activation(activation)?, out_scale, out_zp);
-        let quant = ChannelConsts {
-            bias,
-            multipliers,
-            shifts,
-            act_min,
-            act_max,
-        };
+        let quant = ChannelConsts { bias, multipliers, shifts, act_min, act_max };
         let params = if params_kind {
             LayerParams::Conv2d { window, weights, quant }
         } else {
-            LayerParams::DepthwiseConv2d {
-                window,
-                depth_multiplier,
-                weights,
-                quant,
-            }
+            LayerParams::DepthwiseConv2d { window, depth_multiplier, weights, quant }
         };
         self.push(vec![input], output, params)
     }
@@ -367,12 +334,7 @@ impl Importer<'_> {
     fn dense(&mut self, operator: &tflite::Operator, input_index: i32, output: i32) -> Result<()> {
         let input = self.existing(input_index)?;
         let n = self.graph.tensors[input].shape.elements();
-        let BuiltinOptions::FullyConnected {
-            activation,
-            weights_format,
-            ..
-        } = &operator.options
-        else {
+        let BuiltinOptions::FullyConnected { activation, weights_format, .. } = &operator.options else {
             bail!("missing fully-connected options");
         };
         if *weights_format != 0 {
@@ -408,13 +370,7 @@ impl Importer<'_> {
             output,
             LayerParams::FullyConnected {
                 weights,
-                quant: ChannelConsts {
-                    bias,
-                    multipliers,
-                    shifts,
-                    act_min,
-                    act_max,
-                },
+                quant: ChannelConsts { bias, multipliers, shifts, act_min, act_max },
             },
         )?;
         let out = self.activations[&output];
@@ -426,14 +382,7 @@ impl Importer<'_> {
         let input = self.existing(input_index)?;
         let in_shape = self.graph.tensors[input].shape;
         let out_shape = to_shape(&self.tensor(output)?.shape)?;
-        let BuiltinOptions::Pool2D {
-            padding,
-            stride_w,
-            stride_h,
-            filter_w,
-            filter_h,
-            activation,
-        } = &operator.options
+        let BuiltinOptions::Pool2D { padding, stride_w, stride_h, filter_w, filter_h, activation } = &operator.options
         else {
             bail!("missing pooling options");
         };
@@ -516,14 +465,7 @@ impl Importer<'_> {
         let (m2, sh2) = quantize_multiplier(f64::from(s2) / twice_max);
         let (mo, sho) = quantize_multiplier(twice_max / ((1_i64 << left_shift) as f64 * f64::from(so)));
         let act = activation_range(map_activation(*activation)?, so, zo);
-        self.push(
-            vec![ia, ib],
-            output,
-            LayerParams::Add {
-                params: [left_shift, m1, sh1, m2, sh2, mo, sho],
-                act,
-            },
-        )?;
+        self.push(vec![ia, ib], output, LayerParams::Add { params: [left_shift, m1, sh1, m2, sh2, mo, sho], act })?;
         self.check_same_shape(ia, output)
     }
 
@@ -561,15 +503,7 @@ impl Importer<'_> {
             bail!("int8 SOFTMAX output must have scale 1/256 and zero point -128 (found {out_scale}, {out_zp})");
         }
         let (input_multiplier, input_left_shift, diff_min) = softmax_params(*beta, in_scale);
-        self.push(
-            vec![input],
-            output,
-            LayerParams::Softmax {
-                input_multiplier,
-                input_left_shift,
-                diff_min,
-            },
-        )?;
+        self.push(vec![input], output, LayerParams::Softmax { input_multiplier, input_left_shift, diff_min })?;
         self.check_same_shape(input, output)
     }
 }

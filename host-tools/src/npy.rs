@@ -41,11 +41,7 @@ pub fn encode_i8(array: &ArrayI8) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let shape: Vec<u64> = array.shape.iter().map(|&d| d as u64).collect();
     use npyz::WriterBuilder;
-    let mut writer = npyz::WriteOptions::<i8>::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(&mut out)
-        .begin_nd()?;
+    let mut writer = npyz::WriteOptions::<i8>::new().default_dtype().shape(&shape).writer(&mut out).begin_nd()?;
     writer.extend(array.data.iter().copied())?;
     writer.finish()?;
     Ok(out)

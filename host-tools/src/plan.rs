@@ -92,11 +92,8 @@ pub fn plan(graph: &Graph) -> Plan {
     let mut arena_size = 0;
     for b in order {
         let (f, l, size) = spans[b].unwrap_or((0, 0, 0));
-        let mut conflicts: Vec<(usize, usize)> = placed
-            .iter()
-            .filter(|&&(_, _, pf, pl)| f.max(pf) <= l.min(pl))
-            .map(|&(o, s, _, _)| (o, o + s))
-            .collect();
+        let mut conflicts: Vec<(usize, usize)> =
+            placed.iter().filter(|&&(_, _, pf, pl)| f.max(pf) <= l.min(pl)).map(|&(o, s, _, _)| (o, o + s)).collect();
         conflicts.sort_unstable();
         let mut offset = 0;
         for (start, stop) in conflicts {

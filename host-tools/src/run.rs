@@ -8,7 +8,7 @@ use microcnn_core::{Interpreter, Model};
 /// and returns the concatenated outputs.
 pub fn run_samples(model: &Model<'_>, inputs: &[i8]) -> Result<Vec<i8>> {
     let sample = model.input().bytes();
-    if sample == 0 || inputs.len() % sample != 0 {
+    if sample == 0 || !inputs.len().is_multiple_of(sample) {
         bail!("input holds {} values, not a multiple of the model's input size {sample}", inputs.len());
     }
     let mut arena = vec![0_u8; model.arena_size()];

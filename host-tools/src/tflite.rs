@@ -826,10 +826,7 @@ const BUILTIN_NAMES: [&str; 206] = [
 /// The schema name of a builtin operator code (`"CONV_2D"`, ...), or
 /// `"UNKNOWN"` for codes this reader does not know.
 pub fn builtin_name(code: i32) -> &'static str {
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| BUILTIN_NAMES.get(i).copied())
-        .unwrap_or("UNKNOWN")
+    usize::try_from(code).ok().and_then(|i| BUILTIN_NAMES.get(i).copied()).unwrap_or("UNKNOWN")
 }
 
 /// Parses a TFLite flatbuffer model.
@@ -846,9 +843,7 @@ pub fn parse(bytes: &[u8]) -> Result<Model, TfliteError> {
     }
     let ident = bytes.get(4..8).unwrap_or_default();
     if ident != b"TFL3" {
-        return Err(TfliteError::BadIdentifier {
-            found: ident.escape_ascii().to_string(),
-        });
+        return Err(TfliteError::BadIdentifier { found: ident.escape_ascii().to_string() });
     }
     let r = Reader::new(bytes);
     let ctx = Ctx::root("model");
@@ -980,29 +975,17 @@ struct Ctx<'p> {
 
 impl<'p> Ctx<'p> {
     fn root(label: &'static str) -> Self {
-        Ctx {
-            parent: None,
-            label,
-            index: None,
-        }
+        Ctx { parent: None, label, index: None }
     }
 
     /// A named part of this item (not shown for the `model` root).
     fn field(&'p self, label: &'static str) -> Ctx<'p> {
-        Ctx {
-            parent: Some(self),
-            label,
-            index: None,
-        }
+        Ctx { parent: Some(self), label, index: None }
     }
 
     /// The `index`-th element of a list of `label`s inside this item.
     fn item(&'p self, label: &'static str, index: usize) -> Ctx<'p> {
-        Ctx {
-            parent: Some(self),
-            label,
-            index: Some(index),
-        }
+        Ctx { parent: Some(self), label, index: Some(index) }
     }
 }
 
@@ -1035,11 +1018,7 @@ struct Table {
 }
 
 impl Table {
-    const ABSENT: Table = Table {
-        pos: 0,
-        vt: 0,
-        vt_len: 0,
-    };
+    const ABSENT: Table = Table { pos: 0, vt: 0, vt_len: 0 };
 }
 
 /// Little-endian scalars readable from the buffer.
@@ -1072,11 +1051,7 @@ impl<'a> Reader<'a> {
         // Without shared data a model decodes to at most ~15x its size (a
         // tensor table can be 8 bytes in the file); 32x leaves room.
         let limit = buf.len().saturating_mul(32).saturating_add(1 << 20);
-        Reader {
-            buf,
-            budget: Cell::new(limit),
-            limit,
-        }
+        Reader { buf, budget: Cell::new(limit), limit }
     }
 
     fn charge(&self, bytes: usize) -> Result<(), TfliteError> {
@@ -1085,20 +1060,12 @@ impl<'a> Reader<'a> {
                 self.budget.set(rest);
                 Ok(())
             }
-            None => Err(TfliteError::TooLarge {
-                limit: self.limit,
-                file_len: self.buf.len(),
-            }),
+            None => Err(TfliteError::TooLarge { limit: self.limit, file_len: self.buf.len() }),
         }
     }
 
     fn out_of_bounds(&self, ctx: &Ctx<'_>, offset: u64, length: u64) -> TfliteError {
-        TfliteError::OutOfBounds {
-            what: ctx.to_string(),
-            offset,
-            length,
-            file_len: self.buf.len(),
-        }
+        TfliteError::OutOfBounds { what: ctx.to_string(), offset, length, file_len: self.buf.len() }
     }
 
     fn bytes(&self, pos: usize, len: usize, ctx: &Ctx<'_>) -> Result<&'a [u8], TfliteError> {
@@ -1119,9 +1086,7 @@ impl<'a> Reader<'a> {
             .ok()
             .and_then(|o| pos.checked_add(o))
             .filter(|&t| t < self.buf.len())
-            .ok_or_else(|| {
-                self.out_of_bounds(ctx, (pos as u64).saturating_add(u64::from(off)), 4)
-            })?;
+            .ok_or_else(|| self.out_of_bounds(ctx, (pos as u64).saturating_add(u64::from(off)), 4))?;
         Ok(target)
     }
 
@@ -1161,31 +1126,17 @@ impl<'a> Reader<'a> {
         t.pos
             .checked_add(usize::from(off))
             .map(Some)
-            .ok_or_else(|| {
-                self.out_of_bounds(ctx, (t.pos as u64).saturating_add(u64::from(off)), 1)
-            })
+            .ok_or_else(|| self.out_of_bounds(ctx, (t.pos as u64).saturating_add(u64::from(off)), 1))
     }
 
-    fn get<T: Scalar>(
-        &self,
-        t: Table,
-        id: u16,
-        default: T,
-        ctx: &Ctx<'_>,
-    ) -> Result<T, TfliteError> {
+    fn get<T: Scalar>(&self, t: Table, id: u16, default: T, ctx: &Ctx<'_>) -> Result<T, TfliteError> {
         match self.field_pos(t, id, ctx)? {
             Some(pos) => self.scalar(pos, ctx),
             None => Ok(default),
         }
     }
 
-    fn get_bool(
-        &self,
-        t: Table,
-        id: u16,
-        default: bool,
-        ctx: &Ctx<'_>,
-    ) -> Result<bool, TfliteError> {
+    fn get_bool(&self, t: Table, id: u16, default: bool, ctx: &Ctx<'_>) -> Result<bool, TfliteError> {
         Ok(self.get::<u8>(t, id, u8::from(default), ctx)? != 0)
     }
 
@@ -1206,13 +1157,7 @@ impl<'a> Reader<'a> {
 
     /// The vector in field `id`: position of its first element and its
     /// length, checked to fit in the file. `(0, 0)` if absent.
-    fn get_vector(
-        &self,
-        t: Table,
-        id: u16,
-        elem_size: usize,
-        ctx: &Ctx<'_>,
-    ) -> Result<(usize, usize), TfliteError> {
+    fn get_vector(&self, t: Table, id: u16, elem_size: usize, ctx: &Ctx<'_>) -> Result<(usize, usize), TfliteError> {
         let Some(pos) = self.field_pos(t, id, ctx)? else {
             return Ok((0, 0));
         };
@@ -1220,27 +1165,16 @@ impl<'a> Reader<'a> {
         let count: u32 = self.scalar(start, ctx)?;
         let data = start + 4; // start + 4 <= len: the u32 was read
         let available = self.buf.len() - data;
-        let fits = usize::try_from(count)
-            .ok()
-            .and_then(|c| c.checked_mul(elem_size))
-            .filter(|&n| n <= available);
+        let fits = usize::try_from(count).ok().and_then(|c| c.checked_mul(elem_size)).filter(|&n| n <= available);
         match fits {
             Some(_) => Ok((data, count as usize)),
-            None => Err(TfliteError::VectorTooLong {
-                what: ctx.to_string(),
-                count: u64::from(count),
-                elem_size,
-                available,
-            }),
+            None => {
+                Err(TfliteError::VectorTooLong { what: ctx.to_string(), count: u64::from(count), elem_size, available })
+            }
         }
     }
 
-    fn get_scalars<T: Scalar>(
-        &self,
-        t: Table,
-        id: u16,
-        ctx: &Ctx<'_>,
-    ) -> Result<Vec<T>, TfliteError> {
+    fn get_scalars<T: Scalar>(&self, t: Table, id: u16, ctx: &Ctx<'_>) -> Result<Vec<T>, TfliteError> {
         let (data, count) = self.get_vector(t, id, T::SIZE, ctx)?;
         self.charge(count.saturating_mul(std::mem::size_of::<T>()))?;
         let bytes = self.bytes(data, count * T::SIZE, ctx)?;
@@ -1290,37 +1224,18 @@ impl<'a> Reader<'a> {
     fn model(&self, t: Table, ctx: &Ctx<'_>) -> Result<Model, TfliteError> {
         use field::*;
         let version = self.get(t, MODEL_VERSION, 0u32, &ctx.field("version"))?;
-        let operator_codes = self.get_tables(
-            t,
-            MODEL_OPERATOR_CODES,
-            ctx,
-            ("operator codes", "operator code"),
-            |t, c| self.operator_code(t, c),
-        )?;
-        let subgraphs = self.get_tables(
-            t,
-            MODEL_SUBGRAPHS,
-            ctx,
-            ("subgraphs", "subgraph"),
-            |t, c| self.subgraph(t, c),
-        )?;
-        let description = self
-            .get_string(t, MODEL_DESCRIPTION, &ctx.field("description"))?
-            .unwrap_or_default();
-        let mut buffers =
-            self.get_tables(t, MODEL_BUFFERS, ctx, ("buffers", "buffer"), |t, c| {
-                self.buffer(t, c)
+        let operator_codes =
+            self.get_tables(t, MODEL_OPERATOR_CODES, ctx, ("operator codes", "operator code"), |t, c| {
+                self.operator_code(t, c)
             })?;
+        let subgraphs =
+            self.get_tables(t, MODEL_SUBGRAPHS, ctx, ("subgraphs", "subgraph"), |t, c| self.subgraph(t, c))?;
+        let description = self.get_string(t, MODEL_DESCRIPTION, &ctx.field("description"))?.unwrap_or_default();
+        let mut buffers = self.get_tables(t, MODEL_BUFFERS, ctx, ("buffers", "buffer"), |t, c| self.buffer(t, c))?;
         if buffers.is_empty() {
             buffers.push(Vec::new());
         }
-        Ok(Model {
-            version,
-            operator_codes,
-            subgraphs,
-            buffers,
-            description,
-        })
+        Ok(Model { version, operator_codes, subgraphs, buffers, description })
     }
 
     fn operator_code(&self, t: Table, ctx: &Ctx<'_>) -> Result<OperatorCode, TfliteError> {
@@ -1356,33 +1271,21 @@ impl<'a> Reader<'a> {
     fn subgraph(&self, t: Table, ctx: &Ctx<'_>) -> Result<SubGraph, TfliteError> {
         use field::*;
         Ok(SubGraph {
-            tensors: self.get_tables(t, SUBGRAPH_TENSORS, ctx, ("tensors", "tensor"), |t, c| {
-                self.tensor(t, c)
-            })?,
+            tensors: self.get_tables(t, SUBGRAPH_TENSORS, ctx, ("tensors", "tensor"), |t, c| self.tensor(t, c))?,
             inputs: self.get_scalars(t, SUBGRAPH_INPUTS, &ctx.field("inputs"))?,
             outputs: self.get_scalars(t, SUBGRAPH_OUTPUTS, &ctx.field("outputs"))?,
-            operators: self.get_tables(
-                t,
-                SUBGRAPH_OPERATORS,
-                ctx,
-                ("operators", "operator"),
-                |t, c| self.operator(t, c),
-            )?,
-            name: self
-                .get_string(t, SUBGRAPH_NAME, &ctx.field("name"))?
-                .unwrap_or_default(),
+            operators: self
+                .get_tables(t, SUBGRAPH_OPERATORS, ctx, ("operators", "operator"), |t, c| self.operator(t, c))?,
+            name: self.get_string(t, SUBGRAPH_NAME, &ctx.field("name"))?.unwrap_or_default(),
         })
     }
 
     fn tensor(&self, t: Table, ctx: &Ctx<'_>) -> Result<Tensor, TfliteError> {
         use field::*;
         let shape = self.get_scalars(t, TENSOR_SHAPE, &ctx.field("shape"))?;
-        let tensor_type =
-            TensorType::from_code(self.get(t, TENSOR_TYPE, 0i8, &ctx.field("type"))?);
+        let tensor_type = TensorType::from_code(self.get(t, TENSOR_TYPE, 0i8, &ctx.field("type"))?);
         let buffer = self.get(t, TENSOR_BUFFER, 0u32, &ctx.field("buffer index"))?;
-        let name = self
-            .get_string(t, TENSOR_NAME, &ctx.field("name"))?
-            .unwrap_or_default();
+        let name = self.get_string(t, TENSOR_NAME, &ctx.field("name"))?.unwrap_or_default();
         let quantization = if self.has_field(t, TENSOR_QUANTIZATION, ctx)? {
             let qctx = ctx.field("quantization");
             let q = self.get_table(t, TENSOR_QUANTIZATION, &qctx)?;
@@ -1392,24 +1295,13 @@ impl<'a> Reader<'a> {
             if scale.is_empty() && zero_point.is_empty() {
                 None
             } else {
-                Some(Quantization {
-                    scale,
-                    zero_point,
-                    quantized_dimension,
-                })
+                Some(Quantization { scale, zero_point, quantized_dimension })
             }
         } else {
             None
         };
         let is_variable = self.get_bool(t, TENSOR_IS_VARIABLE, false, ctx)?;
-        Ok(Tensor {
-            shape,
-            tensor_type,
-            buffer,
-            name,
-            quantization,
-            is_variable,
-        })
+        Ok(Tensor { shape, tensor_type, buffer, name, quantization, is_variable })
     }
 
     fn operator(&self, t: Table, ctx: &Ctx<'_>) -> Result<Operator, TfliteError> {
@@ -1426,10 +1318,7 @@ impl<'a> Reader<'a> {
         match self.get(t, id, 0i8, ctx)? {
             0 => Ok(Padding::Same),
             1 => Ok(Padding::Valid),
-            other => Err(TfliteError::InvalidValue {
-                what: ctx.field("padding").to_string(),
-                value: i64::from(other),
-            }),
+            other => Err(TfliteError::InvalidValue { what: ctx.field("padding").to_string(), value: i64::from(other) }),
         }
     }
 
@@ -1476,22 +1365,18 @@ impl<'a> Reader<'a> {
                 weights_format: self.get(t, FC_WEIGHTS_FORMAT, 0i8, ctx)?,
                 keep_num_dims: self.get_bool(t, FC_KEEP_NUM_DIMS, false, ctx)?,
             },
-            union_type::SOFTMAX => BuiltinOptions::Softmax {
-                beta: self.get(t, SOFTMAX_BETA, 0.0f32, ctx)?,
-            },
+            union_type::SOFTMAX => BuiltinOptions::Softmax { beta: self.get(t, SOFTMAX_BETA, 0.0f32, ctx)? },
             union_type::CONCATENATION => BuiltinOptions::Concatenation {
                 axis: self.get(t, CONCAT_AXIS, 0i32, ctx)?,
                 activation: self.activation(t, CONCAT_ACTIVATION, ctx)?,
             },
-            union_type::ADD => BuiltinOptions::Add {
-                activation: self.activation(t, ADD_ACTIVATION, ctx)?,
-            },
-            union_type::RESHAPE => BuiltinOptions::Reshape {
-                new_shape: self.get_scalars(t, RESHAPE_NEW_SHAPE, &ctx.field("new shape"))?,
-            },
-            union_type::REDUCER => BuiltinOptions::Reducer {
-                keep_dims: self.get_bool(t, REDUCER_KEEP_DIMS, false, ctx)?,
-            },
+            union_type::ADD => BuiltinOptions::Add { activation: self.activation(t, ADD_ACTIVATION, ctx)? },
+            union_type::RESHAPE => {
+                BuiltinOptions::Reshape { new_shape: self.get_scalars(t, RESHAPE_NEW_SHAPE, &ctx.field("new shape"))? }
+            }
+            union_type::REDUCER => {
+                BuiltinOptions::Reducer { keep_dims: self.get_bool(t, REDUCER_KEEP_DIMS, false, ctx)? }
+            }
             other => BuiltinOptions::Other { union_type: other },
         };
         Ok(opts)
@@ -1566,10 +1451,7 @@ mod tests {
     ];
 
     fn case_dir(case: &str) -> String {
-        format!(
-            "{}/../tests/data/vectors/{case}",
-            env!("CARGO_MANIFEST_DIR")
-        )
+        format!("{}/../tests/data/vectors/{case}", env!("CARGO_MANIFEST_DIR"))
     }
 
     fn read_case(case: &str) -> (Vec<u8>, serde_json::Value, serde_json::Value) {
@@ -1577,19 +1459,11 @@ mod tests {
         let bytes = std::fs::read(format!("{dir}/model.tflite")).expect("read model");
         let meta = std::fs::read_to_string(format!("{dir}/meta.json")).expect("read meta");
         let tensors = std::fs::read_to_string(format!("{dir}/tensors.json")).expect("read tensors");
-        (
-            bytes,
-            serde_json::from_str(&meta).expect("meta json"),
-            serde_json::from_str(&tensors).expect("tensors json"),
-        )
+        (bytes, serde_json::from_str(&meta).expect("meta json"), serde_json::from_str(&tensors).expect("tensors json"))
     }
 
     fn ints(v: &serde_json::Value) -> Vec<i64> {
-        v.as_array()
-            .expect("array")
-            .iter()
-            .map(|x| x.as_i64().expect("int"))
-            .collect()
+        v.as_array().expect("array").iter().map(|x| x.as_i64().expect("int")).collect()
     }
 
     fn flatten_ints(v: &serde_json::Value) -> Vec<i64> {
@@ -1600,9 +1474,7 @@ mod tests {
     }
 
     fn int(v: &serde_json::Value, key: &str) -> i64 {
-        v[key]
-            .as_i64()
-            .unwrap_or_else(|| panic!("{key} missing in {v}"))
+        v[key].as_i64().unwrap_or_else(|| panic!("{key} missing in {v}"))
     }
 
     fn padding_of(v: &serde_json::Value) -> Padding {
@@ -1624,17 +1496,7 @@ mod tests {
 
     fn check_options(name: &str, json: &serde_json::Value, opts: &BuiltinOptions) {
         match (name, opts) {
-            (
-                "CONV_2D",
-                BuiltinOptions::Conv2D {
-                    padding,
-                    stride_w,
-                    stride_h,
-                    activation,
-                    dilation_w,
-                    dilation_h,
-                },
-            ) => {
+            ("CONV_2D", BuiltinOptions::Conv2D { padding, stride_w, stride_h, activation, dilation_w, dilation_h }) => {
                 assert_eq!(*padding, padding_of(json));
                 assert_eq!(i64::from(*stride_w), int(json, "strideW"));
                 assert_eq!(i64::from(*stride_h), int(json, "strideH"));
@@ -1664,14 +1526,7 @@ mod tests {
             }
             (
                 "MAX_POOL_2D" | "AVERAGE_POOL_2D",
-                BuiltinOptions::Pool2D {
-                    padding,
-                    stride_w,
-                    stride_h,
-                    filter_w,
-                    filter_h,
-                    activation,
-                },
+                BuiltinOptions::Pool2D { padding, stride_w, stride_h, filter_w, filter_h, activation },
             ) => {
                 assert_eq!(*padding, padding_of(json));
                 assert_eq!(i64::from(*stride_w), int(json, "strideW"));
@@ -1680,14 +1535,7 @@ mod tests {
                 assert_eq!(i64::from(*filter_h), int(json, "filterHeight"));
                 assert_eq!(*activation, activation_of(json));
             }
-            (
-                "FULLY_CONNECTED",
-                BuiltinOptions::FullyConnected {
-                    activation,
-                    weights_format,
-                    keep_num_dims,
-                },
-            ) => {
+            ("FULLY_CONNECTED", BuiltinOptions::FullyConnected { activation, weights_format, keep_num_dims }) => {
                 assert_eq!(*activation, activation_of(json));
                 assert_eq!(i64::from(*weights_format), int(json, "weightsFormat"));
                 assert_eq!(Some(*keep_num_dims), json["keepNumDims"].as_bool());
@@ -1705,10 +1553,7 @@ mod tests {
                 assert_eq!(json.as_object().map(|o| o.len()), Some(0));
             }
             ("RESHAPE", BuiltinOptions::Reshape { new_shape }) => match json.get("newShape") {
-                Some(v) => assert_eq!(
-                    new_shape.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(),
-                    ints(v)
-                ),
+                Some(v) => assert_eq!(new_shape.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), ints(v)),
                 None => assert!(new_shape.is_empty()),
             },
             _ => panic!("{name}: unexpected options {opts:?} for {json}"),
@@ -1753,11 +1598,7 @@ mod tests {
             }
             let as_i64 = |v: &[i32]| v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>();
             assert_eq!(as_i64(&sg.inputs), ints(&meta["subgraph_inputs"]), "{case}");
-            assert_eq!(
-                as_i64(&sg.outputs),
-                ints(&meta["subgraph_outputs"]),
-                "{case}"
-            );
+            assert_eq!(as_i64(&sg.outputs), ints(&meta["subgraph_outputs"]), "{case}");
 
             // Tensors: names, types, shapes, buffer indices.
             let fb_tensors = meta["flatbuffer_tensors"].as_array().expect("tensors");
@@ -1765,11 +1606,7 @@ mod tests {
             for j in fb_tensors {
                 let t = &sg.tensors[int(j, "index") as usize];
                 assert_eq!(Some(t.name.as_str()), j["name"].as_str(), "{case}");
-                assert_eq!(
-                    t.tensor_type,
-                    type_of(j["type"].as_str().expect("type")),
-                    "{case}"
-                );
+                assert_eq!(t.tensor_type, type_of(j["type"].as_str().expect("type")), "{case}");
                 assert_eq!(t.tensor_type.name(), j["type"].as_str().expect("type"));
                 let shape: Vec<i64> = t.shape.iter().map(|&x| i64::from(x)).collect();
                 assert_eq!(shape, ints(&j["shape"]), "{case} {}", t.name);
@@ -1783,12 +1620,8 @@ mod tests {
                 let Some(t) = sg.tensors.get(int(j, "index") as usize) else {
                     continue;
                 };
-                let scales: Vec<f64> = j["scales"]
-                    .as_array()
-                    .expect("scales")
-                    .iter()
-                    .map(|x| x.as_f64().expect("scale"))
-                    .collect();
+                let scales: Vec<f64> =
+                    j["scales"].as_array().expect("scales").iter().map(|x| x.as_f64().expect("scale")).collect();
                 if scales.is_empty() {
                     assert_eq!(t.quantization, None, "{case} {}", t.name);
                 } else {
@@ -1798,10 +1631,7 @@ mod tests {
                         assert_eq!(*a, *b as f32, "{case} {}", t.name);
                     }
                     assert_eq!(q.zero_point, ints(&j["zero_points"]), "{case}");
-                    assert_eq!(
-                        i64::from(q.quantized_dimension),
-                        int(j, "quantized_dimension")
-                    );
+                    assert_eq!(i64::from(q.quantized_dimension), int(j, "quantized_dimension"));
                 }
                 let data = &model.buffers[t.buffer as usize];
                 let elems: i64 = t.shape.iter().map(|&d| i64::from(d)).product();
@@ -1811,10 +1641,9 @@ mod tests {
                     let want = flatten_ints(&j["data"]);
                     let got: Vec<i64> = match t.tensor_type {
                         TensorType::Int8 => data.iter().map(|&b| i64::from(b as i8)).collect(),
-                        TensorType::Int32 => data
-                            .chunks_exact(4)
-                            .map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap())))
-                            .collect(),
+                        TensorType::Int32 => {
+                            data.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap()))).collect()
+                        }
                         other => panic!("{other:?}"),
                     };
                     assert_eq!(got, want, "{case} {}", t.name);
@@ -1828,10 +1657,7 @@ mod tests {
             let output = &sg.tensors[sg.outputs[0] as usize];
             for (t, key) in [(input, "input"), (output, "output")] {
                 let q = t.quantization.as_ref().expect("quantized io");
-                assert_eq!(
-                    q.scale[0],
-                    meta[format!("{key}_scale")].as_f64().unwrap() as f32
-                );
+                assert_eq!(q.scale[0], meta[format!("{key}_scale")].as_f64().unwrap() as f32);
                 assert_eq!(q.zero_point[0], int(&meta, &format!("{key}_zero_point")));
                 let shape: Vec<i64> = t.shape.iter().map(|&x| i64::from(x)).collect();
                 assert_eq!(shape, ints(&meta[format!("{key}_shape")]));
@@ -1860,10 +1686,7 @@ mod tests {
         for case in CASES {
             let (bytes, ..) = read_case(case);
             for len in 0..bytes.len() {
-                assert!(
-                    parse(&bytes[..len]).is_err(),
-                    "{case}: truncated to {len} parsed"
-                );
+                assert!(parse(&bytes[..len]).is_err(), "{case}: truncated to {len} parsed");
             }
         }
     }
@@ -1975,8 +1798,7 @@ mod tests {
             }
             self.align(8);
             let pos = self.out.len();
-            self.out
-                .extend_from_slice(&((pos - vt) as i32).to_le_bytes());
+            self.out.extend_from_slice(&((pos - vt) as i32).to_le_bytes());
             let mut pending = Vec::new();
             for (_, v) in fields {
                 let slot = self.out.len();
@@ -2020,8 +1842,7 @@ mod tests {
                 }
                 Val::Table(fields) => return self.table(fields),
                 Val::Tables(tables) => {
-                    self.out
-                        .extend_from_slice(&(tables.len() as u32).to_le_bytes());
+                    self.out.extend_from_slice(&(tables.len() as u32).to_le_bytes());
                     let slots: Vec<usize> = (0..tables.len()).map(|i| start + 4 + 4 * i).collect();
                     self.out.resize(start + 4 + 4 * tables.len(), 0);
                     for (slot, t) in slots.into_iter().zip(tables) {
@@ -2044,9 +1865,7 @@ mod tests {
     }
 
     fn build(model_fields: Vec<(u16, Val)>, trailer: &[u8]) -> Vec<u8> {
-        let mut w = Writer {
-            out: vec![0, 0, 0, 0, b'T', b'F', b'L', b'3'],
-        };
+        let mut w = Writer { out: vec![0, 0, 0, 0, b'T', b'F', b'L', b'3'] };
         let root = w.table(&model_fields);
         w.patch(0, root);
         w.out.extend_from_slice(trailer);
@@ -2057,12 +1876,7 @@ mod tests {
     /// and `stride_w`, and buffers given in the three ways the schema allows.
     fn hand_made_model() -> Vec<u8> {
         let tensor = |name: &'static str, buffer: u32| {
-            vec![
-                (0, Val::I32s(vec![1, 4, 4, 1])),
-                (1, Val::I8(9)),
-                (2, Val::U32(buffer)),
-                (3, Val::Str(name)),
-            ]
+            vec![(0, Val::I32s(vec![1, 4, 4, 1])), (1, Val::I8(9)), (2, Val::U32(buffer)), (3, Val::Str(name))]
         };
         let mut model = build(
             vec![
@@ -2195,21 +2009,12 @@ mod tests {
     fn external_buffer_out_of_bounds_is_reported() {
         let mut bytes = hand_made_model();
         let off = (bytes.len() - 4) as u64;
-        let at = bytes
-            .windows(8)
-            .position(|w| w == off.to_le_bytes())
-            .unwrap();
+        let at = bytes.windows(8).position(|w| w == off.to_le_bytes()).unwrap();
         bytes[at..at + 8].copy_from_slice(&1234u64.to_le_bytes());
         let err = parse(&bytes).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("buffer 2 is out of bounds (offset 1234"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&format!("file {} bytes", bytes.len())),
-            "{msg}"
-        );
+        assert!(msg.starts_with("buffer 2 is out of bounds (offset 1234"), "{msg}");
+        assert!(msg.contains(&format!("file {} bytes", bytes.len())), "{msg}");
     }
 
     #[test]
@@ -2229,12 +2034,9 @@ mod tests {
             }
             model_bytes[at + 4] = 77;
             let found = match parse(&model_bytes) {
-                Err(TfliteError::BadIndex {
-                    what,
-                    index,
-                    target,
-                    ..
-                }) => what == "subgraph 0 output" && (index, target) == (77, "tensor"),
+                Err(TfliteError::BadIndex { what, index, target, .. }) => {
+                    what == "subgraph 0 output" && (index, target) == (77, "tensor")
+                }
                 _ => false,
             };
             if found {
@@ -2251,13 +2053,7 @@ mod tests {
         // 200k references to one tensor whose shape has 100k dimensions:
         // ~1.2 MB of file that would decode to 80 GB without the budget.
         let big_tensor = vec![(0, Val::I32s(vec![1; 100_000]))];
-        let bytes = build(
-            vec![(
-                2,
-                Val::Tables(vec![vec![(0, Val::SharedTables(200_000, big_tensor))]]),
-            )],
-            &[],
-        );
+        let bytes = build(vec![(2, Val::Tables(vec![vec![(0, Val::SharedTables(200_000, big_tensor))]]))], &[]);
         let err = parse(&bytes).unwrap_err();
         assert!(matches!(err, TfliteError::TooLarge { .. }), "{err}");
     }
@@ -2265,22 +2061,12 @@ mod tests {
     #[test]
     fn huge_vector_length_is_rejected() {
         // A subgraph inputs vector claiming 2^30 elements.
-        let bytes = build(
-            vec![(2, Val::Tables(vec![vec![(1, Val::I32s(vec![0, 0]))]]))],
-            &[],
-        );
+        let bytes = build(vec![(2, Val::Tables(vec![vec![(1, Val::I32s(vec![0, 0]))]]))], &[]);
         let mut bad = bytes.clone();
-        let at = bytes
-            .windows(12)
-            .position(|w| w == [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
-            .unwrap();
+        let at = bytes.windows(12).position(|w| w == [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
         bad[at..at + 4].copy_from_slice(&(1u32 << 30).to_le_bytes());
         let err = parse(&bad).unwrap_err();
         assert!(matches!(err, TfliteError::VectorTooLong { .. }), "{err}");
-        assert!(
-            err.to_string()
-                .starts_with("subgraph 0 inputs claims 1073741824"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("subgraph 0 inputs claims 1073741824"), "{err}");
     }
 }

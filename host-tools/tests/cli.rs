@@ -10,12 +10,7 @@ fn microcnn(args: &[&str]) -> Output {
 }
 
 fn vector(case: &str, file: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/vectors")
-        .join(case)
-        .join(file)
-        .display()
-        .to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors").join(case).join(file).display().to_string()
 }
 
 fn tmp() -> tempfile::TempDir {
@@ -45,14 +40,8 @@ fn import_then_infer_matches_tflm_bytes() {
     let dir = tmp();
     let blob = import_small_cnn(dir.path());
     let out_npy = dir.path().join("out.npy");
-    let out = microcnn(&[
-        "infer",
-        &s(&blob),
-        "--input",
-        &vector("small_cnn_28x28", "input.npy"),
-        "--output",
-        &s(&out_npy),
-    ]);
+    let out =
+        microcnn(&["infer", &s(&blob), "--input", &vector("small_cnn_28x28", "input.npy"), "--output", &s(&out_npy)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = microcnn_tools::npy::read_i8(&out_npy).expect("output npy");
     let want =

@@ -49,7 +49,7 @@ fn every_byte_flip_is_caught_or_harmless() {
             // The CRC catches every single-byte change outside the CRC field itself.
             if !(12..16).contains(&i) {
                 assert!(
-                    matches!(Model::from_bytes(&bad), Err(_)),
+                    Model::from_bytes(&bad).is_err(),
                     "{case}: flip at {i} loaded without a checksum error"
                 );
             }
@@ -98,9 +98,6 @@ fn interpreter_refuses_a_small_arena() {
     let mut arena = vec![0_u8; model.arena_size() - 1];
     assert_eq!(
         Interpreter::new(&model, &mut arena).err(),
-        Some(Error::ArenaTooSmall {
-            needed: model.arena_size(),
-            available: model.arena_size() - 1
-        })
+        Some(Error::ArenaTooSmall { needed: model.arena_size(), available: model.arena_size() - 1 })
     );
 }

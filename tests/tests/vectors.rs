@@ -44,11 +44,8 @@ fn every_vector_is_bit_exact() {
         let blob = tflite_to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{name}: {e}"));
         let input = npy::read_i8(&case.join("input.npy")).expect("input.npy");
-        let reference = if LITERT_REFERENCE.contains(&name.as_str()) {
-            "expected_litert.npy"
-        } else {
-            "expected_tflm.npy"
-        };
+        let reference =
+            if LITERT_REFERENCE.contains(&name.as_str()) { "expected_litert.npy" } else { "expected_tflm.npy" };
         let expected = npy::read_i8(&case.join(reference)).expect("expected outputs");
         let got = run::run_samples(&model, &input.data).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert_eq!(input.shape[0], 8, "{name}: eight samples");
@@ -68,11 +65,7 @@ fn arena_is_no_larger_than_tflm() {
         let blob = tflite_to_blob(&case.join("model.tflite")).expect("import");
         let model = Model::from_bytes(&blob).expect("valid blob");
         let tflm = meta(&case)["tflm_arena_bytes_recorded"].as_u64().expect("tflm arena") as usize;
-        assert!(
-            model.arena_size() <= tflm,
-            "{name}: arena {} bytes, TFLM {tflm}",
-            model.arena_size()
-        );
+        assert!(model.arena_size() <= tflm, "{name}: arena {} bytes, TFLM {tflm}", model.arena_size());
         // The activations alone must fit: the input and output are live together.
         let floor = model.input().bytes().max(model.output().bytes());
         assert!(model.arena_size() >= floor, "{name}: arena smaller than one tensor");

@@ -65,8 +65,7 @@ pub fn conv2d_s8(
         let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, w.dilation_h, input_shape.height);
         for out_x in 0..output_shape.width {
             let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
-            let (kx_start, kx_end) =
-                valid_taps(origin_x, w.kernel_w, w.dilation_w, input_shape.width);
+            let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, w.dilation_w, input_shape.width);
             let out_base = (out_y * output_shape.width + out_x) * out_c;
             let Some(out_pixel) = output.get_mut(out_base..out_base + out_c) else {
                 return;
@@ -86,10 +85,9 @@ pub fn conv2d_s8(
                         let run = (kx_end - kx_start) * in_c;
                         let x_start = (row + in_x) * in_c;
                         let w_start = (ky * w.kernel_w + kx_start) * in_c;
-                        if let (Some(x), Some(k)) = (
-                            input.get(x_start..x_start + run),
-                            filter.get(w_start..w_start + run),
-                        ) {
+                        if let (Some(x), Some(k)) =
+                            (input.get(x_start..x_start + run), filter.get(w_start..w_start + run))
+                        {
                             acc = acc.wrapping_add(dot_offset(x, k, input_zero_point));
                         }
                     } else {
@@ -97,10 +95,9 @@ pub fn conv2d_s8(
                             let in_x = (origin_x + (kx * w.dilation_w) as isize) as usize;
                             let x_start = (row + in_x) * in_c;
                             let w_start = (ky * w.kernel_w + kx) * in_c;
-                            if let (Some(x), Some(k)) = (
-                                input.get(x_start..x_start + in_c),
-                                filter.get(w_start..w_start + in_c),
-                            ) {
+                            if let (Some(x), Some(k)) =
+                                (input.get(x_start..x_start + in_c), filter.get(w_start..w_start + in_c))
+                            {
                                 acc = acc.wrapping_add(dot_offset(x, k, input_zero_point));
                             }
                         }
@@ -218,24 +215,14 @@ mod tests {
             act_min: -128,
             act_max: 127,
         };
-        let params = ConvParams {
-            window: window(5, 1, 2),
-            depth_multiplier: 1,
-            weights: &weights,
-            quant,
-        };
+        let params = ConvParams { window: window(5, 1, 2), depth_multiplier: 1, weights: &weights, quant };
         let mut out = [0_i8; 1];
         conv2d_s8(&input, Shape::new(1, 1, 1), 0, &mut out, Shape::new(1, 1, 1), &params);
         assert_eq!(out, [10]); // only the centre tap is inside
 
         let input: [i8; 25] = core::array::from_fn(|i| i as i8);
         let weights = [1_i8; 1];
-        let params = ConvParams {
-            window: window(1, 3, 0),
-            depth_multiplier: 1,
-            weights: &weights,
-            quant,
-        };
+        let params = ConvParams { window: window(1, 3, 0), depth_multiplier: 1, weights: &weights, quant };
         let mut out = [0_i8; 4];
         conv2d_s8(&input, Shape::new(5, 5, 1), 0, &mut out, Shape::new(2, 2, 1), &params);
         assert_eq!(out, [0, 3, 15, 18]);

@@ -32,8 +32,7 @@ pub fn depthwise_conv2d_s8(
         let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, w.dilation_h, input_shape.height);
         for out_x in 0..output_shape.width {
             let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
-            let (kx_start, kx_end) =
-                valid_taps(origin_x, w.kernel_w, w.dilation_w, input_shape.width);
+            let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, w.dilation_w, input_shape.width);
             let out_base = (out_y * output_shape.width + out_x) * out_c;
             let mut block_start = 0;
             while block_start < out_c {
@@ -45,10 +44,9 @@ pub fn depthwise_conv2d_s8(
                         let in_x = (origin_x + (kx * w.dilation_w) as isize) as usize;
                         let x_base = (in_y * input_shape.width + in_x) * in_c;
                         let w_base = (ky * w.kernel_w + kx) * out_c + block_start;
-                        let (Some(x), Some(k)) = (
-                            input.get(x_base..x_base + in_c),
-                            params.weights.get(w_base..w_base + block_len),
-                        ) else {
+                        let (Some(x), Some(k)) =
+                            (input.get(x_base..x_base + in_c), params.weights.get(w_base..w_base + block_len))
+                        else {
                             return;
                         };
                         if multiplier == 1 {
@@ -64,8 +62,7 @@ pub fn depthwise_conv2d_s8(
                         }
                     }
                 }
-                let Some(out) = output.get_mut(out_base + block_start..out_base + block_start + block_len)
-                else {
+                let Some(out) = output.get_mut(out_base + block_start..out_base + block_start + block_len) else {
                     return;
                 };
                 for (j, (o, &a)) in out.iter_mut().zip(&acc).enumerate() {

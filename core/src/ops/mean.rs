@@ -1,5 +1,5 @@
 //! MEAN over height and width (Keras's `GlobalAveragePooling2D`), with TFLM's three
-//! int8 paths, chosen at export (see [`mean_mode`](crate::format::mean_mode)):
+//! int8 paths, chosen at export (see [`mean_mode`]):
 //!
 //! - **multiplier** (`keep_dims = false`, what Keras produces): `Σx − zp_in·n`
 //!   requantized by one multiplier that folds `1/n` into `s_in / s_out` (TFLM's
@@ -19,7 +19,7 @@ use crate::shape::Shape;
 /// Parameters of a mean.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MeanParams {
-    /// One of [`mean_mode`](crate::format::mean_mode).
+    /// One of [`mean_mode`].
     pub mode: u8,
     /// Multiplier: of `s_in / s_out` (integer mode) or of `s_in / (s_out · n)`
     /// (multiplier mode).
@@ -69,13 +69,8 @@ mod tests {
         let shape = Shape::new(2, 2, 2);
         let mut out = [0_i8; 2];
         let (multiplier, shift) = quantize_multiplier(0.5);
-        let mut params = MeanParams {
-            mode: mean_mode::EQUAL_QUANT,
-            multiplier,
-            shift,
-            input_zero_point: 1,
-            output_zero_point: 2,
-        };
+        let mut params =
+            MeanParams { mode: mean_mode::EQUAL_QUANT, multiplier, shift, input_zero_point: 1, output_zero_point: 2 };
         mean_hw_s8(&input, shape, &mut out, &params);
         assert_eq!(out, [2, 25]); // 11/4 = 2 (truncated), 101/4 = 25
         params.mode = mean_mode::MULTIPLIER;

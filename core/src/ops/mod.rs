@@ -75,11 +75,8 @@ impl ChannelQuant<'_> {
             Some(b) => b.get(c),
             None => 0,
         };
-        let scaled = multiply_by_quantized_multiplier(
-            acc.wrapping_add(bias),
-            self.multipliers.get(c),
-            self.shifts.get(c),
-        );
+        let scaled =
+            multiply_by_quantized_multiplier(acc.wrapping_add(bias), self.multipliers.get(c), self.shifts.get(c));
         let value = scaled.wrapping_add(self.output_zero_point);
         value.clamp(i32::from(self.act_min), i32::from(self.act_max)) as i8
     }
@@ -104,17 +101,9 @@ pub(crate) fn dot_offset(x: &[i8], w: &[i8], input_zero_point: i32) -> i32 {
 #[inline(always)]
 pub(crate) fn valid_taps(origin: isize, kernel: usize, dilation: usize, input: usize) -> (usize, usize) {
     let dilation = dilation as isize;
-    let start = if origin < 0 {
-        ((-origin + dilation - 1) / dilation) as usize
-    } else {
-        0
-    };
+    let start = if origin < 0 { ((-origin + dilation - 1) / dilation) as usize } else { 0 };
     let remaining = input as isize - origin; // taps with origin + t·d < input
-    let end = if remaining <= 0 {
-        0
-    } else {
-        (((remaining + dilation - 1) / dilation) as usize).min(kernel)
-    };
+    let end = if remaining <= 0 { 0 } else { (((remaining + dilation - 1) / dilation) as usize).min(kernel) };
     (start.min(end), end)
 }
 

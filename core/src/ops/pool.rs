@@ -19,6 +19,7 @@ pub struct PoolParams {
     pub act_max: i8,
 }
 
+#[allow(clippy::too_many_arguments)] // the two closures are the operator; the rest is geometry
 fn pool<F: FnMut(&mut [i32], &[i8]), G: Fn(i32, i32) -> i32>(
     input: &[i8],
     input_shape: Shape,

@@ -7,8 +7,8 @@
 //! Works in place: each output element is written after its input was last read.
 
 use crate::quant::{
-    exp_on_negative_values, reciprocal, rescale, rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul, SOFTMAX_ACCUM_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS,
+    exp_on_negative_values, reciprocal, rescale, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+    SOFTMAX_ACCUM_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS,
 };
 use core::cell::Cell;
 
@@ -71,11 +71,7 @@ mod tests {
 
     fn run(values: &mut [i8], scale: f32) {
         let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, scale);
-        let p = SoftmaxParams {
-            input_multiplier,
-            input_left_shift,
-            diff_min,
-        };
+        let p = SoftmaxParams { input_multiplier, input_left_shift, diff_min };
         let n = values.len();
         let cells = Cell::from_mut(values).as_slice_of_cells();
         softmax_s8(cells, cells, n, &p);

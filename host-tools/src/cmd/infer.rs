@@ -84,9 +84,8 @@ pub fn preprocess_image(model: &Model<'_>, path: &std::path::Path) -> Result<Vec
         3 => resized.to_rgb8().into_raw(),
         c => bail!("{}: the model takes {c} channels; images give 1 (gray) or 3 (RGB)", path.display()),
     };
-    let (pixel_scale, pixel_offset) = model
-        .preprocess()
-        .map_or((1.0 / 255.0, 0.0), |p| (p.pixel_scale, p.pixel_offset));
+    let (pixel_scale, pixel_offset) =
+        model.preprocess().map_or((1.0 / 255.0, 0.0), |p| (p.pixel_scale, p.pixel_offset));
     Ok(pixels
         .iter()
         .map(|&p| {

@@ -3,5 +3,3 @@
 pub mod import;
 pub mod infer;
 pub mod summary;
-
-

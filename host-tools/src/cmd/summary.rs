@@ -22,8 +22,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     } else {
         fsutil::read(&cmd.model)?
     };
-    let model = microcnn_core::Model::from_bytes(&bytes)
-        .map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model =
+        microcnn_core::Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
     let s = summary::summarize(&model);
     if cmd.json {
         println!("{}", serde_json::to_string(&s)?);
