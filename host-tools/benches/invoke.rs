@@ -39,6 +39,20 @@ fn load_case(name: &'static str) -> Case {
     Case { name, blob, samples }
 }
 
+/// Sanity check before timing: every sample's output must equal the case's
+/// `expected_tflm.npy` (so the timed path is the real, bit-exact one).
+fn check_against_tflm(name: &str, net: &mut Interpreter<'_, '_>, samples: &[Vec<i8>]) {
+    let path = Path::new(VECTORS).join(name).join("expected_tflm.npy");
+    let expected =
+        microcnn_tools::npy::read_i8(&path).unwrap_or_else(|e| panic!("{}: read_i8 failed: {e:#}", path.display()));
+    let per_sample = expected.data.len() / samples.len();
+    for (i, (sample, want)) in samples.iter().zip(expected.data.chunks_exact(per_sample)).enumerate() {
+        net.input_mut().copy_from_slice(sample);
+        net.invoke().unwrap_or_else(|e| panic!("{name}: invoke failed on sample {i}: {e:?}"));
+        assert_eq!(net.output(), want, "{name}: sample {i} output differs from expected_tflm.npy");
+    }
+}
+
 fn bench_invoke(c: &mut Criterion) {
     let mut group = c.benchmark_group("invoke");
     group.throughput(Throughput::Elements(1));
@@ -54,6 +68,7 @@ fn bench_invoke(c: &mut Criterion) {
             "{name}: input tensor size does not match an input.npy sample"
         );
         let mut out = vec![0i8; net.output().len()];
+        check_against_tflm(name, &mut net, &case.samples);
         let mut next = 0usize;
         group.bench_function(BenchmarkId::from_parameter(case.name), |b| {
             b.iter(|| {

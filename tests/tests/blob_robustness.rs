@@ -48,10 +48,7 @@ fn every_byte_flip_is_caught_or_harmless() {
             bad[i] ^= 0xff;
             // The CRC catches every single-byte change outside the CRC field itself.
             if !(12..16).contains(&i) {
-                assert!(
-                    Model::from_bytes(&bad).is_err(),
-                    "{case}: flip at {i} loaded without a checksum error"
-                );
+                assert!(Model::from_bytes(&bad).is_err(), "{case}: flip at {i} loaded without a checksum error");
             }
             // With the CRC rewritten, the structural checks must hold on their own.
             fix_crc(&mut bad);
