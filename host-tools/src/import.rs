@@ -574,3 +574,33 @@ fn window(
         pad_left: padding_before(input.width, kernel[1], stride[1], dilation[1], output.width),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_cnn() -> tflite::Model {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/vectors/small_cnn_28x28/model.tflite");
+        tflite::parse(&std::fs::read(path).expect("vector model")).expect("valid TFLite")
+    }
+
+    #[test]
+    fn unsupported_operator_names_itself_its_index_and_the_supported_list() {
+        let mut model = small_cnn();
+        // Operator 6 is the SOFTMAX; make its code LOGISTIC.
+        let code = model.subgraphs[0].operators[6].opcode_index as usize;
+        model.operator_codes[code].builtin_code = builtin::LOGISTIC;
+        let err = format!("{:#}", import(&model, "m").unwrap_err());
+        assert!(err.contains("operator 6 (LOGISTIC)"), "{err}");
+        assert!(err.contains("not supported") && err.contains("CONV_2D, DEPTHWISE_CONV_2D"), "{err}");
+    }
+
+    #[test]
+    fn float_model_is_refused_with_advice_to_quantize() {
+        let mut model = small_cnn();
+        let input = model.subgraphs[0].inputs[0] as usize;
+        model.subgraphs[0].tensors[input].tensor_type = TensorType::Float32;
+        let err = format!("{:#}", import(&model, "m").unwrap_err());
+        assert!(err.contains("FLOAT32") && err.contains("quantize it to int8"), "{err}");
+    }
+}
