@@ -38,13 +38,8 @@ pub fn mean_hw_s8(input: &[i8], input_shape: Shape, output: &mut [i8], params: &
     let count = input_shape.pixels();
     for (c, out) in output.iter_mut().enumerate().take(channels) {
         // At most 2^23 pixels (validated), so the sums fit in i32.
-        let mut sum = 0_i32;
-        let mut centred = 0_i32;
-        for p in 0..count {
-            let v = i32::from(input.get(p * channels + c).copied().unwrap_or(0));
-            sum += v;
-            centred += v - params.input_zero_point;
-        }
+        let sum: i32 = (0..count).map(|p| i32::from(input.get(p * channels + c).copied().unwrap_or(0))).sum();
+        let centred = sum.wrapping_sub(params.input_zero_point.wrapping_mul(count as i32));
         let value = match params.mode {
             mean_mode::INTEGER => {
                 let scaled = multiply_by_quantized_multiplier(centred, params.multiplier, params.shift);

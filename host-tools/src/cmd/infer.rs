@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use microcnn_core::quant::round_half_away_f32;
+use microcnn_core::quant::quantize_f32_to_i8;
 use microcnn_core::Model;
 use microcnn_tools::npy::{self, ArrayI8};
 use microcnn_tools::{fsutil, run};
@@ -88,10 +88,6 @@ pub fn preprocess_image(model: &Model<'_>, path: &std::path::Path) -> Result<Vec
         model.preprocess().map_or((1.0 / 255.0, 0.0), |p| (p.pixel_scale, p.pixel_offset));
     Ok(pixels
         .iter()
-        .map(|&p| {
-            let real = f32::from(p) * pixel_scale + pixel_offset;
-            let q = round_half_away_f32(real / input.scale) + input.zero_point as f32;
-            q.clamp(-128.0, 127.0) as i8
-        })
+        .map(|&p| quantize_f32_to_i8(f32::from(p) * pixel_scale + pixel_offset, input.scale, input.zero_point))
         .collect())
 }
