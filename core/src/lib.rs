@@ -29,6 +29,7 @@ pub mod format;
 pub mod interpreter;
 pub mod model;
 pub mod ops;
+pub mod preprocess;
 pub mod quant;
 pub mod shape;
 
