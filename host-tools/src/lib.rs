@@ -7,9 +7,7 @@
 //! subcommands (`src/cmd/`).
 
 pub mod arch;
-pub mod augment;
 pub mod blob;
-pub mod dataset;
 pub mod fsutil;
 pub mod graph;
 pub mod import;
