@@ -4,11 +4,11 @@
 //! ranges from the output quantization).
 
 use crate::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use crate::lower;
 use crate::tflite::{self, builtin, Activation as TfActivation, BuiltinOptions, Padding as TfPadding, TensorType};
 use anyhow::{anyhow, bail, Context, Result};
-use microcnn_core::format::mean_mode;
 use microcnn_core::ops::conv::Window;
-use microcnn_core::quant::{activation_range, mean_multiplier, quantize_multiplier, softmax_params, Activation};
+use microcnn_core::quant::{activation_range, quantize_multiplier, softmax_params, Activation};
 use microcnn_core::shape::{output_size, padding_before, Padding};
 use microcnn_core::Shape;
 use std::collections::HashMap;
@@ -257,13 +257,7 @@ impl Importer<'_> {
         }
         let (in_scale, _) = self.quant(input)?;
         let (out_scale, _) = self.quant(output)?;
-        Ok((0..channels)
-            .map(|c| {
-                let w = weight_scales[if weight_scales.len() == 1 { 0 } else { c }];
-                // TFLM: (double)input_scale * (double)filter_scale / (double)output_scale
-                quantize_multiplier(f64::from(in_scale) * f64::from(w) / f64::from(out_scale))
-            })
-            .unzip())
+        Ok(lower::channel_multipliers(in_scale, weight_scales, out_scale, channels))
     }
 
     fn conv(&mut self, operator: &tflite::Operator, code: i32, input_index: i32, output: i32) -> Result<()> {
@@ -425,16 +419,9 @@ impl Importer<'_> {
         let keep_dims = matches!(operator.options, BuiltinOptions::Reducer { keep_dims: true });
         let (in_scale, in_zp) = self.quant(input_index)?;
         let (out_scale, out_zp) = self.quant(output)?;
-        let real = f64::from(in_scale) / f64::from(out_scale);
         let count = self.graph.tensors[input].shape.pixels();
-        let (mode, (multiplier, shift)) = if keep_dims {
-            (mean_mode::INTEGER, quantize_multiplier(real))
-        } else if in_scale == out_scale && in_zp == out_zp {
-            (mean_mode::EQUAL_QUANT, (0, 0))
-        } else {
-            (mean_mode::MULTIPLIER, mean_multiplier(real, count))
-        };
-        self.push(vec![input], output, LayerParams::Mean { mode, multiplier, shift })?;
+        let params = lower::mean(in_scale, in_zp, out_scale, out_zp, count, keep_dims);
+        self.push(vec![input], output, params)?;
         let out = self.activations[&output];
         let channels = self.graph.tensors[input].shape.channels;
         if self.graph.tensors[out].shape.elements() != channels {
@@ -459,13 +446,8 @@ impl Importer<'_> {
         let (s1, _) = self.quant(a)?;
         let (s2, _) = self.quant(b)?;
         let (so, zo) = self.quant(output)?;
-        let left_shift = 20;
-        let twice_max = 2.0 * f64::from(s1.max(s2));
-        let (m1, sh1) = quantize_multiplier(f64::from(s1) / twice_max);
-        let (m2, sh2) = quantize_multiplier(f64::from(s2) / twice_max);
-        let (mo, sho) = quantize_multiplier(twice_max / ((1_i64 << left_shift) as f64 * f64::from(so)));
-        let act = activation_range(map_activation(*activation)?, so, zo);
-        self.push(vec![ia, ib], output, LayerParams::Add { params: [left_shift, m1, sh1, m2, sh2, mo, sho], act })?;
+        let params = lower::add(s1, s2, so, zo, map_activation(*activation)?);
+        self.push(vec![ia, ib], output, params)?;
         self.check_same_shape(ia, output)
     }
 

@@ -7,10 +7,14 @@
 //! subcommands (`src/cmd/`).
 
 pub mod arch;
+pub mod augment;
 pub mod blob;
+pub mod checkpoint;
+pub mod dataset;
 pub mod fsutil;
 pub mod graph;
 pub mod import;
+pub mod lower;
 pub mod nn;
 pub mod npy;
 pub mod plan;
@@ -18,6 +22,7 @@ pub mod report;
 pub mod run;
 pub mod summary;
 pub mod tflite;
+pub mod train;
 
 use anyhow::{Context, Result};
 use std::path::Path;

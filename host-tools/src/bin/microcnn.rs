@@ -19,6 +19,8 @@ enum Command {
     Import(cmd::import::Cmd),
     /// Run a model on int8 samples or on an image.
     Infer(cmd::infer::Cmd),
+    /// Train a CNN in f32 on a dataset.
+    Train(cmd::train::Cmd),
     /// Print a Keras-like summary of a model.
     Summary(cmd::summary::Cmd),
 }
@@ -29,6 +31,7 @@ fn main() {
         Command::Import(c) => cmd::import::run(c),
         Command::Infer(c) => cmd::infer::run(c),
         Command::Summary(c) => cmd::summary::run(c),
+        Command::Train(c) => cmd::train::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

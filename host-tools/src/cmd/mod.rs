@@ -3,3 +3,4 @@
 pub mod import;
 pub mod infer;
 pub mod summary;
+pub mod train;
