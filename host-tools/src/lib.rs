@@ -6,14 +6,10 @@
 //! ([`run`]), and report on it ([`summary`]). The `microcnn` binary wraps these in
 //! subcommands (`src/cmd/`).
 
-pub mod arch;
-pub mod augment;
 pub mod blob;
-pub mod dataset;
 pub mod fsutil;
 pub mod graph;
 pub mod import;
-pub mod nn;
 pub mod npy;
 pub mod plan;
 pub mod report;
