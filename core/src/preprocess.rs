@@ -491,10 +491,7 @@ mod tests {
         let image = Image::new(&frame[..4], 2, 2, PixelFormat::Gray8).unwrap();
         let mut input = [0i8; 4];
         let outside = Crop { x: 1, y: 0, width: 2, height: 2 };
-        assert_eq!(
-            preprocess(&image, outside, &quant(2, 2, 1), &mut input),
-            Err(PreprocessError::CropOutsideFrame)
-        );
+        assert_eq!(preprocess(&image, outside, &quant(2, 2, 1), &mut input), Err(PreprocessError::CropOutsideFrame));
         assert_eq!(
             preprocess(&image, Crop::full(&image), &quant(2, 2, 3), &mut input),
             Err(PreprocessError::WrongInputLength { expected: 12, found: 4 })

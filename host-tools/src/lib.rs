@@ -12,6 +12,7 @@ pub mod graph;
 pub mod import;
 pub mod npy;
 pub mod plan;
+pub mod qemu;
 pub mod report;
 pub mod run;
 pub mod summary;
