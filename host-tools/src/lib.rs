@@ -7,6 +7,7 @@
 //! subcommands (`src/cmd/`).
 
 pub mod blob;
+pub mod export;
 pub mod fsutil;
 pub mod graph;
 pub mod import;
