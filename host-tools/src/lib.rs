@@ -6,7 +6,9 @@
 //! ([`run`]), and report on it ([`summary`]). The `microcnn` binary wraps these in
 //! subcommands (`src/cmd/`).
 
+pub mod augment;
 pub mod blob;
+pub mod dataset;
 pub mod export;
 pub mod fsutil;
 pub mod graph;
