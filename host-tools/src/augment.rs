@@ -605,6 +605,7 @@ mod tests {
     #[test]
     fn flags_follow_keras_meanings() -> Result<()> {
         assert_eq!(parse(&[])?, AugmentConfig::default());
+        assert_eq!(AugmentArgs::default().config()?, AugmentConfig::default());
         let c = parse(&[
             "--rotation-range=15",
             "--zoom-range=0.25",

@@ -144,11 +144,26 @@ fn random_colour(rng: &mut ChaCha8Rng) -> Rgb {
     tint.map(|t| (level + saturation * (t - 0.5)).clamp(0.0, 1.0))
 }
 
-/// One standard normal draw (Box–Muller).
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u: f64 = rng.random_range(f64::EPSILON..1.0);
-    let v: f64 = rng.random();
-    (-2.0 * u.ln()).sqrt() * (2.0 * PI * v).cos()
+/// Sensor noise: a SplitMix64 stream seeded from the picture's stream, kept in this crate
+/// so that it runs optimised in test builds (one draw per pixel and channel).
+struct Noise(u64);
+
+impl Noise {
+    fn next_unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // 53 random bits in (0, 1].
+        ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// One standard normal draw (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.next_unit(), self.next_unit());
+        (-2.0 * u.ln()).sqrt() * (2.0 * PI * v).cos()
+    }
 }
 
 /// Outline of a class as a polygon in unit-radius coordinates, or `None` for the round ones.
@@ -316,14 +331,15 @@ fn draw(params: &Params, index: usize) -> Vec<f32> {
         picture = blur(&picture, h, w);
     }
     let sigma = rng.random_range(0.01..0.05);
+    let mut noise = Noise(rng.random());
     let quantize = |v: f64| ((v.clamp(0.0, 1.0) * 255.0).round() / 255.0) as f32;
     let mut out = Vec::with_capacity(h * w * params.channels);
     for pixel in picture {
         if params.channels == 1 {
-            out.push(quantize(luma(pixel) + sigma * normal(&mut rng)));
+            out.push(quantize(luma(pixel) + sigma * noise.normal()));
         } else {
             for v in pixel {
-                out.push(quantize(v + sigma * normal(&mut rng)));
+                out.push(quantize(v + sigma * noise.normal()));
             }
         }
     }
