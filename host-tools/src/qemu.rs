@@ -36,6 +36,27 @@ pub fn default_firmware_path() -> PathBuf {
         .collect()
 }
 
+/// Builds the QEMU firmware of this source tree (`cargo build --release -p
+/// microcnn-fw-qemu` in `firmware/`, a no-op when it is up to date) and returns the
+/// ELF's path. For tests and development; `cargo` must be on the path, with the
+/// `thumbv7em-none-eabihf` target installed.
+pub fn build_firmware() -> Result<PathBuf> {
+    let firmware_dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware").components().collect();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(&firmware_dir)
+        .args(["build", "--release", "--locked", "-p", "microcnn-fw-qemu"])
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .context("cannot run cargo to build the QEMU firmware")?;
+    if !output.status.success() {
+        bail!("building the QEMU firmware failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(default_firmware_path())
+}
+
 /// The firmware ELF to run: `explicit`, else `$MICROCNN_QEMU_FIRMWARE`, else
 /// [`default_firmware_path`]; an error says how to build it when it is missing.
 pub fn find_firmware(explicit: Option<&Path>) -> Result<PathBuf> {

@@ -22,6 +22,7 @@
 //! ```
 //! # use embedded_hal_mock::eh1::{delay::NoopDelay, i2c::Mock as I2c, spi::Mock as Spi};
 //! use microcnn_camera::arducam::{ArduCamMini2mp, Resolution};
+//! use microcnn_camera::Camera;
 //! let camera = ArduCamMini2mp::new(Spi::new(&[]), I2c::new(&[]), NoopDelay::new(), Resolution::Qqvga);
 //! assert_eq!(camera.format().width, 160);
 //! # let (mut spi, mut i2c, _) = camera.release(); spi.done(); i2c.done();
