@@ -12,8 +12,8 @@
 //!    --image` uses, operation for operation in `f32`, so an RGB888 or gray frame gives
 //!    the same bytes here and on the host;
 //! 3. RGB565 is widened to RGB888 by bit replication (`r8 = r5 << 3 | r5 >> 2`) before
-//!    resizing; a 1-channel model takes the BT.709 luma of the resized RGB
-//!    (`(2126 r + 7152 g + 722 b) / 10000`, integer, as the host's `to_luma8`);
+//!    resizing; a 1-channel model takes the BT.709 luma of the resized RGB ([`luma`],
+//!    in `f32` as the host's `to_luma8`);
 //! 4. each 8-bit value `p` is **quantized** to
 //!    `clamp(zero_point + round(real / scale))` with
 //!    `real = p × pixel_scale + pixel_offset` ([`InputQuantization`], from the model's
@@ -163,11 +163,20 @@ pub fn rgb565_to_rgb888(pixel: u16) -> [u8; 3] {
     [(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)]
 }
 
-/// BT.709 luma of an 8-bit RGB pixel, in integers.
+/// The luma coefficients: the Y row of the BT.709 (sRGB) RGB→XYZ matrix for a D65
+/// white point, as `f32` (`0x3e59c05b`, `0x3f3715fc`, `0x3d93cf75`): the values the
+/// host `image` crate derives for `to_luma8`.
+pub const LUMA_COEFFICIENTS: [f32; 3] = [0.212_647_84, 0.715_179_2, 0.072_173_04];
+
+/// Luma of an 8-bit RGB pixel: `round(255 × Σ coefficient × value / 255)` in `f32`,
+/// accumulated in R, G, B order without fused multiply-add (the host `image` crate's
+/// `to_luma8` arithmetic).
 pub fn luma(rgb: [u8; 3]) -> u8 {
-    let [r, g, b] = rgb.map(u32::from);
-    // At most (2126 + 7152 + 722) × 255 / 10000 = 255.
-    ((2126 * r + 7152 * g + 722 * b) / 10_000) as u8
+    let mut luma = 0.0f32;
+    for (value, coefficient) in rgb.into_iter().zip(LUMA_COEFFICIENTS) {
+        luma += f32::from(value) * (1.0 / 255.0) * coefficient;
+    }
+    round_half_away_f32((luma * 255.0).clamp(0.0, 255.0)) as u8
 }
 
 /// A rectangle of the frame, in pixels.
@@ -491,10 +500,7 @@ mod tests {
         let image = Image::new(&frame[..4], 2, 2, PixelFormat::Gray8).unwrap();
         let mut input = [0i8; 4];
         let outside = Crop { x: 1, y: 0, width: 2, height: 2 };
-        assert_eq!(
-            preprocess(&image, outside, &quant(2, 2, 1), &mut input),
-            Err(PreprocessError::CropOutsideFrame)
-        );
+        assert_eq!(preprocess(&image, outside, &quant(2, 2, 1), &mut input), Err(PreprocessError::CropOutsideFrame));
         assert_eq!(
             preprocess(&image, Crop::full(&image), &quant(2, 2, 3), &mut input),
             Err(PreprocessError::WrongInputLength { expected: 12, found: 4 })

@@ -114,7 +114,7 @@ pub fn write_curves_png(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     fsutil::write_atomic(path, &png)
 }
 
-/// confusion.png: matrix[true][predicted] counts, class labels on both axes, cell counts as text, colour by row-normalised value. Atomic write.
+/// confusion.png: `matrix[true][predicted]` counts, class labels on both axes, cell counts as text, colour by row-normalised value. Atomic write.
 ///
 /// The matrix must be square with one label per row; cell counts are left out when the
 /// cells are too small to hold them (many classes).

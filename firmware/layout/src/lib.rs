@@ -53,6 +53,8 @@ pub struct MemoryMap {
     pub ram: Region,
     /// Bytes of the static activation arena.
     pub arena_bytes: u32,
+    /// Bytes of the static capture buffer (one camera frame).
+    pub frame_buffer_bytes: u32,
     /// Erased flash reads as this byte; region images are padded with it.
     pub erased_byte: u8,
 }
@@ -68,7 +70,8 @@ pub const QEMU_MPS2_AN386: MemoryMap = MemoryMap {
     model: Region { origin: 0x0010_0000, length: 512 * 1024 },
     frames: Region { origin: 0x0018_0000, length: 512 * 1024 },
     ram: Region { origin: 0x2000_0000, length: 256 * 1024 },
-    arena_bytes: 192 * 1024,
+    arena_bytes: 128 * 1024,
+    frame_buffer_bytes: 64 * 1024,
     erased_byte: 0xFF,
 };
 
@@ -84,6 +87,7 @@ pub const NUCLEO_F411RE: MemoryMap = MemoryMap {
     frames: Region { origin: 0x0806_0000, length: 128 * 1024 },
     ram: Region { origin: 0x2000_0000, length: 128 * 1024 },
     arena_bytes: 48 * 1024,
+    frame_buffer_bytes: 160 * 120 * 2,
     erased_byte: 0xFF,
 };
 
@@ -124,19 +128,19 @@ impl MemoryMap {
     }
 }
 
-/// The frames region: a 16-byte header, then `count` frames of `frame_bytes` each.
+/// The frames region: a 16-byte header, then `count` frames.
 ///
 /// | offset | field | |
 /// | --- | --- | --- |
 /// | 0 | magic `MCFR` | |
 /// | 4 | `u16` version | [`frames::VERSION`] |
 /// | 6 | `u16` pixel format | [`frames::PixelFormat`] |
-/// | 8 | `u16` width, `u16` height | pixels (for `Int8Tensor`: the model input's width and height) |
-/// | 12 | `u32` count | frames that follow |
+/// | 8 | `u16` width, `u16` height | pixels |
+/// | 12 | `u16` channels | for `Int8Tensor`; otherwise what the format implies |
+/// | 14 | `u16` count | frames that follow |
 ///
-/// All little-endian. A frame's size follows from the format: width × height × bytes
-/// per pixel (`Int8Tensor`: the model's whole input tensor, `width × height × channels`
-/// with channels = `frame_bytes / (width × height)` given by the model).
+/// All little-endian. A frame holds [`frames::Header::frame_bytes`] bytes: width ×
+/// height × bytes per pixel (`Int8Tensor`: the model's input tensor, NHWC).
 pub mod frames {
     /// `MCFR`.
     pub const MAGIC: [u8; 4] = *b"MCFR";
@@ -147,6 +151,7 @@ pub mod frames {
 
     /// How the pixels of a frame are stored.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[cfg_attr(feature = "defmt", derive(defmt::Format))]
     #[repr(u16)]
     pub enum PixelFormat {
         /// Already the model's int8 input tensor (NHWC): no preprocessing.
@@ -181,8 +186,10 @@ pub mod frames {
         pub width: u16,
         /// Height in pixels.
         pub height: u16,
+        /// Channels (1 for gray, 3 for RGB; the tensor's channels for `Int8Tensor`).
+        pub channels: u16,
         /// Number of frames.
-        pub count: u32,
+        pub count: u16,
     }
 
     impl Header {
@@ -194,8 +201,20 @@ pub mod frames {
             b[6..8].copy_from_slice(&(self.format as u16).to_le_bytes());
             b[8..10].copy_from_slice(&self.width.to_le_bytes());
             b[10..12].copy_from_slice(&self.height.to_le_bytes());
-            b[12..16].copy_from_slice(&self.count.to_le_bytes());
+            b[12..14].copy_from_slice(&self.channels.to_le_bytes());
+            b[14..16].copy_from_slice(&self.count.to_le_bytes());
             b
+        }
+
+        /// Bytes of one frame.
+        pub fn frame_bytes(&self) -> usize {
+            let per_pixel = match self.format {
+                PixelFormat::Int8Tensor => usize::from(self.channels),
+                PixelFormat::Gray8 => 1,
+                PixelFormat::Rgb565Be => 2,
+                PixelFormat::Rgb888 => 3,
+            };
+            usize::from(self.width) * usize::from(self.height) * per_pixel
         }
 
         /// Reads a header; `None` when the magic, version or format is unknown.
@@ -209,7 +228,8 @@ pub mod frames {
                 format: PixelFormat::from_code(u16_at(6))?,
                 width: u16_at(8),
                 height: u16_at(10),
-                count: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
+                channels: u16_at(12),
+                count: u16_at(14),
             })
         }
     }
@@ -226,7 +246,7 @@ mod tests {
         for m in ALL {
             assert!(m.flash.end() <= m.model.origin, "{}", m.name);
             assert!(m.model.end() <= m.frames.origin, "{}", m.name);
-            assert!(m.arena_bytes < m.ram.length, "{}", m.name);
+            assert!(m.arena_bytes + m.frame_buffer_bytes + 16 * 1024 <= m.ram.length, "{}", m.name);
         }
     }
 
@@ -240,7 +260,9 @@ mod tests {
 
     #[test]
     fn header_round_trips() {
-        let h = frames::Header { format: frames::PixelFormat::Rgb565Be, width: 160, height: 120, count: 3 };
+        let h =
+            frames::Header { format: frames::PixelFormat::Rgb565Be, width: 160, height: 120, channels: 3, count: 3 };
+        assert_eq!(h.frame_bytes(), 160 * 120 * 2);
         assert_eq!(frames::Header::parse(&h.to_bytes()), Some(h));
         assert_eq!(frames::Header::parse(&[0u8; 16]), None);
     }

@@ -15,6 +15,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write a model as Rust source, a C header or the raw blob, for a firmware build.
+    Export(cmd::export::Cmd),
+    /// Write a PNG grid that shows what augmentation options do.
+    Augment(cmd::augment::Cmd),
     /// Convert an int8 TFLite model into a `.mcnn` blob.
     Import(cmd::import::Cmd),
     /// Run a model on int8 samples or on an image.
@@ -28,6 +32,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Export(c) => cmd::export::run(c),
+        Command::Augment(c) => cmd::augment::run(c),
         Command::Import(c) => cmd::import::run(c),
         Command::Infer(c) => cmd::infer::run(c),
         Command::Summary(c) => cmd::summary::run(c),

@@ -1,11 +1,15 @@
 //! `microcnn infer MODEL.mcnn --input IN.npy --output OUT.npy` and `--image FILE`.
+//!
+//! With `--on qemu` the samples run inside the QEMU firmware instead of on the host
+//! (same output bytes; `--json` adds executed instructions per sample and per layer,
+//! and instructions per MAC). See [`microcnn_tools::qemu`].
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use microcnn_core::quant::quantize_f32_to_i8;
 use microcnn_core::Model;
 use microcnn_tools::npy::{self, ArrayI8};
-use microcnn_tools::{fsutil, run};
+use microcnn_tools::{fsutil, qemu, run};
 use std::path::PathBuf;
 
 /// Run a model on int8 samples (`.npy`, first axis = sample) or on an image.
@@ -26,6 +30,27 @@ pub struct Cmd {
     /// How many classes to print for `--image`.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+    /// Where the samples run: `host` (this machine) or `qemu` (the firmware under
+    /// QEMU mps2-an386, Cortex-M4F).
+    #[arg(long, value_enum, default_value_t = Target::Host)]
+    pub on: Target,
+    /// With `--on qemu`: print a JSON report (instructions per sample and per layer,
+    /// instructions per MAC) instead of the table.
+    #[arg(long, requires = "input")]
+    pub json: bool,
+    /// With `--on qemu`: the firmware ELF (default: $MICROCNN_QEMU_FIRMWARE, else the
+    /// release build in this source tree's firmware/target).
+    #[arg(long)]
+    pub firmware: Option<PathBuf>,
+}
+
+/// Where `infer` runs the samples.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The host's copy of the engine.
+    Host,
+    /// The firmware under QEMU `mps2-an386`.
+    Qemu,
 }
 
 /// Runs the command.
@@ -47,13 +72,33 @@ pub fn run(cmd: &Cmd) -> Result<()> {
                 s.channels
             );
         }
-        let outputs = run::run_samples(&model, &array.data)?;
+        if cmd.json && cmd.on != Target::Qemu {
+            bail!("--json reports instruction counts: use it with --on qemu");
+        }
+        let (outputs, costs) = match cmd.on {
+            Target::Host => (run::run_samples(&model, &array.data)?, None),
+            Target::Qemu => {
+                let firmware = qemu::Firmware::load(&qemu::find_firmware(cmd.firmware.as_deref())?)?;
+                let results = qemu::infer(&firmware, &bytes, &array.data)?;
+                (results.iter().flat_map(|r| r.output.iter().copied()).collect(), Some(results))
+            }
+        };
         let mut shape = vec![array.shape[0]];
         shape.extend(run::sample_output_shape(&model));
         let encoded = npy::encode_i8(&ArrayI8 { shape, data: outputs })?;
         fsutil::write_atomic(output, &encoded)?;
-        println!("{}: {} samples", output.display(), array.shape[0]);
+        match costs {
+            Some(results) if cmd.json => println!("{}", serde_json::to_string_pretty(&cost_report(&model, &results)?)?),
+            Some(results) => {
+                println!("{}: {} samples (on QEMU mps2-an386)", output.display(), array.shape[0]);
+                print!("{}", cost_table(&model, &results)?);
+            }
+            None => println!("{}: {} samples", output.display(), array.shape[0]),
+        }
         return Ok(());
+    }
+    if cmd.on != Target::Host {
+        bail!("--on qemu runs --input samples; --image runs on the host");
     }
     let Some(image_path) = &cmd.image else {
         bail!("give --input and --output, or --image");
@@ -90,4 +135,84 @@ pub fn preprocess_image(model: &Model<'_>, path: &std::path::Path) -> Result<Vec
         .iter()
         .map(|&p| quantize_f32_to_i8(f32::from(p) * pixel_scale + pixel_offset, input.scale, input.zero_point))
         .collect())
+}
+
+/// Per-layer MACs of `model`, in operator order.
+fn layer_macs(model: &Model<'_>) -> Result<Vec<(String, u64)>> {
+    (0..model.op_count())
+        .map(|i| {
+            let op = model.operator(i).map_err(|e| anyhow!("operator {i}: {e}"))?;
+            let input = model.tensor(op.inputs.get(0).unwrap_or(0)).map_err(|e| anyhow!("{e}"))?;
+            let output = model.tensor(op.output).map_err(|e| anyhow!("{e}"))?;
+            Ok((op.kind.name().to_string(), op.macs(&input.shape, &output.shape)))
+        })
+        .collect()
+}
+
+/// Mean instructions of layer `index` over the samples.
+fn mean_layer(results: &[qemu::SampleResult], index: usize) -> f64 {
+    let total: u64 =
+        results.iter().filter_map(|r| r.layers.iter().find(|l| l.index == index)).map(|l| l.instructions).sum();
+    total as f64 / results.len().max(1) as f64
+}
+
+fn per_mac(instructions: f64, macs: u64) -> Option<f64> {
+    (macs > 0).then(|| instructions / macs as f64)
+}
+
+/// The `--json` report of `infer --on qemu`.
+fn cost_report(model: &Model<'_>, results: &[qemu::SampleResult]) -> Result<serde_json::Value> {
+    let macs = layer_macs(model)?;
+    let total_macs: u64 = macs.iter().map(|(_, m)| m).sum();
+    let mean_total = results.iter().map(|r| r.instructions).sum::<u64>() as f64 / results.len().max(1) as f64;
+    let layers: Vec<_> = macs
+        .iter()
+        .enumerate()
+        .map(|(i, (op, m))| {
+            let mean = mean_layer(results, i);
+            serde_json::json!({"index": i, "op": op, "macs": m, "instructions_mean": mean,
+                               "instructions_per_mac": per_mac(mean, *m)})
+        })
+        .collect();
+    let samples: Vec<_> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let layers: Vec<_> = r
+                .layers
+                .iter()
+                .map(|l| serde_json::json!({"index": l.index, "op": l.op, "instructions": l.instructions}))
+                .collect();
+            serde_json::json!({"index": i, "instructions": r.instructions, "layers": layers})
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "target": "qemu-mps2-an386 (Cortex-M4F)",
+        "unit": "executed instructions (QEMU -icount, SysTick)",
+        "samples_count": results.len(),
+        "macs": total_macs,
+        "instructions_mean": mean_total,
+        "instructions_per_mac": per_mac(mean_total, total_macs),
+        "layers": layers,
+        "samples": samples,
+    }))
+}
+
+/// The human table of `infer --on qemu`: per layer, MACs, mean instructions and
+/// instructions per MAC, then the whole invoke.
+fn cost_table(model: &Model<'_>, results: &[qemu::SampleResult]) -> Result<String> {
+    use std::fmt::Write;
+    let macs = layer_macs(model)?;
+    let mut t = String::new();
+    writeln!(t, "{:>3}  {:<18} {:>10} {:>14} {:>10}", "#", "layer", "MACs", "instructions", "instr/MAC")?;
+    for (i, (op, m)) in macs.iter().enumerate() {
+        let mean = mean_layer(results, i);
+        let ratio = per_mac(mean, *m).map_or_else(|| "-".to_string(), |r| format!("{r:.2}"));
+        writeln!(t, "{i:>3}  {op:<18} {m:>10} {mean:>14.0} {ratio:>10}")?;
+    }
+    let total_macs: u64 = macs.iter().map(|(_, m)| m).sum();
+    let mean_total = results.iter().map(|r| r.instructions).sum::<u64>() as f64 / results.len().max(1) as f64;
+    let ratio = per_mac(mean_total, total_macs).map_or_else(|| "-".to_string(), |r| format!("{r:.2}"));
+    writeln!(t, "{:>3}  {:<18} {total_macs:>10} {mean_total:>14.0} {ratio:>10}", "", "invoke (total)")?;
+    Ok(t)
 }

@@ -1,5 +1,7 @@
 //! One file per subcommand, each with an argument struct and `run`.
 
+pub mod augment;
+pub mod export;
 pub mod import;
 pub mod infer;
 pub mod summary;

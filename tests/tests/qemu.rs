@@ -1,0 +1,185 @@
+//! The firmware under QEMU `mps2-an386` computes exactly what the host computes.
+//!
+//! - every vector model in `tests/data/vectors*`: the firmware's outputs for the
+//!   recorded samples and for seeded random samples equal the host engine's, byte for
+//!   byte;
+//! - RGB565 camera frames preprocessed on the device (crop, resize, quantize) give the
+//!   same outputs as the same preprocessing on the host;
+//! - a model region with a corrupted or missing blob: the firmware logs the error,
+//!   classifies nothing and exits non-zero.
+//!
+//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target; builds the
+//! firmware first (`scripts/check.sh` installs both).
+
+use microcnn_core::preprocess::{self, Crop, Image, InputQuantization};
+use microcnn_core::Model;
+use microcnn_layout::frames::{Header, PixelFormat};
+use microcnn_tools::qemu::{self, Firmware};
+use microcnn_tools::{npy, run, tflite_to_blob};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn firmware() -> &'static Firmware {
+    static FIRMWARE: OnceLock<Firmware> = OnceLock::new();
+    FIRMWARE.get_or_init(|| {
+        let path = qemu::build_firmware().unwrap_or_else(|e| panic!("{e:#}"));
+        Firmware::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
+    })
+}
+
+fn cases() -> Vec<PathBuf> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let mut all = Vec::new();
+    for set in ["vectors", "vectors_extra"] {
+        for entry in std::fs::read_dir(data.join(set)).expect("vector set") {
+            let path = entry.expect("dir entry").path();
+            if path.join("model.tflite").exists() {
+                all.push(path);
+            }
+        }
+    }
+    all.sort();
+    assert!(all.len() >= 30, "expected the vector sets, found {}", all.len());
+    all
+}
+
+/// A seeded xorshift generator: random int8 samples without a dependency.
+fn random_i8(seed: u64, len: usize) -> Vec<i8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8 as i8
+        })
+        .collect()
+}
+
+#[test]
+fn every_vector_model_is_bit_exact_on_qemu() {
+    let mut checked = 0;
+    for (n, case) in cases().into_iter().enumerate() {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let blob = tflite_to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let model = Model::from_bytes(&blob).unwrap();
+        let recorded = npy::read_i8(&case.join("input.npy")).expect("input.npy");
+        let mut samples = recorded.data.clone();
+        samples.extend(random_i8(n as u64 + 1, 8 * model.input().bytes()));
+        let host = run::run_samples(&model, &samples).unwrap();
+        let device = qemu::infer(firmware(), &blob, &samples).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let device_bytes: Vec<i8> = device.iter().flat_map(|r| r.output.iter().copied()).collect();
+        assert_eq!(device_bytes, host, "{name}: QEMU outputs differ from the host's");
+        assert!(device.iter().all(|r| r.instructions > 0 && r.layers.len() == model.op_count()), "{name}: costs");
+        checked += 1;
+    }
+    assert!(checked >= 30);
+}
+
+/// A frames image of RGB565 (big-endian) frames.
+fn rgb565_frames(width: u16, height: u16, frames: &[Vec<u8>]) -> Vec<u8> {
+    let header = Header { format: PixelFormat::Rgb565Be, width, height, channels: 3, count: frames.len() as u16 };
+    let mut image = header.to_bytes().to_vec();
+    for f in frames {
+        image.extend(f);
+    }
+    image
+}
+
+#[test]
+fn camera_frames_are_preprocessed_on_the_device_as_on_the_host() {
+    // A gray 28×28 model and an RGB 3-channel model, fed 2 random 40×30 RGB565 frames.
+    for name in ["vectors/small_cnn_28x28", "vectors_extra/mobilenet_like"] {
+        let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name);
+        let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
+        let model = Model::from_bytes(&blob).unwrap();
+        let (width, height) = (40u16, 30u16);
+        let frames: Vec<Vec<u8>> = (0..2)
+            .map(|i| {
+                random_i8(100 + i, usize::from(width) * usize::from(height) * 2).iter().map(|&v| v as u8).collect()
+            })
+            .collect();
+        let quant = InputQuantization::from_model(&model);
+        let mut host_inputs = Vec::new();
+        for f in &frames {
+            let image = Image::new(f, width.into(), height.into(), preprocess::PixelFormat::Rgb565Be).unwrap();
+            let mut input = vec![0i8; quant.input_bytes()];
+            preprocess::preprocess(&image, Crop::centered(&image, quant.width, quant.height), &quant, &mut input)
+                .unwrap();
+            host_inputs.extend(input);
+        }
+        let host = run::run_samples(&model, &host_inputs).unwrap();
+        let result = firmware().run(&blob, &rgb565_frames(width, height, &frames), Duration::from_secs(60)).unwrap();
+        assert_eq!(result.status, 0, "{name}: {:?}", result.lines);
+        let device: Vec<i8> = result
+            .lines
+            .iter()
+            .filter_map(|l| l.message.strip_prefix("output ").and_then(|r| r.split_once(": ")))
+            .flat_map(|(_, list)| {
+                list.trim_matches(|c| c == '[' || c == ']').split(", ").map(|v| v.parse::<u8>().unwrap() as i8)
+            })
+            .collect();
+        assert_eq!(device, host, "{name}: device preprocessing differs from the host's");
+        assert_eq!(result.classifications().count(), 2);
+    }
+}
+
+fn small_cnn_blob() -> Vec<u8> {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/small_cnn_28x28");
+    tflite_to_blob(&case.join("model.tflite")).unwrap()
+}
+
+fn small_cnn_frames(blob: &[u8]) -> Vec<u8> {
+    let model = Model::from_bytes(blob).unwrap();
+    qemu::frames_image(&model, &random_i8(7, 2 * model.input().bytes())).unwrap()
+}
+
+#[test]
+fn corrupted_model_region_is_refused_without_classifying() {
+    let blob = small_cnn_blob();
+    let frames = small_cnn_frames(&blob);
+    // One flipped weight byte: the CRC catches it.
+    let mut corrupted = blob.clone();
+    let last = corrupted.len() - 1;
+    corrupted[last] ^= 0x40;
+    let run = firmware().run(&corrupted, &frames, Duration::from_secs(60)).unwrap();
+    assert_eq!(run.status, 2, "{:?}", run.lines);
+    let errors: Vec<_> = run.errors().map(|l| l.message.clone()).collect();
+    assert!(errors.iter().any(|m| m.starts_with("model region: ChecksumMismatch")), "{errors:?}");
+    assert_eq!(run.classifications().count(), 0, "no frame may be classified with a bad model");
+    assert!(!run.lines.iter().any(|l| l.message.starts_with("output ")));
+
+    // An erased region (all 0xFF) and a blob of a future format version.
+    let mut future = blob.clone();
+    future[4] = 0x7f; // header version field
+    for (what, region) in [("erased", vec![0xFF; 4096]), ("future version", future)] {
+        let run = firmware().run(&region, &frames, Duration::from_secs(60)).unwrap();
+        assert_eq!(run.status, 2, "{what}: {:?}", run.lines);
+        assert!(run.errors().any(|l| l.message.starts_with("model region: ")), "{what}: {:?}", run.lines);
+        assert_eq!(run.classifications().count(), 0, "{what}");
+    }
+
+    // The intact blob classifies both frames.
+    let run = firmware().run(&blob, &frames, Duration::from_secs(60)).unwrap();
+    assert_eq!(run.status, 0, "{:?}", run.lines);
+    assert_eq!(run.classifications().count(), 2);
+}
+
+#[test]
+fn missing_frames_header_is_an_error() {
+    let blob = small_cnn_blob();
+    let run = firmware().run(&blob, &[0xFF; 64], Duration::from_secs(60)).unwrap();
+    assert_eq!(run.status, 3, "{:?}", run.lines);
+    assert!(run.errors().any(|l| l.message.contains("frames region")));
+}
+
+#[test]
+fn instruction_counts_are_deterministic() {
+    let blob = small_cnn_blob();
+    let model = Model::from_bytes(&blob).unwrap();
+    let samples = random_i8(3, model.input().bytes());
+    let first = qemu::infer(firmware(), &blob, &samples).unwrap();
+    let second = qemu::infer(firmware(), &blob, &samples).unwrap();
+    assert_eq!(first, second);
+}
