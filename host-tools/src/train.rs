@@ -141,7 +141,8 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
     }
     let best = |m: &[EpochMetrics]| -> Option<(usize, f32)> {
         m.iter().fold(None, |acc: Option<(usize, f32)>, r| match acc {
-            Some((_, a)) if a >= r.val_accuracy => acc,
+            // Ties (common on small validation sets) go to the lower validation loss.
+            Some((e, a)) if a > r.val_accuracy || (a == r.val_accuracy && m[e - 1].val_loss <= r.val_loss) => acc,
             _ => Some((r.epoch, r.val_accuracy)),
         })
     };

@@ -25,6 +25,10 @@ enum Command {
     Infer(cmd::infer::Cmd),
     /// Train a CNN in f32 on a dataset.
     Train(cmd::train::Cmd),
+    /// Quantize a trained checkpoint to an int8 `.mcnn` model.
+    Quantize(cmd::quantize::Cmd),
+    /// Evaluate a model on a labelled dataset.
+    Eval(cmd::eval::Cmd),
     /// Print a Keras-like summary of a model.
     Summary(cmd::summary::Cmd),
 }
@@ -38,6 +42,8 @@ fn main() {
         Command::Infer(c) => cmd::infer::run(c),
         Command::Summary(c) => cmd::summary::run(c),
         Command::Train(c) => cmd::train::run(c),
+        Command::Quantize(c) => cmd::quantize::run(c),
+        Command::Eval(c) => cmd::eval::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,8 +1,10 @@
 //! One file per subcommand, each with an argument struct and `run`.
 
 pub mod augment;
+pub mod eval;
 pub mod export;
 pub mod import;
 pub mod infer;
+pub mod quantize;
 pub mod summary;
 pub mod train;

@@ -508,6 +508,19 @@ impl Network {
     /// Forward pass over `n` samples (`x` is `n × h × w × c`). In training mode batch
     /// norm uses batch statistics and dropout draws its masks from `rng`.
     pub fn forward(&self, x: &[f32], n: usize, mode: Mode, rng: &mut ChaCha8Rng) -> Trace {
+        self.forward_with(x, n, mode, rng, &|_, _| {})
+    }
+
+    /// [`Network::forward`] with `hook(node, output)` applied to every node's output
+    /// before later nodes read it (quantization-aware training fake-quantizes there).
+    pub fn forward_with(
+        &self,
+        x: &[f32],
+        n: usize,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+        hook: &dyn Fn(usize, &mut [f32]),
+    ) -> Trace {
         assert_eq!(x.len(), n * self.nodes[0].size(), "input size");
         let mut outputs: Vec<Vec<f32>> = Vec::with_capacity(self.nodes.len());
         let mut caches = Vec::with_capacity(self.nodes.len());
@@ -519,6 +532,8 @@ impl Network {
                 let train = mode == Mode::Train && !node.frozen;
                 kernels::forward(node, &self.nodes, &inputs, n, train, rng)
             };
+            let mut out = out;
+            hook(outputs.len(), &mut out);
             outputs.push(out);
             caches.push(cache);
         }
