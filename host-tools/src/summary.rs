@@ -134,3 +134,107 @@ pub fn render(s: &Summary) -> String {
     let _ = writeln!(out, "Model blob (flash): {} bytes", s.flash_bytes);
     out
 }
+
+/// One layer of an architecture (f32 network) summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchLayer {
+    /// Node name (`layer3`, `layer4.shortcut`, …).
+    pub name: String,
+    /// Layer kind.
+    pub kind: String,
+    /// Output shape `[H, W, C]`.
+    pub output_shape: [usize; 3],
+    /// Parameters (batch-norm moving statistics included, as Keras counts them).
+    pub params: usize,
+    /// Multiply-accumulates per image.
+    pub macs: usize,
+}
+
+/// Summary of an architecture: the f32 layers, and what the int8 model will need.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchSummary {
+    /// Name.
+    pub name: String,
+    /// Input shape.
+    pub input_shape: [usize; 3],
+    /// One row per layer.
+    pub layers: Vec<ArchLayer>,
+    /// Total parameters.
+    pub params: usize,
+    /// Total MACs.
+    pub macs: usize,
+    /// The int8 model's arena bytes.
+    pub arena_bytes: usize,
+    /// Bytes of the interpreter besides the arena.
+    pub interpreter_bytes: usize,
+    /// The int8 model's blob bytes (flash).
+    pub flash_bytes: usize,
+    /// Operators of the int8 model.
+    pub int8_operators: usize,
+}
+
+/// Summarizes a network; the int8 figures come from quantizing it with placeholder
+/// ranges (sizes do not depend on the values) and planning its arena.
+pub fn summarize_arch(net: &crate::nn::Network) -> anyhow::Result<ArchSummary> {
+    let layers: Vec<ArchLayer> = net
+        .nodes
+        .iter()
+        .skip(1)
+        .map(|n| ArchLayer {
+            name: n.name.clone(),
+            kind: n.layer.kind().to_string(),
+            output_shape: n.shape,
+            params: n.param_count(),
+            macs: n.macs(&net.nodes),
+        })
+        .collect();
+    let folded = crate::quantize::fold(net)?;
+    let quant = crate::quantize::tensor_quant(&folded, &vec![(-1.0, 1.0); folded.nodes.len()]);
+    let graph = crate::quantize::to_graph(&folded, &quant, "", &[])?;
+    let blob = crate::blob::write(&graph, &crate::plan::plan(&graph))?;
+    let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("internal error: {e}"))?;
+    let s = summarize(&model);
+    Ok(ArchSummary {
+        name: net.arch.name.clone().unwrap_or_default(),
+        input_shape: net.input_shape(),
+        params: layers.iter().map(|l| l.params).sum(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        layers,
+        arena_bytes: s.arena_bytes,
+        interpreter_bytes: s.interpreter_bytes,
+        flash_bytes: s.flash_bytes,
+        int8_operators: model.op_count(),
+    })
+}
+
+/// Renders an architecture summary as a Keras-like table.
+pub fn render_arch(s: &ArchSummary) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let rule = "─".repeat(76);
+    let _ = writeln!(out, "Architecture: \"{}\"", s.name);
+    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(out, "{:<22} {:<18} {:<16} {:>8} {:>10}", "Layer", "Type", "Output shape", "Params", "MACs");
+    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(out, "{:<22} {:<18} {:<16} {:>8} {:>10}", "input", "input", format!("{:?}", s.input_shape), 0, 0);
+    for l in &s.layers {
+        let _ = writeln!(
+            out,
+            "{:<22} {:<18} {:<16} {:>8} {:>10}",
+            l.name,
+            l.kind,
+            format!("{:?}", l.output_shape),
+            l.params,
+            l.macs
+        );
+    }
+    let _ = writeln!(out, "{rule}");
+    let _ = writeln!(out, "Total params: {}", s.params);
+    let _ = writeln!(out, "Total MACs per inference: {}", s.macs);
+    let _ = writeln!(
+        out,
+        "As int8 ({} operators): arena {} bytes + {} bytes of interpreter state (RAM), blob {} bytes (flash)",
+        s.int8_operators, s.arena_bytes, s.interpreter_bytes, s.flash_bytes
+    );
+    out
+}

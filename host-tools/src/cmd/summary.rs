@@ -1,14 +1,17 @@
-//! `microcnn summary MODEL.mcnn|MODEL.tflite [--json]`
+//! `microcnn summary MODEL.mcnn|MODEL.tflite|ARCH.toml|DIR [--json]`
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use microcnn_tools::{fsutil, summary, tflite_to_blob};
+use microcnn_tools::arch::Arch;
+use microcnn_tools::nn::Network;
+use microcnn_tools::{checkpoint, fsutil, summary, tflite_to_blob};
 use std::path::PathBuf;
 
 /// Print a Keras-like table of a model: layers, shapes, parameters, MACs, arena and flash.
 #[derive(Args, Debug)]
 pub struct Cmd {
-    /// A `.mcnn` blob (or a `.tflite` model, imported in memory).
+    /// A `.mcnn` blob, a `.tflite` model (imported in memory), an architecture file
+    /// (`.toml`) or a checkpoint directory.
     pub model: PathBuf,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -17,6 +20,23 @@ pub struct Cmd {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
+    let net = if cmd.model.is_dir() {
+        Some(checkpoint::load(&cmd.model)?.0)
+    } else if cmd.model.extension().is_some_and(|e| e == "toml") {
+        let arch = Arch::load(&cmd.model)?;
+        Some(Network::new(&arch, 0).with_context(|| format!("{}", cmd.model.display()))?)
+    } else {
+        None
+    };
+    if let Some(net) = net {
+        let s = summary::summarize_arch(&net).with_context(|| format!("{}", cmd.model.display()))?;
+        if cmd.json {
+            println!("{}", serde_json::to_string(&s)?);
+        } else {
+            print!("{}", summary::render_arch(&s));
+        }
+        return Ok(());
+    }
     let bytes = if cmd.model.extension().is_some_and(|e| e == "tflite") {
         tflite_to_blob(&cmd.model)?
     } else {

@@ -1,0 +1,190 @@
+//! The training pipeline end to end through the `microcnn` binary: train → eval (f32)
+//! → quantize → eval (int8) agreeing byte for byte with `infer`; resume continuing
+//! exactly; and bad input failing with one line, a non-zero exit and no output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn microcnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = microcnn(args);
+    assert!(out.status.success(), "microcnn {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails_cleanly(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected failure");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
+    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
+}
+
+fn arch() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("archs/digits.toml").display().to_string()
+}
+
+fn digits_folder(split: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/digits").join(split).display().to_string()
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).expect("json")
+}
+
+fn train(dir: &Path, epochs: &str, extra: &[&str]) -> PathBuf {
+    let out = dir.join("run");
+    let a = arch();
+    let mut args = vec!["train", "--data", "digits", "--arch", &a];
+    let o = s(&out);
+    args.extend(["--out", &o, "--epochs", epochs, "--seed", "0", "--quiet"]);
+    args.extend(extra);
+    ok(&args);
+    out
+}
+
+#[test]
+fn digits_train_quantize_eval_and_infer_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train(dir.path(), "4", &[]);
+    for file in ["model.safetensors", "state.safetensors", "arch.toml", "labels.txt", "metrics.csv", "curves.png"] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 5, "header + 4 epochs");
+
+    let float = json(&ok(&["eval", &s(&run), "--data", &digits_folder("test"), "--json"]));
+    let float_acc = float["accuracy"].as_f64().unwrap();
+    assert_eq!(float["samples"], 359);
+    assert!(float_acc > 0.85, "4 epochs on digits should reach a clear accuracy, got {float_acc}");
+    assert!(run.join("confusion.png").is_file());
+
+    let model = dir.path().join("digits.mcnn");
+    ok(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model)]);
+    let inputs = dir.path().join("in.npy");
+    let outputs = dir.path().join("out.npy");
+    let int8 = json(&ok(&[
+        "eval",
+        &s(&model),
+        "--data",
+        &digits_folder("test"),
+        "--json",
+        "--save-inputs",
+        &s(&inputs),
+        "--save-outputs",
+        &s(&outputs),
+        "--confusion",
+        &s(&dir.path().join("c.png")),
+    ]));
+    let int8_acc = int8["accuracy"].as_f64().unwrap();
+    assert!((int8_acc - float_acc).abs() <= 0.02, "int8 {int8_acc} vs f32 {float_acc}");
+
+    // `eval` and `infer` run the same engine on the same bytes.
+    let again = dir.path().join("again.npy");
+    ok(&["infer", &s(&model), "--input", &s(&inputs), "--output", &s(&again)]);
+    assert_eq!(std::fs::read(&outputs).unwrap(), std::fs::read(&again).unwrap());
+
+    // The architecture's summary predicts the int8 model's arena.
+    let arch_summary = json(&ok(&["summary", &arch(), "--json"]));
+    let model_summary = json(&ok(&["summary", &s(&model), "--json"]));
+    assert_eq!(arch_summary["arena_bytes"], model_summary["arena_bytes"]);
+    assert_eq!(arch_summary["macs"], model_summary["macs"]);
+    assert_eq!(arch_summary["params"], model_summary["params"]);
+}
+
+#[test]
+fn quantization_aware_finetuning_keeps_eval_and_infer_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train(dir.path(), "3", &["--val-split", "0"]);
+    let model = dir.path().join("qat.mcnn");
+    ok(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model), "--qat-epochs", "1"]);
+    let (inputs, outputs, again) = (dir.path().join("i.npy"), dir.path().join("o.npy"), dir.path().join("a.npy"));
+    let int8 = json(&ok(&[
+        "eval",
+        &s(&model),
+        "--data",
+        "digits:test",
+        "--json",
+        "--save-inputs",
+        &s(&inputs),
+        "--save-outputs",
+        &s(&outputs),
+    ]));
+    assert!(int8["accuracy"].as_f64().unwrap() > 0.8);
+    ok(&["infer", &s(&model), "--input", &s(&inputs), "--output", &s(&again)]);
+    assert_eq!(std::fs::read(&outputs).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn resume_continues_exactly_where_an_uninterrupted_run_would_be() {
+    let straight = tempfile::tempdir().unwrap();
+    let a = train(straight.path(), "3", &["--horizontal-flip", "--rotation-range", "10"]);
+    let split = tempfile::tempdir().unwrap();
+    let b = train(split.path(), "1", &["--horizontal-flip", "--rotation-range", "10"]);
+    ok(&["train", "--data", "digits", "--out", &s(&b), "--epochs", "3", "--seed", "0", "--quiet", "--resume", "--horizontal-flip", "--rotation-range", "10"]);
+    let (net_a, info_a) = microcnn_tools::checkpoint::load(&a).unwrap();
+    let (net_b, info_b) = microcnn_tools::checkpoint::load(&b).unwrap();
+    assert_eq!(info_a, info_b);
+    assert!(net_a == net_b, "resumed weights differ from the uninterrupted run's");
+    let rows = |p: &Path| -> Vec<String> {
+        // Everything but the wall-clock seconds column.
+        std::fs::read_to_string(p.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(rows(&a), rows(&b));
+    // A fresh run into a directory that holds one is refused.
+    fails_cleanly(&microcnn(&["train", "--data", "digits", "--arch", &arch(), "--out", &s(&b)]), "--resume");
+}
+
+#[test]
+fn bad_input_fails_with_one_line_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let o = s(&out);
+    let write = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        s(&p)
+    };
+
+    let unknown = write("unknown.toml", "input = [16, 16, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"lstm\"\n");
+    fails_cleanly(&microcnn(&["train", "--data", "digits", "--arch", &unknown, "--out", &o]), "layer 2 (lstm): unknown layer type");
+    let impossible = write(
+        "impossible.toml",
+        "input = [16, 16, 1]\n[[layer]]\ntype = \"maxpool2d\"\npool = 4\n[[layer]]\ntype = \"conv2d\"\nfilters = 4\nkernel = 5\n",
+    );
+    fails_cleanly(&microcnn(&["train", "--data", "digits", "--arch", &impossible, "--out", &o]), "layer 2 (conv2d)");
+    fails_cleanly(&microcnn(&["summary", &impossible]), "impossible.toml: layer 2 (conv2d): a 5×5 window does not fit the 4×4 input");
+    fails_cleanly(&microcnn(&["train", "--data", &s(&d.join("nowhere")), "--arch", &arch(), "--out", &o]), "nowhere");
+    let ten_units_short = write(
+        "classes.toml",
+        "input = [16, 16, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nunits = 4\nactivation = \"softmax\"\n",
+    );
+    fails_cleanly(&microcnn(&["train", "--data", "digits", "--arch", &ten_units_short, "--out", &o]), "10 classes");
+    assert!(!out.exists(), "a failed train must not create its output directory");
+
+    // IDX data at 8×8 for a 16×16 model.
+    let idx = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/t10k-images-idx3-ubyte");
+    fails_cleanly(&microcnn(&["train", "--data", &s(&idx), "--arch", &arch(), "--out", &o]), "t10k-images-idx3-ubyte");
+    assert!(!out.exists());
+
+    // A checkpoint whose architecture file no longer matches its weights.
+    let run = train(d, "1", &[]);
+    let arch_file = run.join("arch.toml");
+    let text = std::fs::read_to_string(&arch_file).unwrap().replacen("filters = 16", "filters = 12", 1);
+    std::fs::write(&arch_file, text).unwrap();
+    let model = d.join("m.mcnn");
+    fails_cleanly(&microcnn(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model)]), "does not match");
+    fails_cleanly(&microcnn(&["eval", &s(&run), "--data", "digits:test"]), "does not match");
+    assert!(!model.exists());
+}
