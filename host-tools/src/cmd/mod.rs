@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod export;
+pub mod flash;
 pub mod import;
 pub mod infer;
 pub mod summary;
