@@ -26,13 +26,35 @@ cargo clippy -p microcnn-core --locked --target thumbv7em-none-eabihf --features
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-step "tests (unit, property, vectors, robustness, CLI, doctests)"
+step "firmware: qemu-system-arm, both targets (QEMU mps2-an386, Nucleo-F411RE), clippy, camera driver tests"
+if ! command -v qemu-system-arm >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-system-arm
+fi
+qemu-system-arm --version | head -1
+# One package per cargo call: the board HAL turns on cortex-m-rt's `device` feature,
+# which the QEMU image (no PAC) must not get through feature unification.
+(cd firmware && cargo build --release --locked -p microcnn-fw-qemu \
+  && cargo build --release --locked -p microcnn-fw-f411re \
+  && cargo clippy --release --locked --workspace -- -D warnings \
+  && cargo clippy --locked --target x86_64-unknown-linux-gnu -p microcnn-camera -p microcnn-layout --all-targets -- -D warnings \
+  && cargo fmt --all -- --check \
+  && cargo test --locked --target x86_64-unknown-linux-gnu -p microcnn-camera -p microcnn-layout)
+
+step "tests (unit, property, vectors, robustness, CLI, doctests, QEMU firmware)"
 cargo test --workspace --locked
 
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 
-step "firmware (placeholder crate, thumbv7em)"
-(cd firmware && cargo build --release --locked && cargo clippy --release --locked -- -D warnings)
+step "firmware: QEMU mps2-an386 benchmark (instructions per MAC, small_cnn_28x28) and sizes"
+cargo build --locked -p microcnn-tools   # built by the tests already (optimised in dev)
+bench_dir=$(mktemp -d)
+target/debug/microcnn import tests/data/vectors/small_cnn_28x28/model.tflite -o "$bench_dir/small_cnn.mcnn"
+target/debug/microcnn infer "$bench_dir/small_cnn.mcnn" --input tests/data/vectors/small_cnn_28x28/input.npy \
+  --output "$bench_dir/out.npy" --on qemu
+rm -rf "$bench_dir"
+bash firmware/scripts/sizes.sh
 
 step "all checks passed"

@@ -268,7 +268,7 @@ pub fn frames_image(model: &Model<'_>, samples: &[i8]) -> Result<Vec<u8>> {
 pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<SampleResult>> {
     let model = Model::from_bytes(blob).map_err(|e| anyhow!("invalid model: {e}"))?;
     let per_sample = model.input().bytes();
-    if per_sample == 0 || samples.len() % per_sample != 0 {
+    if per_sample == 0 || !samples.len().is_multiple_of(per_sample) {
         bail!("{} input bytes are not a whole number of {per_sample}-byte samples", samples.len());
     }
     if model.arena_size() > MAP.arena_bytes as usize {

@@ -19,6 +19,8 @@ enum Command {
     Export(cmd::export::Cmd),
     /// Write a PNG grid that shows what augmentation options do.
     Augment(cmd::augment::Cmd),
+    /// Write a model into a board's model region (probe-rs), or into a region image file.
+    Flash(cmd::flash::Cmd),
     /// Convert an int8 TFLite model into a `.mcnn` blob.
     Import(cmd::import::Cmd),
     /// Run a model on int8 samples or on an image.
@@ -38,6 +40,7 @@ fn main() {
     let result = match &cli.command {
         Command::Export(c) => cmd::export::run(c),
         Command::Augment(c) => cmd::augment::run(c),
+        Command::Flash(c) => cmd::flash::run(c),
         Command::Import(c) => cmd::import::run(c),
         Command::Infer(c) => cmd::infer::run(c),
         Command::Summary(c) => cmd::summary::run(c),

@@ -3,6 +3,7 @@
 pub mod augment;
 pub mod eval;
 pub mod export;
+pub mod flash;
 pub mod import;
 pub mod infer;
 pub mod quantize;

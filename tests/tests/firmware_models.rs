@@ -1,0 +1,242 @@
+//! Models that are not in the vector sets: seeded random CNNs (convolution with random
+//! kernel, stride, dilation and padding, depthwise with a depth multiplier, max or
+//! average pooling, reshape, dense, optional softmax; random weights, biases, scales
+//! and zero points) run inside the QEMU firmware and give exactly the host's bytes.
+
+use microcnn_core::ops::conv::Window;
+use microcnn_core::quant::{activation_range, quantize_multiplier, softmax_params, Activation};
+use microcnn_core::{Model, Shape};
+use microcnn_tools::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use microcnn_tools::{blob, plan, qemu, run};
+
+/// A seeded xorshift generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn i8(&mut self) -> i8 {
+        (self.next() >> 56) as u8 as i8
+    }
+    fn bool(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+}
+
+struct Builder {
+    graph: Graph,
+    rng: Rng,
+}
+
+impl Builder {
+    fn tensor(&mut self, shape: Shape, scale: f32, zero_point: i32) -> usize {
+        let name = format!("t{}", self.graph.tensors.len());
+        self.graph.tensors.push(TensorDef { name, shape, scale, zero_point });
+        self.graph.tensors.len() - 1
+    }
+
+    fn last(&self) -> usize {
+        self.graph.tensors.len() - 1
+    }
+
+    /// Output size and leading padding of one axis (TFLM's SAME / VALID).
+    fn axis(&mut self, input: usize, kernel: usize, stride: usize, dilation: usize, same: bool) -> (usize, usize) {
+        let effective = (kernel - 1) * dilation + 1;
+        if same || input < effective {
+            let out = input.div_ceil(stride);
+            let total = ((out - 1) * stride + effective).saturating_sub(input);
+            (out, total / 2)
+        } else {
+            ((input - effective) / stride + 1, 0)
+        }
+    }
+
+    fn window(&mut self, input: Shape, kernel: usize, stride: usize, dilation: usize) -> (Window, usize, usize) {
+        let same = self.rng.bool();
+        let (out_h, pad_top) = self.axis(input.height, kernel, stride, dilation, same);
+        let (out_w, pad_left) = self.axis(input.width, kernel, stride, dilation, same);
+        let window = Window {
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride_h: stride,
+            stride_w: stride,
+            dilation_h: dilation,
+            dilation_w: dilation,
+            pad_top,
+            pad_left,
+        };
+        (window, out_h, out_w)
+    }
+
+    fn channel_consts(
+        &mut self,
+        in_scale: f32,
+        out_scale: f32,
+        channels: usize,
+        taps: usize,
+    ) -> (Vec<f32>, ChannelConsts) {
+        let weight_scales: Vec<f32> = (0..channels).map(|_| 0.002 + 0.02 * self.rng.unit()).collect();
+        let (multipliers, shifts) = weight_scales
+            .iter()
+            .map(|&w| quantize_multiplier(f64::from(in_scale) * f64::from(w) / f64::from(out_scale)))
+            .unzip();
+        let spread = (taps as f32).sqrt() as i64 * 2000;
+        let bias =
+            self.rng.bool().then(|| (0..channels).map(|_| (self.rng.next() as i64 % spread.max(1)) as i32).collect());
+        let activation = [Activation::None, Activation::Relu, Activation::Relu6][self.rng.range(0, 2)];
+        let out_zp = self.graph.tensors[self.last()].zero_point;
+        let (act_min, act_max) = activation_range(activation, out_scale, out_zp);
+        (weight_scales, ChannelConsts { bias, multipliers, shifts, act_min, act_max })
+    }
+
+    fn out_quant(&mut self, in_scale: f32, taps: usize) -> (f32, i32) {
+        let scale = in_scale * 0.01 * (taps as f32).sqrt() * 40.0 * (0.5 + self.rng.unit());
+        (scale, self.rng.range(0, 60) as i32 - 30)
+    }
+
+    fn conv(&mut self, input: usize) -> usize {
+        let t = self.graph.tensors[input].clone();
+        let kernel = self.rng.range(1, 5);
+        let stride = self.rng.range(1, 2);
+        let dilation = if kernel > 1 && self.rng.range(0, 3) == 0 { 2 } else { 1 };
+        let (window, h, w) = self.window(t.shape, kernel, stride, dilation);
+        let channels = self.rng.range(1, 12);
+        let taps = kernel * kernel * t.shape.channels;
+        let (scale, zp) = self.out_quant(t.scale, taps);
+        let output = self.tensor(Shape { height: h, width: w, channels }, scale, zp);
+        let (_, quant) = self.channel_consts(t.scale, scale, channels, taps);
+        let weights = (0..channels * taps).map(|_| self.rng.i8()).collect();
+        self.graph.ops.push(OpDef {
+            inputs: vec![input],
+            output,
+            params: LayerParams::Conv2d { window, weights, quant },
+        });
+        output
+    }
+
+    fn depthwise(&mut self, input: usize) -> usize {
+        let t = self.graph.tensors[input].clone();
+        let kernel = self.rng.range(1, 4);
+        let stride = self.rng.range(1, 2);
+        let (window, h, w) = self.window(t.shape, kernel, stride, 1);
+        let depth_multiplier = self.rng.range(1, 2);
+        let channels = t.shape.channels * depth_multiplier;
+        let (scale, zp) = self.out_quant(t.scale, kernel * kernel);
+        let output = self.tensor(Shape { height: h, width: w, channels }, scale, zp);
+        let (_, quant) = self.channel_consts(t.scale, scale, channels, kernel * kernel);
+        let weights = (0..kernel * kernel * channels).map(|_| self.rng.i8()).collect();
+        let params = LayerParams::DepthwiseConv2d { window, depth_multiplier, weights, quant };
+        self.graph.ops.push(OpDef { inputs: vec![input], output, params });
+        output
+    }
+
+    fn pool(&mut self, input: usize) -> usize {
+        let t = self.graph.tensors[input].clone();
+        let kernel = self.rng.range(2, 3).min(t.shape.height).min(t.shape.width).max(1);
+        let (window, h, w) = self.window(t.shape, kernel, kernel, 1);
+        let output = self.tensor(Shape { height: h, width: w, channels: t.shape.channels }, t.scale, t.zero_point);
+        let act = (i8::MIN, i8::MAX);
+        let params = if self.rng.bool() {
+            LayerParams::MaxPool2d { window, act }
+        } else {
+            LayerParams::AvgPool2d { window, act }
+        };
+        self.graph.ops.push(OpDef { inputs: vec![input], output, params });
+        output
+    }
+
+    fn reshape(&mut self, input: usize) -> usize {
+        let t = self.graph.tensors[input].clone();
+        let output = self.tensor(Shape { height: 1, width: 1, channels: t.shape.elements() }, t.scale, t.zero_point);
+        self.graph.ops.push(OpDef { inputs: vec![input], output, params: LayerParams::Reshape });
+        output
+    }
+
+    fn dense(&mut self, input: usize) -> usize {
+        let t = self.graph.tensors[input].clone();
+        let n = t.shape.elements();
+        let units = self.rng.range(2, 12);
+        let (scale, zp) = self.out_quant(t.scale, n);
+        let output = self.tensor(Shape { height: 1, width: 1, channels: units }, scale, zp);
+        let (_, quant) = self.channel_consts(t.scale, scale, units, n);
+        let weights = (0..units * n).map(|_| self.rng.i8()).collect();
+        self.graph.ops.push(OpDef {
+            inputs: vec![input],
+            output,
+            params: LayerParams::FullyConnected { weights, quant },
+        });
+        output
+    }
+
+    fn softmax(&mut self, input: usize) -> usize {
+        let t = self.graph.tensors[input].clone();
+        let output = self.tensor(t.shape, 1.0 / 256.0, -128);
+        let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, t.scale);
+        let params = LayerParams::Softmax { input_multiplier, input_left_shift, diff_min };
+        self.graph.ops.push(OpDef { inputs: vec![input], output, params });
+        output
+    }
+}
+
+fn random_model(seed: u64) -> Vec<u8> {
+    let mut b = Builder { graph: Graph::default(), rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1) };
+    let shape = Shape { height: b.rng.range(3, 20), width: b.rng.range(3, 20), channels: b.rng.range(1, 4) };
+    let scale = 0.005 + 0.05 * b.rng.unit();
+    let zp = b.rng.range(0, 40) as i32 - 20;
+    let input = b.tensor(shape, scale, zp);
+    let mut x = b.conv(input);
+    if b.rng.bool() {
+        x = b.depthwise(x);
+    }
+    if b.rng.bool() {
+        x = b.pool(x);
+    }
+    if b.rng.bool() {
+        x = b.conv(x);
+    }
+    x = b.reshape(x);
+    x = b.dense(x);
+    if b.rng.bool() {
+        x = b.softmax(x);
+    }
+    b.graph.input = input;
+    b.graph.output = x;
+    b.graph.name = format!("random_{seed}");
+    let channels = b.graph.tensors[x].shape.channels;
+    b.graph.output_dims = vec![channels];
+    b.graph.labels = (0..channels).map(|c| format!("class{c}")).collect();
+    let plan = plan::plan(&b.graph);
+    blob::write(&b.graph, &plan).unwrap_or_else(|e| panic!("random model {seed}: {e:#}"))
+}
+
+#[test]
+fn random_models_are_bit_exact_on_qemu() {
+    let firmware = qemu::Firmware::load(&qemu::build_firmware().unwrap()).unwrap();
+    let mut informative = 0;
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 1..=24u64 {
+        let blob = random_model(seed);
+        let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("random model {seed}: {e}"));
+        kinds.extend((0..model.op_count()).map(|i| model.operator(i).unwrap().kind.name()));
+        let mut rng = Rng(seed ^ 0xABCD_EF01);
+        let samples: Vec<i8> = (0..6 * model.input().bytes()).map(|_| rng.i8()).collect();
+        let host = run::run_samples(&model, &samples).unwrap();
+        let device = qemu::infer(&firmware, &blob, &samples).unwrap_or_else(|e| panic!("random model {seed}: {e:#}"));
+        let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
+        assert_eq!(device, host, "random model {seed}: QEMU outputs differ from the host's");
+        informative += usize::from(host.iter().any(|&v| v != host[0]));
+    }
+    // The generator makes models whose outputs vary, and covers every layer kind.
+    assert!(informative >= 16, "only {informative} of 24 random models give varying outputs");
+    assert_eq!(kinds.len(), 7, "{kinds:?}");
+}
