@@ -384,9 +384,7 @@ fn check_values(spec: &LayerSpec) -> Result<()> {
         }
         LayerSpec::Dense { units, .. } if *units == 0 => bail!("`units` must be positive"),
         LayerSpec::Dropout { rate } if !(0.0..1.0).contains(rate) => bail!("`rate` must be in [0, 1)"),
-        LayerSpec::Batchnorm { momentum, epsilon, .. }
-            if !(0.0..1.0).contains(momentum) || *epsilon <= 0.0 =>
-        {
+        LayerSpec::Batchnorm { momentum, epsilon, .. } if !(0.0..1.0).contains(momentum) || *epsilon <= 0.0 => {
             bail!("`momentum` must be in [0, 1) and `epsilon` positive")
         }
         LayerSpec::Residual { layer, .. } if layer.is_empty() => bail!("a residual block needs [[layer.layer]] tables"),
@@ -457,9 +455,10 @@ activation = "softmax"
     fn unknown_layer_and_bad_keys_name_the_layer() {
         let e = Arch::parse("input = [8, 8, 1]\n[[layer]]\ntype = \"lstm\"\n").unwrap_err().to_string();
         assert!(e.contains("layer 1 (lstm): unknown layer type `lstm`"), "{e}");
-        let e = Arch::parse("input = [8, 8, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nunit = 3\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            Arch::parse("input = [8, 8, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nunit = 3\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.starts_with("layer 2 (dense):"), "{e}");
         let e = Arch::parse("input = [8, 8, 1]\n[[layer]]\ntype = \"dropout\"\nrate = 1.5\n").unwrap_err().to_string();
         assert!(e.contains("layer 1 (dropout): `rate`"), "{e}");

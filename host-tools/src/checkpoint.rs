@@ -54,7 +54,9 @@ fn serialize(tensors: Vec<(String, Vec<usize>, Vec<u8>)>, meta: HashMap<String, 
 fn weight_tensors(net: &Network) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     net.nodes
         .iter()
-        .flat_map(|n| n.params.iter().map(move |p| (format!("{}.{}", n.name, p.name), p.shape.clone(), to_bytes(&p.data))))
+        .flat_map(|n| {
+            n.params.iter().map(move |p| (format!("{}.{}", n.name, p.name), p.shape.clone(), to_bytes(&p.data)))
+        })
         .collect()
 }
 
@@ -80,15 +82,16 @@ pub fn save(dir: &Path, net: &Network, info: &Info) -> Result<()> {
 }
 
 fn read_tensors<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok((st, metadata.metadata().clone().unwrap_or_default()))
 }
 
 fn f32s(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    let t = st.tensor(name).map_err(|_| {
-        anyhow!("{}: no tensor `{name}`; the checkpoint's architecture does not match", path.display())
-    })?;
+    let t = st
+        .tensor(name)
+        .map_err(|_| anyhow!("{}: no tensor `{name}`; the checkpoint's architecture does not match", path.display()))?;
     if t.dtype() != Dtype::F32 || t.shape() != shape {
         bail!(
             "{}: tensor `{name}` is {:?} {:?}, the architecture needs F32 {shape:?} (the checkpoint's architecture does not match)",
@@ -200,7 +203,8 @@ pub fn load_state(dir: &Path) -> Result<State> {
     load_weights(&path, &st, &mut net)?;
     let info = parse_info(&path, &meta)?;
     let bad = |what: &str| anyhow!("{}: bad or missing `{what}` metadata", path.display());
-    let kind: Kind = meta.get("optimizer").and_then(|k| serde_json::from_str(k).ok()).ok_or_else(|| bad("optimizer"))?;
+    let kind: Kind =
+        meta.get("optimizer").and_then(|k| serde_json::from_str(k).ok()).ok_or_else(|| bad("optimizer"))?;
     let momentum: f32 = meta.get("momentum").and_then(|m| m.parse().ok()).ok_or_else(|| bad("momentum"))?;
     let mut optimizer = Optimizer::new(kind, momentum, &net);
     optimizer.step = meta.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| bad("step"))?;

@@ -17,7 +17,8 @@ pub fn quantize_inputs(model: &Model<'_>, data: &Dataset) -> Result<Vec<i8>> {
     if data.shape != [s.height, s.width, s.channels] {
         bail!("images are {:?}, the model takes {:?}", data.shape, [s.height, s.width, s.channels]);
     }
-    let (pixel_scale, pixel_offset) = model.preprocess().map_or((1.0 / 255.0, 0.0), |p| (p.pixel_scale, p.pixel_offset));
+    let (pixel_scale, pixel_offset) =
+        model.preprocess().map_or((1.0 / 255.0, 0.0), |p| (p.pixel_scale, p.pixel_offset));
     Ok(data
         .images
         .iter()

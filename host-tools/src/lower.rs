@@ -10,7 +10,12 @@ use microcnn_core::quant::{activation_range, mean_multiplier, quantize_multiplie
 /// Per-channel multipliers and shifts of a conv, depthwise or dense layer:
 /// `input_scale × weight_scale[c] / output_scale`, in double precision as TFLM does.
 /// One weight scale means per-tensor.
-pub fn channel_multipliers(input_scale: f32, weight_scales: &[f32], output_scale: f32, channels: usize) -> (Vec<i32>, Vec<i32>) {
+pub fn channel_multipliers(
+    input_scale: f32,
+    weight_scales: &[f32],
+    output_scale: f32,
+    channels: usize,
+) -> (Vec<i32>, Vec<i32>) {
     (0..channels)
         .map(|c| {
             let w = weight_scales[if weight_scales.len() == 1 { 0 } else { c }];

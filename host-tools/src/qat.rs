@@ -38,7 +38,15 @@ pub fn fake_quant_weights(net: &Network) -> Network {
 
 /// Fine-tunes `net` (batch norm folded first) for `epochs` on `data` with fake
 /// quantization and returns the folded, fine-tuned network.
-pub fn finetune(net: &Network, data: &Dataset, epochs: usize, lr: f32, batch: usize, seed: u64, calib: &Dataset) -> Result<Network> {
+pub fn finetune(
+    net: &Network,
+    data: &Dataset,
+    epochs: usize,
+    lr: f32,
+    batch: usize,
+    seed: u64,
+    calib: &Dataset,
+) -> Result<Network> {
     let mut folded = fold(net)?;
     let quant = tensor_quant(&folded, &calibrate(&folded, calib));
     let last = folded.nodes.len() - 1;

@@ -44,10 +44,11 @@ pub fn fold(net: &Network) -> Result<Network> {
                 let src = node.inputs[0];
                 let target = map[src];
                 let prev = &mut nodes[target];
-                let foldable = matches!(prev.layer, Layer::Conv2d { .. } | Layer::Depthwise { .. } | Layer::Dense { .. })
-                    && prev.layer.act() == Act::None
-                    && consumers(src) == 1
-                    && !matches!(net.nodes[src].layer, Layer::Dropout { .. });
+                let foldable =
+                    matches!(prev.layer, Layer::Conv2d { .. } | Layer::Depthwise { .. } | Layer::Dense { .. })
+                        && prev.layer.act() == Act::None
+                        && consumers(src) == 1
+                        && !matches!(net.nodes[src].layer, Layer::Dropout { .. });
                 if !foldable {
                     bail!(
                         "{}: batchnorm cannot be folded; it must directly follow a conv2d, depthwise_conv2d or dense \
@@ -66,7 +67,9 @@ pub fn fold(net: &Network) -> Result<Network> {
                 prev.params.retain(|p| p.name != "bias");
                 prev.params.push(crate::nn::Param { name: "bias", shape: vec![c], data: bias, trainable: true });
                 match &mut prev.layer {
-                    Layer::Conv2d { act: a, .. } | Layer::Depthwise { act: a, .. } | Layer::Dense { act: a } => *a = *act,
+                    Layer::Conv2d { act: a, .. } | Layer::Depthwise { act: a, .. } | Layer::Dense { act: a } => {
+                        *a = *act
+                    }
                     _ => {}
                 }
                 map[i] = target;
@@ -235,7 +238,11 @@ pub fn to_graph(folded: &Network, quant: &[(f32, i32)], name: &str, labels: &[St
                     let (o, rest) = (k % cout, k / cout);
                     weights[o * kh * kw * cin + rest] = v;
                 }
-                LayerParams::Conv2d { window: window(geom), weights, quant: channel_consts(node, cout, &scales, iq, oq) }
+                LayerParams::Conv2d {
+                    window: window(geom),
+                    weights,
+                    quant: channel_consts(node, cout, &scales, iq, oq),
+                }
             }
             Layer::Depthwise { geom, multiplier, .. } => {
                 let cout = geom.output[2];
@@ -265,7 +272,9 @@ pub fn to_graph(folded: &Network, quant: &[(f32, i32)], name: &str, labels: &[St
                 lower::mean(iq.0, iq.1, oq.0, oq.1, s[0] * s[1], false)
             }
             Layer::Flatten => LayerParams::Reshape,
-            Layer::Add { act } => lower::add(quant[node.inputs[0]].0, quant[node.inputs[1]].0, oq.0, oq.1, core_act(*act)),
+            Layer::Add { act } => {
+                lower::add(quant[node.inputs[0]].0, quant[node.inputs[1]].0, oq.0, oq.1, core_act(*act))
+            }
             Layer::Concat => LayerParams::Concatenation,
             Layer::Input | Layer::Dropout { .. } | Layer::BatchNorm { .. } => {
                 bail!("{}: {} left in a folded network", node.origin, node.layer.kind())
@@ -289,11 +298,8 @@ pub fn to_graph(folded: &Network, quant: &[(f32, i32)], name: &str, labels: &[St
     }
     g.input = 0;
     g.output = output;
-    g.preprocess = Some(PreprocessDef {
-        channels: folded.input_shape()[2] as u8,
-        pixel_scale: INPUT_QUANT.0,
-        pixel_offset: 0.0,
-    });
+    g.preprocess =
+        Some(PreprocessDef { channels: folded.input_shape()[2] as u8, pixel_scale: INPUT_QUANT.0, pixel_offset: 0.0 });
     g.output_dims = vec![g.tensors[output].shape.elements()];
     Ok(g)
 }

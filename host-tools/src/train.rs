@@ -103,11 +103,7 @@ pub fn train_epoch(
         if let Some(bar) = bar {
             bar.set_position(seen as u64);
             if b % 4 == 0 {
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.4}",
-                    loss_sum / seen as f64,
-                    correct as f64 / seen as f64
-                ));
+                bar.set_message(format!("loss {:.4} acc {:.4}", loss_sum / seen as f64, correct as f64 / seen as f64));
             }
         }
     }
@@ -160,15 +156,8 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let row = EpochMetrics {
-            epoch,
-            train_loss,
-            train_accuracy,
-            val_loss,
-            val_accuracy,
-            learning_rate: cfg.lr,
-            seconds,
-        };
+        let row =
+            EpochMetrics { epoch, train_loss, train_accuracy, val_loss, val_accuracy, learning_rate: cfg.lr, seconds };
         if cfg.progress {
             eprintln!(
                 "epoch {epoch:>3}/{}  loss {train_loss:.4}  acc {train_accuracy:.4}  val_loss {val_loss:.4}  val_acc {val_accuracy:.4}  {seconds:.2}s",
@@ -180,11 +169,7 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         let improved = !has_val || best(&state.metrics).is_some_and(|(e, _)| e == epoch);
         checkpoint::save_state(dir, &state)?;
         if improved {
-            let info = Info {
-                classes: state.classes.clone(),
-                epoch,
-                val_accuracy: has_val.then_some(val_accuracy),
-            };
+            let info = Info { classes: state.classes.clone(), epoch, val_accuracy: has_val.then_some(val_accuracy) };
             checkpoint::save(dir, &state.net, &info)?;
         }
         report::write_metrics_csv(&dir.join("metrics.csv"), &state.metrics)?;

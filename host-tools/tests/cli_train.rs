@@ -127,7 +127,22 @@ fn resume_continues_exactly_where_an_uninterrupted_run_would_be() {
     let a = train(straight.path(), "3", &["--horizontal-flip", "--rotation-range", "10"]);
     let split = tempfile::tempdir().unwrap();
     let b = train(split.path(), "1", &["--horizontal-flip", "--rotation-range", "10"]);
-    ok(&["train", "--data", "digits", "--out", &s(&b), "--epochs", "3", "--seed", "0", "--quiet", "--resume", "--horizontal-flip", "--rotation-range", "10"]);
+    ok(&[
+        "train",
+        "--data",
+        "digits",
+        "--out",
+        &s(&b),
+        "--epochs",
+        "3",
+        "--seed",
+        "0",
+        "--quiet",
+        "--resume",
+        "--horizontal-flip",
+        "--rotation-range",
+        "10",
+    ]);
     let (net_a, info_a) = microcnn_tools::checkpoint::load(&a).unwrap();
     let (net_b, info_b) = microcnn_tools::checkpoint::load(&b).unwrap();
     assert_eq!(info_a, info_b);
@@ -157,14 +172,21 @@ fn bad_input_fails_with_one_line_and_no_output() {
         s(&p)
     };
 
-    let unknown = write("unknown.toml", "input = [16, 16, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"lstm\"\n");
-    fails_cleanly(&microcnn(&["train", "--data", "digits", "--arch", &unknown, "--out", &o]), "layer 2 (lstm): unknown layer type");
+    let unknown =
+        write("unknown.toml", "input = [16, 16, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"lstm\"\n");
+    fails_cleanly(
+        &microcnn(&["train", "--data", "digits", "--arch", &unknown, "--out", &o]),
+        "layer 2 (lstm): unknown layer type",
+    );
     let impossible = write(
         "impossible.toml",
         "input = [16, 16, 1]\n[[layer]]\ntype = \"maxpool2d\"\npool = 4\n[[layer]]\ntype = \"conv2d\"\nfilters = 4\nkernel = 5\n",
     );
     fails_cleanly(&microcnn(&["train", "--data", "digits", "--arch", &impossible, "--out", &o]), "layer 2 (conv2d)");
-    fails_cleanly(&microcnn(&["summary", &impossible]), "impossible.toml: layer 2 (conv2d): a 5×5 window does not fit the 4×4 input");
+    fails_cleanly(
+        &microcnn(&["summary", &impossible]),
+        "impossible.toml: layer 2 (conv2d): a 5×5 window does not fit the 4×4 input",
+    );
     fails_cleanly(&microcnn(&["train", "--data", &s(&d.join("nowhere")), "--arch", &arch(), "--out", &o]), "nowhere");
     let ten_units_short = write(
         "classes.toml",

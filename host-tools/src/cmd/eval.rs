@@ -51,15 +51,17 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
         let s = model.input().shape;
         let data = dataset::load(&cmd.data, Some([s.height, s.width, s.channels]))?;
-        let labels: Vec<String> = (0..model.output().bytes())
-            .map(|i| model.label(i).map_or_else(|| i.to_string(), str::to_string))
-            .collect();
+        let labels: Vec<String> =
+            (0..model.output().bytes()).map(|i| model.label(i).map_or_else(|| i.to_string(), str::to_string)).collect();
         check_classes(&cmd.data, &data.classes, &labels)?;
         let (inputs, outputs, predicted) =
             eval::run_model(&model, &data).map_err(|e| anyhow!("{}: {e}", cmd.model.display()))?;
         let n = data.len();
         if let Some(path) = &cmd.save_inputs {
-            fsutil::write_atomic(path, &npy::encode_i8(&ArrayI8 { shape: vec![n, s.height, s.width, s.channels], data: inputs })?)?;
+            fsutil::write_atomic(
+                path,
+                &npy::encode_i8(&ArrayI8 { shape: vec![n, s.height, s.width, s.channels], data: inputs })?,
+            )?;
         }
         if let Some(path) = &cmd.save_outputs {
             let k = model.output().bytes();
@@ -72,7 +74,15 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     if cmd.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{} on {} ({}): accuracy {:.4} ({}/{})", cmd.model.display(), cmd.data, report.engine, report.accuracy, report.correct, report.samples);
+        println!(
+            "{} on {} ({}): accuracy {:.4} ({}/{})",
+            cmd.model.display(),
+            cmd.data,
+            report.engine,
+            report.accuracy,
+            report.correct,
+            report.samples
+        );
         for (name, acc) in report.classes.iter().zip(&report.per_class_accuracy) {
             println!("  {name:<16} {acc:.4}");
         }

@@ -58,8 +58,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let name = cmd.name.clone().unwrap_or_else(|| {
         cmd.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
     });
-    let graph = quantize::quantize(&net, &calib, &name, &info.classes)
-        .with_context(|| format!("{}", cmd.dir.display()))?;
+    let graph =
+        quantize::quantize(&net, &calib, &name, &info.classes).with_context(|| format!("{}", cmd.dir.display()))?;
     let plan = plan::plan(&graph);
     let bytes = blob::write(&graph, &plan)?;
     let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("internal error: the written model is invalid: {e}"))?;

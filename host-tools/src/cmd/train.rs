@@ -63,7 +63,13 @@ pub struct Cmd {
 }
 
 /// Loads the training and validation sets for a network input.
-pub fn load_data(data: &str, val_data: Option<&str>, val_split: f32, seed: u64, shape: [usize; 3]) -> Result<(Dataset, Option<Dataset>)> {
+pub fn load_data(
+    data: &str,
+    val_data: Option<&str>,
+    val_split: f32,
+    seed: u64,
+    shape: [usize; 3],
+) -> Result<(Dataset, Option<Dataset>)> {
     let all = dataset::load(data, Some(shape))?;
     if let Some(v) = val_data {
         let val = dataset::load(v, Some(shape))?;
@@ -86,12 +92,16 @@ pub fn load_data(data: &str, val_data: Option<&str>, val_split: f32, seed: u64, 
 pub fn run(cmd: &Cmd) -> Result<()> {
     let augment = cmd.augment.config()?;
     let state = if cmd.resume {
-        let state = checkpoint::load_state(&cmd.out)
-            .with_context(|| format!("{}: cannot resume", cmd.out.display()))?;
+        let state =
+            checkpoint::load_state(&cmd.out).with_context(|| format!("{}: cannot resume", cmd.out.display()))?;
         if let Some(path) = &cmd.arch {
             let arch = Arch::load(path)?;
             if arch != state.net.arch {
-                bail!("{}: differs from the architecture in {}; resume without --arch or use a new --out", path.display(), cmd.out.display());
+                bail!(
+                    "{}: differs from the architecture in {}; resume without --arch or use a new --out",
+                    path.display(),
+                    cmd.out.display()
+                );
             }
         }
         state
@@ -100,7 +110,10 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let arch = Arch::load(path)?;
         let net = Network::new(&arch, cmd.seed).with_context(|| format!("{}", path.display()))?;
         if checkpoint::state_path(&cmd.out).exists() {
-            bail!("{}: holds a training run already; pass --resume to continue it, or choose a new --out", cmd.out.display());
+            bail!(
+                "{}: holds a training run already; pass --resume to continue it, or choose a new --out",
+                cmd.out.display()
+            );
         }
         let optimizer = Optimizer::new(cmd.optimizer, cmd.momentum, &net);
         State { net, optimizer, metrics: vec![], classes: vec![] }
@@ -109,11 +122,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let (train_set, val_set) = load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape)?;
     let outputs = state.net.output_size();
     if train_set.classes.len() != outputs {
-        bail!(
-            "{}: {} classes, but the network's last layer has {outputs} units",
-            cmd.data,
-            train_set.classes.len()
-        );
+        bail!("{}: {} classes, but the network's last layer has {outputs} units", cmd.data, train_set.classes.len());
     }
     if !state.classes.is_empty() && state.classes != train_set.classes {
         bail!("{}: classes {:?} differ from the checkpoint's {:?}", cmd.data, train_set.classes, state.classes);

@@ -452,7 +452,14 @@ fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], n: usize, train
 }
 
 /// Runs one node forward over `n` samples.
-pub fn forward(node: &Node, nodes: &[Node], inputs: &[&[f32]], n: usize, train: bool, rng: &mut ChaCha8Rng) -> (Vec<f32>, Cache) {
+pub fn forward(
+    node: &Node,
+    nodes: &[Node],
+    inputs: &[&[f32]],
+    n: usize,
+    train: bool,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f32>, Cache) {
     let x = inputs[0];
     let bias = node.param("bias").map(|p| p.data.as_slice());
     match &node.layer {
@@ -497,7 +504,8 @@ pub fn forward(node: &Node, nodes: &[Node], inputs: &[&[f32]], n: usize, train: 
                 return (x.to_vec(), Cache::None);
             }
             let keep = 1.0 - rate;
-            let mask: Vec<f32> = (0..x.len()).map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect();
+            let mask: Vec<f32> =
+                (0..x.len()).map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect();
             (x.iter().zip(&mask).map(|(a, b)| a * b).collect(), Cache::Mask(mask))
         }
         Layer::BatchNorm { epsilon, act, .. } => batchnorm_forward(node, *epsilon, *act, x, n, train),
@@ -616,8 +624,8 @@ pub fn backward(
             for ((xr, dr), hr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(xhat.chunks_exact(c)) {
                 for ch in 0..c {
                     let dxhat = dr[ch] * gamma[ch];
-                    xr[ch] = inv_std[ch] / rows
-                        * (rows * dxhat - gamma[ch] * dbeta[ch] - hr[ch] * gamma[ch] * dgamma[ch]);
+                    xr[ch] =
+                        inv_std[ch] / rows * (rows * dxhat - gamma[ch] * dbeta[ch] - hr[ch] * gamma[ch] * dgamma[ch]);
                 }
             }
             (vec![Some(dx)], vec![dgamma, dbeta, vec![], vec![]])

@@ -244,7 +244,14 @@ impl Builder {
         self.nodes[node].params.push(Param { name, shape, data, trainable });
     }
 
-    fn geom(&self, input: usize, kernel: [usize; 2], strides: [usize; 2], pad: PaddingSpec, out_c: usize) -> Result<Geom> {
+    fn geom(
+        &self,
+        input: usize,
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        pad: PaddingSpec,
+        out_c: usize,
+    ) -> Result<Geom> {
         let s = self.nodes[input].shape;
         let (p, dil) = (padding(pad), 1);
         let (Some(oh), Some(ow)) =
@@ -257,7 +264,10 @@ impl Builder {
             output: [oh, ow, out_c],
             kernel,
             strides,
-            pad: [padding_before(s[0], kernel[0], strides[0], dil, oh), padding_before(s[1], kernel[1], strides[1], dil, ow)],
+            pad: [
+                padding_before(s[0], kernel[0], strides[0], dil, oh),
+                padding_before(s[1], kernel[1], strides[1], dil, ow),
+            ],
         })
     }
 
@@ -304,7 +314,9 @@ impl Builder {
     fn layer(&mut self, spec: &LayerSpec, x: usize, name: &str, origin: &str) -> Result<usize> {
         let in_shape = self.nodes[x].shape;
         let needs_image = |what: &str| -> Result<()> {
-            if in_shape[0] == 1 && in_shape[1] == 1 && matches!(self.nodes[x].layer, Layer::Flatten | Layer::Dense { .. })
+            if in_shape[0] == 1
+                && in_shape[1] == 1
+                && matches!(self.nodes[x].layer, Layer::Flatten | Layer::Dense { .. })
             {
                 bail!("{what} needs an image input, but its input is a flat vector of {}", in_shape[2]);
             }
@@ -327,9 +339,27 @@ impl Builder {
             }
             LayerSpec::DepthwiseConv2d { kernel, strides, padding, depth_multiplier, activation, use_bias } => {
                 needs_image("a depthwise convolution")?;
-                self.depthwise(name.into(), origin, x, kernel.get(), strides.get(), *padding, *depth_multiplier, *activation, *use_bias)?
+                self.depthwise(
+                    name.into(),
+                    origin,
+                    x,
+                    kernel.get(),
+                    strides.get(),
+                    *padding,
+                    *depth_multiplier,
+                    *activation,
+                    *use_bias,
+                )?
             }
-            LayerSpec::SeparableConv2d { filters, kernel, strides, padding, depth_multiplier, activation, use_bias } => {
+            LayerSpec::SeparableConv2d {
+                filters,
+                kernel,
+                strides,
+                padding,
+                depth_multiplier,
+                activation,
+                use_bias,
+            } => {
                 needs_image("a separable convolution")?;
                 let d = self.depthwise(
                     format!("{name}.depthwise"),
@@ -342,13 +372,26 @@ impl Builder {
                     Act::None,
                     false,
                 )?;
-                self.conv(format!("{name}.pointwise"), origin, d, *filters, [1, 1], [1, 1], PaddingSpec::Valid, *activation, *use_bias)?
+                self.conv(
+                    format!("{name}.pointwise"),
+                    origin,
+                    d,
+                    *filters,
+                    [1, 1],
+                    [1, 1],
+                    PaddingSpec::Valid,
+                    *activation,
+                    *use_bias,
+                )?
             }
             LayerSpec::Maxpool2d { pool, strides, padding } | LayerSpec::Avgpool2d { pool, strides, padding } => {
                 needs_image("pooling")?;
                 let geom = self.geom(x, pool.get(), strides.unwrap_or(*pool).get(), *padding, in_shape[2])?;
-                let layer =
-                    if matches!(spec, LayerSpec::Maxpool2d { .. }) { Layer::MaxPool { geom } } else { Layer::AvgPool { geom } };
+                let layer = if matches!(spec, LayerSpec::Maxpool2d { .. }) {
+                    Layer::MaxPool { geom }
+                } else {
+                    Layer::AvgPool { geom }
+                };
                 self.push(name.into(), origin, layer, vec![x], geom.output)
             }
             LayerSpec::GlobalAvgpool {} => {
@@ -376,7 +419,9 @@ impl Builder {
                 }
                 node
             }
-            LayerSpec::Dropout { rate } => self.push(name.into(), origin, Layer::Dropout { rate: *rate }, vec![x], in_shape),
+            LayerSpec::Dropout { rate } => {
+                self.push(name.into(), origin, Layer::Dropout { rate: *rate }, vec![x], in_shape)
+            }
             LayerSpec::Batchnorm { momentum, epsilon, activation } => {
                 let c = in_shape[2];
                 let layer = Layer::BatchNorm { momentum: *momentum, epsilon: *epsilon, act: *activation };
@@ -422,8 +467,12 @@ impl Builder {
                 needs_image("a concat layer")?;
                 let mut ends = Vec::new();
                 for (b, br) in branch.iter().enumerate() {
-                    let end =
-                        self.layers(&br.layer, x, &format!("{name}.b{}.", b + 1), &format!("{origin}: branch {} layer ", b + 1))?;
+                    let end = self.layers(
+                        &br.layer,
+                        x,
+                        &format!("{name}.b{}.", b + 1),
+                        &format!("{origin}: branch {} layer ", b + 1),
+                    )?;
                     ends.push(end);
                 }
                 let [h, w, _] = self.nodes[ends[0]].shape;
@@ -431,7 +480,11 @@ impl Builder {
                 for &e in &ends {
                     let s = self.nodes[e].shape;
                     if s[0] != h || s[1] != w {
-                        bail!("branches end at different sizes ({h}×{w} and {}×{}); they must agree to concatenate", s[0], s[1]);
+                        bail!(
+                            "branches end at different sizes ({h}×{w} and {}×{}); they must agree to concatenate",
+                            s[0],
+                            s[1]
+                        );
                     }
                     channels += s[2];
                 }
@@ -573,16 +626,8 @@ impl Network {
             let need_dx: Vec<bool> = node.inputs.iter().map(|&j| j >= first_trainable && j > 0).collect();
             // The loss gives the gradient before a final softmax.
             let skip_act = i == count - 1 && node.layer.act() == Act::Softmax;
-            let (dxs, g) = kernels::backward(
-                node,
-                &inputs,
-                &trace.outputs[i],
-                &trace.caches[i],
-                dy,
-                n,
-                &need_dx,
-                skip_act,
-            );
+            let (dxs, g) =
+                kernels::backward(node, &inputs, &trace.outputs[i], &trace.caches[i], dy, n, &need_dx, skip_act);
             if !node.frozen {
                 for (slot, (p, g)) in grads[i].iter_mut().zip(node.params.iter().zip(g)) {
                     if p.trainable {
@@ -606,7 +651,11 @@ impl Network {
     /// of unfrozen batch-norm layers (Keras: `moving = moving·m + batch·(1 − m)`).
     pub fn update_batch_stats(&mut self, trace: &Trace) {
         for (node, cache) in self.nodes.iter_mut().zip(&trace.caches) {
-            if let (Layer::BatchNorm { momentum, .. }, kernels::Cache::BatchNorm { mean, var, .. }) = (&node.layer, cache)
+            if node.frozen {
+                continue;
+            }
+            if let (Layer::BatchNorm { momentum, .. }, kernels::Cache::BatchNorm { mean, var, .. }) =
+                (&node.layer, cache)
             {
                 let m = *momentum;
                 for (p, stat) in [(2, mean), (3, var)] {

@@ -10,6 +10,7 @@ fn loss(net: &Network, x: &[f32], n: usize, labels: &[usize]) -> f32 {
 }
 
 /// Checks every trainable parameter (up to 12 entries of each) of every node.
+#[allow(clippy::needless_range_loop)]
 fn check(toml: &str) {
     let arch = Arch::parse(toml).unwrap();
     let mut net = Network::new(&arch, 3).unwrap();
