@@ -140,13 +140,22 @@ pub fn load(dir: &Path) -> Result<(Network, Info)> {
     if !dir.is_dir() {
         bail!("{}: not a checkpoint directory", dir.display());
     }
-    let arch = Arch::load(&dir.join("arch.toml"))?;
-    let mut net = Network::new(&arch, 0).with_context(|| format!("{}", dir.join("arch.toml").display()))?;
+    let arch_path = dir.join("arch.toml");
+    let arch_text =
+        std::fs::read_to_string(&arch_path).with_context(|| format!("{}: cannot read", arch_path.display()))?;
     let path = model_path(dir);
     let bytes = fsutil::read(&path)?;
-    let (st, meta) = read_tensors(&path, &bytes)?;
-    load_weights(&path, &st, &mut net)?;
-    let info = parse_info(&path, &meta)?;
+    from_parts(&arch_text, &arch_path, &bytes, &path)
+}
+
+/// A checkpoint from its architecture text and weights file contents (`arch_path`
+/// and `path` name them in errors).
+pub fn from_parts(arch_text: &str, arch_path: &Path, bytes: &[u8], path: &Path) -> Result<(Network, Info)> {
+    let arch = Arch::parse(arch_text).with_context(|| format!("{}", arch_path.display()))?;
+    let mut net = Network::new(&arch, 0).with_context(|| format!("{}", arch_path.display()))?;
+    let (st, meta) = read_tensors(path, bytes)?;
+    load_weights(path, &st, &mut net)?;
+    let info = parse_info(path, &meta)?;
     if info.classes.len() != net.output_size() {
         bail!("{}: {} classes for {} outputs", path.display(), info.classes.len(), net.output_size());
     }

@@ -49,6 +49,23 @@ fn epoch_rng(seed: u64, epoch: usize, stream: u64) -> ChaCha8Rng {
     rng
 }
 
+/// At most `n` images of every class, drawn with `seed` (order kept).
+pub fn per_class(data: &Dataset, n: usize, seed: u64) -> Dataset {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut epoch_rng(seed, 0, 4));
+    let mut taken = vec![0usize; data.classes.len()];
+    let mut keep: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| {
+            let c = &mut taken[data.labels[i]];
+            *c += 1;
+            *c <= n
+        })
+        .collect();
+    keep.sort_unstable();
+    data.subset(&keep)
+}
+
 /// Loss and accuracy of `net` on `data` in inference mode.
 pub fn evaluate(net: &Network, data: &Dataset) -> (f32, f32) {
     let out = net.predict(&data.images, data.len());

@@ -27,6 +27,10 @@ enum Command {
     Infer(cmd::infer::Cmd),
     /// Train a CNN in f32 on a dataset.
     Train(cmd::train::Cmd),
+    /// Transfer learning from a pretrained base.
+    Finetune(cmd::finetune::Cmd),
+    /// List the pretrained bases shipped with the tool.
+    Zoo(cmd::zoo::Cmd),
     /// Quantize a trained checkpoint to an int8 `.mcnn` model.
     Quantize(cmd::quantize::Cmd),
     /// Evaluate a model on a labelled dataset.
@@ -46,6 +50,8 @@ fn main() {
         Command::Summary(c) => cmd::summary::run(c),
         Command::Train(c) => cmd::train::run(c),
         Command::Quantize(c) => cmd::quantize::run(c),
+        Command::Finetune(c) => cmd::finetune::run(c),
+        Command::Zoo(c) => cmd::zoo::run(c),
         Command::Eval(c) => cmd::eval::run(c),
     };
     if let Err(e) = result {

@@ -3,9 +3,11 @@
 pub mod augment;
 pub mod eval;
 pub mod export;
+pub mod finetune;
 pub mod flash;
 pub mod import;
 pub mod infer;
 pub mod quantize;
 pub mod summary;
 pub mod train;
+pub mod zoo;

@@ -2,16 +2,15 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use microcnn_tools::arch::Arch;
 use microcnn_tools::nn::Network;
-use microcnn_tools::{checkpoint, fsutil, summary, tflite_to_blob};
+use microcnn_tools::{checkpoint, fsutil, presets, summary, tflite_to_blob};
 use std::path::PathBuf;
 
 /// Print a Keras-like table of a model: layers, shapes, parameters, MACs, arena and flash.
 #[derive(Args, Debug)]
 pub struct Cmd {
     /// A `.mcnn` blob, a `.tflite` model (imported in memory), an architecture file
-    /// (`.toml`) or a checkpoint directory.
+    /// (`.toml`), a preset name (vgg, resnet, xception, inception) or a checkpoint directory.
     pub model: PathBuf,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -22,8 +21,8 @@ pub struct Cmd {
 pub fn run(cmd: &Cmd) -> Result<()> {
     let net = if cmd.model.is_dir() {
         Some(checkpoint::load(&cmd.model)?.0)
-    } else if cmd.model.extension().is_some_and(|e| e == "toml") {
-        let arch = Arch::load(&cmd.model)?;
+    } else if cmd.model.extension().is_some_and(|e| e == "toml") || presets::preset(&cmd.model.to_string_lossy()).is_some() {
+        let (arch, _) = presets::resolve(&cmd.model.to_string_lossy())?;
         Some(Network::new(&arch, 0).with_context(|| format!("{}", cmd.model.display()))?)
     } else {
         None

@@ -3,13 +3,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use microcnn_tools::arch::Arch;
 use microcnn_tools::augment::AugmentArgs;
 use microcnn_tools::checkpoint::{self, State};
 use microcnn_tools::dataset::{self, Dataset};
 use microcnn_tools::nn::optim::{Kind, Optimizer};
 use microcnn_tools::nn::Network;
-use microcnn_tools::train;
+use microcnn_tools::{presets, train};
 use std::path::PathBuf;
 
 /// Train a CNN in f32 on a dataset.
@@ -18,9 +17,9 @@ pub struct Cmd {
     /// Training data: a folder of class folders, an IDX images file, `digits`, or `shapes[:…]`.
     #[arg(long)]
     pub data: String,
-    /// Architecture file (TOML).
+    /// Architecture file (TOML) or preset (vgg, resnet, xception, inception).
     #[arg(long, required_unless_present = "resume")]
-    pub arch: Option<PathBuf>,
+    pub arch: Option<String>,
     /// Checkpoint directory to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -48,6 +47,10 @@ pub struct Cmd {
     /// Separate validation data (instead of --val-split).
     #[arg(long)]
     pub val_data: Option<String>,
+    /// Use at most this many training images per class (a seeded draw), to study
+    /// small-data training.
+    #[arg(long)]
+    pub per_class: Option<usize>,
     /// Stop after this many epochs without a better validation accuracy.
     #[arg(long)]
     pub patience: Option<usize>,
@@ -69,8 +72,12 @@ pub fn load_data(
     val_split: f32,
     seed: u64,
     shape: [usize; 3],
+    per_class: Option<usize>,
 ) -> Result<(Dataset, Option<Dataset>)> {
-    let all = dataset::load(data, Some(shape))?;
+    let mut all = dataset::load(data, Some(shape))?;
+    if let Some(n) = per_class {
+        all = train::per_class(&all, n, seed);
+    }
     if let Some(v) = val_data {
         let val = dataset::load(v, Some(shape))?;
         if val.classes != all.classes {
@@ -94,21 +101,25 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let state = if cmd.resume {
         let state =
             checkpoint::load_state(&cmd.out).with_context(|| format!("{}: cannot resume", cmd.out.display()))?;
-        if let Some(path) = &cmd.arch {
-            let arch = Arch::load(path)?;
+        if let Some(spec) = &cmd.arch {
+            let (arch, preset) = presets::resolve(spec)?;
+            let arch = if preset { presets::with_classes(arch, state.net.output_size()) } else { arch };
             if arch != state.net.arch {
-                bail!(
-                    "{}: differs from the architecture in {}; resume without --arch or use a new --out",
-                    path.display(),
-                    cmd.out.display()
-                );
+                bail!("{spec}: differs from the architecture in {}; resume without --arch or use a new --out", cmd.out.display());
             }
         }
         state
     } else {
-        let path = cmd.arch.as_ref().context("--arch is required")?;
-        let arch = Arch::load(path)?;
-        let net = Network::new(&arch, cmd.seed).with_context(|| format!("{}", path.display()))?;
+        let spec = cmd.arch.as_ref().context("--arch is required")?;
+        let (arch, preset) = presets::resolve(spec)?;
+        let arch = if preset {
+            // A preset's classifier takes as many units as the data has classes.
+            let classes = dataset::load(&cmd.data, Some(arch.input))?.classes.len();
+            presets::with_classes(arch, classes)
+        } else {
+            arch
+        };
+        let net = Network::new(&arch, cmd.seed).with_context(|| spec.clone())?;
         if checkpoint::state_path(&cmd.out).exists() {
             bail!(
                 "{}: holds a training run already; pass --resume to continue it, or choose a new --out",
@@ -119,7 +130,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         State { net, optimizer, metrics: vec![], classes: vec![] }
     };
     let shape = state.net.input_shape();
-    let (train_set, val_set) = load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape)?;
+    let (train_set, val_set) = load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)?;
     let outputs = state.net.output_size();
     if train_set.classes.len() != outputs {
         bail!("{}: {} classes, but the network's last layer has {outputs} units", cmd.data, train_set.classes.len());

@@ -32,8 +32,14 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::f64::consts::PI;
 
-/// Class names, index = label.
+/// Class names of the default set, index = label.
 pub const CLASSES: [&str; 6] = ["circle", "square", "triangle", "cross", "star", "ring"];
+
+/// Every shape the generator can draw; `classes=a+b+…` picks a set (default
+/// [`CLASSES`]). The last six make a second, disjoint task for transfer learning.
+pub const ALL_CLASSES: [&str; 12] = [
+    "circle", "square", "triangle", "cross", "star", "ring", "pentagon", "hexagon", "arrow", "tee", "ell", "crescent",
+];
 
 /// Which independent stream of pictures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,16 +65,19 @@ pub struct Params {
     pub seed: u64,
     /// Stream.
     pub split: Split,
+    /// The classes drawn, names from [`ALL_CLASSES`]; label = position here.
+    pub classes: Vec<&'static str>,
 }
 
 impl Params {
     /// Parses the `key=value,...` part of a spec; defaults follow the model's input `shape`.
     pub fn parse(options: &str, shape: Option<[usize; 3]>) -> Result<Params> {
         let [height, width, channels] = shape.unwrap_or([32, 32, 3]);
-        let mut params = Params { height, width, channels, count: 2000, seed: 0, split: Split::Train };
+        let mut params =
+            Params { height, width, channels, count: 2000, seed: 0, split: Split::Train, classes: CLASSES.to_vec() };
         for item in options.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((key, value)) = item.split_once('=') else {
-                bail!("shapes: {item:?} is not key=value (keys: size, channels, count, seed, split)");
+                bail!("shapes: {item:?} is not key=value (keys: size, channels, count, seed, split, classes)");
             };
             let bad = || format!("shapes: {key}={value}: not a valid value");
             match key.trim() {
@@ -100,7 +109,20 @@ impl Params {
                         _ => bail!("shapes: split={value}: must be train or test"),
                     }
                 }
-                other => bail!("shapes: unknown key {other:?} (keys: size, channels, count, seed, split)"),
+                "classes" => {
+                    params.classes = value
+                        .split('+')
+                        .map(|name| {
+                            ALL_CLASSES.iter().copied().find(|c| *c == name.trim()).with_context(|| {
+                                format!("shapes: classes={value}: unknown shape {name:?} (known: {})", ALL_CLASSES.join(", "))
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                    if params.classes.len() < 2 {
+                        bail!("shapes: classes={value}: need at least two shapes, joined by +");
+                    }
+                }
+                other => bail!("shapes: unknown key {other:?} (keys: size, channels, count, seed, split, classes)"),
             }
         }
         Ok(params)
@@ -113,8 +135,8 @@ pub fn generate(params: &Params) -> Dataset {
     Dataset {
         shape: [params.height, params.width, params.channels],
         images: images.concat(),
-        labels: (0..params.count).map(|i| i % CLASSES.len()).collect(),
-        classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+        labels: (0..params.count).map(|i| i % params.classes.len()).collect(),
+        classes: params.classes.iter().map(|c| c.to_string()).collect(),
     }
 }
 
@@ -167,14 +189,14 @@ impl Noise {
 }
 
 /// Outline of a class as a polygon in unit-radius coordinates, or `None` for the round ones.
-fn polygon(class: usize) -> Option<Vec<(f64, f64)>> {
+fn polygon(class: &str) -> Option<Vec<(f64, f64)>> {
     let regular = |n: usize, radius: f64, start: f64| -> Vec<(f64, f64)> {
         (0..n)
             .map(|k| (start + 2.0 * PI * k as f64 / n as f64).sin_cos())
             .map(|(s, c)| (radius * c, radius * s))
             .collect()
     };
-    match CLASSES[class] {
+    match class {
         "square" => Some(vec![(-0.72, -0.72), (0.72, -0.72), (0.72, 0.72), (-0.72, 0.72)]),
         "triangle" => Some(regular(3, 1.0, -PI / 2.0)),
         "cross" => {
@@ -199,6 +221,20 @@ fn polygon(class: usize) -> Option<Vec<(f64, f64)>> {
             let inner = regular(5, 0.42, -PI / 2.0 + PI / 5.0);
             Some(outer.into_iter().zip(inner).flat_map(|(o, i)| [o, i]).collect())
         }
+        "pentagon" => Some(regular(5, 0.95, -PI / 2.0)),
+        "hexagon" => Some(regular(6, 0.92, 0.0)),
+        "arrow" => Some(vec![(-0.9, -0.22), (0.1, -0.22), (0.1, -0.62), (0.92, 0.0), (0.1, 0.62), (0.1, 0.22), (-0.9, 0.22)]),
+        "tee" => Some(vec![
+            (-0.85, -0.85),
+            (0.85, -0.85),
+            (0.85, -0.45),
+            (0.22, -0.45),
+            (0.22, 0.9),
+            (-0.22, 0.9),
+            (-0.22, -0.45),
+            (-0.85, -0.45),
+        ]),
+        "ell" => Some(vec![(-0.7, -0.9), (-0.25, -0.9), (-0.25, 0.45), (0.75, 0.45), (0.75, 0.9), (-0.7, 0.9)]),
         _ => None,
     }
 }
@@ -219,11 +255,12 @@ fn inside_polygon(points: &[(f64, f64)], x: f64, y: f64) -> bool {
 }
 
 /// Whether unit-radius point `(u, v)` is inside the shape of `class`.
-fn inside(class: usize, outline: Option<&[(f64, f64)]>, u: f64, v: f64) -> bool {
+fn inside(class: &str, outline: Option<&[(f64, f64)]>, u: f64, v: f64) -> bool {
     let r2 = u * u + v * v;
-    match (CLASSES[class], outline) {
+    match (class, outline) {
         ("circle", _) => r2 <= 0.85 * 0.85,
         ("ring", _) => (0.5 * 0.5..=0.92 * 0.92).contains(&r2),
+        ("crescent", _) => r2 <= 0.88 * 0.88 && (u - 0.38) * (u - 0.38) + v * v > 0.68 * 0.68,
         (_, Some(points)) => inside_polygon(points, u, v),
         _ => false,
     }
@@ -235,7 +272,7 @@ fn draw(params: &Params, index: usize) -> Vec<f32> {
     let (h, w) = (params.height, params.width);
     let (hf, wf) = (h as f64, w as f64);
     let side = hf.min(wf);
-    let class = index % CLASSES.len();
+    let class = params.classes[index % params.classes.len()];
 
     // Background: two colours along a random direction, texture, maybe a stray line.
     let colour_a = random_colour(&mut rng);

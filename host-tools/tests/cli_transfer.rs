@@ -1,0 +1,158 @@
+//! Transfer learning end to end: the zoo, frozen bases staying bit-identical, fine-tuning
+//! touching only the top layers, every preset through the integer engine, transfer
+//! beating training from scratch on a small new task, and bad input.
+
+use microcnn_tools::{checkpoint, finetune, zoo};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const NEW_TASK: &str = "shapes:classes=pentagon+hexagon+arrow+tee+ell+crescent";
+
+fn microcnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = microcnn(args);
+    assert!(out.status.success(), "microcnn {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails_cleanly(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected failure");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
+    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn accuracy(model: &Path, data: &str) -> f64 {
+    let c = model.with_extension("confusion.png");
+    let out = ok(&["eval", &s(model), "--data", data, "--json", "--confusion", &s(&c)]);
+    serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["accuracy"].as_f64().unwrap()
+}
+
+fn bits(net: &microcnn_tools::nn::Network, name: &str) -> Vec<Vec<u32>> {
+    let node = net.nodes.iter().find(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"));
+    node.params.iter().map(|p| p.data.iter().map(|v| v.to_bits()).collect()).collect()
+}
+
+#[test]
+fn zoo_lists_the_shipped_bases() {
+    let list: serde_json::Value = serde_json::from_str(ok(&["zoo", "--json"]).trim()).unwrap();
+    let list = list.as_array().unwrap();
+    assert!(list.len() >= 4);
+    for arch in ["vgg", "resnet", "xception", "inception"] {
+        assert!(list.iter().any(|b| b["arch"] == arch), "no {arch} base");
+    }
+    for b in list {
+        assert!(b["name"].is_string() && b["trained_on"].is_string());
+        assert_eq!(b["input"], serde_json::json!([32, 32, 3]));
+        zoo::load(b["name"].as_str().unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn feature_extraction_leaves_the_base_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fe");
+    let data = format!("{NEW_TASK},count=60");
+    ok(&["finetune", "--base", "resnet-shapes", "--data", &data, "--out", &s(&out), "--mode", "feature-extraction", "--epochs", "2", "--quiet"]);
+    let (base, _) = zoo::load("resnet-shapes").unwrap();
+    let (tuned, _) = checkpoint::load(&out).unwrap();
+    let depth = finetune::base_depth(&base.arch);
+    let mut compared = 0;
+    for node in base.nodes.iter().filter(|n| (1..=depth).contains(&finetune::top_level(&n.name))) {
+        // Weights and batch-norm moving statistics alike.
+        assert_eq!(bits(&base, &node.name), bits(&tuned, &node.name), "{} changed", node.name);
+        compared += node.params.len();
+    }
+    assert!(compared > 20, "compared only {compared} tensors");
+    // The head did train.
+    let head = tuned.nodes.last().unwrap();
+    assert_eq!(head.shape, [1, 1, 6]);
+}
+
+#[test]
+fn fine_tuning_changes_only_the_top_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ft");
+    let data = format!("{NEW_TASK},count=60");
+    ok(&[
+        "finetune", "--base", "vgg-shapes", "--data", &data, "--out", &s(&out), "--mode", "fine-tuning", "--epochs", "1",
+        "--fine-tune-epochs", "1", "--unfreeze-top", "3", "--quiet",
+    ]);
+    let (base, _) = zoo::load("vgg-shapes").unwrap();
+    let (tuned, _) = checkpoint::load(&out).unwrap();
+    let depth = finetune::base_depth(&base.arch);
+    for node in base.nodes.iter().filter(|n| !n.params.is_empty()) {
+        let k = finetune::top_level(&node.name);
+        if k == 0 || k > depth {
+            continue;
+        }
+        let same = bits(&base, &node.name) == bits(&tuned, &node.name);
+        assert_eq!(same, k <= depth - 3, "{} (layer {k} of {depth})", node.name);
+    }
+}
+
+#[test]
+fn every_preset_trains_quantizes_and_agrees_with_infer() {
+    let dir = tempfile::tempdir().unwrap();
+    for preset in ["vgg", "resnet", "xception", "inception"] {
+        let run = dir.path().join(preset);
+        ok(&["train", "--data", "shapes:count=96", "--arch", preset, "--out", &s(&run), "--epochs", "1", "--quiet"]);
+        let model = dir.path().join(format!("{preset}.mcnn"));
+        ok(&["quantize", &s(&run), "--calib", "shapes:count=48", "-o", &s(&model)]);
+        let (i, o, again) = (dir.path().join("i.npy"), dir.path().join("o.npy"), dir.path().join("a.npy"));
+        ok(&[
+            "eval", &s(&model), "--data", "shapes:split=test,count=24", "--save-inputs", &s(&i), "--save-outputs", &s(&o),
+            "--confusion", &s(&dir.path().join("c.png")),
+        ]);
+        ok(&["infer", &s(&model), "--input", &s(&i), "--output", &s(&again)]);
+        assert_eq!(std::fs::read(&o).unwrap(), std::fs::read(&again).unwrap(), "{preset}");
+    }
+}
+
+#[test]
+fn transfer_beats_scratch_on_a_small_new_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = format!("{NEW_TASK},split=test,count=600");
+    let mut acc = std::collections::HashMap::new();
+    for mode in ["feature-extraction", "fine-tuning", "scratch"] {
+        let out = dir.path().join(mode);
+        ok(&[
+            "finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--per-class", "20", "--out", &s(&out), "--mode", mode,
+            "--epochs", "30", "--fine-tune-epochs", "20", "--lr", "0.003", "--quiet",
+        ]);
+        acc.insert(mode, accuracy(&out, &test));
+    }
+    let (fe, ft, scratch) = (acc["feature-extraction"], acc["fine-tuning"], acc["scratch"]);
+    assert!(fe >= scratch + 0.1, "feature extraction {fe} vs scratch {scratch}");
+    assert!(ft >= scratch + 0.1, "fine-tuning {ft} vs scratch {scratch}");
+    assert!(ft >= fe, "fine-tuning {ft} vs feature extraction {fe}");
+}
+
+#[test]
+fn bad_transfer_input_fails_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x");
+    let o = s(&out);
+    fails_cleanly(&microcnn(&["finetune", "--base", "alexnet", "--data", NEW_TASK, "--out", &o, "--mode", "scratch"]), "vgg-shapes");
+    fails_cleanly(
+        &microcnn(&["finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--out", &o, "--mode", "fine-tuning", "--unfreeze-top", "40"]),
+        "--unfreeze-top 40",
+    );
+    let idx = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/train-images-idx3-ubyte");
+    fails_cleanly(
+        &microcnn(&["finetune", "--base", "vgg-shapes", "--data", &s(&idx), "--out", &o, "--mode", "feature-extraction"]),
+        "32×32×3",
+    );
+    fails_cleanly(
+        &microcnn(&["finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--out", &o, "--mode", "scratch", "--head", "dense:8"]),
+        "--head",
+    );
+    assert!(!out.exists());
+}
