@@ -49,7 +49,8 @@ step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 
 step "firmware: QEMU mps2-an386 benchmark (instructions per MAC, small_cnn_28x28) and sizes"
-cargo build --locked -p microcnn-tools   # built by the tests already (optimised in dev)
+# target/debug/microcnn: built by `cargo test --workspace` above (a separate `cargo build`
+# would rebuild dependencies with other features).
 bench_dir=$(mktemp -d)
 target/debug/microcnn import tests/data/vectors/small_cnn_28x28/model.tflite -o "$bench_dir/small_cnn.mcnn"
 target/debug/microcnn infer "$bench_dir/small_cnn.mcnn" --input tests/data/vectors/small_cnn_28x28/input.npy \

@@ -183,3 +183,17 @@ fn instruction_counts_are_deterministic() {
     let second = qemu::infer(firmware(), &blob, &samples).unwrap();
     assert_eq!(first, second);
 }
+
+#[test]
+fn samples_beyond_one_frames_region_are_split_over_runs() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/avgpool2x2_valid");
+    let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let per_sample = model.input().bytes();
+    let per_run = (microcnn_layout::QEMU_MPS2_AN386.frames.length as usize - 16) / per_sample;
+    let samples = random_i8(11, (per_run + 3) * per_sample);
+    let device = qemu::infer(firmware(), &blob, &samples).unwrap();
+    assert_eq!(device.len(), per_run + 3);
+    let device_bytes: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
+    assert_eq!(device_bytes, run::run_samples(&model, &samples).unwrap());
+}
