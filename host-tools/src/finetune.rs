@@ -98,10 +98,12 @@ pub fn build(base: &Network, head: &str, classes: usize, scratch: bool, seed: u6
     Ok(net)
 }
 
-/// Freezes the base's layers except the top `unfrozen` ones (0 freezes the whole base).
+/// Freezes the base's layers except the top `unfrozen` ones (0 freezes the whole
+/// base). Batch norm anywhere in the base stays in inference mode, unfrozen or not.
 pub fn freeze_base(net: &mut Network, depth: usize, unfrozen: usize) {
     for node in &mut net.nodes {
         let k = top_level(&node.name);
         node.frozen = (1..=depth.saturating_sub(unfrozen)).contains(&k);
+        node.bn_inference = (1..=depth).contains(&k);
     }
 }

@@ -125,7 +125,7 @@ fn transfer_beats_scratch_on_a_small_new_task() {
         let out = dir.path().join(mode);
         ok(&[
             "finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--per-class", "20", "--out", &s(&out), "--mode", mode,
-            "--epochs", "30", "--fine-tune-epochs", "20", "--lr", "0.003", "--quiet",
+            "--epochs", "40", "--fine-tune-epochs", "20", "--lr", "0.003", "--head", "gap,dense:32", "--quiet",
         ]);
         acc.insert(mode, accuracy(&out, &test));
     }

@@ -604,7 +604,14 @@ pub fn backward(
             let mut dgamma = vec![0.0f32; c];
             let mut dbeta = vec![0.0f32; c];
             if xhat.is_empty() {
-                // Inference mode (a frozen layer): a fixed affine map.
+                // Inference mode: a fixed affine map of the input with the moving mean.
+                let mean = &node.params[2].data;
+                for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
+                    for ch in 0..c {
+                        dgamma[ch] += dr[ch] * (xr[ch] - mean[ch]) * inv_std[ch];
+                        dbeta[ch] += dr[ch];
+                    }
+                }
                 let mut dx = dy;
                 for row in dx.chunks_exact_mut(c) {
                     for ch in 0..c {

@@ -149,6 +149,9 @@ pub struct Node {
     pub params: Vec<Param>,
     /// Frozen nodes keep their parameters, and their batch norm runs in inference mode.
     pub frozen: bool,
+    /// Batch norm in inference mode (moving statistics) even while training, as Keras
+    /// advises for a fine-tuned base; `gamma` and `beta` still train unless frozen.
+    pub bn_inference: bool,
 }
 
 impl Node {
@@ -236,7 +239,16 @@ fn glorot(rng: &mut ChaCha8Rng, len: usize, fan_in: usize, fan_out: usize) -> Ve
 
 impl Builder {
     fn push(&mut self, name: String, origin: &str, layer: Layer, inputs: Vec<usize>, shape: [usize; 3]) -> usize {
-        self.nodes.push(Node { name, origin: origin.to_string(), layer, inputs, shape, params: vec![], frozen: false });
+        self.nodes.push(Node {
+            name,
+            origin: origin.to_string(),
+            layer,
+            inputs,
+            shape,
+            params: vec![],
+            frozen: false,
+            bn_inference: false,
+        });
         self.nodes.len() - 1
     }
 
@@ -582,7 +594,7 @@ impl Network {
                 (x.to_vec(), kernels::Cache::None)
             } else {
                 let inputs: Vec<&[f32]> = node.inputs.iter().map(|&i| outputs[i].as_slice()).collect();
-                let train = mode == Mode::Train && !node.frozen;
+                let train = mode == Mode::Train && !node.frozen && !node.bn_inference;
                 kernels::forward(node, &self.nodes, &inputs, n, train, rng)
             };
             let mut out = out;
@@ -651,7 +663,7 @@ impl Network {
     /// of unfrozen batch-norm layers (Keras: `moving = moving·m + batch·(1 − m)`).
     pub fn update_batch_stats(&mut self, trace: &Trace) {
         for (node, cache) in self.nodes.iter_mut().zip(&trace.caches) {
-            if node.frozen {
+            if node.frozen || node.bn_inference {
                 continue;
             }
             if let (Layer::BatchNorm { momentum, .. }, kernels::Cache::BatchNorm { mean, var, .. }) =

@@ -10,10 +10,16 @@ fn loss(net: &Network, x: &[f32], n: usize, labels: &[usize]) -> f32 {
 }
 
 /// Checks every trainable parameter (up to 12 entries of each) of every node.
-#[allow(clippy::needless_range_loop)]
 fn check(toml: &str) {
+    check_with(toml, |_| {});
+}
+
+/// [`check`] after `adjust` changes the network (for example a layer's mode).
+#[allow(clippy::needless_range_loop)]
+fn check_with(toml: &str, adjust: impl Fn(&mut Network)) {
     let arch = Arch::parse(toml).unwrap();
     let mut net = Network::new(&arch, 3).unwrap();
+    adjust(&mut net);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for node in &mut net.nodes {
         for p in &mut node.params {
@@ -118,6 +124,22 @@ fn batchnorm_dropout_and_relu() {
          [[layer]]\ntype = \"batchnorm\"\n[[layer]]\ntype = \"dropout\"\nrate = 0.3\n\
          [[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 1\nactivation = \"relu6\"\n{HEAD}"
     ));
+}
+
+#[test]
+fn batchnorm_in_inference_mode_while_training() {
+    check_with(
+        &format!(
+            "input = [5, 5, 2]\n[[layer]]\ntype = \"conv2d\"\nfilters = 4\nkernel = 3\n\
+             [[layer]]\ntype = \"batchnorm\"\nactivation = \"relu\"\n{HEAD}"
+        ),
+        |net| {
+            let bn = &mut net.nodes[2];
+            bn.bn_inference = true;
+            bn.params[2].data = vec![0.1, -0.2, 0.3, 0.0];
+            bn.params[3].data = vec![0.5, 2.0, 1.5, 0.8];
+        },
+    );
 }
 
 #[test]
