@@ -27,8 +27,12 @@ pub enum Mode {
 
 /// Number of top-level layers in the convolutional base of `arch`.
 pub fn base_depth(arch: &Arch) -> usize {
-    let is_head =
-        |l: &LayerSpec| matches!(l, LayerSpec::Flatten {} | LayerSpec::GlobalAvgpool {} | LayerSpec::Dense { .. } | LayerSpec::Dropout { .. });
+    let is_head = |l: &LayerSpec| {
+        matches!(
+            l,
+            LayerSpec::Flatten {} | LayerSpec::GlobalAvgpool {} | LayerSpec::Dense { .. } | LayerSpec::Dropout { .. }
+        )
+    };
     arch.layer.len() - arch.layer.iter().rev().take_while(|l| is_head(l)).count()
 }
 
@@ -38,7 +42,8 @@ pub fn parse_head(spec: &str, classes: usize) -> Result<Vec<LayerSpec>> {
     let mut layers = Vec::new();
     for (i, part) in spec.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
         let fields: Vec<&str> = part.split(':').collect();
-        let bad = || anyhow::anyhow!("--head {spec}: `{part}` is not gap, flatten, dense:UNITS[:ACTIVATION] or dropout:RATE");
+        let bad =
+            || anyhow::anyhow!("--head {spec}: `{part}` is not gap, flatten, dense:UNITS[:ACTIVATION] or dropout:RATE");
         let layer = match fields.as_slice() {
             ["gap"] | ["global_avgpool"] if i == 0 => LayerSpec::GlobalAvgpool {},
             ["flatten"] if i == 0 => LayerSpec::Flatten {},

@@ -60,7 +60,20 @@ fn feature_extraction_leaves_the_base_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fe");
     let data = format!("{NEW_TASK},count=60");
-    ok(&["finetune", "--base", "resnet-shapes", "--data", &data, "--out", &s(&out), "--mode", "feature-extraction", "--epochs", "2", "--quiet"]);
+    ok(&[
+        "finetune",
+        "--base",
+        "resnet-shapes",
+        "--data",
+        &data,
+        "--out",
+        &s(&out),
+        "--mode",
+        "feature-extraction",
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
     let (base, _) = zoo::load("resnet-shapes").unwrap();
     let (tuned, _) = checkpoint::load(&out).unwrap();
     let depth = finetune::base_depth(&base.arch);
@@ -82,8 +95,22 @@ fn fine_tuning_changes_only_the_top_layers() {
     let out = dir.path().join("ft");
     let data = format!("{NEW_TASK},count=60");
     ok(&[
-        "finetune", "--base", "vgg-shapes", "--data", &data, "--out", &s(&out), "--mode", "fine-tuning", "--epochs", "1",
-        "--fine-tune-epochs", "1", "--unfreeze-top", "3", "--quiet",
+        "finetune",
+        "--base",
+        "vgg-shapes",
+        "--data",
+        &data,
+        "--out",
+        &s(&out),
+        "--mode",
+        "fine-tuning",
+        "--epochs",
+        "1",
+        "--fine-tune-epochs",
+        "1",
+        "--unfreeze-top",
+        "3",
+        "--quiet",
     ]);
     let (base, _) = zoo::load("vgg-shapes").unwrap();
     let (tuned, _) = checkpoint::load(&out).unwrap();
@@ -108,8 +135,16 @@ fn every_preset_trains_quantizes_and_agrees_with_infer() {
         ok(&["quantize", &s(&run), "--calib", "shapes:count=48", "-o", &s(&model)]);
         let (i, o, again) = (dir.path().join("i.npy"), dir.path().join("o.npy"), dir.path().join("a.npy"));
         ok(&[
-            "eval", &s(&model), "--data", "shapes:split=test,count=24", "--save-inputs", &s(&i), "--save-outputs", &s(&o),
-            "--confusion", &s(&dir.path().join("c.png")),
+            "eval",
+            &s(&model),
+            "--data",
+            "shapes:split=test,count=24",
+            "--save-inputs",
+            &s(&i),
+            "--save-outputs",
+            &s(&o),
+            "--confusion",
+            &s(&dir.path().join("c.png")),
         ]);
         ok(&["infer", &s(&model), "--input", &s(&i), "--output", &s(&again)]);
         assert_eq!(std::fs::read(&o).unwrap(), std::fs::read(&again).unwrap(), "{preset}");
@@ -124,8 +159,26 @@ fn transfer_beats_scratch_on_a_small_new_task() {
     for mode in ["feature-extraction", "fine-tuning", "scratch"] {
         let out = dir.path().join(mode);
         ok(&[
-            "finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--per-class", "20", "--out", &s(&out), "--mode", mode,
-            "--epochs", "40", "--fine-tune-epochs", "20", "--lr", "0.003", "--head", "gap,dense:32", "--quiet",
+            "finetune",
+            "--base",
+            "vgg-shapes",
+            "--data",
+            NEW_TASK,
+            "--per-class",
+            "20",
+            "--out",
+            &s(&out),
+            "--mode",
+            mode,
+            "--epochs",
+            "40",
+            "--fine-tune-epochs",
+            "20",
+            "--lr",
+            "0.003",
+            "--head",
+            "gap,dense:32",
+            "--quiet",
         ]);
         acc.insert(mode, accuracy(&out, &test));
     }
@@ -140,18 +193,55 @@ fn bad_transfer_input_fails_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x");
     let o = s(&out);
-    fails_cleanly(&microcnn(&["finetune", "--base", "alexnet", "--data", NEW_TASK, "--out", &o, "--mode", "scratch"]), "vgg-shapes");
     fails_cleanly(
-        &microcnn(&["finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--out", &o, "--mode", "fine-tuning", "--unfreeze-top", "40"]),
+        &microcnn(&["finetune", "--base", "alexnet", "--data", NEW_TASK, "--out", &o, "--mode", "scratch"]),
+        "vgg-shapes",
+    );
+    fails_cleanly(
+        &microcnn(&[
+            "finetune",
+            "--base",
+            "vgg-shapes",
+            "--data",
+            NEW_TASK,
+            "--out",
+            &o,
+            "--mode",
+            "fine-tuning",
+            "--unfreeze-top",
+            "40",
+        ]),
         "--unfreeze-top 40",
     );
     let idx = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/train-images-idx3-ubyte");
     fails_cleanly(
-        &microcnn(&["finetune", "--base", "vgg-shapes", "--data", &s(&idx), "--out", &o, "--mode", "feature-extraction"]),
+        &microcnn(&[
+            "finetune",
+            "--base",
+            "vgg-shapes",
+            "--data",
+            &s(&idx),
+            "--out",
+            &o,
+            "--mode",
+            "feature-extraction",
+        ]),
         "32×32×3",
     );
     fails_cleanly(
-        &microcnn(&["finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--out", &o, "--mode", "scratch", "--head", "dense:8"]),
+        &microcnn(&[
+            "finetune",
+            "--base",
+            "vgg-shapes",
+            "--data",
+            NEW_TASK,
+            "--out",
+            &o,
+            "--mode",
+            "scratch",
+            "--head",
+            "dense:8",
+        ]),
         "--head",
     );
     assert!(!out.exists());

@@ -40,7 +40,7 @@ pub struct Cmd {
     /// Base layers (top-level, counted from the top) unfrozen for fine-tuning.
     #[arg(long, default_value_t = 2)]
     pub unfreeze_top: usize,
-    /// The new classifier head: gap|flatten[,dense:UNITS[:ACT]][,dropout:RATE]; a
+    /// The new classifier head: `gap` or `flatten`, then `dense:UNITS[:ACT]` and `dropout:RATE` items, comma-separated; a
     /// softmax layer over the data's classes is appended.
     #[arg(long, default_value = "gap")]
     pub head: String,
@@ -76,8 +76,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         bail!("--unfreeze-top {}: the base {} has {depth} layers; choose 1 to {depth}", cmd.unfreeze_top, cmd.base);
     }
     let shape = base.input_shape();
-    let (train_set, val_set) = load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)
-        .with_context(|| format!("the base {} takes {}×{}×{} images", cmd.base, shape[0], shape[1], shape[2]))?;
+    let (train_set, val_set) =
+        load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)
+            .with_context(|| format!("the base {} takes {}×{}×{} images", cmd.base, shape[0], shape[1], shape[2]))?;
     let classes = train_set.classes.clone();
     let mut net = finetune::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
     if checkpoint::state_path(&cmd.out).exists() {

@@ -21,7 +21,9 @@ pub struct Cmd {
 pub fn run(cmd: &Cmd) -> Result<()> {
     let net = if cmd.model.is_dir() {
         Some(checkpoint::load(&cmd.model)?.0)
-    } else if cmd.model.extension().is_some_and(|e| e == "toml") || presets::preset(&cmd.model.to_string_lossy()).is_some() {
+    } else if cmd.model.extension().is_some_and(|e| e == "toml")
+        || presets::preset(&cmd.model.to_string_lossy()).is_some()
+    {
         let (arch, _) = presets::resolve(&cmd.model.to_string_lossy())?;
         Some(Network::new(&arch, 0).with_context(|| format!("{}", cmd.model.display()))?)
     } else {

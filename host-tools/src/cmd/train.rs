@@ -105,7 +105,10 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             let (arch, preset) = presets::resolve(spec)?;
             let arch = if preset { presets::with_classes(arch, state.net.output_size()) } else { arch };
             if arch != state.net.arch {
-                bail!("{spec}: differs from the architecture in {}; resume without --arch or use a new --out", cmd.out.display());
+                bail!(
+                    "{spec}: differs from the architecture in {}; resume without --arch or use a new --out",
+                    cmd.out.display()
+                );
             }
         }
         state
@@ -130,7 +133,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         State { net, optimizer, metrics: vec![], classes: vec![] }
     };
     let shape = state.net.input_shape();
-    let (train_set, val_set) = load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)?;
+    let (train_set, val_set) =
+        load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)?;
     let outputs = state.net.output_size();
     if train_set.classes.len() != outputs {
         bail!("{}: {} classes, but the network's last layer has {outputs} units", cmd.data, train_set.classes.len());

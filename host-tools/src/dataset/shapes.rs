@@ -37,9 +37,8 @@ pub const CLASSES: [&str; 6] = ["circle", "square", "triangle", "cross", "star",
 
 /// Every shape the generator can draw; `classes=a+b+…` picks a set (default
 /// [`CLASSES`]). The last six make a second, disjoint task for transfer learning.
-pub const ALL_CLASSES: [&str; 12] = [
-    "circle", "square", "triangle", "cross", "star", "ring", "pentagon", "hexagon", "arrow", "tee", "ell", "crescent",
-];
+pub const ALL_CLASSES: [&str; 12] =
+    ["circle", "square", "triangle", "cross", "star", "ring", "pentagon", "hexagon", "arrow", "tee", "ell", "crescent"];
 
 /// Which independent stream of pictures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +113,10 @@ impl Params {
                         .split('+')
                         .map(|name| {
                             ALL_CLASSES.iter().copied().find(|c| *c == name.trim()).with_context(|| {
-                                format!("shapes: classes={value}: unknown shape {name:?} (known: {})", ALL_CLASSES.join(", "))
+                                format!(
+                                    "shapes: classes={value}: unknown shape {name:?} (known: {})",
+                                    ALL_CLASSES.join(", ")
+                                )
                             })
                         })
                         .collect::<Result<_>>()?;
@@ -223,7 +225,9 @@ fn polygon(class: &str) -> Option<Vec<(f64, f64)>> {
         }
         "pentagon" => Some(regular(5, 0.95, -PI / 2.0)),
         "hexagon" => Some(regular(6, 0.92, 0.0)),
-        "arrow" => Some(vec![(-0.9, -0.22), (0.1, -0.22), (0.1, -0.62), (0.92, 0.0), (0.1, 0.62), (0.1, 0.22), (-0.9, 0.22)]),
+        "arrow" => {
+            Some(vec![(-0.9, -0.22), (0.1, -0.22), (0.1, -0.62), (0.92, 0.0), (0.1, 0.62), (0.1, 0.22), (-0.9, 0.22)])
+        }
         "tee" => Some(vec![
             (-0.85, -0.85),
             (0.85, -0.85),
