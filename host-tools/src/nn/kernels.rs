@@ -52,8 +52,6 @@ pub enum Cache {
     None,
     /// The im2col matrix of the batch (empty for pointwise convolutions).
     Col(Vec<f32>),
-    /// Index of the chosen input per output (max pooling).
-    Argmax(Vec<u32>),
     /// Batch statistics and normalized input (training mode), or only `inv_std`.
     BatchNorm {
         /// Batch mean per channel.
@@ -110,21 +108,38 @@ pub fn softmax(row: &[f32]) -> Vec<f32> {
     e.iter().map(|v| v / sum).collect()
 }
 
+/// The input columns `ix0..ix0 + kernel_w` of output column `ox`, when all are inside
+/// the input (then one kernel row is one contiguous run of `kernel_w × c` values).
+#[inline]
+fn full_row(g: &Geom, ox: usize) -> Option<usize> {
+    let ix0 = (ox * g.strides[1]).checked_sub(g.pad[1])?;
+    (ix0 + g.kernel[1] <= g.input[1]).then_some(ix0)
+}
+
 fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
-    let [_, w, c] = g.input;
+    let [h, w, c] = g.input;
     let [oh, ow, _] = g.output;
-    let k = g.col_len();
+    let (k, run) = (g.col_len(), g.kernel[1] * c);
     for s in 0..samples {
         let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
         for oy in 0..oh {
             for ox in 0..ow {
                 let row = &mut col[((s * oh + oy) * ow + ox) * k..][..k];
+                let full = full_row(g, ox);
                 for ky in 0..g.kernel[0] {
-                    for kx in 0..g.kernel[1] {
-                        let dst = &mut row[(ky * g.kernel[1] + kx) * c..][..c];
-                        match g.tap(oy, ox, ky, kx) {
-                            Some((iy, ix)) => dst.copy_from_slice(&xs[(iy * w + ix) * c..][..c]),
-                            None => dst.fill(0.0),
+                    let dst = &mut row[ky * run..][..run];
+                    let iy = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h);
+                    match (iy, full) {
+                        (None, _) => dst.fill(0.0),
+                        (Some(iy), Some(ix0)) => dst.copy_from_slice(&xs[(iy * w + ix0) * c..][..run]),
+                        (Some(_), None) => {
+                            for kx in 0..g.kernel[1] {
+                                let d = &mut dst[kx * c..][..c];
+                                match g.tap(oy, ox, ky, kx) {
+                                    Some((iy, ix)) => d.copy_from_slice(&xs[(iy * w + ix) * c..][..c]),
+                                    None => d.fill(0.0),
+                                }
+                            }
                         }
                     }
                 }
@@ -134,19 +149,27 @@ fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
 }
 
 fn col2im(g: &Geom, col: &[f32], samples: usize, dx: &mut [f32]) {
-    let [_, w, c] = g.input;
+    let [h, w, c] = g.input;
     let [oh, ow, _] = g.output;
-    let k = g.col_len();
+    let (k, run) = (g.col_len(), g.kernel[1] * c);
     for s in 0..samples {
         let xs = &mut dx[s * g.in_size()..(s + 1) * g.in_size()];
         for oy in 0..oh {
             for ox in 0..ow {
                 let row = &col[((s * oh + oy) * ow + ox) * k..][..k];
+                let full = full_row(g, ox);
                 for ky in 0..g.kernel[0] {
+                    let src = &row[ky * run..][..run];
+                    let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                        continue;
+                    };
+                    if let Some(ix0) = full {
+                        xs[(iy * w + ix0) * c..][..run].iter_mut().zip(src).for_each(|(a, b)| *a += b);
+                        continue;
+                    }
                     for kx in 0..g.kernel[1] {
                         if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
-                            let src = &row[(ky * g.kernel[1] + kx) * c..][..c];
-                            xs[(iy * w + ix) * c..][..c].iter_mut().zip(src).for_each(|(a, b)| *a += b);
+                            xs[(iy * w + ix) * c..][..c].iter_mut().zip(&src[kx * c..][..c]).for_each(|(a, b)| *a += b);
                         }
                     }
                 }
@@ -356,38 +379,72 @@ fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let [oh, ow, _] = g.output;
     let out_size = oh * ow * c;
     let mut y = vec![0.0; n * out_size];
-    let mut arg = vec![0u32; if max { n * out_size } else { 0 }];
-    for s in 0..n {
-        let xs = &x[s * g.in_size()..][..g.in_size()];
+    // One sample per task; channels innermost and branch-free, so the loops vectorize.
+    y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
         for oy in 0..oh {
             for ox in 0..ow {
-                for ch in 0..c {
-                    let (mut best, mut best_at, mut sum, mut count) = (f32::NEG_INFINITY, 0, 0.0, 0);
-                    for ky in 0..g.kernel[0] {
-                        for kx in 0..g.kernel[1] {
-                            if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
-                                let at = (iy * w + ix) * c + ch;
-                                if xs[at] > best {
-                                    best = xs[at];
-                                    best_at = at;
-                                }
-                                sum += xs[at];
-                                count += 1;
-                            }
+                let yo = &mut ys[(oy * ow + ox) * c..][..c];
+                yo.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                let mut count = 0;
+                for ky in 0..g.kernel[0] {
+                    for kx in 0..g.kernel[1] {
+                        let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
+                        let xin = &xs[(iy * w + ix) * c..][..c];
+                        if max {
+                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a = a.max(*b));
+                        } else {
+                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a += b);
                         }
+                        count += 1;
                     }
-                    let o = s * out_size + (oy * ow + ox) * c + ch;
-                    if max {
-                        y[o] = best;
-                        arg[o] = best_at as u32;
-                    } else {
-                        y[o] = sum / count.max(1) as f32;
-                    }
+                }
+                if !max {
+                    let inv = 1.0 / count.max(1) as f32;
+                    yo.iter_mut().for_each(|v| *v *= inv);
                 }
             }
         }
-    }
-    (y, if max { Cache::Argmax(arg) } else { Cache::None })
+    });
+    (y, Cache::None)
+}
+
+/// Max pooling backward: each output's gradient goes to the first input of its window
+/// (in tap order) that holds the maximum.
+fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
+    let [_, w, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let out_size = oh * ow * c;
+    let mut dx = vec![0.0; x.len()];
+    dx.par_chunks_mut(g.in_size())
+        .zip(x.par_chunks(g.in_size()))
+        .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
+        .for_each(|((dxs, xs), (ys, dys))| {
+            let mut open = vec![1.0f32; c];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let o = (oy * ow + ox) * c;
+                    open.fill(1.0);
+                    for ky in 0..g.kernel[0] {
+                        for kx in 0..g.kernel[1] {
+                            let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
+                            let at = (iy * w + ix) * c;
+                            let (xa, dxa) = (&xs[at..at + c], &mut dxs[at..at + c]);
+                            let (yo, dyo) = (&ys[o..o + c], &dys[o..o + c]);
+                            // Branch-free (it vectorizes): `open` is 1 until a tap took the
+                            // channel's gradient, then 0.
+                            for (((d, &x), (&y, &g)), o) in
+                                dxa.iter_mut().zip(xa).zip(yo.iter().zip(dyo)).zip(open.iter_mut())
+                            {
+                                let hit = if x == y { *o } else { 0.0 };
+                                *d += hit * g;
+                                *o -= hit;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    dx
 }
 
 fn avgpool_backward(g: &Geom, dy: &[f32], n: usize) -> Vec<f32> {
@@ -570,15 +627,7 @@ pub fn backward(
                 depthwise_backward(geom, *multiplier, &node.params[0].data, has_bias, x, &dy, n, need_dx[0]);
             (vec![dx], with_bias(dw, db))
         }
-        (Layer::MaxPool { .. }, Cache::Argmax(arg)) => {
-            let in_size = x.len() / n.max(1);
-            let out_size = node.size();
-            let mut dx = vec![0.0; x.len()];
-            for (o, (&a, &d)) in arg.iter().zip(&dy).enumerate() {
-                dx[(o / out_size) * in_size + a as usize] += d;
-            }
-            (vec![Some(dx)], vec![])
-        }
+        (Layer::MaxPool { geom }, _) => (vec![Some(maxpool_backward(geom, x, y, &dy))], vec![]),
         (Layer::AvgPool { geom }, _) => (vec![Some(avgpool_backward(geom, &dy, n))], vec![]),
         (Layer::GlobalAvgPool, _) => {
             let c = node.shape[2];

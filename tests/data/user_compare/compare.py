@@ -277,7 +277,7 @@ def figures(res, fig_dir):
     ax.set_xticks(x, [f"seed {s}" for s in seeds])
     ax.set(ylabel="test accuracy", ylim=(0, 1), title="test accuracy (1002 images, 6 classes)")
     ax.axhline(1 / 6, color="grey", lw=0.8, ls=":")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", ncol=3, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(os.path.join(fig_dir, "accuracy.png"), dpi=110)

@@ -5,12 +5,13 @@ Six classes of a single foreground object drawn on a cluttered background:
     circle, ring, square, triangle, star, cross
 
 Every image differs in size (width and height drawn independently from
-40..72 px), background (two-colour gradient plus noise), object colour,
-size, position, rotation and line style; a few small distractor blobs and
-lines are scattered over the background, some objects are partly cut off by
-the border or occluded, and a light blur is applied to some images.  Images
-are saved as a mix of PNG and JPEG (quality 85), as a user's own photo
-folder would be.
+40..72 px), background (two-colour gradient plus noise; three in four are
+light with a dark object, the rest dark with a light object), object colour,
+size, position, rotation and style (filled or outline); up to three small
+distractor blobs and lines are scattered over the background, some objects
+are partly cut off by the border or crossed by an occluding bar, and a light
+blur and sensor-like noise are applied to some images.  Images are saved as
+a mix of PNG and JPEG (quality 85), as a user's own photo folder would be.
 
 Layout written (as `microcnn train --data` and
 `keras.utils.image_dataset_from_directory` read it):
@@ -18,7 +19,7 @@ Layout written (as `microcnn train --data` and
     OUT/train/<class>/<index>.{png,jpg}   (500 per class -> 3000)
     OUT/test/<class>/<index>.{png,jpg}    (~167 per class -> 1002)
 
-Everything is drawn from one seeded numpy Generator, so the output is
+Everything is drawn from two seeded numpy Generators (train, test), so the output is
 identical for a given seed, numpy and Pillow version.
 
     python make_data.py --out /tmp/user_data [--seed 0] [--train 500] [--test 167]
@@ -58,7 +59,7 @@ def background(rng, w, h, light):
     t = np.clip(t, 0, 1)[..., None]
     img = c0 * (1 - t) + c1 * t
     img += rng.normal(0, rng.uniform(2, 12), size=img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB"), (c0 + c1) / 2
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
 
 def rot(points, cx, cy, ang):
@@ -123,7 +124,7 @@ def draw_object(draw, rng, cls, cx, cy, r, colour, ang):
         raise ValueError(cls)
 
 
-def distractors(draw, rng, w, h, bg_mean):
+def distractors(draw, rng, w, h):
     for _ in range(int(rng.integers(0, 4))):
         c = rand_colour(rng)
         kind = rng.integers(0, 3)
@@ -145,9 +146,9 @@ def make_image(rng, cls):
     w, h = int(rng.integers(40, 73)), int(rng.integers(40, 73))
     # most "photos" show a dark object on a light background, some the reverse
     light = rng.random() < 0.75
-    img, bg_mean = background(rng, w, h, light)
+    img = background(rng, w, h, light)
     draw = ImageDraw.Draw(img)
-    distractors(draw, rng, w, h, bg_mean)
+    distractors(draw, rng, w, h)
     m = min(w, h)
     r = m * rng.uniform(0.26, 0.45)
     # centre may put up to ~25 % of the object outside the frame
