@@ -11,6 +11,10 @@ use microcnn_tools::nn::Network;
 use microcnn_tools::train::{train_epoch, Config};
 use std::time::Duration;
 
+// As in the `microcnn` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn epoch(c: &mut Criterion) {
     let arch = Arch::parse(include_str!("../archs/digits.toml")).expect("arch");
     let data = dataset::load("digits", Some(arch.input)).expect("digits");

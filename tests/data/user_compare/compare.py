@@ -20,7 +20,7 @@ For every seed it runs
 and finally prints a markdown table, writes results.json and figures.
 
     python compare.py --data /tmp/user_data --seeds 0 1 2 \
-        --bin /work/wt/target/release/microcnn --work /tmp/user_compare_runs
+        --bin ../../../target/release/microcnn --work /tmp/user_compare_runs
 
 Runs the tools one after the other (never concurrently) so the timings are
 not disturbed by each other.
