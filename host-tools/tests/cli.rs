@@ -2,37 +2,13 @@
 //! byte, summary reports the arena, and bad input gets a one-line error naming the
 //! file, a non-zero exit and no output file.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn microcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
-}
-
-fn vector(case: &str, file: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors").join(case).join(file).display().to_string()
-}
+mod common;
+use common::*;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn fails_cleanly(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
-    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
-}
-
-fn import_small_cnn(dir: &Path) -> PathBuf {
-    let blob = dir.join("cnn.mcnn");
-    let out = microcnn(&["import", &vector("small_cnn_28x28", "model.tflite"), "-o", &s(&blob)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    blob
 }
 
 #[test]

@@ -2,27 +2,10 @@
 //! reproducible under its seed, and bad input gets a one-line error naming it, a non-zero
 //! exit and no output file.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn microcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
-}
-
-fn digits_folder(split: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/digits").join(split).display().to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn fails_cleanly(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
-    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
-}
+mod common;
+use common::*;
 
 fn succeeds(out: &Output) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -9,19 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::*;
+
 /// Labels that need escaping in Rust and C: quotes, backslashes, a trigraph, a comment
 /// end, a tab, non-ASCII text.
 const LABELS: [&str; 10] =
     ["zero", "say \"one\"", "back\\slash", "??=", "*/ end", "tab\there", "été", "数字", "{}", "$x"];
 const NAME: &str = "net \"quoted\" */ ünï";
-
-fn microcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

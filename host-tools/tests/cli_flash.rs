@@ -6,32 +6,11 @@
 use microcnn_core::Model;
 use microcnn_layout::{NUCLEO_F411RE, QEMU_MPS2_AN386};
 use microcnn_tools::qemu;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::time::Duration;
 
-fn microcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn fails_cleanly(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
-    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
-}
-
-fn import_small_cnn(dir: &Path) -> PathBuf {
-    let tflite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28/model.tflite");
-    let blob = dir.join("cnn.mcnn");
-    let out = microcnn(&["import", &s(&tflite), "-o", &s(&blob)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    blob
-}
+mod common;
+use common::*;
 
 #[test]
 fn image_is_the_blob_then_erased_flash() {

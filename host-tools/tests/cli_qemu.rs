@@ -3,15 +3,9 @@
 //! and a missing firmware ELF is a one-line error that says how to build it.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn microcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
+mod common;
+use common::*;
 
 #[test]
 fn infer_on_qemu_writes_the_same_bytes_as_on_the_host() {

@@ -3,35 +3,12 @@
 //! exactly; and bad input failing with one line, a non-zero exit and no output.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn microcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = microcnn(args);
-    assert!(out.status.success(), "microcnn {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails_cleanly(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
-    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
-}
+mod common;
+use common::*;
 
 fn arch() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("archs/digits.toml").display().to_string()
-}
-
-fn digits_folder(split: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/digits").join(split).display().to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -45,7 +22,7 @@ fn train(dir: &Path, epochs: &str, extra: &[&str]) -> PathBuf {
     let o = s(&out);
     args.extend(["--out", &o, "--epochs", epochs, "--seed", "0", "--quiet"]);
     args.extend(extra);
-    ok(&args);
+    run_ok(&args);
     out
 }
 
@@ -59,17 +36,17 @@ fn digits_train_quantize_eval_and_infer_agree() {
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 5, "header + 4 epochs");
 
-    let float = json(&ok(&["eval", &s(&run), "--data", &digits_folder("test"), "--json"]));
+    let float = json(&run_ok(&["eval", &s(&run), "--data", &digits_folder("test"), "--json"]));
     let float_acc = float["accuracy"].as_f64().unwrap();
     assert_eq!(float["samples"], 359);
     assert!(float_acc > 0.85, "4 epochs on digits should reach a clear accuracy, got {float_acc}");
     assert!(run.join("confusion.png").is_file());
 
     let model = dir.path().join("digits.mcnn");
-    ok(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model)]);
+    run_ok(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model)]);
     let inputs = dir.path().join("in.npy");
     let outputs = dir.path().join("out.npy");
-    let int8 = json(&ok(&[
+    let int8 = json(&run_ok(&[
         "eval",
         &s(&model),
         "--data",
@@ -87,12 +64,12 @@ fn digits_train_quantize_eval_and_infer_agree() {
 
     // `eval` and `infer` run the same engine on the same bytes.
     let again = dir.path().join("again.npy");
-    ok(&["infer", &s(&model), "--input", &s(&inputs), "--output", &s(&again)]);
+    run_ok(&["infer", &s(&model), "--input", &s(&inputs), "--output", &s(&again)]);
     assert_eq!(std::fs::read(&outputs).unwrap(), std::fs::read(&again).unwrap());
 
     // The architecture's summary predicts the int8 model's arena.
-    let arch_summary = json(&ok(&["summary", &arch(), "--json"]));
-    let model_summary = json(&ok(&["summary", &s(&model), "--json"]));
+    let arch_summary = json(&run_ok(&["summary", &arch(), "--json"]));
+    let model_summary = json(&run_ok(&["summary", &s(&model), "--json"]));
     assert_eq!(arch_summary["arena_bytes"], model_summary["arena_bytes"]);
     assert_eq!(arch_summary["macs"], model_summary["macs"]);
     assert_eq!(arch_summary["params"], model_summary["params"]);
@@ -103,9 +80,9 @@ fn quantization_aware_finetuning_keeps_eval_and_infer_identical() {
     let dir = tempfile::tempdir().unwrap();
     let run = train(dir.path(), "3", &["--val-split", "0"]);
     let model = dir.path().join("qat.mcnn");
-    ok(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model), "--qat-epochs", "1"]);
+    run_ok(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model), "--qat-epochs", "1"]);
     let (inputs, outputs, again) = (dir.path().join("i.npy"), dir.path().join("o.npy"), dir.path().join("a.npy"));
-    let int8 = json(&ok(&[
+    let int8 = json(&run_ok(&[
         "eval",
         &s(&model),
         "--data",
@@ -117,7 +94,7 @@ fn quantization_aware_finetuning_keeps_eval_and_infer_identical() {
         &s(&outputs),
     ]));
     assert!(int8["accuracy"].as_f64().unwrap() > 0.8);
-    ok(&["infer", &s(&model), "--input", &s(&inputs), "--output", &s(&again)]);
+    run_ok(&["infer", &s(&model), "--input", &s(&inputs), "--output", &s(&again)]);
     assert_eq!(std::fs::read(&outputs).unwrap(), std::fs::read(&again).unwrap());
 }
 
@@ -127,7 +104,7 @@ fn resume_continues_exactly_where_an_uninterrupted_run_would_be() {
     let a = train(straight.path(), "3", &["--horizontal-flip", "--rotation-range", "10"]);
     let split = tempfile::tempdir().unwrap();
     let b = train(split.path(), "1", &["--horizontal-flip", "--rotation-range", "10"]);
-    ok(&[
+    run_ok(&[
         "train",
         "--data",
         "digits",

@@ -4,34 +4,15 @@
 
 use microcnn_tools::{checkpoint, finetune, zoo};
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::*;
 
 const NEW_TASK: &str = "shapes:classes=pentagon+hexagon+arrow+tee+ell+crescent";
 
-fn microcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = microcnn(args);
-    assert!(out.status.success(), "microcnn {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails_cleanly(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one-line error, got: {err}");
-    assert!(err.contains(needle), "error should mention {needle:?}: {err}");
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
 fn accuracy(model: &Path, data: &str) -> f64 {
     let c = model.with_extension("confusion.png");
-    let out = ok(&["eval", &s(model), "--data", data, "--json", "--confusion", &s(&c)]);
+    let out = run_ok(&["eval", &s(model), "--data", data, "--json", "--confusion", &s(&c)]);
     serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["accuracy"].as_f64().unwrap()
 }
 
@@ -42,7 +23,7 @@ fn bits(net: &microcnn_tools::nn::Network, name: &str) -> Vec<Vec<u32>> {
 
 #[test]
 fn zoo_lists_the_shipped_bases() {
-    let list: serde_json::Value = serde_json::from_str(ok(&["zoo", "--json"]).trim()).unwrap();
+    let list: serde_json::Value = serde_json::from_str(run_ok(&["zoo", "--json"]).trim()).unwrap();
     let list = list.as_array().unwrap();
     assert!(list.len() >= 4);
     for arch in ["vgg", "resnet", "xception", "inception"] {
@@ -60,7 +41,7 @@ fn feature_extraction_leaves_the_base_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fe");
     let data = format!("{NEW_TASK},count=60");
-    ok(&[
+    run_ok(&[
         "finetune",
         "--base",
         "resnet-shapes",
@@ -94,7 +75,7 @@ fn fine_tuning_changes_only_the_top_layers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ft");
     let data = format!("{NEW_TASK},count=60");
-    ok(&[
+    run_ok(&[
         "finetune",
         "--base",
         "vgg-shapes",
@@ -130,11 +111,22 @@ fn every_preset_trains_quantizes_and_agrees_with_infer() {
     let dir = tempfile::tempdir().unwrap();
     for preset in ["vgg", "resnet", "xception", "inception"] {
         let run = dir.path().join(preset);
-        ok(&["train", "--data", "shapes:count=96", "--arch", preset, "--out", &s(&run), "--epochs", "1", "--quiet"]);
+        run_ok(&[
+            "train",
+            "--data",
+            "shapes:count=96",
+            "--arch",
+            preset,
+            "--out",
+            &s(&run),
+            "--epochs",
+            "1",
+            "--quiet",
+        ]);
         let model = dir.path().join(format!("{preset}.mcnn"));
-        ok(&["quantize", &s(&run), "--calib", "shapes:count=48", "-o", &s(&model)]);
+        run_ok(&["quantize", &s(&run), "--calib", "shapes:count=48", "-o", &s(&model)]);
         let (i, o, again) = (dir.path().join("i.npy"), dir.path().join("o.npy"), dir.path().join("a.npy"));
-        ok(&[
+        run_ok(&[
             "eval",
             &s(&model),
             "--data",
@@ -146,7 +138,7 @@ fn every_preset_trains_quantizes_and_agrees_with_infer() {
             "--confusion",
             &s(&dir.path().join("c.png")),
         ]);
-        ok(&["infer", &s(&model), "--input", &s(&i), "--output", &s(&again)]);
+        run_ok(&["infer", &s(&model), "--input", &s(&i), "--output", &s(&again)]);
         assert_eq!(std::fs::read(&o).unwrap(), std::fs::read(&again).unwrap(), "{preset}");
     }
 }
@@ -158,7 +150,7 @@ fn transfer_beats_scratch_on_a_small_new_task() {
     let mut acc = std::collections::HashMap::new();
     for mode in ["feature-extraction", "fine-tuning", "scratch"] {
         let out = dir.path().join(mode);
-        ok(&[
+        run_ok(&[
             "finetune",
             "--base",
             "vgg-shapes",

@@ -217,6 +217,23 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
 }
 
 type Part = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+type Gradients = (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>);
+
+/// Sums the parts' weight and bias gradients in part order (so the result does not
+/// depend on the thread count) and concatenates their input gradients.
+fn reduce_parts(parts: Vec<Part>, weights: usize, bias: Option<usize>, input: Option<usize>) -> Gradients {
+    let mut dw = vec![0.0; weights];
+    let mut db = vec![0.0; bias.unwrap_or(0)];
+    let mut dx = input.map(Vec::with_capacity);
+    for (pw, pb, px) in parts {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+        if let (Some(dx), Some(px)) = (&mut dx, px) {
+            dx.extend_from_slice(&px);
+        }
+    }
+    (dw, bias.map(|_| db), dx)
+}
 
 #[allow(clippy::too_many_arguments)]
 fn conv_backward(
@@ -228,7 +245,7 @@ fn conv_backward(
     dpre: &[f32],
     n: usize,
     need_dx: bool,
-) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> Gradients {
     let (pix, k, cout) = (g.out_pixels(), g.col_len(), g.output[2]);
     let cs = part(n);
     let pointwise = g.is_pointwise();
@@ -261,17 +278,7 @@ fn conv_backward(
             (dw, db, dx)
         })
         .collect();
-    let mut dw = vec![0.0; k * cout];
-    let mut db = vec![0.0; if has_bias { cout } else { 0 }];
-    let mut dx = need_dx.then(|| Vec::with_capacity(n * g.in_size()));
-    for (pw, pb, px) in parts {
-        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-        if let (Some(dx), Some(px)) = (&mut dx, px) {
-            dx.extend_from_slice(&px);
-        }
-    }
-    (dw, has_bias.then_some(db), dx)
+    reduce_parts(parts, k * cout, has_bias.then_some(cout), need_dx.then(|| n * g.in_size()))
 }
 
 fn depthwise_forward(g: &Geom, m: usize, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], n: usize) -> Vec<f32> {
@@ -315,7 +322,7 @@ fn depthwise_backward(
     dpre: &[f32],
     n: usize,
     need_dx: bool,
-) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> Gradients {
     let [_, wd, cin] = g.input;
     let [oh, ow, cout] = g.output;
     let out_size = oh * ow * cout;
@@ -361,17 +368,7 @@ fn depthwise_backward(
             (dw, db, need_dx.then_some(dx))
         })
         .collect();
-    let mut dw = vec![0.0; w.len()];
-    let mut db = vec![0.0; if has_bias { cout } else { 0 }];
-    let mut dx = need_dx.then(|| Vec::with_capacity(n * g.in_size()));
-    for (pw, pb, px) in parts {
-        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-        if let (Some(dx), Some(px)) = (&mut dx, px) {
-            dx.extend_from_slice(&px);
-        }
-    }
-    (dw, has_bias.then_some(db), dx)
+    reduce_parts(parts, w.len(), has_bias.then_some(cout), need_dx.then(|| n * g.in_size()))
 }
 
 fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
