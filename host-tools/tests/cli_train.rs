@@ -187,3 +187,21 @@ fn bad_input_fails_with_one_line_and_no_output() {
     fails_cleanly(&microcnn(&["eval", &s(&run), "--data", "digits:test"]), "does not match");
     assert!(!model.exists());
 }
+
+#[test]
+fn eval_maps_an_unlabelled_imported_model_onto_the_data_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = import_small_cnn(dir.path()); // 28×28×1 → 10 outputs, no labels
+    let report = json(&run_ok(&[
+        "eval",
+        &s(&blob),
+        "--data",
+        "digits:test",
+        "--json",
+        "--confusion",
+        &s(&dir.path().join("c.png")),
+    ]));
+    assert_eq!(report["samples"], 359);
+    assert_eq!(report["classes"][3], "3");
+    fails_cleanly(&microcnn(&["eval", &s(&blob), "--data", "shapes:count=12,size=28,channels=1"]), "6 classes");
+}

@@ -51,9 +51,20 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
         let s = model.input().shape;
         let data = dataset::load(&cmd.data, Some([s.height, s.width, s.channels]))?;
-        let labels: Vec<String> =
-            (0..model.output().bytes()).map(|i| model.label(i).map_or_else(|| i.to_string(), str::to_string)).collect();
-        check_classes(&cmd.data, &data.classes, &labels)?;
+        let outputs = model.output().bytes();
+        let labels: Vec<String> = if model.labels().next().is_some() {
+            let labels: Vec<String> =
+                (0..outputs).map(|i| model.label(i).map_or_else(|| i.to_string(), str::to_string)).collect();
+            check_classes(&cmd.data, &data.classes, &labels)?;
+            labels
+        } else {
+            // A model without labels (an imported TFLite model, say): output i is the
+            // data's class i, as Keras's sorted class folders would have it.
+            if data.classes.len() != outputs {
+                anyhow::bail!("{}: {} classes, the model has {outputs} outputs", cmd.data, data.classes.len());
+            }
+            data.classes.clone()
+        };
         let (inputs, outputs, predicted) =
             eval::run_model(&model, &data).map_err(|e| anyhow!("{}: {e}", cmd.model.display()))?;
         let n = data.len();
