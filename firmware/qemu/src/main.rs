@@ -119,9 +119,10 @@ fn region(r: Region) -> &'static [u8] {
 
 /// Ends the QEMU run with `status` (semihosting `SYS_EXIT_EXTENDED`).
 fn exit(status: u32) -> ! {
-    let block: [u32; 2] = [0x20026, status]; // ADP_Stopped_ApplicationExit, status
-                                             // SAFETY: SYS_EXIT (0x18) with a parameter block is the semihosting call that
-                                             // stops QEMU; the block outlives the call.
+    // ADP_Stopped_ApplicationExit, then the status.
+    let block: [u32; 2] = [0x20026, status];
+    // SAFETY: SYS_EXIT_EXTENDED (0x20) with a two-word parameter block is the
+    // semihosting call that stops QEMU with `status`; the block outlives the call.
     unsafe { cortex_m_semihosting::syscall(0x20, &block) };
     loop {
         cortex_m::asm::bkpt();
