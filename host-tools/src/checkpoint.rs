@@ -137,10 +137,10 @@ fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<Info> {
 
 /// Loads a checkpoint directory: its architecture and its best weights.
 pub fn load(dir: &Path) -> Result<(Network, Info)> {
-    if !dir.is_dir() {
-        bail!("{}: not a checkpoint directory", dir.display());
-    }
     let arch_path = dir.join("arch.toml");
+    if !dir.is_dir() || !arch_path.is_file() || !model_path(dir).is_file() {
+        bail!("{}: not a checkpoint directory (it needs arch.toml and model.safetensors)", dir.display());
+    }
     let arch_text =
         std::fs::read_to_string(&arch_path).with_context(|| format!("{}: cannot read", arch_path.display()))?;
     let path = model_path(dir);

@@ -170,6 +170,15 @@ fn bad_input_fails_with_one_line_and_no_output() {
         "input = [16, 16, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nunits = 4\nactivation = \"softmax\"\n",
     );
     fails_cleanly(&microcnn(&["train", "--data", "digits", "--arch", &ten_units_short, "--out", &o]), "10 classes");
+    fails_cleanly(
+        &microcnn(&["train", "--data", "digits", "--arch", &arch(), "--out", &o, "--epochs", "0"]),
+        "--epochs 0",
+    );
+    fails_cleanly(
+        &microcnn(&["train", "--data", "digits", "--arch", &arch(), "--out", &o, "--batch", "0"]),
+        "--batch 0",
+    );
+    fails_cleanly(&microcnn(&["eval", &s(d), "--data", "digits:test"]), "not a checkpoint directory");
     assert!(!out.exists(), "a failed train must not create its output directory");
 
     // IDX data at 8×8 for a 16×16 model.

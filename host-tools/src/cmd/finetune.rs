@@ -69,6 +69,7 @@ pub struct Cmd {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
+    super::train::check_counts(cmd.epochs, cmd.batch)?;
     let augment = cmd.augment.config()?;
     let (base, _) = zoo::load(&cmd.base)?;
     let depth = finetune::base_depth(&base.arch);

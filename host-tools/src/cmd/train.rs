@@ -95,8 +95,20 @@ pub fn load_data(
     Ok((all, None))
 }
 
+/// Refuses zero epochs or batch size before anything is written.
+pub fn check_counts(epochs: usize, batch: usize) -> Result<()> {
+    if epochs == 0 {
+        bail!("--epochs 0: train for at least one epoch");
+    }
+    if batch == 0 {
+        bail!("--batch 0: batches need at least one image");
+    }
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
+    check_counts(cmd.epochs, cmd.batch)?;
     let augment = cmd.augment.config()?;
     let state = if cmd.resume {
         let state =
