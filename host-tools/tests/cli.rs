@@ -99,3 +99,19 @@ fn image_inference_prints_top_classes() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    // Like `microcnn zoo | head -0`: the reader is gone before the output is written.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_microcnn"))
+        .args(["zoo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run microcnn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -71,7 +71,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     let png = render_grid(&data, cmd.rows, cmd.cols, cmd.seed, &config)?;
     fsutil::write_atomic(&cmd.preview, &png)?;
-    println!("{}", cmd.preview.display());
+    outln!("{}", cmd.preview.display());
     Ok(())
 }
 

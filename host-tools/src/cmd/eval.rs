@@ -83,9 +83,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let confusion = cmd.confusion.clone().unwrap_or_else(|| default_confusion(&cmd.model));
     report::write_confusion_png(&confusion, &report.confusion, &report.classes)?;
     if cmd.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
+        outln!(
             "{} on {} ({}): accuracy {:.4} ({}/{})",
             cmd.model.display(),
             cmd.data,
@@ -95,9 +95,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             report.samples
         );
         for (name, acc) in report.classes.iter().zip(&report.per_class_accuracy) {
-            println!("  {name:<16} {acc:.4}");
+            outln!("  {name:<16} {acc:.4}");
         }
-        println!("confusion matrix: {}", confusion.display());
+        outln!("confusion matrix: {}", confusion.display());
     }
     Ok(())
 }

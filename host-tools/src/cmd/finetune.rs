@@ -111,7 +111,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         state = train::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg)?;
     }
     let (_, info) = checkpoint::load(&cmd.out)?;
-    println!(
+    outln!(
         "{}: {:?} from {} on {} images, {} epochs (kept epoch {})",
         cmd.out.display(),
         cmd.mode,

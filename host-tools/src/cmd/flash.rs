@@ -78,7 +78,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let image = region_image(&map, &blob)?;
     if let Some(path) = &cmd.image {
         fsutil::write_atomic(path, &image)?;
-        println!(
+        outln!(
             "{}: model region of {} ({} bytes at {:#010x}; model {} bytes)",
             path.display(),
             map.name,
@@ -93,7 +93,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         bail!("{} is not flashed through a probe; use --image", map.name);
     }
     flash(chip, cmd.probe.as_deref(), map.model.origin, &image)?;
-    println!("flashed {} bytes at {:#010x} on {chip} and verified ({})", image.len(), map.model.origin, map.name);
+    outln!("flashed {} bytes at {:#010x} on {chip} and verified ({})", image.len(), map.model.origin, map.name);
     Ok(())
 }
 

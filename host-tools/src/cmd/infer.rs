@@ -88,12 +88,12 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let encoded = npy::encode_i8(&ArrayI8 { shape, data: outputs })?;
         fsutil::write_atomic(output, &encoded)?;
         match costs {
-            Some(results) if cmd.json => println!("{}", serde_json::to_string_pretty(&cost_report(&model, &results)?)?),
+            Some(results) if cmd.json => outln!("{}", serde_json::to_string_pretty(&cost_report(&model, &results)?)?),
             Some(results) => {
-                println!("{}: {} samples (on QEMU mps2-an386)", output.display(), array.shape[0]);
-                print!("{}", cost_table(&model, &results)?);
+                outln!("{}: {} samples (on QEMU mps2-an386)", output.display(), array.shape[0]);
+                out!("{}", cost_table(&model, &results)?);
             }
-            None => println!("{}: {} samples", output.display(), array.shape[0]),
+            None => outln!("{}: {} samples", output.display(), array.shape[0]),
         }
         return Ok(());
     }
@@ -111,7 +111,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     for (class, q) in ranked.into_iter().take(cmd.top) {
         let score = (f32::from(q) - out.zero_point as f32) * out.scale;
         let label = model.label(class).map_or_else(|| format!("class {class}"), str::to_string);
-        println!("{label:<20} {score:.4}");
+        outln!("{label:<20} {score:.4}");
     }
     Ok(())
 }

@@ -65,7 +65,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("internal error: the written model is invalid: {e}"))?;
     let s = summary::summarize(&model);
     fsutil::write_atomic(&cmd.out, &bytes)?;
-    println!(
+    outln!(
         "{}: {} operators, {} params, {} MACs, arena {} bytes, flash {} bytes (calibrated on {} images{})",
         cmd.out.display(),
         model.op_count(),

@@ -32,9 +32,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     if let Some(net) = net {
         let s = summary::summarize_arch(&net).with_context(|| format!("{}", cmd.model.display()))?;
         if cmd.json {
-            println!("{}", serde_json::to_string(&s)?);
+            outln!("{}", serde_json::to_string(&s)?);
         } else {
-            print!("{}", summary::render_arch(&s));
+            out!("{}", summary::render_arch(&s));
         }
         return Ok(());
     }
@@ -47,9 +47,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         microcnn_core::Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
     let s = summary::summarize(&model);
     if cmd.json {
-        println!("{}", serde_json::to_string(&s)?);
+        outln!("{}", serde_json::to_string(&s)?);
     } else {
-        print!("{}", summary::render(&s));
+        out!("{}", summary::render(&s));
     }
     Ok(())
 }

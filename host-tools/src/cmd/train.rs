@@ -180,7 +180,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let (_, info) = checkpoint::load(&cmd.out)?;
     let last = state.metrics.last();
     let per_epoch: f32 = state.metrics.iter().map(|m| m.seconds).sum::<f32>() / state.metrics.len().max(1) as f32;
-    println!(
+    outln!(
         "{}: best epoch {} (val_accuracy {}), last train_accuracy {:.4}, {:.2} s/epoch",
         cmd.out.display(),
         info.epoch,

@@ -16,12 +16,12 @@ pub struct Cmd {
 pub fn run(cmd: &Cmd) -> Result<()> {
     let bases = zoo::bases();
     if cmd.json {
-        println!("{}", serde_json::to_string(&bases)?);
+        outln!("{}", serde_json::to_string(&bases)?);
         return Ok(());
     }
-    println!("{:<20} {:<10} {:<12} {:<28} {:>9}", "name", "arch", "input", "trained on", "test acc.");
+    outln!("{:<20} {:<10} {:<12} {:<28} {:>9}", "name", "arch", "input", "trained on", "test acc.");
     for b in &bases {
-        println!(
+        outln!(
             "{:<20} {:<10} {:<12} {:<28} {:>9.4}",
             b.name,
             b.arch,
