@@ -258,7 +258,13 @@ impl InputQuantization {
 
     /// The int8 value of an 8-bit pixel value.
     pub fn quantize(&self, pixel: u8) -> i8 {
-        quantize_f32_to_i8(f32::from(pixel) * self.pixel_scale + self.pixel_offset, self.scale, self.zero_point)
+        self.quantize_value(f32::from(pixel))
+    }
+
+    /// The int8 value of a pixel value on the 0–255 scale that need not be a whole
+    /// number (a resampled pixel, as the host's datasets hold them).
+    pub fn quantize_value(&self, pixel: f32) -> i8 {
+        quantize_f32_to_i8(pixel * self.pixel_scale + self.pixel_offset, self.scale, self.zero_point)
     }
 }
 

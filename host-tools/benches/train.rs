@@ -23,12 +23,11 @@ fn epoch(c: &mut Criterion) {
         epochs: 1,
         batch: 32,
         lr: 1e-3,
-        optimizer: Kind::Adam,
-        momentum: 0.0,
         seed: 0,
         patience: None,
         augment: AugmentConfig::default(),
         progress: false,
+        fake_quant: None,
     };
     let mut net = Network::new(&arch, 0).expect("net");
     let mut opt = Optimizer::new(Kind::Adam, 0.0, &net);

@@ -4,8 +4,8 @@
 use crate::dataset::Dataset;
 use crate::run;
 use anyhow::{bail, Result};
-use microcnn_core::quant::quantize_f32_to_i8;
-use microcnn_core::Model;
+use microcnn_core::preprocess::InputQuantization;
+use microcnn_core::{top_k, Model};
 use serde::Serialize;
 
 /// The input bytes the engine sees for each image: `pixel = value · 255`, mapped to a
@@ -17,24 +17,8 @@ pub fn quantize_inputs(model: &Model<'_>, data: &Dataset) -> Result<Vec<i8>> {
     if data.shape != [s.height, s.width, s.channels] {
         bail!("images are {:?}, the model takes {:?}", data.shape, [s.height, s.width, s.channels]);
     }
-    let (pixel_scale, pixel_offset) =
-        model.preprocess().map_or((1.0 / 255.0, 0.0), |p| (p.pixel_scale, p.pixel_offset));
-    Ok(data
-        .images
-        .iter()
-        .map(|&v| quantize_f32_to_i8(v * 255.0 * pixel_scale + pixel_offset, input.scale, input.zero_point))
-        .collect())
-}
-
-/// Index of the largest int8 output (the first on ties).
-pub fn argmax_i8(v: &[i8]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
+    let quant = InputQuantization::from_model(model);
+    Ok(data.images.iter().map(|&v| quant.quantize_value(v * 255.0)).collect())
 }
 
 /// Accuracy report.
@@ -92,6 +76,8 @@ pub fn run_model(model: &Model<'_>, data: &Dataset) -> Result<(Vec<i8>, Vec<i8>,
     let inputs = quantize_inputs(model, data)?;
     let outputs = run::run_samples(model, &inputs)?;
     let k = model.output().bytes();
-    let predicted = outputs.chunks_exact(k).map(argmax_i8).collect();
+    // The top class, ties to the lower index: the firmware's own top-k.
+    let predicted =
+        outputs.chunks_exact(k).map(|row| top_k::<1>(row).first().map_or(0, |&(c, _)| usize::from(c))).collect();
     Ok((inputs, outputs, predicted))
 }

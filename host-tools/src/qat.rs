@@ -5,14 +5,14 @@
 //! ranges are those calibration measured; weight scales follow the weights
 //! (`max|w|/127` per output channel) at every step.
 
+use crate::augment::AugmentConfig;
 use crate::dataset::Dataset;
 use crate::nn::optim::{Kind, Optimizer};
 use crate::nn::{cross_entropy, Layer, Mode, Network};
 use crate::quantize::{calibrate, fold, quantize_weights, tensor_quant};
+use crate::train;
 use anyhow::Result;
 use microcnn_core::quant::quantize_f32_to_i8;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// `value` rounded onto the int8 grid of `(scale, zero_point)`, back in reals.
@@ -36,8 +36,39 @@ pub fn fake_quant_weights(net: &Network) -> Network {
     q
 }
 
+/// One training step with fake quantization: the forward and backward passes run on a
+/// copy with int8-grid weights and activations (straight-through gradients), and the
+/// update goes to the f32 weights of `net`. Returns the batch's loss and correct count.
+pub fn step(
+    net: &mut Network,
+    opt: &mut Optimizer,
+    quant: &[(f32, i32)],
+    x: &[f32],
+    labels: &[usize],
+    lr: f32,
+    rng: &mut ChaCha8Rng,
+) -> (f32, usize) {
+    let last = net.nodes.len() - 1;
+    let softmax = net.ends_in_softmax();
+    let hook = |i: usize, out: &mut [f32]| {
+        // The input is exact already; a softmax layer's output is probabilities.
+        if i == 0 || (i == last && softmax) {
+            return;
+        }
+        let (s, z) = quant[i];
+        out.iter_mut().for_each(|v| *v = fake_quant(*v, s, z));
+    };
+    let shadow = fake_quant_weights(net);
+    let trace = shadow.forward_with(x, labels.len(), Mode::Train, rng, &hook);
+    let (loss, ok, d) = cross_entropy(trace.output(), labels, shadow.output_size(), softmax);
+    let grads = shadow.backward(&trace, d);
+    opt.apply(net, &grads, lr);
+    (loss, ok)
+}
+
 /// Fine-tunes `net` (batch norm folded first) for `epochs` on `data` with fake
-/// quantization and returns the folded, fine-tuned network.
+/// quantization (the training loop of [`train::train_epoch`], its shuffling and
+/// seeding) and returns the folded, fine-tuned network.
 pub fn finetune(
     net: &Network,
     data: &Dataset,
@@ -48,43 +79,21 @@ pub fn finetune(
     calib: &Dataset,
 ) -> Result<Network> {
     let mut folded = fold(net)?;
-    let quant = tensor_quant(&folded, &calibrate(&folded, calib));
-    let last = folded.nodes.len() - 1;
-    let softmax = folded.ends_in_softmax();
-    let hook = |i: usize, out: &mut [f32]| {
-        // The input is exact already; a softmax layer's output is probabilities.
-        if i == 0 || (i == last && softmax) {
-            return;
-        }
-        let (s, z) = quant[i];
-        out.iter_mut().for_each(|v| *v = fake_quant(*v, s, z));
+    let cfg = train::Config {
+        epochs,
+        batch,
+        lr,
+        seed,
+        patience: None,
+        augment: AugmentConfig::default(),
+        progress: false,
+        fake_quant: Some(tensor_quant(&folded, &calibrate(&folded, calib))),
     };
+    cfg.check()?;
     let mut opt = Optimizer::new(Kind::Adam, 0.0, &folded);
-    let size = data.image_len();
-    for epoch in 0..epochs {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5147_4154);
-        rng.set_stream(epoch as u64);
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        order.shuffle(&mut rng);
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for chunk in order.chunks(batch.max(1)) {
-            let x: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).iter().copied()).collect();
-            let labels: Vec<usize> = chunk.iter().map(|&i| data.labels[i]).collect();
-            let shadow = fake_quant_weights(&folded);
-            let trace = shadow.forward_with(&x, chunk.len(), Mode::Train, &mut rng, &hook);
-            let (loss, ok, d) = cross_entropy(trace.output(), &labels, shadow.output_size(), softmax);
-            let grads = shadow.backward(&trace, d);
-            opt.apply(&mut folded, &grads, lr);
-            loss_sum += f64::from(loss) * chunk.len() as f64;
-            correct += ok;
-        }
-        let _ = size;
-        eprintln!(
-            "qat epoch {}/{epochs}  loss {:.4}  acc {:.4}",
-            epoch + 1,
-            loss_sum / data.len().max(1) as f64,
-            correct as f64 / data.len().max(1) as f64
-        );
+    for epoch in 1..=epochs {
+        let (loss, accuracy) = train::train_epoch(&mut folded, &mut opt, data, &cfg, epoch, None);
+        eprintln!("qat epoch {epoch}/{epochs}  loss {loss:.4}  acc {accuracy:.4}");
     }
     Ok(folded)
 }

@@ -8,8 +8,9 @@
 use crate::augment::{augment_image, AugmentConfig};
 use crate::checkpoint::{self, Info, State};
 use crate::dataset::Dataset;
-use crate::nn::optim::{Kind, Optimizer};
+use crate::nn::optim::Optimizer;
 use crate::nn::{argmax, cross_entropy, Mode, Network};
+use crate::qat;
 use crate::report::{self, EpochMetrics};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -29,10 +30,6 @@ pub struct Config {
     pub batch: usize,
     /// Learning rate.
     pub lr: f32,
-    /// Optimizer.
-    pub optimizer: Kind,
-    /// SGD momentum.
-    pub momentum: f32,
     /// Seed of shuffling, augmentation and dropout.
     pub seed: u64,
     /// Stop after this many epochs without a better validation accuracy.
@@ -41,6 +38,22 @@ pub struct Config {
     pub augment: AugmentConfig,
     /// Show a progress bar.
     pub progress: bool,
+    /// Quantization-aware training: each node's int8 `(scale, zero_point)`; weights and
+    /// activations are fake-quantized in the forward pass ([`crate::qat`]).
+    pub fake_quant: Option<Vec<(f32, i32)>>,
+}
+
+impl Config {
+    /// Refuses counts that cannot train, before anything is written.
+    pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs 0: train for at least one epoch");
+        }
+        if self.batch == 0 {
+            bail!("--batch 0: batches need at least one image");
+        }
+        Ok(())
+    }
 }
 
 fn epoch_rng(seed: u64, epoch: usize, stream: u64) -> ChaCha8Rng {
@@ -109,11 +122,17 @@ pub fn train_epoch(
             });
         }
         let labels: Vec<usize> = batch.iter().map(|&i| data.labels[i]).collect();
-        let trace = net.forward(&x, batch.len(), Mode::Train, &mut dropout_rng);
-        let (loss, ok, d) = cross_entropy(trace.output(), &labels, net.output_size(), net.ends_in_softmax());
-        let grads = net.backward(&trace, d);
-        opt.apply(net, &grads, cfg.lr);
-        net.update_batch_stats(&trace);
+        let (loss, ok) = match &cfg.fake_quant {
+            None => {
+                let trace = net.forward(&x, batch.len(), Mode::Train, &mut dropout_rng);
+                let (loss, ok, d) = cross_entropy(trace.output(), &labels, net.output_size(), net.ends_in_softmax());
+                let grads = net.backward(&trace, d);
+                opt.apply(net, &grads, cfg.lr);
+                net.update_batch_stats(&trace);
+                (loss, ok)
+            }
+            Some(quant) => qat::step(net, opt, quant, &x, &labels, cfg.lr, &mut dropout_rng),
+        };
         loss_sum += f64::from(loss) * batch.len() as f64;
         correct += ok;
         seen += batch.len();
@@ -149,9 +168,7 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
     if train.is_empty() {
         bail!("no training images");
     }
-    if cfg.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
+    cfg.check()?;
     let best = |m: &[EpochMetrics]| -> Option<(usize, f32)> {
         m.iter().fold(None, |acc: Option<(usize, f32)>, r| match acc {
             // Ties (common on small validation sets) go to the lower validation loss.

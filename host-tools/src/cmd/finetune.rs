@@ -69,8 +69,17 @@ pub struct Cmd {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
-    super::train::check_counts(cmd.epochs, cmd.batch)?;
-    let augment = cmd.augment.config()?;
+    let mut cfg = train::Config {
+        epochs: cmd.epochs,
+        batch: cmd.batch,
+        lr: cmd.lr,
+        seed: cmd.seed,
+        patience: None,
+        augment: cmd.augment.config()?,
+        progress: !cmd.quiet,
+        fake_quant: None,
+    };
+    cfg.check()?;
     let (base, _) = zoo::load(&cmd.base)?;
     let depth = finetune::base_depth(&base.arch);
     if cmd.mode == Mode::FineTuning && (cmd.unfreeze_top == 0 || cmd.unfreeze_top > depth) {
@@ -89,17 +98,6 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     if cmd.mode != Mode::Scratch {
         finetune::freeze_base(&mut net, depth, 0);
     }
-    let mut cfg = train::Config {
-        epochs: cmd.epochs,
-        batch: cmd.batch,
-        lr: cmd.lr,
-        optimizer: Kind::Adam,
-        momentum: 0.0,
-        seed: cmd.seed,
-        patience: None,
-        augment,
-        progress: !cmd.quiet,
-    };
     let optimizer = Optimizer::new(Kind::Adam, 0.0, &net);
     let state = State { net, optimizer, metrics: vec![], classes };
     let mut state = train::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg)?;

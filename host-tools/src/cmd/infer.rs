@@ -6,7 +6,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use microcnn_core::quant::quantize_f32_to_i8;
+use microcnn_core::preprocess::InputQuantization;
 use microcnn_core::Model;
 use microcnn_tools::npy::{self, ArrayI8};
 use microcnn_tools::{fsutil, qemu, run};
@@ -129,12 +129,8 @@ pub fn preprocess_image(model: &Model<'_>, path: &std::path::Path) -> Result<Vec
         3 => resized.to_rgb8().into_raw(),
         c => bail!("{}: the model takes {c} channels; images give 1 (gray) or 3 (RGB)", path.display()),
     };
-    let (pixel_scale, pixel_offset) =
-        model.preprocess().map_or((1.0 / 255.0, 0.0), |p| (p.pixel_scale, p.pixel_offset));
-    Ok(pixels
-        .iter()
-        .map(|&p| quantize_f32_to_i8(f32::from(p) * pixel_scale + pixel_offset, input.scale, input.zero_point))
-        .collect())
+    let quant = InputQuantization::from_model(model);
+    Ok(pixels.iter().map(|&p| quant.quantize(p)).collect())
 }
 
 /// Per-layer MACs of `model`, in operator order.

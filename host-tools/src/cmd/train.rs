@@ -95,21 +95,19 @@ pub fn load_data(
     Ok((all, None))
 }
 
-/// Refuses zero epochs or batch size before anything is written.
-pub fn check_counts(epochs: usize, batch: usize) -> Result<()> {
-    if epochs == 0 {
-        bail!("--epochs 0: train for at least one epoch");
-    }
-    if batch == 0 {
-        bail!("--batch 0: batches need at least one image");
-    }
-    Ok(())
-}
-
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
-    check_counts(cmd.epochs, cmd.batch)?;
-    let augment = cmd.augment.config()?;
+    let cfg = train::Config {
+        epochs: cmd.epochs,
+        batch: cmd.batch,
+        lr: cmd.lr,
+        seed: cmd.seed,
+        patience: cmd.patience,
+        augment: cmd.augment.config()?,
+        progress: !cmd.quiet,
+        fake_quant: None,
+    };
+    cfg.check()?;
     let state = if cmd.resume {
         let state =
             checkpoint::load_state(&cmd.out).with_context(|| format!("{}: cannot resume", cmd.out.display()))?;
@@ -156,17 +154,6 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     let state = State { classes: train_set.classes.clone(), ..state };
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
-    let cfg = train::Config {
-        epochs: cmd.epochs,
-        batch: cmd.batch,
-        lr: cmd.lr,
-        optimizer: state.optimizer.kind,
-        momentum: state.optimizer.momentum,
-        seed: cmd.seed,
-        patience: cmd.patience,
-        augment,
-        progress: !cmd.quiet,
-    };
     eprintln!(
         "training on {} images ({} classes, {}×{}×{}), validating on {}",
         train_set.len(),

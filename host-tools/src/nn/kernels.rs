@@ -469,7 +469,7 @@ fn avgpool_backward(g: &Geom, dy: &[f32], n: usize) -> Vec<f32> {
     dx
 }
 
-fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], n: usize, train: bool) -> (Vec<f32>, Cache) {
+fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], train: bool) -> (Vec<f32>, Cache) {
     let c = node.shape[2];
     let rows = x.len() / c;
     let [gamma, beta, moving_mean, moving_var] = [0, 1, 2, 3].map(|i| &node.params[i].data);
@@ -501,7 +501,6 @@ fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], n: usize, train
         }
     }
     activate(act, &mut y);
-    let _ = n;
     (y, Cache::BatchNorm { mean, var, xhat, inv_std })
 }
 
@@ -562,7 +561,7 @@ pub fn forward(
                 (0..x.len()).map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect();
             (x.iter().zip(&mask).map(|(a, b)| a * b).collect(), Cache::Mask(mask))
         }
-        Layer::BatchNorm { epsilon, act, .. } => batchnorm_forward(node, *epsilon, *act, x, n, train),
+        Layer::BatchNorm { epsilon, act, .. } => batchnorm_forward(node, *epsilon, *act, x, train),
         Layer::Add { act } => {
             let mut y: Vec<f32> = x.iter().zip(inputs[1]).map(|(a, b)| a + b).collect();
             activate(*act, &mut y);
