@@ -6,36 +6,13 @@
 use microcnn_core::ops::conv::Window;
 use microcnn_core::quant::{activation_range, quantize_multiplier, softmax_params, Activation};
 use microcnn_core::{Model, Shape};
+use microcnn_tests::Xorshift;
 use microcnn_tools::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
 use microcnn_tools::{blob, plan, qemu, run};
 
-/// A seeded xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn i8(&mut self) -> i8 {
-        (self.next() >> 56) as u8 as i8
-    }
-    fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-}
-
 struct Builder {
     graph: Graph,
-    rng: Rng,
+    rng: Xorshift,
 }
 
 impl Builder {
@@ -91,8 +68,10 @@ impl Builder {
             .map(|&w| quantize_multiplier(f64::from(in_scale) * f64::from(w) / f64::from(out_scale)))
             .unzip();
         let spread = (taps as f32).sqrt() as i64 * 2000;
-        let bias =
-            self.rng.bool().then(|| (0..channels).map(|_| (self.rng.next() as i64 % spread.max(1)) as i32).collect());
+        let bias = self
+            .rng
+            .bool()
+            .then(|| (0..channels).map(|_| (self.rng.next_u64() as i64 % spread.max(1)) as i32).collect());
         let activation = [Activation::None, Activation::Relu, Activation::Relu6][self.rng.range(0, 2)];
         let out_zp = self.graph.tensors[self.last()].zero_point;
         let (act_min, act_max) = activation_range(activation, out_scale, out_zp);
@@ -189,7 +168,7 @@ impl Builder {
 }
 
 fn random_model(seed: u64) -> Vec<u8> {
-    let mut b = Builder { graph: Graph::default(), rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1) };
+    let mut b = Builder { graph: Graph::default(), rng: Xorshift::new(seed) };
     let shape = Shape { height: b.rng.range(3, 20), width: b.rng.range(3, 20), channels: b.rng.range(1, 4) };
     let scale = 0.005 + 0.05 * b.rng.unit();
     let zp = b.rng.range(0, 40) as i32 - 20;
@@ -228,7 +207,7 @@ fn random_models_are_bit_exact_on_qemu() {
         let blob = random_model(seed);
         let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("random model {seed}: {e}"));
         kinds.extend((0..model.op_count()).map(|i| model.operator(i).unwrap().kind.name()));
-        let mut rng = Rng(seed ^ 0xABCD_EF01);
+        let mut rng = Xorshift::from_state(seed ^ 0xABCD_EF01);
         let samples: Vec<i8> = (0..6 * model.input().bytes()).map(|_| rng.i8()).collect();
         let host = run::run_samples(&model, &samples).unwrap();
         let device = qemu::infer(&firmware, &blob, &samples).unwrap_or_else(|e| panic!("random model {seed}: {e:#}"));

@@ -6,18 +6,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, RgbImage};
 use microcnn_core::preprocess::{preprocess, Crop, Image, InputQuantization, PixelFormat};
 use microcnn_core::quant::quantize_f32_to_i8;
-
-fn pixels(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 56) as u8
-        })
-        .collect()
-}
+use microcnn_tests::random_bytes;
 
 fn quant(width: usize, height: usize, channels: usize) -> InputQuantization {
     InputQuantization {
@@ -55,7 +44,7 @@ const SIZES: [(usize, usize, usize, usize); 7] = [
 #[test]
 fn rgb888_matches_the_image_crate_exactly() {
     for (n, &(w, h, iw, ih)) in SIZES.iter().enumerate() {
-        let data = pixels(n as u64 + 1, w * h * 3);
+        let data = random_bytes(n as u64 + 1, w * h * 3);
         let q = quant(iw, ih, 3);
         let expected = host(DynamicImage::ImageRgb8(RgbImage::from_raw(w as u32, h as u32, data.clone()).unwrap()), &q);
         let image = Image::new(&data, w, h, PixelFormat::Rgb888).unwrap();
@@ -68,7 +57,7 @@ fn rgb888_matches_the_image_crate_exactly() {
 #[test]
 fn gray_matches_the_image_crate_exactly() {
     for (n, &(w, h, iw, ih)) in SIZES.iter().enumerate() {
-        let data = pixels(n as u64 + 50, w * h);
+        let data = random_bytes(n as u64 + 50, w * h);
         let q = quant(iw, ih, 1);
         let expected =
             host(DynamicImage::ImageLuma8(GrayImage::from_raw(w as u32, h as u32, data.clone()).unwrap()), &q);
@@ -82,7 +71,7 @@ fn gray_matches_the_image_crate_exactly() {
 #[test]
 fn rgb_frame_on_a_gray_model_matches_resize_then_luma() {
     for (n, &(w, h, iw, ih)) in SIZES.iter().enumerate() {
-        let data = pixels(n as u64 + 90, w * h * 3);
+        let data = random_bytes(n as u64 + 90, w * h * 3);
         let q = quant(iw, ih, 1);
         let expected = host(DynamicImage::ImageRgb8(RgbImage::from_raw(w as u32, h as u32, data.clone()).unwrap()), &q);
         let image = Image::new(&data, w, h, PixelFormat::Rgb888).unwrap();
@@ -95,7 +84,7 @@ fn rgb_frame_on_a_gray_model_matches_resize_then_luma() {
 #[test]
 fn a_crop_equals_resizing_the_cropped_image() {
     let (w, h) = (160, 120);
-    let data = pixels(7, w * h * 3);
+    let data = random_bytes(7, w * h * 3);
     let full = RgbImage::from_raw(w as u32, h as u32, data.clone()).unwrap();
     let q = quant(28, 28, 3);
     let image = Image::new(&data, w, h, PixelFormat::Rgb888).unwrap();

@@ -14,9 +14,10 @@
 use microcnn_core::preprocess::{self, Crop, Image, InputQuantization};
 use microcnn_core::Model;
 use microcnn_layout::frames::{Header, PixelFormat};
+use microcnn_tests::{random_bytes, random_i8, vector_cases};
 use microcnn_tools::qemu::{self, Firmware};
 use microcnn_tools::{npy, run, tflite_to_blob};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -28,39 +29,10 @@ fn firmware() -> &'static Firmware {
     })
 }
 
-fn cases() -> Vec<PathBuf> {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    let mut all = Vec::new();
-    for set in ["vectors", "vectors_extra"] {
-        for entry in std::fs::read_dir(data.join(set)).expect("vector set") {
-            let path = entry.expect("dir entry").path();
-            if path.join("model.tflite").exists() {
-                all.push(path);
-            }
-        }
-    }
-    all.sort();
-    assert!(all.len() >= 30, "expected the vector sets, found {}", all.len());
-    all
-}
-
-/// A seeded xorshift generator: random int8 samples without a dependency.
-fn random_i8(seed: u64, len: usize) -> Vec<i8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 56) as u8 as i8
-        })
-        .collect()
-}
-
 #[test]
 fn every_vector_model_is_bit_exact_on_qemu() {
     let mut checked = 0;
-    for (n, case) in cases().into_iter().enumerate() {
+    for (n, case) in vector_cases().into_iter().enumerate() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let blob = tflite_to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let model = Model::from_bytes(&blob).unwrap();
@@ -95,11 +67,8 @@ fn camera_frames_are_preprocessed_on_the_device_as_on_the_host() {
         let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
         let model = Model::from_bytes(&blob).unwrap();
         let (width, height) = (40u16, 30u16);
-        let frames: Vec<Vec<u8>> = (0..2)
-            .map(|i| {
-                random_i8(100 + i, usize::from(width) * usize::from(height) * 2).iter().map(|&v| v as u8).collect()
-            })
-            .collect();
+        let frames: Vec<Vec<u8>> =
+            (0..2).map(|i| random_bytes(100 + i, usize::from(width) * usize::from(height) * 2)).collect();
         let quant = InputQuantization::from_model(&model);
         let mut host_inputs = Vec::new();
         for f in &frames {

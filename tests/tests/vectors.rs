@@ -3,28 +3,9 @@
 //! than TFLM's.
 
 use microcnn_core::Model;
+use microcnn_tests::{data_dir, vector_cases};
 use microcnn_tools::{npy, run, tflite_to_blob};
-use std::path::{Path, PathBuf};
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
-}
-
-fn cases() -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    for set in ["vectors", "vectors_extra"] {
-        let dir = data_dir().join(set);
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.expect("dir entry").path();
-            if path.join("model.tflite").exists() {
-                all.push(path);
-            }
-        }
-    }
-    all.sort();
-    assert!(all.len() >= 30, "expected the vector sets, found {}", all.len());
-    all
-}
+use std::path::Path;
 
 /// Cases where TFLM has a documented fault and LiteRT's reference kernels are the
 /// reference we follow (see TFLM-SEMANTICS: standalone RELU6 ignores a differing
@@ -39,7 +20,7 @@ fn meta(case: &Path) -> serde_json::Value {
 #[test]
 fn every_vector_is_bit_exact() {
     let mut checked = 0;
-    for case in cases() {
+    for case in vector_cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let blob = tflite_to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -60,7 +41,7 @@ fn every_vector_is_bit_exact() {
 
 #[test]
 fn arena_is_no_larger_than_tflm() {
-    for case in cases() {
+    for case in vector_cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let blob = tflite_to_blob(&case.join("model.tflite")).expect("import");
         let model = Model::from_bytes(&blob).expect("valid blob");
