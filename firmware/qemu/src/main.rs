@@ -1,4 +1,7 @@
-//! microcnn on QEMU `mps2-an386` (Cortex-M4F).
+//! microcnn on QEMU: `mps2-an386` (Cortex-M4F) and `mps2-an500` (Cortex-M7) run the
+//! `thumbv7em-none-eabihf` build; `mps2-an385` (a Cortex-M3, which executes the
+//! Cortex-M0/M0+ instruction set) runs the `thumbv6m-none-eabi` build, so its counts
+//! are those of v6m code. The three boards share one memory map.
 //!
 //! Reads the model region and the frames region (see `microcnn-layout`; the host
 //! loads them with QEMU's `-device loader`), classifies every frame with the replay
@@ -37,7 +40,9 @@ static SYSTICK_WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    SYSTICK_WRAPS.fetch_add(1, Ordering::Relaxed);
+    // Only this handler writes the count, so a load and a store are enough (and
+    // thumbv6m has no atomic read-modify-write).
+    SYSTICK_WRAPS.store(SYSTICK_WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 /// Executed instructions, from SysTick under `-icount`.
