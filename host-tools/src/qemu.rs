@@ -102,6 +102,17 @@ impl std::str::FromStr for Cpu {
     }
 }
 
+/// Reads an `--on` value: `host` is `None`; `qemu` is the Cortex-M4, `qemu:CPU` the
+/// named core.
+pub fn parse_on(text: &str) -> Result<Option<Cpu>> {
+    match text.split_once(':') {
+        None if text == "host" => Ok(None),
+        None if text == "qemu" => Ok(Some(Cpu::default())),
+        Some(("qemu", cpu)) => cpu.parse().map(Some),
+        _ => bail!("expected host, qemu or qemu:CPU, got {text:?}"),
+    }
+}
+
 /// Where the firmware's release build for `cpu` lands inside this source tree.
 pub fn default_firmware_path(cpu: Cpu) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -217,6 +228,12 @@ impl Firmware {
     /// Runs the firmware once with `model` in the model region and `frames` (a frames
     /// image: header and frames) in the frames region.
     pub fn run(&self, model: &[u8], frames: &[u8], timeout: Duration) -> Result<Run> {
+        self.run_with_args(model, frames, timeout, &[])
+    }
+
+    /// [`run`](Self::run) with words on the firmware's semihosting command line
+    /// (`--dump-layers`).
+    pub fn run_with_args(&self, model: &[u8], frames: &[u8], timeout: Duration, args: &[&str]) -> Result<Run> {
         for (what, bytes, region) in [("model", model, MAP.model), ("frames", frames, MAP.frames)] {
             if bytes.len() > region.length as usize {
                 bail!("{what}: {} bytes do not fit the {} byte {what} region", bytes.len(), region.length);
@@ -229,7 +246,8 @@ impl Firmware {
         std::fs::write(&frames_path, frames).context("cannot write the frames image")?;
         let mut child = Command::new(QEMU)
             .args(["-machine", self.cpu.machine(), "-cpu", self.cpu.qemu_cpu(), "-display", "none", "-monitor", "none"])
-            .args(["-serial", "none", "-semihosting-config", "enable=on,target=native"])
+            .args(["-serial", "none", "-semihosting-config"])
+            .arg(semihosting_config(args)?)
             .args(["-icount", &format!("shift={QEMU_ICOUNT_SHIFT},align=off,sleep=off")])
             .arg("-device")
             .arg(format!("loader,file={},addr={:#x},force-raw=on", model_path.display(), MAP.model.origin))
@@ -346,6 +364,78 @@ pub fn frames_image(model: &Model<'_>, samples: &[i8]) -> Result<Vec<u8>> {
     Ok(image)
 }
 
+/// QEMU's `-semihosting-config` value: the firmware's name, then `args`.
+fn semihosting_config(args: &[&str]) -> Result<String> {
+    let mut config = String::from("enable=on,target=native,arg=microcnn-fw-qemu");
+    for arg in args {
+        if arg.contains([',', ' ']) {
+            bail!("semihosting argument {arg:?} holds a comma or a space");
+        }
+        config.push_str(",arg=");
+        config.push_str(arg);
+    }
+    Ok(config)
+}
+
+/// Runs one sample inside the firmware operator by operator (`--dump-layers`) and
+/// returns every operator's output tensor, in operator order.
+pub fn layer_outputs(firmware: &Firmware, blob: &[u8], sample: &[i8]) -> Result<Vec<Vec<i8>>> {
+    let model = Model::from_bytes(blob).map_err(|e| anyhow!("invalid model: {e}"))?;
+    if sample.len() != model.input().bytes() {
+        bail!("a sample of {} bytes for a {} byte input", sample.len(), model.input().bytes());
+    }
+    check_fits(&model)?;
+    let frames = frames_image(&model, sample)?;
+    let run = firmware.run_with_args(blob, &frames, Duration::from_secs(60), &["--dump-layers"])?;
+    if run.status != 0 {
+        let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
+        bail!(
+            "the QEMU firmware exited with status {} ({}): {}",
+            run.status,
+            status_meaning(run.status),
+            errors.join("; ")
+        );
+    }
+    let mut layers: Vec<Option<Vec<i8>>> = vec![None; model.op_count()];
+    for line in &run.lines {
+        let Some(rest) = line.message.strip_prefix("tensor ") else { continue };
+        let (head, bytes) = rest.split_once(": ").context("bad tensor line")?;
+        let index: usize = head.split_whitespace().nth(1).unwrap_or("").parse().context("bad tensor line")?;
+        let slot = layers.get_mut(index).with_context(|| format!("firmware reported operator {index}"))?;
+        *slot = Some(parse_bytes(bytes).with_context(|| format!("bad tensor bytes for operator {index}"))?);
+    }
+    layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            l.ok_or_else(|| {
+                anyhow!("the firmware reported no output for operator {i} (is its defmt level below debug?)")
+            })
+        })
+        .collect()
+}
+
+/// A defmt `{=[u8]}` list (`[1, 2, 255]`) as int8 values.
+fn parse_bytes(text: &str) -> Result<Vec<i8>> {
+    let list = text.trim().trim_start_matches('[').trim_end_matches(']');
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(list.split(',').map(|v| v.trim().parse::<u8>().map(|b| b as i8)).collect::<Result<_, _>>()?)
+}
+
+/// Refuses a model the QEMU firmware cannot hold.
+fn check_fits(model: &Model<'_>) -> Result<()> {
+    if model.arena_size() > MAP.arena_bytes as usize {
+        bail!("the model needs a {} byte arena; the QEMU firmware has {}", model.arena_size(), MAP.arena_bytes);
+    }
+    let per_sample = model.input().bytes();
+    if per_sample > MAP.frame_buffer_bytes as usize {
+        bail!("a {per_sample} byte input exceeds the firmware's {} byte frame buffer", MAP.frame_buffer_bytes);
+    }
+    Ok(())
+}
+
 /// Runs every sample (`samples` = N × the model's input, int8) inside the firmware
 /// and returns, per sample, the output bytes and the instruction counts.
 pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<SampleResult>> {
@@ -354,12 +444,7 @@ pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<Sam
     if per_sample == 0 || !samples.len().is_multiple_of(per_sample) {
         bail!("{} input bytes are not a whole number of {per_sample}-byte samples", samples.len());
     }
-    if model.arena_size() > MAP.arena_bytes as usize {
-        bail!("the model needs a {} byte arena; the QEMU firmware has {}", model.arena_size(), MAP.arena_bytes);
-    }
-    if per_sample > MAP.frame_buffer_bytes as usize {
-        bail!("a {per_sample} byte input exceeds the firmware's {} byte frame buffer", MAP.frame_buffer_bytes);
-    }
+    check_fits(&model)?;
     let per_run = ((MAP.frames.length as usize - HEADER_LEN) / per_sample).min(usize::from(u16::MAX));
     let output_bytes = model.output().bytes();
     let mut results = Vec::with_capacity(samples.len() / per_sample);
@@ -401,13 +486,7 @@ fn parse_results(run: &Run, count: usize, output_bytes: usize) -> Result<Vec<Sam
         if let Some(rest) = m.strip_prefix("output ") {
             let (n, bytes) = rest.split_once(": ").context("bad output line")?;
             let n = frame_of(n)?;
-            let list = bytes.trim().trim_start_matches('[').trim_end_matches(']');
-            let output: Vec<i8> = list
-                .split(',')
-                .map(|v| v.trim().parse::<u8>().map(|b| b as i8))
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("bad output bytes in {m:?}"))?;
-            results[n].output = output;
+            results[n].output = parse_bytes(bytes).with_context(|| format!("bad output bytes in {m:?}"))?;
             seen[n] = true;
         } else if let Some(rest) = m.strip_prefix("layer ") {
             // layer {frame} {op} {KIND}: {count} instructions

@@ -100,3 +100,28 @@ fn infer_on_each_qemu_core_writes_the_same_bytes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cortex-a53") && err.contains("cortex-m0plus"), "{err}");
 }
+
+/// `microcnn diff` on QEMU: every layer of every sample identical, exit 0; a sample
+/// index past the end, or `--on host`, is a one-line error.
+#[test]
+fn diff_reports_every_layer_identical_on_qemu() {
+    microcnn_tools::qemu::build_firmware(microcnn_tools::qemu::Cpu::CortexM4).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
+    let blob = dir.path().join("cnn.mcnn");
+    assert!(microcnn(&["import", &s(&case.join("model.tflite")), "-o", &s(&blob)]).status.success());
+    let input = s(&case.join("input.npy"));
+    let out = microcnn(&["diff", &s(&blob), "--input", &input, "--on", "qemu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 8, "{text}");
+    assert!(text.lines().all(|l| l.ends_with("all 7 layers identical (host, cortex-m4)")), "{text}");
+    for bad in [vec!["--sample", "8"], vec!["--on", "host"]] {
+        let mut args = vec!["diff", &blob.to_str().unwrap(), "--input", &input];
+        args.extend(bad.iter().copied());
+        let out = microcnn(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}

@@ -189,3 +189,24 @@ fn samples_beyond_one_frames_region_are_split_over_runs() {
     let device_bytes: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
     assert_eq!(device_bytes, run::run_samples(&model, &samples).unwrap());
 }
+
+/// The device half of `microcnn diff`: every operator's output, dumped by the firmware
+/// operator by operator, equals the host's, on every vector model (M4 and M0+).
+#[test]
+fn every_layer_output_on_qemu_equals_the_hosts() {
+    for cpu in [Cpu::CortexM4, Cpu::CortexM0Plus] {
+        let mut layers = 0;
+        for case in vector_cases() {
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
+            let model = Model::from_bytes(&blob).unwrap();
+            let sample = random_i8(99, model.input().bytes());
+            let host = microcnn_tools::layer_diff::host_layer_outputs(&model, &sample).unwrap();
+            let device = qemu::layer_outputs(firmware_for(cpu), &blob, &sample)
+                .unwrap_or_else(|e| panic!("{name} on {cpu}: {e:#}"));
+            assert_eq!(device, host, "{name}: layer outputs on {cpu}");
+            layers += host.len();
+        }
+        assert!(layers > 35, "{layers}");
+    }
+}

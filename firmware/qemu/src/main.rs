@@ -16,6 +16,9 @@
 //! | 4 | the arena is too small for the model |
 //! | 5 | a frame could not be classified |
 //!
+//! With `--dump-layers` on the semihosting command line, each frame runs operator by
+//! operator and every layer's output is logged instead (`microcnn diff`).
+//!
 //! Costs are executed instructions: SysTick counts the 25 MHz core clock, which under
 //! `-icount shift=N` advances 2^N / 40 ticks per instruction
 //! (`microcnn_layout::QEMU_ICOUNT_SHIFT`). QEMU has no DWT cycle counter.
@@ -27,7 +30,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::{entry, exception};
 use defmt_semihosting as _;
-use microcnn_app::{load_model, run_loop, signal_error, Clock};
+use microcnn_app::{load_model, run_loop, signal_error, Clock, Mode};
 use microcnn_camera::replay::{Replay, ReplayError};
 use microcnn_core::Interpreter;
 use microcnn_layout::{Region, QEMU_ICOUNT_SHIFT, QEMU_MPS2_AN386 as MAP};
@@ -122,6 +125,20 @@ fn region(r: Region) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(r.origin as *const u8, r.length as usize) }
 }
 
+/// Whether the semihosting command line (QEMU's `-semihosting-config arg=…`) holds
+/// the word `flag`: `--dump-layers` asks for every layer's output (`microcnn diff`).
+fn command_line_has(flag: &[u8]) -> bool {
+    let mut text = [0u8; 128];
+    // SYS_GET_CMDLINE fills `text` and sets the block's length to the bytes written.
+    let mut block: [usize; 2] = [text.as_mut_ptr() as usize, text.len()];
+    // SAFETY: SYS_GET_CMDLINE (0x15) takes the address of a two-word block (buffer,
+    // length); QEMU writes at most `length` bytes into the buffer and the new length
+    // into the block, both live and exclusively borrowed for the call.
+    let status = unsafe { cortex_m_semihosting::syscall1(0x15, block.as_mut_ptr() as usize) };
+    let len = block[1].min(text.len());
+    status == 0 && text[..len].split(|&b| b == b' ').any(|word| word == flag)
+}
+
 /// Ends the QEMU run with `status` (semihosting `SYS_EXIT_EXTENDED`).
 fn exit(status: u32) -> ! {
     // ADP_Stopped_ApplicationExit, then the status.
@@ -161,7 +178,8 @@ fn main() -> ! {
         }
     };
     let Some(buffer) = cortex_m::singleton!(: [u8; FRAME_BUFFER_BYTES] = [0; FRAME_BUFFER_BYTES]) else { exit(1) };
-    let end = run_loop(&mut net, &mut camera, buffer, &mut clock, &mut led, 0, None);
+    let mode = if command_line_has(b"--dump-layers") { Mode::DumpLayers } else { Mode::Classify };
+    let end = run_loop(&mut net, &mut camera, buffer, &mut clock, &mut led, 0, None, mode);
     defmt::info!("done: {=u32} frames", end.frames);
     match end.camera_error {
         Some(ReplayError::Exhausted) if end.failed == 0 => exit(0),

@@ -56,11 +56,10 @@ pub enum Target {
 
 /// `host`, `qemu` (Cortex-M4) or `qemu:CPU`.
 fn parse_target(s: &str) -> std::result::Result<Target, String> {
-    match s.split_once(':') {
-        None if s == "host" => Ok(Target::Host),
-        None if s == "qemu" => Ok(Target::Qemu(qemu::Cpu::default())),
-        Some(("qemu", cpu)) => cpu.parse().map(Target::Qemu).map_err(|e| format!("{e:#}")),
-        _ => Err(format!("expected host, qemu or qemu:CPU, got {s:?}")),
+    match qemu::parse_on(s) {
+        Ok(None) => Ok(Target::Host),
+        Ok(Some(cpu)) => Ok(Target::Qemu(cpu)),
+        Err(e) => Err(format!("{e:#}")),
     }
 }
 
