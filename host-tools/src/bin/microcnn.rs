@@ -22,6 +22,14 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// A status line about an output written to `$path`: on stdout, or on stderr when the
+/// output itself went to stdout (`-o -`), so that a pipe gets the bytes alone.
+macro_rules! status_for {
+    ($path:expr, $($arg:tt)*) => {
+        if $path.as_os_str() == "-" { eprintln!($($arg)*) } else { outln!($($arg)*) }
+    };
+}
+
 #[path = "../cmd/mod.rs"]
 mod cmd;
 
