@@ -122,8 +122,10 @@ fn main() -> ! {
     let mut net = match Interpreter::new(&model, arena) {
         Ok(net) => net,
         Err(error) => {
+            // A valid model this firmware's arena cannot hold: 4 flashes, not the
+            // "no valid blob" 3.
             defmt::error!("arena: {}", error);
-            halt(&mut led, 3)
+            halt(&mut led, 4)
         }
     };
 

@@ -167,6 +167,7 @@ fn main() -> ! {
         Ok(net) => net,
         Err(error) => {
             defmt::error!("arena: {}", error);
+            signal_error(&mut led, &mut delay, 4, 1);
             exit(4)
         }
     };
