@@ -9,7 +9,7 @@ use common::*;
 
 #[test]
 fn infer_on_qemu_writes_the_same_bytes_as_on_the_host() {
-    let firmware = microcnn_tools::qemu::build_firmware().unwrap();
+    let firmware = microcnn_tools::deploy::qemu::build_firmware().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
     let blob = dir.path().join("cnn.mcnn");

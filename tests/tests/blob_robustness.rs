@@ -2,12 +2,12 @@
 //! loader returns an error (or, for a flip it cannot see, a model that still runs).
 
 use microcnn_core::{Error, Interpreter, Model};
-use microcnn_tools::tflite_to_blob;
+use microcnn_tools::tflite;
 use std::path::Path;
 
 fn blob(case: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors").join(case).join("model.tflite");
-    tflite_to_blob(&path).expect("import")
+    tflite::to_blob(&path).expect("import")
 }
 
 fn exercise(bytes: &[u8]) -> Result<(), Error> {
