@@ -5,7 +5,7 @@
 
 use microcnn_core::Model;
 use microcnn_layout::{NUCLEO_F411RE, QEMU_MPS2_AN386};
-use microcnn_tools::deploy::qemu;
+use microcnn_tools::deploy::qemu::{self, Cpu};
 
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ fn qemu_firmware_classifies_with_a_flashed_region_image() {
     let blob = std::fs::read(&blob_path).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     let frames = qemu::frames_image(&model, &vec![0i8; model.input().bytes()]).unwrap();
-    let firmware = qemu::Firmware::load(&qemu::build_firmware().unwrap()).unwrap();
+    let firmware = qemu::Firmware::load(&qemu::build_firmware(Cpu::CortexM4).unwrap(), Cpu::CortexM4).unwrap();
     let run = firmware.run(&image, &frames, Duration::from_secs(60)).unwrap();
     assert_eq!(run.status, 0, "{:?}", run.lines);
     assert_eq!(run.classifications().count(), 1);

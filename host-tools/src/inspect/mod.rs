@@ -2,5 +2,6 @@
 //! Keras-like [`summary`] tables and accuracy ([`eval`]).
 
 pub mod eval;
+pub mod layer_diff;
 pub mod run;
 pub mod summary;

@@ -52,6 +52,8 @@ enum Command {
     Import(cmd::import::Cmd),
     /// Run a model on int8 samples or on an image.
     Infer(cmd::infer::Cmd),
+    /// Compare every layer's output on the host and on the emulated chip.
+    Diff(cmd::diff::Cmd),
     /// Train a CNN in f32 on a dataset.
     Train(cmd::train::Cmd),
     /// Transfer learning from a pretrained base.
@@ -74,6 +76,7 @@ fn main() {
         Command::Flash(c) => cmd::flash::run(c),
         Command::Import(c) => cmd::import::run(c),
         Command::Infer(c) => cmd::infer::run(c),
+        Command::Diff(c) => cmd::diff::run(c),
         Command::Summary(c) => cmd::summary::run(c),
         Command::Train(c) => cmd::train::run(c),
         Command::Quantize(c) => cmd::quantize::run(c),
