@@ -120,8 +120,8 @@ fn resume_continues_exactly_where_an_uninterrupted_run_would_be() {
         "--rotation-range",
         "10",
     ]);
-    let (net_a, info_a) = microcnn_tools::checkpoint::load(&a).unwrap();
-    let (net_b, info_b) = microcnn_tools::checkpoint::load(&b).unwrap();
+    let (net_a, info_a) = microcnn_tools::train::checkpoint::load(&a).unwrap();
+    let (net_b, info_b) = microcnn_tools::train::checkpoint::load(&b).unwrap();
     assert_eq!(info_a, info_b);
     assert!(net_a == net_b, "resumed weights differ from the uninterrupted run's");
     let rows = |p: &Path| -> Vec<String> {
