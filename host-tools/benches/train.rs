@@ -37,7 +37,7 @@ fn epoch(c: &mut Criterion) {
     group.bench_function("digits_16x16", |b| {
         b.iter(|| {
             e += 1;
-            train_epoch(&mut net, &mut opt, &train, &cfg, e, None)
+            train_epoch(&mut net, &mut opt, &train, &cfg, e, None).expect("a finite epoch")
         })
     });
     group.finish();

@@ -9,7 +9,7 @@ use crate::quantize::ptq::{calibrate, fold, tensor_quant};
 use crate::train::fit;
 use crate::train::nn::optim::{Kind, Optimizer};
 use crate::train::nn::Network;
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 /// Fine-tunes `net` (batch norm folded first) for `epochs` on `data` with fake
 /// quantization (the training loop of [`fit::train_epoch`], its shuffling and
@@ -23,6 +23,9 @@ pub fn finetune(
     seed: u64,
     calib: &Dataset,
 ) -> Result<Network> {
+    if !(lr.is_finite() && lr > 0.0) {
+        bail!("--qat-lr {lr:?}: the learning rate must be a positive, finite number");
+    }
     let mut folded = fold(net)?;
     let cfg = fit::Config {
         epochs,
@@ -37,7 +40,7 @@ pub fn finetune(
     cfg.check()?;
     let mut opt = Optimizer::new(Kind::Adam, 0.0, &folded);
     for epoch in 1..=epochs {
-        let (loss, accuracy) = fit::train_epoch(&mut folded, &mut opt, data, &cfg, epoch, None);
+        let (loss, accuracy) = fit::train_epoch(&mut folded, &mut opt, data, &cfg, epoch, None)?;
         eprintln!("qat epoch {epoch}/{epochs}  loss {loss:.4}  acc {accuracy:.4}");
     }
     Ok(folded)

@@ -53,6 +53,9 @@ impl Config {
         if self.batch == 0 {
             bail!("--batch 0: batches need at least one image");
         }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr {:?}: the learning rate must be a positive, finite number", self.lr);
+        }
         Ok(())
     }
 }
@@ -124,6 +127,9 @@ pub fn predictions(net: &Network, data: &Dataset) -> Vec<usize> {
 }
 
 /// Trains one epoch; returns mean loss and accuracy over the batches (training mode).
+/// Stops with an error naming the epoch, the batch and the parameter as soon as the
+/// loss or a weight stops being finite (a diverging learning rate): a run that has
+/// diverged is never reported as trained.
 pub fn train_epoch(
     net: &mut Network,
     opt: &mut Optimizer,
@@ -131,7 +137,7 @@ pub fn train_epoch(
     cfg: &Config,
     epoch: usize,
     bar: Option<&ProgressBar>,
-) -> (f32, f32) {
+) -> Result<(f32, f32)> {
     let n = data.len();
     let size = data.image_len();
     let mut order: Vec<usize> = (0..n).collect();
@@ -154,6 +160,16 @@ pub fn train_epoch(
         }
         let labels: Vec<usize> = batch.iter().map(|&i| data.labels[i]).collect();
         let (loss, ok) = step(net, opt, &x, &labels, cfg.lr, cfg.fake_quant.as_deref(), &mut dropout_rng);
+        // The loss clamps probabilities away from 0, so NaN outputs can still give a
+        // finite loss: the weights are checked too.
+        let bad = if loss.is_finite() { net.first_non_finite() } else { Some(format!("the loss ({loss})")) };
+        if let Some(what) = bad {
+            bail!(
+                "training diverged at epoch {epoch}, batch {}: {what} is no longer finite (learning rate {:?}); lower --lr",
+                b + 1,
+                cfg.lr
+            );
+        }
         loss_sum += f64::from(loss) * batch.len() as f64;
         correct += ok;
         seen += batch.len();
@@ -164,7 +180,7 @@ pub fn train_epoch(
             }
         }
     }
-    ((loss_sum / seen.max(1) as f64) as f32, correct as f32 / seen.max(1) as f32)
+    Ok(((loss_sum / seen.max(1) as f64) as f32, correct as f32 / seen.max(1) as f32))
 }
 
 fn bar(cfg: &Config, epoch: usize, n: usize) -> Option<ProgressBar> {
@@ -202,7 +218,7 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         let started = Instant::now();
         let bar = bar(cfg, epoch, train.len());
         let (train_loss, train_accuracy) =
-            train_epoch(&mut state.net, &mut state.optimizer, train, cfg, epoch, bar.as_ref());
+            train_epoch(&mut state.net, &mut state.optimizer, train, cfg, epoch, bar.as_ref())?;
         let (val_loss, val_accuracy) = match val {
             Some(v) if !v.is_empty() => evaluate(&state.net, v),
             _ => (f32::NAN, f32::NAN),

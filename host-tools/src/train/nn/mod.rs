@@ -550,6 +550,14 @@ impl Network {
         Ok(Network { arch: arch.clone(), nodes: b.nodes })
     }
 
+    /// The first parameter holding a NaN or an infinity, as `layer 3 (conv2d) kernel`.
+    pub fn first_non_finite(&self) -> Option<String> {
+        self.nodes.iter().find_map(|node| {
+            let param = node.params.iter().find(|p| p.data.iter().any(|v| !v.is_finite()))?;
+            Some(format!("{} {}", node.origin, param.name))
+        })
+    }
+
     /// Input shape `[h, w, c]`.
     pub fn input_shape(&self) -> [usize; 3] {
         self.nodes[0].shape

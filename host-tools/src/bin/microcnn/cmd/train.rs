@@ -124,6 +124,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         bail!("{}: classes {:?} differ from the checkpoint's {:?}", cmd.data, train_set.classes, state.classes);
     }
     let state = State { classes: train_set.classes.clone(), ..state };
+    let created = !cmd.out.exists();
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
     eprintln!(
         "training on {} images ({} classes, {}×{}×{}), validating on {}",
@@ -134,7 +135,17 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         shape[2],
         val_set.as_ref().map_or(0, Dataset::len)
     );
-    let state = fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg)?;
+    let state = match fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg) {
+        Ok(state) => state,
+        Err(e) => {
+            // A run that stopped before its first epoch was saved leaves no empty
+            // folder behind (remove_dir only removes an empty one).
+            if created {
+                let _ = std::fs::remove_dir(&cmd.out);
+            }
+            return Err(e);
+        }
+    };
     let (_, info) = checkpoint::load(&cmd.out)?;
     let last = state.metrics.last();
     let per_epoch: f32 = state.metrics.iter().map(|m| m.seconds).sum::<f32>() / state.metrics.len().max(1) as f32;
