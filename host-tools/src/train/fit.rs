@@ -206,6 +206,7 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         bail!("no training images");
     }
     cfg.check()?;
+    let _lock = checkpoint::lock(dir)?;
     let best = |m: &[EpochMetrics]| -> Option<(usize, f32)> {
         m.iter().fold(None, |acc: Option<(usize, f32)>, r| match acc {
             // Ties (common on small validation sets) go to the lower validation loss.
