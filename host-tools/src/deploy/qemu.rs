@@ -218,6 +218,9 @@ impl Firmware {
     /// Reads the ELF (see [`find_firmware`]) that runs on `cpu`.
     pub fn load(path: &Path, cpu: Cpu) -> Result<Self> {
         let elf = std::fs::read(path).with_context(|| format!("{}: cannot read firmware", path.display()))?;
+        if !elf.starts_with(b"\x7fELF") {
+            bail!("{}: not an ELF file (the QEMU firmware is the ELF cargo builds in firmware/target)", path.display());
+        }
         Ok(Self { path: path.to_path_buf(), elf, cpu })
     }
 

@@ -103,6 +103,9 @@ pub fn load_data(
         }
         return Ok((all, Some(val)));
     }
+    if !(0.0..1.0).contains(&val_split) {
+        bail!("--val-split {val_split}: must be at least 0 and below 1");
+    }
     if val_split > 0.0 {
         if val_split >= 1.0 {
             bail!("--val-split {val_split}: must be below 1");

@@ -3,7 +3,6 @@
 
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use microcnn_core::Model;
 use microcnn_tools::deploy::flash::{flash, memory_map, region_image};
 use microcnn_tools::io::fs;
 use std::path::PathBuf;
@@ -32,7 +31,7 @@ pub struct Cmd {
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     let blob = fs::read(&cmd.model)?;
-    let model = Model::from_bytes(&blob).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &blob)?;
     let map = memory_map(cmd.board.as_deref(), cmd.chip.as_deref())?;
     let image = region_image(&map, &model).map_err(|e| anyhow!("{}: {e:#}", cmd.model.display()))?;
     if let Some(path) = &cmd.image {

@@ -4,9 +4,8 @@
 //! (same output bytes; `--json` adds executed instructions per sample and per layer,
 //! and instructions per MAC). See [`microcnn_tools::deploy::qemu`].
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use microcnn_core::Model;
 use microcnn_tools::data::preprocess::image_to_input;
 use microcnn_tools::deploy::qemu;
 use microcnn_tools::inspect::run;
@@ -30,7 +29,7 @@ pub struct Cmd {
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// How many classes to print for `--image`.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub top: usize,
     /// Where the samples run: `host` (this machine), `qemu` (the firmware under QEMU
     /// mps2-an386, Cortex-M4F) or `qemu:CPU` with CPU `cortex-m4`, `cortex-m7`
@@ -68,7 +67,7 @@ fn parse_target(s: &str) -> std::result::Result<Target, String> {
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     let bytes = fs::read(&cmd.model)?;
-    let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
     if let (Some(input), Some(output)) = (&cmd.input, &cmd.output) {
         let array = npy::read_i8(input)?;
         let sample = model.input().bytes();
