@@ -9,6 +9,8 @@
 //! `[OH, OW, C_out]`. Scratch: two columns on the stack (see [`conv2d_s8`]).
 
 use super::im2col::{dot_2x2, Column, Columns, COLUMN_MAX};
+#[cfg(microcnn_arm_dsp)]
+use super::im2col::{dot_2x2_wide, widen_pairs, WIDE_WORDS};
 use super::{reference, ChannelQuant, Requant};
 use crate::shape::Shape;
 
@@ -170,12 +172,23 @@ fn conv2d_s8_im2col(
     };
     let width = output_shape.width;
     let next = |(y, x): (usize, usize)| if x + 1 < width { (y, x + 1) } else { (y + 1, 0) };
-    // Output channels in blocks whose requantization is prepared once per layer;
-    // wider layers fill each column once per block.
+    // Output channels in blocks whose requantization (and, on DSP cores, widened
+    // weights) is prepared once per layer; wider layers fill each column once per block.
     let mut requants = [Requant::ZERO; CHANNEL_BLOCK];
+    #[cfg(microcnn_arm_dsp)]
+    let mut wide = [0_u32; WIDE_WORDS];
+    #[cfg(microcnn_arm_dsp)]
+    let wide_pairs = WIDE_WORDS / filter_len.next_multiple_of(4);
+    #[cfg(microcnn_arm_dsp)]
+    let (widened, block) = match 2 * wide_pairs >= out_c.min(8) {
+        true => (true, CHANNEL_BLOCK.min(2 * wide_pairs)),
+        false => (false, CHANNEL_BLOCK),
+    };
+    #[cfg(not(microcnn_arm_dsp))]
+    let block = CHANNEL_BLOCK;
     let mut block_start = 0;
     while block_start < out_c {
-        let block_len = CHANNEL_BLOCK.min(out_c - block_start);
+        let block_len = block.min(out_c - block_start);
         if !Requant::prepare(&params.quant, block_start, &mut requants[..block_len]) {
             reference::conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
             return;
@@ -184,6 +197,17 @@ fn conv2d_s8_im2col(
         let Some(weights) = weights.get(block_start * filter_len..(block_start + block_len) * filter_len) else {
             return;
         };
+        #[cfg(microcnn_arm_dsp)]
+        let filters = if widened {
+            let Some(per_pair) = widen_pairs(weights, filter_len, block_len, &mut wide) else {
+                return;
+            };
+            Filters::Widened(&wide[..], per_pair)
+        } else {
+            Filters::Bytes(weights)
+        };
+        #[cfg(not(microcnn_arm_dsp))]
+        let filters = Filters::Bytes(weights);
         let mut outputs = output.chunks_exact_mut(2 * out_c.max(1));
         let mut at = (0, 0);
         for pair in &mut outputs {
@@ -194,7 +218,7 @@ fn conv2d_s8_im2col(
             let (out0, out1) = pair.split_at_mut(out_c);
             let out0 = &mut out0[block_start..block_start + block_len];
             let out1 = &mut out1[block_start..block_start + block_len];
-            conv_pixels(&columns, weights, filter_len, requants, out0, Some(out1));
+            conv_pixels(&columns, &filters, filter_len, requants, out0, Some(out1));
             at = next(second);
         }
         let last = outputs.into_remainder();
@@ -202,10 +226,18 @@ fn conv2d_s8_im2col(
             if !fill(&mut columns, 0, at) {
                 return;
             }
-            conv_pixels(&columns, weights, filter_len, requants, last, None);
+            conv_pixels(&columns, &filters, filter_len, requants, last, None);
         }
         block_start += block_len;
     }
+}
+
+/// A block's filters: as stored, or widened in pairs for the DSP micro-kernel (with
+/// the words per pair).
+enum Filters<'a> {
+    Bytes(&'a [i8]),
+    #[cfg(microcnn_arm_dsp)]
+    Widened(&'a [u32], usize),
 }
 
 /// Output channels whose requantization the im2col kernel prepares at a time.
@@ -215,7 +247,7 @@ const CHANNEL_BLOCK: usize = 32;
 #[inline(always)]
 fn conv_pixels(
     columns: &Columns,
-    weights: &[i8],
+    filters: &Filters<'_>,
     filter_len: usize,
     requants: &[Requant],
     out0: &mut [i8],
@@ -224,11 +256,20 @@ fn conv_pixels(
     let mut pairs = requants.chunks_exact(2);
     let mut o = 0;
     for r in &mut pairs {
-        // Each filter slice runs on to the end of the block's weights (see `dot_2x2`).
-        let (Some(w0), Some(w1)) = (weights.get(o * filter_len..), weights.get((o + 1) * filter_len..)) else {
-            return;
+        let acc = match *filters {
+            Filters::Bytes(weights) => {
+                // Each filter slice runs on to the end of the block's weights (see `dot_2x2`).
+                let (Some(w0), Some(w1)) = (weights.get(o * filter_len..), weights.get((o + 1) * filter_len..)) else {
+                    return;
+                };
+                dot_2x2(w0, w1, filter_len, columns)
+            }
+            #[cfg(microcnn_arm_dsp)]
+            Filters::Widened(wide, per_pair) => match wide.get(o / 2 * per_pair..(o / 2 + 1) * per_pair) {
+                Some(pair) => dot_2x2_wide(pair, columns),
+                None => return,
+            },
         };
-        let acc = dot_2x2(w0, w1, filter_len, columns);
         if let Some(y) = out0.get_mut(o..o + 2) {
             y[0] = r[0].output(acc[0]);
             y[1] = r[1].output(acc[2]);
@@ -239,8 +280,18 @@ fn conv_pixels(
         }
         o += 2;
     }
-    if let (Some(r), Some(w)) = (pairs.remainder().first(), weights.get(o * filter_len..)) {
-        let acc = dot_2x2(w, w, filter_len, columns);
+    if let Some(r) = pairs.remainder().first() {
+        let acc = match *filters {
+            Filters::Bytes(weights) => match weights.get(o * filter_len..) {
+                Some(w) => dot_2x2(w, w, filter_len, columns),
+                None => return,
+            },
+            #[cfg(microcnn_arm_dsp)]
+            Filters::Widened(wide, per_pair) => match wide.get(o / 2 * per_pair..(o / 2 + 1) * per_pair) {
+                Some(pair) => dot_2x2_wide(pair, columns),
+                None => return,
+            },
+        };
         if let Some(y) = out0.get_mut(o) {
             *y = r.output(acc[0]);
         }

@@ -16,7 +16,7 @@
 //! (2^25 in all), far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{dot_2x2_groups, sadd16, smlad, sxtb16, sxtb16_ror8, COLUMN_STRIDE};
+use super::arch::arm_dsp::{dot_2x2_groups, dot_2x2_widened, sadd16, smlad, sxtb16, sxtb16_ror8, COLUMN_STRIDE};
 
 /// The longest filter (`KH·KW·C_in`, or a dense layer's input length) a column holds;
 /// longer filters run the reference kernels. A column takes `2 · COLUMN_MAX` bytes of
@@ -211,4 +211,42 @@ pub(crate) fn dot_2x1(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
         acc[1] += i32::from(w1[i]) * x;
     }
     acc
+}
+
+/// Words of the widened-filter scratch ([`widen_pairs`]): 4 KiB of stack.
+#[cfg(microcnn_arm_dsp)]
+pub(crate) const WIDE_WORDS: usize = 1024;
+
+/// Widens `channels` filters of `len` int8 weights (`weights` holds them one after
+/// another) into `out` for [`dot_2x2_widened`]: per pair of filters, per group of
+/// four, the lane pairs `(w0, w2), (w1, w3)` of the first filter then of the second; an
+/// odd last filter is paired with itself; weights past `len` are 0. Returns the
+/// words per pair (`len` rounded up to 4), or `None` when `out` is too short.
+#[cfg(microcnn_arm_dsp)]
+pub(crate) fn widen_pairs(weights: &[i8], len: usize, channels: usize, out: &mut [u32]) -> Option<usize> {
+    let padded = len.next_multiple_of(4);
+    let pairs = channels.div_ceil(2);
+    let out = out.get_mut(..pairs * padded)?;
+    let group = |filter: &[i8], g: usize| {
+        let b = |i: usize| if i < len { filter.get(i).copied().unwrap_or(0) as u8 } else { 0 };
+        u32::from_le_bytes([b(4 * g), b(4 * g + 1), b(4 * g + 2), b(4 * g + 3)])
+    };
+    for (p, pair) in out.chunks_exact_mut(padded).enumerate() {
+        let first = 2 * p;
+        let second = (first + 1).min(channels - 1);
+        let f0 = weights.get(first * len..(first + 1) * len)?;
+        let f1 = weights.get(second * len..(second + 1) * len)?;
+        for (g, words) in pair.chunks_exact_mut(4).enumerate() {
+            let (a, b) = (group(f0, g), group(f1, g));
+            words.copy_from_slice(&[sxtb16(a), sxtb16_ror8(a), sxtb16(b), sxtb16_ror8(b)]);
+        }
+    }
+    Some(padded)
+}
+
+/// `[w0·c0, w0·c1, w1·c0, w1·c1]` for one pair widened by [`widen_pairs`].
+#[cfg(microcnn_arm_dsp)]
+#[inline(always)]
+pub(crate) fn dot_2x2_wide(pair: &[u32], columns: &Columns) -> [i32; 4] {
+    dot_2x2_widened(pair, &columns.words, pair.len() / 4, [0; 4])
 }
