@@ -6,11 +6,15 @@
 //! ```text
 //! microcnn import tests/data/vectors/small_cnn_28x28/model.tflite -o small_cnn.mcnn
 //! cargo run -p microcnn-tests --example layer_table -- small_cnn.mcnn
+//! cargo run -p microcnn-tests --example layer_table -- small_cnn.mcnn cortex-m0plus
 //! MICROCNN_QEMU_FIRMWARE=path/to/elf cargo run -p microcnn-tests --example layer_table -- small_cnn.mcnn
 //! ```
 //!
-//! Without the `.mcnn` argument the small_cnn rows are left out. Without
-//! `MICROCNN_QEMU_FIRMWARE` the QEMU firmware of this tree is built and used.
+//! The second argument names the core (`cortex-m4`, the default; `cortex-m7`;
+//! `cortex-m0plus`, whose v6m code runs the portable kernels); CMSIS-NN's column is
+//! always its Cortex-M4 DSP count. Without the `.mcnn` argument the small_cnn rows
+//! are left out; without `MICROCNN_QEMU_FIRMWARE` the QEMU firmware of this tree is
+//! built for the core and used.
 //!
 //! Weights, biases and inputs are seeded random; the shapes, activations and
 //! quantization kinds are those of the rows. Counts depend on shapes, not values,
@@ -174,12 +178,13 @@ fn single(
 }
 
 fn main() {
+    let small_cnn = std::env::args().nth(1).map(|path| std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
+    let cpu: qemu::Cpu = std::env::args().nth(2).map_or(Ok(qemu::Cpu::default()), |name| name.parse()).expect("core");
     let firmware_path = match std::env::var_os("MICROCNN_QEMU_FIRMWARE") {
         Some(path) => path.into(),
-        None => qemu::build_firmware().expect("building the QEMU firmware"),
+        None => qemu::build_firmware(cpu).expect("building the QEMU firmware"),
     };
-    let firmware = qemu::Firmware::load(&firmware_path).expect("loading the firmware");
-    let small_cnn = std::env::args().nth(1).map(|path| std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
+    let firmware = qemu::Firmware::load(&firmware_path, cpu).expect("loading the firmware");
 
     let mut rows = Vec::new();
     if let Some(blob) = &small_cnn {
@@ -223,8 +228,8 @@ fn main() {
     }));
     rows.push(single("avg pool 2×2 28×28×8", 85_184, 17, Shape::new(28, 28, 8), |b, x| b.avg_pool(x, 2)));
 
-    println!("firmware: {}", firmware_path.display());
-    println!("| layer | CMSIS-NN instructions | per MAC | microcnn instructions | per MAC | ratio |");
+    println!("{cpu} ({}, {}): {}", cpu.machine(), cpu.rust_target(), firmware_path.display());
+    println!("| layer | CMSIS-NN (M4, DSP) | per MAC | microcnn on {cpu} | per MAC | ratio |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let mut cache: Vec<(Vec<u8>, Vec<Costs>)> = Vec::new();
     for row in &rows {

@@ -8,6 +8,7 @@ use microcnn_core::quant::{activation_range, quantize_multiplier, softmax_params
 use microcnn_core::{Model, Shape};
 use microcnn_tests::Xorshift;
 use microcnn_tools::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use microcnn_tools::qemu::Cpu;
 use microcnn_tools::{blob, plan, qemu, run};
 
 struct Builder {
@@ -206,8 +207,17 @@ fn random_model_with(seed: u64, wide: bool) -> Vec<u8> {
 }
 
 #[test]
-fn random_models_are_bit_exact_on_qemu() {
-    let firmware = qemu::Firmware::load(&qemu::build_firmware().unwrap()).unwrap();
+fn random_models_are_bit_exact_on_qemu_cortex_m4() {
+    random_models_bit_exact_on(Cpu::CortexM4);
+}
+
+#[test]
+fn random_models_are_bit_exact_on_qemu_cortex_m0plus() {
+    random_models_bit_exact_on(Cpu::CortexM0Plus);
+}
+
+fn random_models_bit_exact_on(cpu: Cpu) {
+    let firmware = qemu::Firmware::load(&qemu::build_firmware(cpu).unwrap(), cpu).unwrap();
     let mut informative = 0;
     let mut kinds = std::collections::BTreeSet::new();
     for seed in 1..=24u64 {
@@ -219,7 +229,7 @@ fn random_models_are_bit_exact_on_qemu() {
         let host = run::run_samples(&model, &samples).unwrap();
         let device = qemu::infer(&firmware, &blob, &samples).unwrap_or_else(|e| panic!("random model {seed}: {e:#}"));
         let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
-        assert_eq!(device, host, "random model {seed}: QEMU outputs differ from the host's");
+        assert_eq!(device, host, "random model {seed}: QEMU {cpu} outputs differ from the host's");
         informative += usize::from(host.iter().any(|&v| v != host[0]));
     }
     // The generator makes models whose outputs vary, and covers every layer kind.
@@ -231,16 +241,18 @@ fn random_models_are_bit_exact_on_qemu() {
 /// both filter layouts of the DSP micro-kernels, and dense inputs past the im2col bound.
 #[test]
 fn wide_random_models_are_bit_exact_on_qemu() {
-    let firmware = qemu::Firmware::load(&qemu::build_firmware().unwrap()).unwrap();
-    for seed in 101..=112u64 {
-        let blob = random_model_with(seed, true);
-        let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("wide random model {seed}: {e}"));
-        let mut rng = Xorshift::from_state(seed ^ 0x1234_5678);
-        let samples: Vec<i8> = (0..3 * model.input().bytes()).map(|_| rng.i8()).collect();
-        let host = run::run_samples(&model, &samples).unwrap();
-        let device =
-            qemu::infer(&firmware, &blob, &samples).unwrap_or_else(|e| panic!("wide random model {seed}: {e:#}"));
-        let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
-        assert_eq!(device, host, "wide random model {seed}: QEMU outputs differ from the host's");
+    for cpu in [Cpu::CortexM4, Cpu::CortexM0Plus] {
+        let firmware = qemu::Firmware::load(&qemu::build_firmware(cpu).unwrap(), cpu).unwrap();
+        for seed in 101..=112u64 {
+            let blob = random_model_with(seed, true);
+            let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("wide random model {seed}: {e}"));
+            let mut rng = Xorshift::from_state(seed ^ 0x1234_5678);
+            let samples: Vec<i8> = (0..3 * model.input().bytes()).map(|_| rng.i8()).collect();
+            let host = run::run_samples(&model, &samples).unwrap();
+            let device = qemu::infer(&firmware, &blob, &samples)
+                .unwrap_or_else(|e| panic!("wide random model {seed} on {cpu}: {e:#}"));
+            let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
+            assert_eq!(device, host, "wide random model {seed}: {cpu} outputs differ from the host's");
+        }
     }
 }
