@@ -26,6 +26,7 @@ use microcnn_core::{Model, Shape};
 use microcnn_tests::Xorshift;
 use microcnn_tools::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
 use microcnn_tools::{blob, plan, qemu};
+use std::path::Path;
 
 struct Builder {
     graph: Graph,
@@ -231,6 +232,12 @@ fn main() {
     println!("{cpu} ({}, {}): {}", cpu.machine(), cpu.rust_target(), firmware_path.display());
     println!("| layer | CMSIS-NN (M4, DSP) | per MAC | microcnn on {cpu} | per MAC | ratio |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    if let Some(dir) = std::env::var_os("MICROCNN_LAYER_TABLE_DUMP") {
+        // The models, for profiling one of them with `microcnn infer`.
+        for (i, row) in rows.iter().enumerate() {
+            std::fs::write(Path::new(&dir).join(format!("row{i}.mcnn")), &row.blob).expect("writing a model");
+        }
+    }
     let mut cache: Vec<(Vec<u8>, Vec<Costs>)> = Vec::new();
     for row in &rows {
         let model = Model::from_bytes(&row.blob).expect("valid model");

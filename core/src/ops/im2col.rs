@@ -132,7 +132,13 @@ pub(crate) fn dot_2x2(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
     // Weights past a filter's end (the next filter's, when the slices reach that far)
     // meet the column's zero padding: whole groups cover the tail then.
     let padded = len.next_multiple_of(4);
-    let body = if w0.len() >= padded && w1.len() >= padded { padded } else { len & !3 };
+    let body = if !cfg!(microcnn_arm_dsp) {
+        len // the portable loop needs no whole groups
+    } else if w0.len() >= padded && w1.len() >= padded {
+        padded
+    } else {
+        len & !3
+    };
     let (Some(w0), Some(w1)) = (w0.get(..len.max(body)), w1.get(..len.max(body))) else {
         return [0; 4];
     };
@@ -145,14 +151,10 @@ pub(crate) fn dot_2x2(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
     let (h0, h1): (&[i16], &[i16]) = (bytemuck::cast_slice(c0), bytemuck::cast_slice(c1));
     #[cfg(not(microcnn_arm_dsp))]
     {
-        let (mut a00, mut a01, mut a10, mut a11) = (0_i32, 0_i32, 0_i32, 0_i32);
-        for (((&f0, &f1), &x0), &x1) in w0[..body].iter().zip(&w1[..body]).zip(&h0[..body]).zip(&h1[..body]) {
-            let (f0, f1, x0, x1) = (i32::from(f0), i32::from(f1), i32::from(x0), i32::from(x1));
-            a00 += f0 * x0;
-            a01 += f0 * x1;
-            a10 += f1 * x0;
-            a11 += f1 * x1;
-        }
+        // One column at a time: two accumulators (fewer spills on ARMv6-M's eight low
+        // registers than four).
+        let [a00, a10] = dot_2x1_portable(&w0[..body], &w1[..body], &h0[..body]);
+        let [a01, a11] = dot_2x1_portable(&w0[..body], &w1[..body], &h1[..body]);
         acc = [a00, a01, a10, a11];
     }
     for i in body..len {
@@ -173,7 +175,13 @@ pub(crate) fn dot_2x2(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
 pub(crate) fn dot_2x1(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i32; 2] {
     // As in `dot_2x2`: whole groups cover the tail when the slices reach that far.
     let padded = len.next_multiple_of(4);
-    let body = if w0.len() >= padded && w1.len() >= padded { padded } else { len & !3 };
+    let body = if !cfg!(microcnn_arm_dsp) {
+        len // the portable loop needs no whole groups
+    } else if w0.len() >= padded && w1.len() >= padded {
+        padded
+    } else {
+        len & !3
+    };
     let (Some(w0), Some(w1)) = (w0.get(..len.max(body)), w1.get(..len.max(body))) else {
         return [0; 2];
     };
@@ -197,13 +205,7 @@ pub(crate) fn dot_2x1(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
     let h: &[i16] = bytemuck::cast_slice(c);
     #[cfg(not(microcnn_arm_dsp))]
     {
-        let (mut a0, mut a1) = (0_i32, 0_i32);
-        for ((&f0, &f1), &x) in w0[..body].iter().zip(&w1[..body]).zip(&h[..body]) {
-            let x = i32::from(x);
-            a0 += i32::from(f0) * x;
-            a1 += i32::from(f1) * x;
-        }
-        acc = [a0, a1];
+        acc = dot_2x1_portable(&w0[..body], &w1[..body], &h[..body]);
     }
     for i in body..len {
         let x = i32::from(h.get(slot(i)).copied().unwrap_or(0));
@@ -249,4 +251,17 @@ pub(crate) fn widen_pairs(weights: &[i8], len: usize, channels: usize, out: &mut
 #[inline(always)]
 pub(crate) fn dot_2x2_wide(pair: &[u32], columns: &Columns) -> [i32; 4] {
     dot_2x2_widened(pair, &columns.words, pair.len() / 4, [0; 4])
+}
+
+/// `[Σ w0·x, Σ w1·x]` over equally long runs (the portable micro-kernel).
+#[cfg(not(microcnn_arm_dsp))]
+#[inline(always)]
+fn dot_2x1_portable(w0: &[i8], w1: &[i8], x: &[i16]) -> [i32; 2] {
+    let (mut a0, mut a1) = (0_i32, 0_i32);
+    for ((&f0, &f1), &v) in w0.iter().zip(w1).zip(x) {
+        let v = i32::from(v);
+        a0 += i32::from(f0) * v;
+        a1 += i32::from(f1) * v;
+    }
+    [a0, a1]
 }
