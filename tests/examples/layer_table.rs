@@ -127,9 +127,9 @@ impl Builder {
         self.graph.input = input;
         self.graph.output = output;
         self.graph.name = name.to_string();
-        let n = self.graph.tensors[output].shape.elements();
-        self.graph.output_dims = vec![n];
-        self.graph.labels = (0..n).map(|c| format!("c{c}")).collect();
+        let shape = self.graph.tensors[output].shape;
+        self.graph.output_dims = vec![shape.height, shape.width, shape.channels];
+        self.graph.labels = (0..shape.channels).map(|c| format!("c{c}")).collect();
         let plan = plan::plan(&self.graph);
         blob::write(&self.graph, &plan).unwrap_or_else(|e| panic!("{name}: {e:#}"))
     }

@@ -56,17 +56,34 @@ pub fn depthwise_conv2d_s8(
                 let Some(out) = output.get_mut(out_base..out_base + block_len) else {
                     return;
                 };
-                let taps = Taps {
-                    rows: (ky_start, ky_end),
-                    cols: (kx_start, kx_end),
-                    origin: (origin_y, origin_x),
-                    channel: block_start,
+                // The pixel's valid taps as (input, weight) offsets of the block's first
+                // channel, computed once for all channels of the block.
+                let mut offsets = [(0_usize, 0_usize); MAX_TAPS];
+                let mut count = 0;
+                for ky in ky_start..ky_end {
+                    let in_y = (origin_y + (ky * w.dilation_h) as isize) as usize;
+                    for kx in kx_start..kx_end {
+                        let in_x = (origin_x + (kx * w.dilation_w) as isize) as usize;
+                        if let Some(slot) = offsets.get_mut(count) {
+                            *slot = (
+                                (in_y * input_shape.width + in_x) * channels + block_start,
+                                (ky * w.kernel_w + kx) * channels + block_start,
+                            );
+                        }
+                        count += 1;
+                    }
+                }
+                let Some(offsets) = offsets.get(..count) else {
+                    // More taps than MAX_TAPS: the reference kernel.
+                    reference::depthwise_conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
+                    return;
                 };
+                let taps = Taps { offsets };
                 let mut quads = out.chunks_exact_mut(4);
                 let mut c = 0;
                 for quad in &mut quads {
                     let mut acc = [0_i32; 4];
-                    if !taps.fold(input, input_shape, params, c, 4, |x, k| mac4(&mut acc, x, k, offset)) {
+                    if !taps.fold(input, params.weights, c, 4, |x, k| mac4(&mut acc, x, k, offset)) {
                         return;
                     }
                     for (k, (y, a)) in quad.iter_mut().zip(acc).enumerate() {
@@ -78,9 +95,9 @@ pub fn depthwise_conv2d_s8(
                 }
                 for y in quads.into_remainder() {
                     let mut acc = 0_i32;
-                    if !taps.fold(input, input_shape, params, c, 1, |x, k| {
-                        acc += (i32::from(x[0]) + offset) * i32::from(k[0])
-                    }) {
+                    if !taps
+                        .fold(input, params.weights, c, 1, |x, k| acc += (i32::from(x[0]) + offset) * i32::from(k[0]))
+                    {
                         return;
                     }
                     if let Some(r) = requants.get(c) {
@@ -94,41 +111,27 @@ pub fn depthwise_conv2d_s8(
     }
 }
 
-/// One output pixel's valid taps: kernel rows and columns, window origin, and the
-/// first channel of the current block.
-struct Taps {
-    rows: (usize, usize),
-    cols: (usize, usize),
-    origin: (isize, isize),
-    channel: usize,
+/// Kernel taps (`KH·KW`) up to which the optimised kernel runs (a 256-byte table on
+/// the stack); larger kernels run the reference kernel.
+const MAX_TAPS: usize = 25;
+
+/// One output pixel's valid taps: offsets of the current block's first channel in
+/// the input and in the weights.
+struct Taps<'a> {
+    offsets: &'a [(usize, usize)],
 }
 
-impl Taps {
-    /// Calls `mac(input run, weight run)` for the `n` channels from `channel + c` at
-    /// every valid tap; `false` when a slice is shorter than its shape says.
+impl Taps<'_> {
+    /// Calls `mac(input run, weight run)` for the `n` channels from `c` at every
+    /// valid tap; `false` when a slice is shorter than its shape says.
     #[inline(always)]
-    fn fold<F: FnMut(&[i8], &[i8])>(
-        &self,
-        input: &[i8],
-        input_shape: Shape,
-        params: &ConvParams<'_>,
-        c: usize,
-        n: usize,
-        mut mac: F,
-    ) -> bool {
-        let w = &params.window;
-        let channels = input_shape.channels;
-        for ky in self.rows.0..self.rows.1 {
-            let in_y = (self.origin.0 + (ky * w.dilation_h) as isize) as usize;
-            for kx in self.cols.0..self.cols.1 {
-                let in_x = (self.origin.1 + (kx * w.dilation_w) as isize) as usize;
-                let x_at = (in_y * input_shape.width + in_x) * channels + self.channel + c;
-                let w_at = (ky * w.kernel_w + kx) * channels + self.channel + c;
-                let (Some(x), Some(k)) = (input.get(x_at..x_at + n), params.weights.get(w_at..w_at + n)) else {
-                    return false;
-                };
-                mac(x, k);
-            }
+    fn fold<F: FnMut(&[i8], &[i8])>(&self, input: &[i8], weights: &[i8], c: usize, n: usize, mut mac: F) -> bool {
+        for &(x_at, w_at) in self.offsets {
+            let (x_at, w_at) = (x_at + c, w_at + c);
+            let (Some(x), Some(k)) = (input.get(x_at..x_at + n), weights.get(w_at..w_at + n)) else {
+                return false;
+            };
+            mac(x, k);
         }
         true
     }
