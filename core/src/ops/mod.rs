@@ -124,27 +124,39 @@ impl Requant {
     /// layers to the reference kernels, which handle any value as TFLM does.
     #[inline(always)]
     pub(crate) fn new(quant: &ChannelQuant<'_>, c: usize) -> Option<Self> {
-        let shift = quant.shifts.get(c);
-        let multiplier = quant.multipliers.get(c);
+        let bias = match &quant.bias {
+            Some(b) => b.get(c),
+            None => 0,
+        };
+        let clamp = (quant.act_min, quant.act_max);
+        Self::from_parts(bias, quant.multipliers.get(c), quant.shifts.get(c), quant.output_zero_point, clamp)
+    }
+
+    /// From its parts (see [`new`](Self::new) for when it is `None`).
+    #[inline(always)]
+    pub(crate) fn from_parts(
+        bias: i32,
+        multiplier: i32,
+        shift: i32,
+        output_zero_point: i32,
+        (act_min, act_max): (i8, i8),
+    ) -> Option<Self> {
         let right_shift = if shift > 0 { 0 } else { shift.wrapping_neg() };
         if multiplier == i32::MIN || !(0..=31).contains(&right_shift) {
             return None;
         }
         let mask = ((1_i64 << right_shift) - 1) as i32;
         Some(Self {
-            bias: match &quant.bias {
-                Some(b) => b.get(c),
-                None => 0,
-            },
+            bias,
             multiplier,
             // As in `multiply_by_quantized_multiplier`: 1 << shift wraps like TFLM's.
             left_shift: if shift > 0 { shift as u32 & 31 } else { 0 },
             right_shift,
             mask,
             half: mask >> 1,
-            output_zero_point: quant.output_zero_point,
-            act_min: i32::from(quant.act_min),
-            act_max: i32::from(quant.act_max),
+            output_zero_point,
+            act_min: i32::from(act_min),
+            act_max: i32::from(act_max),
         })
     }
 

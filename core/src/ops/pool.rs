@@ -5,7 +5,7 @@
 //! share scale and zero point, so there is no requantization. Layout `[H, W, C]`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{max_i8x4, min_i8x4};
+use super::arch::arm_dsp::{max_i8x4, min_i8x4, sadd16, sxtb16, sxtb16_ror8};
 use super::conv::Window;
 use super::valid_taps;
 use crate::shape::Shape;
@@ -112,9 +112,121 @@ fn clamp_into(out: &mut [i8], min: i8, max: i8) {
     }
 }
 
-/// Average pooling (the reference kernel).
+/// Window taps up to which [`avg_pool2d_s8`] runs its own loop (the DSP sums are `i16`
+/// lanes); larger windows run the reference kernel.
+const MAX_POOL_TAPS: usize = 64;
+
+/// Average pooling: four channels a pass, their sums in registers (on DSP cores two
+/// `i16` lanes per register, widened with `SXTB16` and summed with `SADD16`), then
+/// [`rounded_divide`] and the clamp per channel. Scratch: none.
 pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output_shape: Shape, params: &PoolParams) {
-    super::reference::avg_pool2d_s8(input, input_shape, output, output_shape, params);
+    let w = &params.window;
+    if w.kernel_h * w.kernel_w > MAX_POOL_TAPS {
+        super::reference::avg_pool2d_s8(input, input_shape, output, output_shape, params);
+        return;
+    }
+    let channels = input_shape.channels;
+    let (act_min, act_max) = (i32::from(params.act_min), i32::from(params.act_max));
+    let finish = |sum: i32, count: i32| {
+        let value = if count == 0 { 0 } else { rounded_divide(sum, count) };
+        value.max(act_min).min(act_max) as i8
+    };
+    for out_y in 0..output_shape.height {
+        let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
+        let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, 1, input_shape.height);
+        for out_x in 0..output_shape.width {
+            let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
+            let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, 1, input_shape.width);
+            let out_base = (out_y * output_shape.width + out_x) * channels;
+            let Some(out) = output.get_mut(out_base..out_base + channels) else {
+                return;
+            };
+            let taps = PixelTaps {
+                rows: ky_start..ky_end,
+                cols: kx_start..kx_end,
+                origin_y,
+                origin_x,
+                width: input_shape.width,
+                channels,
+            };
+            let count = (ky_end - ky_start) * (kx_end - kx_start);
+            let count = count as i32;
+            let mut quads = out.chunks_exact_mut(4);
+            let mut c = 0;
+            for quad in &mut quads {
+                let Some(sums) = quad_sums(input, &taps, c) else {
+                    return;
+                };
+                for (y, s) in quad.iter_mut().zip(sums) {
+                    *y = finish(s, count);
+                }
+                c += 4;
+            }
+            for y in quads.into_remainder() {
+                let mut sum = 0_i32;
+                for at in taps.offsets() {
+                    let Some(&v) = input.get(at + c) else {
+                        return;
+                    };
+                    sum += i32::from(v);
+                }
+                *y = finish(sum, count);
+                c += 1;
+            }
+        }
+    }
+}
+
+/// One output pixel's valid window: kernel rows and columns, origin, input geometry.
+struct PixelTaps {
+    rows: core::ops::Range<usize>,
+    cols: core::ops::Range<usize>,
+    origin_y: isize,
+    origin_x: isize,
+    width: usize,
+    channels: usize,
+}
+
+impl PixelTaps {
+    /// Input offsets (of channel 0) of the valid taps.
+    #[inline(always)]
+    fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.rows.clone().flat_map(move |ky| {
+            let row = (self.origin_y + ky as isize) as usize * self.width;
+            self.cols.clone().map(move |kx| (row + (self.origin_x + kx as isize) as usize) * self.channels)
+        })
+    }
+}
+
+/// Sums of channels `c..c + 4` over the valid taps (at most [`MAX_POOL_TAPS`]);
+/// `None` when the input is shorter than its shape says.
+#[inline(always)]
+fn quad_sums(input: &[i8], taps: &PixelTaps, c: usize) -> Option<[i32; 4]> {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        // |sum| ≤ 64 · 128 = 2^13 fits an i16 lane.
+        let (mut even, mut odd) = (0_u32, 0_u32);
+        for at in taps.offsets() {
+            let x = input.get(at + c..at + c + 4)?;
+            let word = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
+            even = sadd16(even, sxtb16(word));
+            odd = sadd16(odd, sxtb16_ror8(word));
+        }
+        let low = |v: u32| i32::from(v as u16 as i16);
+        let high = |v: u32| (v as i32) >> 16;
+        Some([low(even), low(odd), high(even), high(odd)])
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    {
+        let mut sums = [0_i32; 4];
+        for at in taps.offsets() {
+            let x = input.get(at + c..at + c + 4)?;
+            for (s, &v) in sums.iter_mut().zip(x) {
+                *s += i32::from(v);
+            }
+        }
+        Some(sums)
+    }
 }
 
 /// `acc / count` rounded half away from zero (C's truncating division after adding
