@@ -59,7 +59,7 @@ const TABLE_FROM: usize = 512;
 
 /// Adds two tensors element by element. The three slices may be the same memory.
 ///
-/// From [`TABLE_FROM`] elements on, each input's scaled term — a function of its int8
+/// From 512 elements on, each input's scaled term — a function of its int8
 /// value only — comes from a 256-entry table computed once with the same arithmetic
 /// (2 KiB of stack), and the output scaling is prepared once; the result is bit for
 /// bit [`AddParams::apply`].

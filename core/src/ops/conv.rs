@@ -52,9 +52,9 @@ pub struct ConvParams<'a> {
 /// Runs a 2-D convolution. `input` holds `input_shape.elements()` values,
 /// `output` holds `output_shape.elements()`.
 ///
-/// Filters up to [`COLUMN_MAX`](super::im2col) values long (`KH·KW·C_in ≤ 1024`) run
+/// Filters up to 1024 values long (`KH·KW·C_in ≤ 1024`) run
 /// the im2col kernel (two output pixels × two output channels per pass; 4 KiB of
-/// stack for two columns); longer ones the [reference](super::reference) kernel.
+/// stack for two columns); longer ones the [reference kernel](mod@super::reference).
 pub fn conv2d_s8(
     input: &[i8],
     input_shape: Shape,

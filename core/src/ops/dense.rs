@@ -19,7 +19,7 @@ pub struct DenseParams<'a> {
 ///
 /// Inputs up to 1024 values run the im2col kernel (the input widened once into a
 /// column on the stack, 2 KiB; two output units per pass); longer ones the
-/// [reference](super::reference) kernel.
+/// [reference kernel](mod@super::reference).
 pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
     let n = input.len();
     if n == 0 || n > COLUMN_MAX {

@@ -22,7 +22,7 @@ const CHANNEL_BLOCK: usize = 32;
 /// weights per tap, widened to `i16` lanes (`SXTB16`, the input offset added with
 /// `SADD16`) on DSP cores, four accumulators in registers, the requantization
 /// prepared once per block of channels. Other multipliers run the
-/// [reference](super::reference) kernel. Scratch: none (1 KiB of stack).
+/// [reference kernel](mod@super::reference). Scratch: none (1 KiB of stack).
 pub fn depthwise_conv2d_s8(
     input: &[i8],
     input_shape: Shape,

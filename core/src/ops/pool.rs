@@ -118,7 +118,7 @@ const MAX_POOL_TAPS: usize = 64;
 
 /// Average pooling: four channels a pass, their sums in registers (on DSP cores two
 /// `i16` lanes per register, widened with `SXTB16` and summed with `SADD16`), then
-/// [`rounded_divide`] and the clamp per channel. Scratch: none.
+/// the rounded division and the clamp per channel. Scratch: none.
 pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output_shape: Shape, params: &PoolParams) {
     let w = &params.window;
     if w.kernel_h * w.kernel_w > MAX_POOL_TAPS {

@@ -1,5 +1,5 @@
 //! One kernel suite: every optimised kernel against its reference kernel
-//! ([`reference`](super::reference)) over random shapes, strides, paddings (SAME and
+//! ([`reference`]) over random shapes, strides, paddings (SAME and
 //! VALID), dilations, zero points, per-channel quantization and clamp ranges, with
 //! `assert_eq!` on whole outputs.
 //!
