@@ -270,13 +270,15 @@ fn conv_pixels(
                 None => return,
             },
         };
+        let (y00, y01) = r[0].output2(acc[0], acc[1]);
+        let (y10, y11) = r[1].output2(acc[2], acc[3]);
         if let Some(y) = out0.get_mut(o..o + 2) {
-            y[0] = r[0].output(acc[0]);
-            y[1] = r[1].output(acc[2]);
+            y[0] = y00;
+            y[1] = y10;
         }
         if let Some(y) = out1.as_deref_mut().and_then(|out| out.get_mut(o..o + 2)) {
-            y[0] = r[0].output(acc[1]);
-            y[1] = r[1].output(acc[3]);
+            y[0] = y01;
+            y[1] = y11;
         }
         o += 2;
     }

@@ -172,6 +172,15 @@ impl Requant {
         true
     }
 
+    /// The int8 outputs of two accumulators of this channel (two pixels).
+    /// Not inlined on DSP cores: there a call with its own registers costs less than
+    /// the spills the prepared fields cause inside the micro-kernel's loop (measured).
+    #[cfg_attr(microcnn_arm_dsp, inline(never))]
+    #[cfg_attr(not(microcnn_arm_dsp), inline(always))]
+    pub(crate) fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8) {
+        (self.output(acc0), self.output(acc1))
+    }
+
     /// The int8 output for accumulator `acc`: `ChannelQuant::output(c, acc)`.
     #[inline(always)]
     pub(crate) fn output(&self, acc: i32) -> i8 {
