@@ -24,8 +24,9 @@ use microcnn_core::ops::conv::Window;
 use microcnn_core::quant::{activation_range, quantize_multiplier, Activation};
 use microcnn_core::{Model, Shape};
 use microcnn_tests::Xorshift;
-use microcnn_tools::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
-use microcnn_tools::{blob, plan, qemu};
+use microcnn_tools::compile::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use microcnn_tools::compile::{blob, plan};
+use microcnn_tools::deploy::qemu;
 use std::path::Path;
 
 struct Builder {
