@@ -196,6 +196,22 @@ pub struct Run {
 }
 
 impl Run {
+    /// Fails unless the firmware exited with status 0, with the status's meaning and
+    /// the error lines it logged.
+    pub fn check_status(&self) -> Result<()> {
+        if self.status == 0 {
+            return Ok(());
+        }
+        let errors: Vec<&str> = self.errors().map(|l| l.message.as_str()).collect();
+        bail!(
+            "the QEMU firmware exited with status {} ({}){}{}",
+            self.status,
+            status_meaning(self.status),
+            if errors.is_empty() { "" } else { ": " },
+            errors.join("; ")
+        )
+    }
+
     /// Lines at `ERROR` level.
     pub fn errors(&self) -> impl Iterator<Item = &LogLine> {
         self.lines.iter().filter(|l| l.level == "ERROR")
@@ -391,15 +407,7 @@ pub fn layer_outputs(firmware: &Firmware, blob: &[u8], sample: &[i8]) -> Result<
     check_fits(&model)?;
     let frames = frames_image(&model, sample)?;
     let run = firmware.run_with_args(blob, &frames, Duration::from_secs(60), &["--dump-layers"])?;
-    if run.status != 0 {
-        let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
-        bail!(
-            "the QEMU firmware exited with status {} ({}): {}",
-            run.status,
-            status_meaning(run.status),
-            errors.join("; ")
-        );
-    }
+    run.check_status()?;
     let mut layers: Vec<Option<Vec<i8>>> = vec![None; model.op_count()];
     for line in &run.lines {
         let Some(rest) = line.message.strip_prefix("tensor ") else { continue };
@@ -458,16 +466,7 @@ pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<Sam
         // Generous: a 290k-MAC model runs 8 samples in about 0.1 s.
         let timeout = Duration::from_secs(30 + count as u64);
         let run = firmware.run(blob, &frames, timeout)?;
-        if run.status != 0 {
-            let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
-            bail!(
-                "the QEMU firmware exited with status {} ({}){}{}",
-                run.status,
-                status_meaning(run.status),
-                if errors.is_empty() { "" } else { ": " },
-                errors.join("; ")
-            );
-        }
+        run.check_status()?;
         let parsed = parse_results(&run, count, output_bytes)?;
         results.extend(parsed);
     }
@@ -505,15 +504,7 @@ pub fn classify_frames(
         image.extend_from_slice(frame);
     }
     let run = firmware.run(blob, &image, Duration::from_secs(30 + u64::from(count)))?;
-    if run.status != 0 {
-        let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
-        bail!(
-            "the QEMU firmware exited with status {} ({}): {}",
-            run.status,
-            status_meaning(run.status),
-            errors.join("; ")
-        );
-    }
+    run.check_status()?;
     parse_results(&run, frames.len(), model.output().bytes())
 }
 
