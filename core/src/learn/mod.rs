@@ -372,22 +372,41 @@ impl<const C: usize, const F: usize, const S: usize> Learner<C, F, S> {
     /// A learner with nothing learned, for features at `cut` of the model whose blob
     /// CRC is `base_crc` ([`Model::checksum`]).
     pub fn new(method: Method, cut: &FeatureCut, base_crc: u32) -> Result<Self, LearnError> {
+        let mut learner = Self::EMPTY;
+        learner.reset(method, cut, base_crc)?;
+        Ok(learner)
+    }
+
+    /// A learner for no features: a `static` can start as this, then be
+    /// [`reset`](Self::reset) in place (no copy of the whole learner on the stack).
+    pub const EMPTY: Self = Learner {
+        method: Method::Prototypes,
+        cut: FeatureCut { op: 0, tensor: 0, len: 0, zero_point: 0 },
+        base_crc: 0,
+        counts: [0; C],
+        bias: [I16F16::ZERO; C],
+        weights: [[I16F16::ZERO; F]; C],
+        replay: heapless::Vec::new(),
+        embedding: [I16F16::ZERO; F],
+    };
+
+    /// Forgets everything and starts over, in place, as [`new`](Self::new) would.
+    pub fn reset(&mut self, method: Method, cut: &FeatureCut, base_crc: u32) -> Result<(), LearnError> {
         if cut.len > F {
             return Err(LearnError::TooManyFeatures { features: cut.len, capacity: F });
         }
-        if C > usize::from(u8::MAX) {
-            return Err(LearnError::TooManyClasses { label: C, capacity: usize::from(u8::MAX) });
+        if C > u8::MAX as usize {
+            return Err(LearnError::TooManyClasses { label: C, capacity: u8::MAX as usize });
         }
-        Ok(Learner {
-            method,
-            cut: *cut,
-            base_crc,
-            counts: [0; C],
-            bias: [I16F16::ZERO; C],
-            weights: [[I16F16::ZERO; F]; C],
-            replay: heapless::Vec::new(),
-            embedding: [I16F16::ZERO; F],
-        })
+        self.method = method;
+        self.cut = *cut;
+        self.base_crc = base_crc;
+        self.counts.fill(0);
+        self.bias.fill(I16F16::ZERO);
+        self.weights.iter_mut().for_each(|row| row.fill(I16F16::ZERO));
+        self.replay.clear();
+        self.embedding.fill(I16F16::ZERO);
+        Ok(())
     }
 
     /// The method.
@@ -454,8 +473,8 @@ impl<const C: usize, const F: usize, const S: usize> Learner<C, F, S> {
         }
         let len = self.cut.len;
         let rate = config.learning_rate.clamp(I16F16::ZERO, I16F16::from_bits(64 << 16));
-        self.weights = [[I16F16::ZERO; F]; C];
-        self.bias = [I16F16::ZERO; C];
+        self.weights.iter_mut().for_each(|row| row.fill(I16F16::ZERO));
+        self.bias.fill(I16F16::ZERO);
         let n = self.replay.len();
         let mut logits = [I16F16::ZERO; C];
         for epoch in 0..usize::from(config.epochs) {

@@ -49,7 +49,7 @@ pub const COMMIT_MAGIC: [u8; 4] = *b"MCOK";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Store {
-    offset: u32,
+    slots: [u32; 2],
     slot_len: u32,
 }
 
@@ -80,11 +80,21 @@ fn newer(a: u32, b: u32) -> bool {
 }
 
 impl Store {
-    /// The store over `len` bytes at `offset` of a flash of type `F`. Fails with
+    /// The store over `len` bytes at `offset` of a flash of type `F`, split in two
+    /// halves (each rounded down to erase blocks). Fails with
     /// [`LearnError::BadRegion`] unless `offset` is erase-aligned, read and write sizes
-    /// divide 32, the erase size is a multiple of 32 and each slot (half the region,
-    /// rounded down to erase blocks) holds at least the two 32-byte records.
+    /// divide 32, the erase size is a multiple of 32 and each slot holds at least the
+    /// two 32-byte records and one chunk.
     pub fn new<F: NorFlash>(offset: u32, len: u32) -> Result<Self, LearnError> {
+        let erase = F::ERASE_SIZE.max(1) as u32;
+        let slot_len = len / 2 / erase * erase;
+        Self::with_slots::<F>(offset, offset.wrapping_add(slot_len), slot_len)
+    }
+
+    /// The store over two separate slots of `slot_len` bytes at `first` and `second`
+    /// (for flashes whose free erase blocks are not next to each other). The same
+    /// checks as [`new`](Self::new), and the slots must not overlap.
+    pub fn with_slots<F: NorFlash>(first: u32, second: u32, slot_len: u32) -> Result<Self, LearnError> {
         let erase = F::ERASE_SIZE as u32;
         let sizes_ok = F::ERASE_SIZE > 0
             && F::ERASE_SIZE.is_multiple_of(CHUNK)
@@ -92,14 +102,17 @@ impl Store {
             && CHUNK.is_multiple_of(F::WRITE_SIZE)
             && F::READ_SIZE > 0
             && CHUNK.is_multiple_of(F::READ_SIZE);
-        if !sizes_ok || !offset.is_multiple_of(erase) {
+        let aligned = sizes_ok
+            && first.is_multiple_of(erase)
+            && second.is_multiple_of(erase)
+            && slot_len.is_multiple_of(erase)
+            && (slot_len as usize) >= 3 * CHUNK;
+        let apart = first.checked_add(slot_len).is_some_and(|end| end <= second)
+            || second.checked_add(slot_len).is_some_and(|end| end <= first);
+        if !aligned || !apart {
             return Err(LearnError::BadRegion);
         }
-        let slot_len = len / 2 / erase * erase;
-        if (slot_len as usize) < 3 * CHUNK {
-            return Err(LearnError::BadRegion);
-        }
-        Ok(Store { offset, slot_len })
+        Ok(Store { slots: [first, second], slot_len })
     }
 
     /// The largest head a slot holds.
@@ -113,7 +126,7 @@ impl Store {
     }
 
     fn slot_start(&self, slot: u32) -> u32 {
-        self.offset + slot * self.slot_len
+        self.slots[(slot & 1) as usize]
     }
 
     fn marker_at(&self, slot: u32) -> u32 {

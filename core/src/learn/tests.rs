@@ -115,17 +115,17 @@ fn one_sgd_step_from_zero_is_the_cross_entropy_gradient() {
         let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
         for c in 0..3 {
             let g = (z[c] - m).exp() / s - if c == *label { 1.0 } else { 0.0 };
-            for i in 0..5 {
-                w[c][i] -= rate * g * e[i];
+            for (wi, ei) in w[c].iter_mut().zip(&e) {
+                *wi -= rate * g * ei;
             }
             b[c] -= rate * g;
         }
     }
     for c in 0..3 {
         assert!((learner.bias[c].to_num::<f64>() - b[c]).abs() < 2e-3, "bias {c}: {} vs {}", learner.bias[c], b[c]);
-        for i in 0..5 {
-            let got = learner.weights[c][i].to_num::<f64>();
-            assert!((got - w[c][i]).abs() < 2e-3, "w[{c}][{i}]: {got} vs {}", w[c][i]);
+        for (i, (got, want)) in learner.weights[c].iter().zip(&w[c]).enumerate() {
+            let got = got.to_num::<f64>();
+            assert!((got - want).abs() < 2e-3, "w[{c}][{i}]: {got} vs {want}");
         }
     }
     assert!(learner.weights.iter().flatten().any(|v| v.abs() > I16F16::from_num(0.05)));
@@ -235,6 +235,9 @@ fn ram_is_known_at_build_time() {
     // 10 classes of 64 features, 20 replay frames per class: weights 2560 B, replay
     // 13000 B, embedding scratch 256 B; the budget is 16 KiB.
     type TenClasses = Learner<10, 64, 200>;
-    assert!(TenClasses::RAM_BYTES <= 16 * 1024, "{}", TenClasses::RAM_BYTES);
-    assert!(TenClasses::RAM_BYTES >= 10 * 64 * 4 + 200 * 65);
+    // Checked by the compiler: a learner that outgrows the budget fails the build of
+    // this test.
+    const { assert!(TenClasses::RAM_BYTES <= 16 * 1024) };
+    const { assert!(TenClasses::RAM_BYTES >= 10 * 64 * 4 + 200 * 65) };
+    assert_eq!(TenClasses::RAM_BYTES, core::mem::size_of::<TenClasses>());
 }

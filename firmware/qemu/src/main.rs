@@ -12,12 +12,15 @@
 //! | 3 | the frames region holds no valid frames header |
 //! | 4 | the arena is too small for the model |
 //! | 5 | a frame could not be classified |
+//! | 6 | a learning session (frames region starts with `MCLN`, see `learn.rs`) failed |
 //!
 //! Costs are executed instructions: SysTick counts the 25 MHz core clock, which under
 //! `-icount shift=N` advances 2^N / 40 ticks per instruction
 //! (`microcnn_layout::QEMU_ICOUNT_SHIFT`). QEMU has no DWT cycle counter.
 #![no_std]
 #![no_main]
+
+mod learn;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::syst::SystClkSource;
@@ -148,6 +151,10 @@ fn main() -> ! {
             exit(4)
         }
     };
+    let Some(buffer) = cortex_m::singleton!(: [u8; FRAME_BUFFER_BYTES] = [0; FRAME_BUFFER_BYTES]) else { exit(1) };
+    if let Some(header) = microcnn_layout::session::Header::parse(region(MAP.frames)) {
+        exit(learn::session(&mut net, &header, buffer, &mut clock));
+    }
     let mut camera = match Replay::new(region(MAP.frames)) {
         Ok(camera) => camera,
         Err(error) => {
@@ -155,7 +162,6 @@ fn main() -> ! {
             exit(3)
         }
     };
-    let Some(buffer) = cortex_m::singleton!(: [u8; FRAME_BUFFER_BYTES] = [0; FRAME_BUFFER_BYTES]) else { exit(1) };
     let end = run_loop(&mut net, &mut camera, buffer, &mut clock, &mut led, 0, None);
     defmt::info!("done: {=u32} frames", end.frames);
     match end.camera_error {

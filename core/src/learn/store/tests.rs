@@ -97,7 +97,7 @@ impl NorFlash for SimFlash {
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
         let (from, to) = (from as usize, to as usize);
-        if from % ERASE != 0 || to % ERASE != 0 {
+        if !from.is_multiple_of(ERASE) || !to.is_multiple_of(ERASE) {
             return Err(SimError::NotAligned);
         }
         if to > self.bytes.len() || from > to {
@@ -116,7 +116,7 @@ impl NorFlash for SimFlash {
 
     fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SimError> {
         let at = offset as usize;
-        if at % WORD != 0 || data.len() % WORD != 0 {
+        if !at.is_multiple_of(WORD) || !data.len().is_multiple_of(WORD) {
             return Err(SimError::NotAligned);
         }
         if at + data.len() > self.bytes.len() {
@@ -244,6 +244,12 @@ fn bad_regions_and_small_buffers_are_errors() {
         store().load(&mut flash, &mut small).err(),
         Some(LearnError::BufferTooSmall { needed: 300, available: 10 })
     );
+    assert_eq!(Store::with_slots::<SimFlash>(0, 256, 512), Err(LearnError::BadRegion), "overlap");
+    let apart = Store::with_slots::<SimFlash>(1536, 256, 256).unwrap();
+    apart.save(&mut flash, &head(2, 100)).unwrap();
+    apart.save(&mut flash, &head(3, 100)).unwrap();
+    let mut out = [0u8; 256];
+    assert_eq!(apart.load(&mut flash, &mut out).unwrap().0, &head(3, 100)[..]);
     let far = Store::new::<SimFlash>(2048, 1024).unwrap();
     assert_eq!(far.load(&mut flash, &mut [0u8; 64]).err(), Some(LearnError::Flash(FlashErrorKind::OutOfBounds)));
 }
