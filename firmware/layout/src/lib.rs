@@ -76,13 +76,14 @@ pub const QEMU_MPS2_AN386: MemoryMap = MemoryMap {
 };
 
 /// ST Nucleo-F411RE (STM32F411RE: 512 KiB flash, 128 KiB RAM). The regions follow
-/// the flash sectors, so that writing the model erases nothing else: sectors 0–5
-/// (256 KiB) hold the program, sector 6 (128 KiB at `0x0804_0000`) the model and
-/// sector 7 (128 KiB at `0x0806_0000`) the replay frames.
+/// the flash sectors, so that writing the model erases nothing else: sectors 0–4
+/// (128 KiB) hold the program, sector 5 (128 KiB at `0x0802_0000`) the first slot of
+/// the learned head ([`learned::NUCLEO_F411RE`]), sector 6 (128 KiB at `0x0804_0000`)
+/// the model and sector 7 (128 KiB at `0x0806_0000`) the replay frames.
 pub const NUCLEO_F411RE: MemoryMap = MemoryMap {
     name: "nucleo-f411re",
     chip: "STM32F411RETx",
-    flash: Region { origin: 0x0800_0000, length: 256 * 1024 },
+    flash: Region { origin: 0x0800_0000, length: 128 * 1024 },
     model: Region { origin: 0x0804_0000, length: 128 * 1024 },
     frames: Region { origin: 0x0806_0000, length: 128 * 1024 },
     ram: Region { origin: 0x2000_0000, length: 128 * 1024 },
@@ -257,10 +258,10 @@ pub mod learned {
         erase_size: 4096,
     };
 
-    /// Nucleo-F411RE: sector 5 (128 KiB at `0x0802_0000`, the top of the program
-    /// region, which the learning image keeps free: the program must stay below
-    /// 128 KiB) and sector 7 (the frames region: replayed bring-up frames and a
-    /// learned head exclude each other; learning refuses to erase frames).
+    /// Nucleo-F411RE: sector 5 (128 KiB at `0x0802_0000`, just above the program
+    /// region) and sector 7 (the frames region: replayed bring-up frames and a
+    /// learned head exclude each other; the firmware learns only when no frames are
+    /// there, so it never erases them).
     pub const NUCLEO_F411RE: LearnedRegion = LearnedRegion {
         slots: [Region { origin: 0x0802_0000, length: 128 * 1024 }, Region { origin: 0x0806_0000, length: 128 * 1024 }],
         erase_size: 128 * 1024,
