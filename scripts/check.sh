@@ -26,7 +26,7 @@ cargo clippy -p microcnn-core --locked --target thumbv7em-none-eabihf --features
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-step "firmware: qemu-system-arm, both targets (QEMU mps2-an386, Nucleo-F411RE), clippy, camera driver tests"
+step "firmware: qemu-system-arm, the images (QEMU Cortex-M4/M7 and Cortex-M0+, Nucleo-F411RE), clippy, camera driver tests"
 if ! command -v qemu-system-arm >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
@@ -36,7 +36,9 @@ qemu-system-arm --version | head -1
 # One package per cargo call: the board HAL turns on cortex-m-rt's `device` feature,
 # which the QEMU image (no PAC) must not get through feature unification.
 (cd firmware && cargo build --release --locked -p microcnn-fw-qemu \
+  && cargo build --release --locked -p microcnn-fw-qemu --target thumbv6m-none-eabi \
   && cargo build --release --locked -p microcnn-fw-f411re \
+  && cargo clippy --release --locked -p microcnn-fw-qemu --target thumbv6m-none-eabi -- -D warnings \
   && cargo clippy --release --locked --workspace -- -D warnings \
   && cargo clippy --locked --target x86_64-unknown-linux-gnu -p microcnn-camera -p microcnn-layout --all-targets -- -D warnings \
   && cargo fmt --all -- --check \
@@ -48,13 +50,15 @@ cargo test --workspace --locked
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 
-step "firmware: QEMU mps2-an386 benchmark (instructions per MAC, small_cnn_28x28) and sizes"
+step "firmware: QEMU benchmark (instructions per MAC, small_cnn_28x28, Cortex-M4 and Cortex-M0+) and sizes"
 # target/debug/microcnn: built by `cargo test --workspace` above (a separate `cargo build`
 # would rebuild dependencies with other features).
 bench_dir=$(mktemp -d)
 target/debug/microcnn import tests/data/vectors/small_cnn_28x28/model.tflite -o "$bench_dir/small_cnn.mcnn"
-target/debug/microcnn infer "$bench_dir/small_cnn.mcnn" --input tests/data/vectors/small_cnn_28x28/input.npy \
-  --output "$bench_dir/out.npy" --on qemu
+for cpu in cortex-m4 cortex-m0plus; do
+  target/debug/microcnn infer "$bench_dir/small_cnn.mcnn" --input tests/data/vectors/small_cnn_28x28/input.npy \
+    --output "$bench_dir/out.npy" --on "qemu:$cpu"
+done
 rm -rf "$bench_dir"
 bash firmware/scripts/sizes.sh
 

@@ -76,6 +76,13 @@ pub enum Error {
     },
     /// The metadata section is malformed (an entry overruns it, or text is not UTF-8).
     BadMetadata,
+    /// The recorded class labels do not name the output's channels one to one.
+    LabelCount {
+        /// Labels recorded.
+        labels: usize,
+        /// Channels of the output tensor.
+        outputs: usize,
+    },
     /// An input buffer handed to a preprocessing or inference call has the wrong length.
     WrongLength {
         /// Bytes expected.
@@ -149,6 +156,9 @@ impl fmt::Display for Error {
                 write!(f, "arena too small: the model needs {needed} bytes, {available} given")
             }
             Error::BadMetadata => write!(f, "metadata section is malformed"),
+            Error::LabelCount { labels, outputs } => {
+                write!(f, "{labels} class labels for {outputs} output channels")
+            }
             Error::WrongLength { expected, found } => {
                 write!(f, "buffer has {found} bytes, expected {expected}")
             }

@@ -90,6 +90,16 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         Ok(())
     }
 
+    /// Runs operator `index` alone, on what the arena holds now. Calling it for
+    /// `0..op_count()` in order computes what [`invoke`](Self::invoke) computes, with
+    /// a stop after each operator to read its output before a later operator reuses
+    /// the memory (layer-by-layer comparison, `microcnn diff`). Out of order, it
+    /// computes on stale data, never out of bounds.
+    pub fn invoke_op(&mut self, index: usize) -> Result<(), Error> {
+        let operator = self.model.operator(index)?;
+        self.run(&operator)
+    }
+
     /// The `K` highest output scores as `(class, score)`, best first; ties go to the
     /// lower class index.
     pub fn top_k<const K: usize>(&self) -> heapless::Vec<(u16, i8), K> {

@@ -558,6 +558,11 @@ impl<'a> Model<'a> {
                 return Err(Error::BadMetadata);
             }
         }
+        let labels = self.labels().count();
+        let outputs = self.output().shape.channels;
+        if labels != 0 && labels != outputs {
+            return Err(Error::LabelCount { labels, outputs });
+        }
         self.validate_tensor_times()?;
         for i in 0..self.op_count {
             let operator = self.operator(i)?;

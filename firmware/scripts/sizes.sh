@@ -16,13 +16,17 @@ report() { # ELF name
 
 cargo build --release --locked -p microcnn-fw-qemu >/dev/null 2>&1
 cargo build --release --locked -p microcnn-fw-f411re >/dev/null 2>&1
+cargo build --release --locked -p microcnn-fw-qemu --target thumbv6m-none-eabi >/dev/null 2>&1
 report target/thumbv7em-none-eabihf/release/microcnn-fw-qemu qemu-mps2-an386
+report target/thumbv6m-none-eabi/release/microcnn-fw-qemu qemu-mps2-an385-v6m
 report target/thumbv7em-none-eabihf/release/microcnn-fw-f411re nucleo-f411re
 
-(cd .. && cargo build -p microcnn-core --release --locked --target thumbv7em-none-eabihf >/dev/null 2>&1)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-rlib="$PWD/../target/thumbv7em-none-eabihf/release/libmicrocnn_core.rlib"
-(cd "$work" && ar x "$rlib")
-size -A "$work"/*.o | awk '$1 ~ /^\.text/ { text += $2 } $1 ~ /^\.rodata/ { ro += $2 }
-  END { printf "%-22s .text %7d B   .rodata %6d B   (thumbv7em-none-eabihf, release, unlinked object)\n", "microcnn-core", text, ro }'
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi thumbv8m.main-none-eabihf; do
+  (cd .. && cargo build -p microcnn-core --release --locked --target "$target" >/dev/null 2>&1)
+  work=$(mktemp -d)
+  rlib="$PWD/../target/$target/release/libmicrocnn_core.rlib"
+  (cd "$work" && ar x "$rlib")
+  size -A "$work"/*.o | awk -v t="$target" '$1 ~ /^\.text/ { text += $2 } $1 ~ /^\.rodata/ { ro += $2 }
+    END { printf "%-22s .text %7d B   .rodata %6d B   (%s, release, unlinked object)\n", "microcnn-core", text, ro, t }'
+  rm -rf "$work"
+done

@@ -100,6 +100,15 @@ pub fn write(graph: &Graph, plan: &Plan) -> Result<Vec<u8>> {
     }
     entry(meta::TOOL, TOOL.as_bytes())?;
     if !graph.labels.is_empty() {
+        // One label per line: a label may not be empty or hold a line break, and
+        // there is one per output channel (the loader checks it too).
+        if let Some(bad) = graph.labels.iter().find(|l| l.trim().is_empty() || l.contains(['\n', '\r'])) {
+            bail!("class label {bad:?} is empty or holds a line break");
+        }
+        let outputs = graph.tensors[graph.output].shape.channels;
+        if graph.labels.len() != outputs {
+            bail!("{} class labels for {outputs} output channels", graph.labels.len());
+        }
         entry(meta::LABELS, graph.labels.join("\n").as_bytes())?;
     }
     if let Some(p) = &graph.preprocess {

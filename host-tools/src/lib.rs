@@ -17,6 +17,7 @@ pub mod finetune;
 pub mod fsutil;
 pub mod graph;
 pub mod import;
+pub mod layer_diff;
 pub mod lower;
 pub mod nn;
 pub mod npy;

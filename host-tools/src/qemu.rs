@@ -1,8 +1,12 @@
-//! Runs int8 samples inside the microcnn firmware under QEMU `mps2-an386`.
+//! Runs int8 samples inside the microcnn firmware under QEMU.
 //!
 //! The firmware (`firmware/qemu`, crate `microcnn-fw-qemu`) classifies the frames of
 //! its frames region with the model of its model region and logs through defmt over
-//! semihosting. This module:
+//! semihosting. It runs on three emulated cores ([`Cpu`]): the `thumbv7em-none-eabihf`
+//! build on `mps2-an386` (Cortex-M4F, the default) and `mps2-an500` (Cortex-M7), and
+//! the `thumbv6m-none-eabi` build on `mps2-an385` (a Cortex-M3 executing the v6m
+//! instruction set of the Cortex-M0+, so the counts are those of v6m code). The three
+//! boards share one memory map. This module:
 //!
 //! 1. writes the model blob and a frames image (header + samples as `Int8Tensor`
 //!    frames) to temporary files and has QEMU load them at the regions'
@@ -28,24 +32,107 @@ use std::time::{Duration, Instant};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-arm";
 
-/// Where the firmware's release build lands inside this source tree.
-pub fn default_firmware_path() -> PathBuf {
+/// An emulated Cortex-M core: the QEMU board that runs it and the firmware build it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Cpu {
+    /// Cortex-M4F on `mps2-an386` (`thumbv7em-none-eabihf`, DSP kernels).
+    #[default]
+    CortexM4,
+    /// Cortex-M7 on `mps2-an500` (the same `thumbv7em-none-eabihf` image).
+    CortexM7,
+    /// Cortex-M0+ code (`thumbv6m-none-eabi`, portable kernels) on `mps2-an385`.
+    CortexM0Plus,
+}
+
+impl Cpu {
+    /// Every core, in the order the tables list them.
+    pub const ALL: [Cpu; 3] = [Cpu::CortexM4, Cpu::CortexM7, Cpu::CortexM0Plus];
+
+    /// The name `--on qemu:NAME` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cpu::CortexM4 => "cortex-m4",
+            Cpu::CortexM7 => "cortex-m7",
+            Cpu::CortexM0Plus => "cortex-m0plus",
+        }
+    }
+
+    /// The QEMU machine (`-machine`).
+    pub fn machine(self) -> &'static str {
+        match self {
+            Cpu::CortexM4 => "mps2-an386",
+            Cpu::CortexM7 => "mps2-an500",
+            Cpu::CortexM0Plus => "mps2-an385",
+        }
+    }
+
+    /// The QEMU core (`-cpu`): QEMU has no Cortex-M0+ model on these boards; its
+    /// Cortex-M3 executes the v6m code unchanged.
+    pub fn qemu_cpu(self) -> &'static str {
+        match self {
+            Cpu::CortexM4 => "cortex-m4",
+            Cpu::CortexM7 => "cortex-m7",
+            Cpu::CortexM0Plus => "cortex-m3",
+        }
+    }
+
+    /// The Rust target the firmware is built for.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Cpu::CortexM4 | Cpu::CortexM7 => "thumbv7em-none-eabihf",
+            Cpu::CortexM0Plus => "thumbv6m-none-eabi",
+        }
+    }
+}
+
+impl std::fmt::Display for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Cpu {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Cpu::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Cpu::ALL.iter().map(|c| c.name()).collect();
+            anyhow!("unknown QEMU core {s:?}: expected one of {}", names.join(", "))
+        })
+    }
+}
+
+/// Reads an `--on` value: `host` is `None`; `qemu` is the Cortex-M4, `qemu:CPU` the
+/// named core.
+pub fn parse_on(text: &str) -> Result<Option<Cpu>> {
+    match text.split_once(':') {
+        None if text == "host" => Ok(None),
+        None if text == "qemu" => Ok(Some(Cpu::default())),
+        Some(("qemu", cpu)) => cpu.parse().map(Some),
+        _ => bail!("expected host, qemu or qemu:CPU, got {text:?}"),
+    }
+}
+
+/// Where the firmware's release build for `cpu` lands inside this source tree.
+pub fn default_firmware_path(cpu: Cpu) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../firmware/target/thumbv7em-none-eabihf/release/microcnn-fw-qemu")
+        .join("../firmware/target")
+        .join(cpu.rust_target())
+        .join("release/microcnn-fw-qemu")
         .components()
         .collect()
 }
 
-/// Builds the QEMU firmware of this source tree (`cargo build --release -p
-/// microcnn-fw-qemu` in `firmware/`, a no-op when it is up to date) and returns the
-/// ELF's path. For tests and development; `cargo` must be on the path, with the
-/// `thumbv7em-none-eabihf` target installed.
-pub fn build_firmware() -> Result<PathBuf> {
+/// Builds the QEMU firmware of this source tree for `cpu` (`cargo build --release -p
+/// microcnn-fw-qemu --target T` in `firmware/`, a no-op when it is up to date) and
+/// returns the ELF's path. For tests and development; `cargo` must be on the path,
+/// with the target installed.
+pub fn build_firmware(cpu: Cpu) -> Result<PathBuf> {
     let firmware_dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware").components().collect();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&firmware_dir)
-        .args(["build", "--release", "--locked", "-p", "microcnn-fw-qemu"])
+        .args(["build", "--release", "--locked", "-p", "microcnn-fw-qemu", "--target", cpu.rust_target()])
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -54,21 +141,22 @@ pub fn build_firmware() -> Result<PathBuf> {
     if !output.status.success() {
         bail!("building the QEMU firmware failed:\n{}", String::from_utf8_lossy(&output.stderr));
     }
-    Ok(default_firmware_path())
+    Ok(default_firmware_path(cpu))
 }
 
-/// The firmware ELF to run: `explicit`, else `$MICROCNN_QEMU_FIRMWARE`, else
+/// The firmware ELF to run on `cpu`: `explicit`, else `$MICROCNN_QEMU_FIRMWARE`, else
 /// [`default_firmware_path`]; an error says how to build it when it is missing.
-pub fn find_firmware(explicit: Option<&Path>) -> Result<PathBuf> {
+pub fn find_firmware(explicit: Option<&Path>, cpu: Cpu) -> Result<PathBuf> {
     let path = match (explicit, std::env::var_os("MICROCNN_QEMU_FIRMWARE")) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(p)) => PathBuf::from(p),
-        (None, None) => default_firmware_path(),
+        (None, None) => default_firmware_path(cpu),
     };
     if !path.is_file() {
         bail!(
-            "QEMU firmware not found at {}: build it with `cd firmware && cargo build --release -p microcnn-fw-qemu`, or pass --firmware PATH",
-            path.display()
+            "QEMU firmware for {cpu} not found at {}: build it with `cd firmware && cargo build --release -p microcnn-fw-qemu --target {}`, or pass --firmware PATH",
+            path.display(),
+            cpu.rust_target()
         );
     }
     Ok(path)
@@ -122,18 +210,30 @@ impl Run {
 pub struct Firmware {
     path: PathBuf,
     elf: Vec<u8>,
+    cpu: Cpu,
 }
 
 impl Firmware {
-    /// Reads the ELF (see [`find_firmware`]).
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads the ELF (see [`find_firmware`]) that runs on `cpu`.
+    pub fn load(path: &Path, cpu: Cpu) -> Result<Self> {
         let elf = std::fs::read(path).with_context(|| format!("{}: cannot read firmware", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), elf })
+        Ok(Self { path: path.to_path_buf(), elf, cpu })
+    }
+
+    /// The core it runs on.
+    pub fn cpu(&self) -> Cpu {
+        self.cpu
     }
 
     /// Runs the firmware once with `model` in the model region and `frames` (a frames
     /// image: header and frames) in the frames region.
     pub fn run(&self, model: &[u8], frames: &[u8], timeout: Duration) -> Result<Run> {
+        self.run_with_args(model, frames, timeout, &[])
+    }
+
+    /// [`run`](Self::run) with words on the firmware's semihosting command line
+    /// (`--dump-layers`).
+    pub fn run_with_args(&self, model: &[u8], frames: &[u8], timeout: Duration, args: &[&str]) -> Result<Run> {
         for (what, bytes, region) in [("model", model, MAP.model), ("frames", frames, MAP.frames)] {
             if bytes.len() > region.length as usize {
                 bail!("{what}: {} bytes do not fit the {} byte {what} region", bytes.len(), region.length);
@@ -145,8 +245,9 @@ impl Firmware {
         std::fs::write(&model_path, model).context("cannot write the model image")?;
         std::fs::write(&frames_path, frames).context("cannot write the frames image")?;
         let mut child = Command::new(QEMU)
-            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-display", "none", "-monitor", "none"])
-            .args(["-serial", "none", "-semihosting-config", "enable=on,target=native"])
+            .args(["-machine", self.cpu.machine(), "-cpu", self.cpu.qemu_cpu(), "-display", "none", "-monitor", "none"])
+            .args(["-serial", "none", "-semihosting-config"])
+            .arg(semihosting_config(args)?)
             .args(["-icount", &format!("shift={QEMU_ICOUNT_SHIFT},align=off,sleep=off")])
             .arg("-device")
             .arg(format!("loader,file={},addr={:#x},force-raw=on", model_path.display(), MAP.model.origin))
@@ -263,6 +364,78 @@ pub fn frames_image(model: &Model<'_>, samples: &[i8]) -> Result<Vec<u8>> {
     Ok(image)
 }
 
+/// QEMU's `-semihosting-config` value: the firmware's name, then `args`.
+fn semihosting_config(args: &[&str]) -> Result<String> {
+    let mut config = String::from("enable=on,target=native,arg=microcnn-fw-qemu");
+    for arg in args {
+        if arg.contains([',', ' ']) {
+            bail!("semihosting argument {arg:?} holds a comma or a space");
+        }
+        config.push_str(",arg=");
+        config.push_str(arg);
+    }
+    Ok(config)
+}
+
+/// Runs one sample inside the firmware operator by operator (`--dump-layers`) and
+/// returns every operator's output tensor, in operator order.
+pub fn layer_outputs(firmware: &Firmware, blob: &[u8], sample: &[i8]) -> Result<Vec<Vec<i8>>> {
+    let model = Model::from_bytes(blob).map_err(|e| anyhow!("invalid model: {e}"))?;
+    if sample.len() != model.input().bytes() {
+        bail!("a sample of {} bytes for a {} byte input", sample.len(), model.input().bytes());
+    }
+    check_fits(&model)?;
+    let frames = frames_image(&model, sample)?;
+    let run = firmware.run_with_args(blob, &frames, Duration::from_secs(60), &["--dump-layers"])?;
+    if run.status != 0 {
+        let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
+        bail!(
+            "the QEMU firmware exited with status {} ({}): {}",
+            run.status,
+            status_meaning(run.status),
+            errors.join("; ")
+        );
+    }
+    let mut layers: Vec<Option<Vec<i8>>> = vec![None; model.op_count()];
+    for line in &run.lines {
+        let Some(rest) = line.message.strip_prefix("tensor ") else { continue };
+        let (head, bytes) = rest.split_once(": ").context("bad tensor line")?;
+        let index: usize = head.split_whitespace().nth(1).unwrap_or("").parse().context("bad tensor line")?;
+        let slot = layers.get_mut(index).with_context(|| format!("firmware reported operator {index}"))?;
+        *slot = Some(parse_bytes(bytes).with_context(|| format!("bad tensor bytes for operator {index}"))?);
+    }
+    layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            l.ok_or_else(|| {
+                anyhow!("the firmware reported no output for operator {i} (is its defmt level below debug?)")
+            })
+        })
+        .collect()
+}
+
+/// A defmt `{=[u8]}` list (`[1, 2, 255]`) as int8 values.
+fn parse_bytes(text: &str) -> Result<Vec<i8>> {
+    let list = text.trim().trim_start_matches('[').trim_end_matches(']');
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(list.split(',').map(|v| v.trim().parse::<u8>().map(|b| b as i8)).collect::<Result<_, _>>()?)
+}
+
+/// Refuses a model the QEMU firmware cannot hold.
+fn check_fits(model: &Model<'_>) -> Result<()> {
+    if model.arena_size() > MAP.arena_bytes as usize {
+        bail!("the model needs a {} byte arena; the QEMU firmware has {}", model.arena_size(), MAP.arena_bytes);
+    }
+    let per_sample = model.input().bytes();
+    if per_sample > MAP.frame_buffer_bytes as usize {
+        bail!("a {per_sample} byte input exceeds the firmware's {} byte frame buffer", MAP.frame_buffer_bytes);
+    }
+    Ok(())
+}
+
 /// Runs every sample (`samples` = N × the model's input, int8) inside the firmware
 /// and returns, per sample, the output bytes and the instruction counts.
 pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<SampleResult>> {
@@ -271,12 +444,7 @@ pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<Sam
     if per_sample == 0 || !samples.len().is_multiple_of(per_sample) {
         bail!("{} input bytes are not a whole number of {per_sample}-byte samples", samples.len());
     }
-    if model.arena_size() > MAP.arena_bytes as usize {
-        bail!("the model needs a {} byte arena; the QEMU firmware has {}", model.arena_size(), MAP.arena_bytes);
-    }
-    if per_sample > MAP.frame_buffer_bytes as usize {
-        bail!("a {per_sample} byte input exceeds the firmware's {} byte frame buffer", MAP.frame_buffer_bytes);
-    }
+    check_fits(&model)?;
     let per_run = ((MAP.frames.length as usize - HEADER_LEN) / per_sample).min(usize::from(u16::MAX));
     let output_bytes = model.output().bytes();
     let mut results = Vec::with_capacity(samples.len() / per_sample);
@@ -318,13 +486,7 @@ fn parse_results(run: &Run, count: usize, output_bytes: usize) -> Result<Vec<Sam
         if let Some(rest) = m.strip_prefix("output ") {
             let (n, bytes) = rest.split_once(": ").context("bad output line")?;
             let n = frame_of(n)?;
-            let list = bytes.trim().trim_start_matches('[').trim_end_matches(']');
-            let output: Vec<i8> = list
-                .split(',')
-                .map(|v| v.trim().parse::<u8>().map(|b| b as i8))
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("bad output bytes in {m:?}"))?;
-            results[n].output = output;
+            results[n].output = parse_bytes(bytes).with_context(|| format!("bad output bytes in {m:?}"))?;
             seen[n] = true;
         } else if let Some(rest) = m.strip_prefix("layer ") {
             // layer {frame} {op} {KIND}: {count} instructions

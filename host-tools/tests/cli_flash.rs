@@ -5,7 +5,7 @@
 
 use microcnn_core::Model;
 use microcnn_layout::{NUCLEO_F411RE, QEMU_MPS2_AN386};
-use microcnn_tools::qemu;
+use microcnn_tools::qemu::{self, Cpu};
 
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ fn qemu_firmware_classifies_with_a_flashed_region_image() {
     let blob = std::fs::read(&blob_path).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     let frames = qemu::frames_image(&model, &vec![0i8; model.input().bytes()]).unwrap();
-    let firmware = qemu::Firmware::load(&qemu::build_firmware().unwrap()).unwrap();
+    let firmware = qemu::Firmware::load(&qemu::build_firmware(Cpu::CortexM4).unwrap(), Cpu::CortexM4).unwrap();
     let run = firmware.run(&image, &frames, Duration::from_secs(60)).unwrap();
     assert_eq!(run.status, 0, "{:?}", run.lines);
     assert_eq!(run.classifications().count(), 1);
@@ -64,5 +64,29 @@ fn a_bad_model_writes_nothing() {
     let image_path = dir.path().join("region.bin");
     let out = microcnn(&["flash", &s(&bad), "--image", &s(&image_path)]);
     fails_cleanly(&out, "invalid model");
+    assert!(!image_path.exists());
+}
+
+/// A model whose arena the board's firmware cannot hold is refused before anything is
+/// written, naming both sizes (the firmware would only blink "arena too small").
+#[test]
+fn a_model_larger_than_the_firmware_arena_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
+    let blob_path = dir.path().join("m.mcnn");
+    assert!(microcnn(&["import", &s(&case.join("model.tflite")), "-o", &s(&blob_path)]).status.success());
+    // The header's arena size (bytes 16..20) raised to 300 KiB, the CRC recomputed:
+    // still a valid model, one that needs more arena than the F411 firmware's.
+    let mut blob = std::fs::read(&blob_path).unwrap();
+    blob[16..20].copy_from_slice(&(300 * 1024_u32).to_le_bytes());
+    let crc = microcnn_core::crc::crc32(&blob[16..]);
+    blob[12..16].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(Model::from_bytes(&blob).unwrap().arena_size(), 300 * 1024);
+    std::fs::write(&blob_path, &blob).unwrap();
+    let image_path = dir.path().join("region.bin");
+    let out = microcnn(&["flash", &s(&blob_path), "--image", &s(&image_path)]);
+    fails_cleanly(&out, "needs a 307200 byte arena");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{} bytes", NUCLEO_F411RE.arena_bytes)), "{err}");
     assert!(!image_path.exists());
 }

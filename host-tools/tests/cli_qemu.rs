@@ -9,7 +9,7 @@ use common::*;
 
 #[test]
 fn infer_on_qemu_writes_the_same_bytes_as_on_the_host() {
-    let firmware = microcnn_tools::qemu::build_firmware().unwrap();
+    let firmware = microcnn_tools::qemu::build_firmware(microcnn_tools::qemu::Cpu::CortexM4).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
     let blob = dir.path().join("cnn.mcnn");
@@ -69,4 +69,59 @@ fn missing_firmware_is_a_one_line_error() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("cargo build --release -p microcnn-fw-qemu"), "{err}");
     assert!(!output.exists());
+}
+
+/// `--on qemu:cortex-m0plus` runs the thumbv6m firmware on mps2-an385 and
+/// `--on qemu:cortex-m7` the thumbv7em one on mps2-an500: same bytes as the host,
+/// the core named in the report; an unknown core is a one-line error.
+#[test]
+fn infer_on_each_qemu_core_writes_the_same_bytes() {
+    use microcnn_tools::qemu::{build_firmware, Cpu};
+    let dir = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
+    let blob = dir.path().join("cnn.mcnn");
+    assert!(microcnn(&["import", &s(&case.join("model.tflite")), "-o", &s(&blob)]).status.success());
+    let input = s(&case.join("input.npy"));
+    let host = dir.path().join("host.npy");
+    assert!(microcnn(&["infer", &s(&blob), "--input", &input, "--output", &s(&host)]).status.success());
+    for cpu in [Cpu::CortexM0Plus, Cpu::CortexM7] {
+        build_firmware(cpu).unwrap();
+        let device = dir.path().join(format!("{cpu}.npy"));
+        let on = format!("qemu:{cpu}");
+        let out = microcnn(&["infer", &s(&blob), "--input", &input, "--output", &s(&device), "--on", &on, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(&device).unwrap(), std::fs::read(&host).unwrap(), "{cpu}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+        assert_eq!(report["cpu"], cpu.name());
+        assert!(report["target"].as_str().unwrap().contains(cpu.machine()), "{report}");
+    }
+    let out = microcnn(&["infer", &s(&blob), "--input", &input, "--output", &s(&host), "--on", "qemu:cortex-a53"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cortex-a53") && err.contains("cortex-m0plus"), "{err}");
+}
+
+/// `microcnn diff` on QEMU: every layer of every sample identical, exit 0; a sample
+/// index past the end, or `--on host`, is a one-line error.
+#[test]
+fn diff_reports_every_layer_identical_on_qemu() {
+    microcnn_tools::qemu::build_firmware(microcnn_tools::qemu::Cpu::CortexM4).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
+    let blob = dir.path().join("cnn.mcnn");
+    assert!(microcnn(&["import", &s(&case.join("model.tflite")), "-o", &s(&blob)]).status.success());
+    let input = s(&case.join("input.npy"));
+    let out = microcnn(&["diff", &s(&blob), "--input", &input, "--on", "qemu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 8, "{text}");
+    assert!(text.lines().all(|l| l.ends_with("all 7 layers identical (host, cortex-m4)")), "{text}");
+    for bad in [vec!["--sample", "8"], vec!["--on", "host"]] {
+        let mut args = vec!["diff", &blob.to_str().unwrap(), "--input", &input];
+        args.extend(bad.iter().copied());
+        let out = microcnn(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
 }

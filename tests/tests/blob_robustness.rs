@@ -98,3 +98,33 @@ fn interpreter_refuses_a_small_arena() {
         Some(Error::ArenaTooSmall { needed: model.arena_size(), available: model.arena_size() - 1 })
     );
 }
+
+/// Labels must name the output channels one to one: the writer refuses a label with a
+/// line break, an empty one or a wrong count, and the loader refuses a blob whose
+/// labels became one more (a line break patched into a label).
+#[test]
+fn labels_must_match_the_output_channels() {
+    use microcnn_tools::{blob, import, plan, tflite};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/small_cnn_28x28/model.tflite");
+    let model = tflite::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let mut graph = import::import(&model, "small").unwrap();
+    let plan = plan::plan(&graph);
+    let channels = graph.tensors[graph.output].shape.channels;
+    assert_eq!(channels, 10);
+    for (labels, expected) in [
+        ((0..9).map(|c| format!("class{c}")).collect::<Vec<_>>(), "9 class labels for 10 output channels"),
+        ((0..10).map(|c| if c == 4 { "four\nfive".into() } else { format!("class{c}") }).collect(), "line break"),
+        ((0..10).map(|c| if c == 4 { " ".into() } else { format!("class{c}") }).collect(), "empty"),
+    ] {
+        graph.labels = labels;
+        let err = blob::write(&graph, &plan).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    graph.labels = (0..10).map(|c| format!("class{c}")).collect();
+    let mut bytes = blob::write(&graph, &plan).unwrap();
+    assert_eq!(Model::from_bytes(&bytes).unwrap().labels().count(), 10);
+    let at = bytes.windows(6).position(|w| w == b"class4").unwrap();
+    bytes[at + 2] = b'\n'; // "cl" and "ss4": eleven labels
+    fix_crc(&mut bytes);
+    assert_eq!(Model::from_bytes(&bytes).unwrap_err(), Error::LabelCount { labels: 11, outputs: 10 });
+}

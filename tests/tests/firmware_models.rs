@@ -8,6 +8,7 @@ use microcnn_core::quant::{activation_range, quantize_multiplier, softmax_params
 use microcnn_core::{Model, Shape};
 use microcnn_tests::Xorshift;
 use microcnn_tools::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use microcnn_tools::qemu::Cpu;
 use microcnn_tools::{blob, plan, qemu, run};
 
 struct Builder {
@@ -199,8 +200,17 @@ fn random_model(seed: u64) -> Vec<u8> {
 }
 
 #[test]
-fn random_models_are_bit_exact_on_qemu() {
-    let firmware = qemu::Firmware::load(&qemu::build_firmware().unwrap()).unwrap();
+fn random_models_are_bit_exact_on_qemu_cortex_m4() {
+    random_models_bit_exact_on(Cpu::CortexM4);
+}
+
+#[test]
+fn random_models_are_bit_exact_on_qemu_cortex_m0plus() {
+    random_models_bit_exact_on(Cpu::CortexM0Plus);
+}
+
+fn random_models_bit_exact_on(cpu: Cpu) {
+    let firmware = qemu::Firmware::load(&qemu::build_firmware(cpu).unwrap(), cpu).unwrap();
     let mut informative = 0;
     let mut kinds = std::collections::BTreeSet::new();
     for seed in 1..=24u64 {
@@ -212,7 +222,7 @@ fn random_models_are_bit_exact_on_qemu() {
         let host = run::run_samples(&model, &samples).unwrap();
         let device = qemu::infer(&firmware, &blob, &samples).unwrap_or_else(|e| panic!("random model {seed}: {e:#}"));
         let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
-        assert_eq!(device, host, "random model {seed}: QEMU outputs differ from the host's");
+        assert_eq!(device, host, "random model {seed}: QEMU {cpu} outputs differ from the host's");
         informative += usize::from(host.iter().any(|&v| v != host[0]));
     }
     // The generator makes models whose outputs vary, and covers every layer kind.

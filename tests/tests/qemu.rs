@@ -1,4 +1,6 @@
-//! The firmware under QEMU `mps2-an386` computes exactly what the host computes.
+//! The firmware under QEMU computes exactly what the host computes: on Cortex-M4
+//! (`mps2-an386`, the DSP kernels), Cortex-M7 (`mps2-an500`, the same image) and
+//! Cortex-M0+ code (`mps2-an385`, the thumbv6m build with the portable kernels).
 //!
 //! - every vector model in `tests/data/vectors*`: the firmware's outputs for the
 //!   recorded samples and for seeded random samples equal the host engine's, byte for
@@ -8,29 +10,50 @@
 //! - a model region with a corrupted or missing blob: the firmware logs the error,
 //!   classifies nothing and exits non-zero.
 //!
-//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target; builds the
-//! firmware first (`scripts/check.sh` installs both).
+//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` and `thumbv6m-none-eabi`
+//! targets; builds the firmware first (`scripts/check.sh` installs them).
 
 use microcnn_core::preprocess::{self, Crop, Image, InputQuantization};
 use microcnn_core::Model;
 use microcnn_layout::frames::{Header, PixelFormat};
 use microcnn_tests::{random_bytes, random_i8, vector_cases};
-use microcnn_tools::qemu::{self, Firmware};
+use microcnn_tools::qemu::{self, Cpu, Firmware};
 use microcnn_tools::{npy, run, tflite_to_blob};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+/// The Cortex-M4 firmware (most tests).
 fn firmware() -> &'static Firmware {
-    static FIRMWARE: OnceLock<Firmware> = OnceLock::new();
-    FIRMWARE.get_or_init(|| {
-        let path = qemu::build_firmware().unwrap_or_else(|e| panic!("{e:#}"));
-        Firmware::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
+    firmware_for(Cpu::CortexM4)
+}
+
+fn firmware_for(cpu: Cpu) -> &'static Firmware {
+    static FIRMWARE: [OnceLock<Firmware>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = Cpu::ALL.iter().position(|&c| c == cpu).expect("a listed core");
+    FIRMWARE[slot].get_or_init(|| {
+        let path = qemu::build_firmware(cpu).unwrap_or_else(|e| panic!("{e:#}"));
+        Firmware::load(&path, cpu).unwrap_or_else(|e| panic!("{e:#}"))
     })
 }
 
 #[test]
-fn every_vector_model_is_bit_exact_on_qemu() {
+fn every_vector_model_is_bit_exact_on_qemu_cortex_m4() {
+    vectors_bit_exact_on(Cpu::CortexM4);
+}
+
+#[test]
+fn every_vector_model_is_bit_exact_on_qemu_cortex_m7() {
+    vectors_bit_exact_on(Cpu::CortexM7);
+}
+
+#[test]
+fn every_vector_model_is_bit_exact_on_qemu_cortex_m0plus() {
+    vectors_bit_exact_on(Cpu::CortexM0Plus);
+}
+
+fn vectors_bit_exact_on(cpu: Cpu) {
+    let firmware = firmware_for(cpu);
     let mut checked = 0;
     for (n, case) in vector_cases().into_iter().enumerate() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
@@ -40,13 +63,13 @@ fn every_vector_model_is_bit_exact_on_qemu() {
         let mut samples = recorded.data.clone();
         samples.extend(random_i8(n as u64 + 1, 8 * model.input().bytes()));
         let host = run::run_samples(&model, &samples).unwrap();
-        let device = qemu::infer(firmware(), &blob, &samples).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let device = qemu::infer(firmware, &blob, &samples).unwrap_or_else(|e| panic!("{name} on {cpu}: {e:#}"));
         let device_bytes: Vec<i8> = device.iter().flat_map(|r| r.output.iter().copied()).collect();
-        assert_eq!(device_bytes, host, "{name}: QEMU outputs differ from the host's");
+        assert_eq!(device_bytes, host, "{name}: QEMU {cpu} outputs differ from the host's");
         assert!(device.iter().all(|r| r.instructions > 0 && r.layers.len() == model.op_count()), "{name}: costs");
         checked += 1;
     }
-    assert!(checked >= 30);
+    assert_eq!(checked, 35, "every vector case ran on {cpu}");
 }
 
 /// A frames image of RGB565 (big-endian) frames.
@@ -165,4 +188,25 @@ fn samples_beyond_one_frames_region_are_split_over_runs() {
     assert_eq!(device.len(), per_run + 3);
     let device_bytes: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
     assert_eq!(device_bytes, run::run_samples(&model, &samples).unwrap());
+}
+
+/// The device half of `microcnn diff`: every operator's output, dumped by the firmware
+/// operator by operator, equals the host's, on every vector model (M4 and M0+).
+#[test]
+fn every_layer_output_on_qemu_equals_the_hosts() {
+    for cpu in [Cpu::CortexM4, Cpu::CortexM0Plus] {
+        let mut layers = 0;
+        for case in vector_cases() {
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
+            let model = Model::from_bytes(&blob).unwrap();
+            let sample = random_i8(99, model.input().bytes());
+            let host = microcnn_tools::layer_diff::host_layer_outputs(&model, &sample).unwrap();
+            let device = qemu::layer_outputs(firmware_for(cpu), &blob, &sample)
+                .unwrap_or_else(|e| panic!("{name} on {cpu}: {e:#}"));
+            assert_eq!(device, host, "{name}: layer outputs on {cpu}");
+            layers += host.len();
+        }
+        assert!(layers > 35, "{layers}");
+    }
 }

@@ -15,6 +15,7 @@
 //! | debug | `output {n}: {bytes}`: the output tensor's int8 bytes as `u8` |
 //! | debug | `layer {n} {op} {KIND}: {count} {unit}` |
 //! | debug | `invoke {n}: {count} {unit}` |
+//! | debug | `tensor {n} {op}: {bytes}`: operator `op`'s output tensor, in layer-dump mode |
 //! | info | `done: {n} frames` |
 //! | error | `model region: {error}` (then no frame is classified) |
 //!
@@ -179,6 +180,31 @@ pub fn classify<K: Clock>(
     Ok(Classification { class, score, invoke_cost })
 }
 
+/// Runs the frame that [`fill_input`] put in operator by operator and logs every
+/// operator's output tensor (`tensor {n} {op}: {bytes}`), then the `output` line: the
+/// device half of `microcnn diff`. Costs are not logged (logging would distort them).
+pub fn dump_layers(net: &mut Interpreter<'_, '_>, frame: u32) -> Result<(), FrameError> {
+    let model = net.model();
+    for index in 0..model.op_count() {
+        net.invoke_op(index).map_err(FrameError::Engine)?;
+        let operator = model.operator(index).map_err(FrameError::Engine)?;
+        let info = model.tensor(operator.output).map_err(FrameError::Engine)?;
+        let bytes = bytemuck::cast_slice::<i8, u8>(net.tensor_data(&info));
+        defmt::debug!("tensor {=u32} {=usize}: {=[u8]}", frame, index, bytes);
+    }
+    defmt::debug!("output {=u32}: {=[u8]}", frame, bytemuck::cast_slice::<i8, u8>(net.output()));
+    Ok(())
+}
+
+/// What [`run_loop`] does with each frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Classify it ([`classify`]).
+    Classify,
+    /// Log every layer's output ([`dump_layers`]).
+    DumpLayers,
+}
+
 /// How [`run_loop`] ended.
 #[derive(Debug)]
 pub struct LoopEnd<E> {
@@ -190,8 +216,10 @@ pub struct LoopEnd<E> {
     pub camera_error: Option<E>,
 }
 
-/// Captures, preprocesses and classifies frames until the camera fails or
-/// `max_frames` were captured; lights `led` while the best class is `led_class`.
+/// Captures, preprocesses and classifies frames (or dumps their layers, see [`Mode`])
+/// until the camera fails or `max_frames` were captured; lights `led` while the best
+/// class is `led_class`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_loop<C: Camera, K: Clock, L: OutputPin>(
     net: &mut Interpreter<'_, '_>,
     camera: &mut C,
@@ -200,6 +228,7 @@ pub fn run_loop<C: Camera, K: Clock, L: OutputPin>(
     led: &mut L,
     led_class: u16,
     max_frames: Option<u32>,
+    mode: Mode,
 ) -> LoopEnd<C::Error> {
     let quant = InputQuantization::from_model(net.model());
     let format = camera.format();
@@ -210,11 +239,15 @@ pub fn run_loop<C: Camera, K: Clock, L: OutputPin>(
             Ok(frame) => frame,
             Err(error) => return LoopEnd { frames: done, failed, camera_error: Some(error) },
         };
-        let result = fill_input(net, &quant, format, frame).and_then(|()| classify(net, clock, done));
+        let result = fill_input(net, &quant, format, frame).and_then(|()| match mode {
+            Mode::Classify => classify(net, clock, done).map(Some),
+            Mode::DumpLayers => dump_layers(net, done).map(|()| None),
+        });
         match result {
-            Ok(c) => {
+            Ok(Some(c)) => {
                 let _ = if c.class == led_class { led.set_high() } else { led.set_low() };
             }
+            Ok(None) => {}
             Err(error) => {
                 defmt::error!("frame {=u32}: {}", done, error);
                 failed += 1;

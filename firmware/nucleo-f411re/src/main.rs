@@ -28,7 +28,7 @@ use defmt_rtt as _;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
 use embedded_hal_bus::spi::ExclusiveDevice;
-use microcnn_app::{load_model, run_loop, signal_error, Clock};
+use microcnn_app::{load_model, run_loop, signal_error, Clock, Mode as LoopMode};
 use microcnn_camera::arducam::{ArduCamMini2mp, Resolution};
 use microcnn_camera::replay::Replay;
 use microcnn_camera::Camera;
@@ -109,7 +109,7 @@ fn classify_forever<C: Camera, L: OutputPin>(
     buffer: &mut [u8],
 ) -> ! {
     let mut clock = CycleClock { last: 0, high: 0 };
-    let end = run_loop(net, camera, buffer, &mut clock, led, 0, None);
+    let end = run_loop(net, camera, buffer, &mut clock, led, 0, None, LoopMode::Classify);
     if let Some(error) = end.camera_error {
         defmt::error!("camera stopped after {=u32} frames: {}", end.frames, defmt::Debug2Format(&error));
     }
@@ -133,8 +133,10 @@ fn main() -> ! {
     let mut net = match Interpreter::new(&model, arena) {
         Ok(net) => net,
         Err(error) => {
+            // A valid model this firmware's arena cannot hold: 4 flashes, not the
+            // "no valid blob" 3.
             defmt::error!("arena: {}", error);
-            halt(&mut led, 3)
+            halt(&mut led, 4)
         }
     };
 

@@ -1,4 +1,7 @@
-//! microcnn on QEMU `mps2-an386` (Cortex-M4F).
+//! microcnn on QEMU: `mps2-an386` (Cortex-M4F) and `mps2-an500` (Cortex-M7) run the
+//! `thumbv7em-none-eabihf` build; `mps2-an385` (a Cortex-M3, which executes the
+//! Cortex-M0/M0+ instruction set) runs the `thumbv6m-none-eabi` build, so its counts
+//! are those of v6m code. The three boards share one memory map.
 //!
 //! Reads the model region and the frames region (see `microcnn-layout`; the host
 //! loads them with QEMU's `-device loader`), classifies every frame with the replay
@@ -14,6 +17,9 @@
 //! | 5 | a frame could not be classified |
 //! | 6 | a learning session (frames region starts with `MCLN`, see `learn.rs`) failed |
 //!
+//! With `--dump-layers` on the semihosting command line, each frame runs operator by
+//! operator and every layer's output is logged instead (`microcnn diff`).
+//!
 //! Costs are executed instructions: SysTick counts the 25 MHz core clock, which under
 //! `-icount shift=N` advances 2^N / 40 ticks per instruction
 //! (`microcnn_layout::QEMU_ICOUNT_SHIFT`). QEMU has no DWT cycle counter.
@@ -27,7 +33,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::{entry, exception};
 use defmt_semihosting as _;
-use microcnn_app::{load_model, run_loop, signal_error, Clock};
+use microcnn_app::{load_model, run_loop, signal_error, Clock, Mode};
 use microcnn_camera::replay::{Replay, ReplayError};
 use microcnn_core::Interpreter;
 use microcnn_layout::{Region, QEMU_ICOUNT_SHIFT, QEMU_MPS2_AN386 as MAP};
@@ -40,7 +46,9 @@ static SYSTICK_WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    SYSTICK_WRAPS.fetch_add(1, Ordering::Relaxed);
+    // Only this handler writes the count, so a load and a store are enough (and
+    // thumbv6m has no atomic read-modify-write).
+    SYSTICK_WRAPS.store(SYSTICK_WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 /// Executed instructions, from SysTick under `-icount`.
@@ -120,6 +128,20 @@ fn region(r: Region) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(r.origin as *const u8, r.length as usize) }
 }
 
+/// Whether the semihosting command line (QEMU's `-semihosting-config arg=…`) holds
+/// the word `flag`: `--dump-layers` asks for every layer's output (`microcnn diff`).
+fn command_line_has(flag: &[u8]) -> bool {
+    let mut text = [0u8; 128];
+    // SYS_GET_CMDLINE fills `text` and sets the block's length to the bytes written.
+    let mut block: [usize; 2] = [text.as_mut_ptr() as usize, text.len()];
+    // SAFETY: SYS_GET_CMDLINE (0x15) takes the address of a two-word block (buffer,
+    // length); QEMU writes at most `length` bytes into the buffer and the new length
+    // into the block, both live and exclusively borrowed for the call.
+    let status = unsafe { cortex_m_semihosting::syscall1(0x15, block.as_mut_ptr() as usize) };
+    let len = block[1].min(text.len());
+    status == 0 && text[..len].split(|&b| b == b' ').any(|word| word == flag)
+}
+
 /// Ends the QEMU run with `status` (semihosting `SYS_EXIT_EXTENDED`).
 fn exit(status: u32) -> ! {
     // ADP_Stopped_ApplicationExit, then the status.
@@ -148,6 +170,7 @@ fn main() -> ! {
         Ok(net) => net,
         Err(error) => {
             defmt::error!("arena: {}", error);
+            signal_error(&mut led, &mut delay, 4, 1);
             exit(4)
         }
     };
@@ -162,7 +185,8 @@ fn main() -> ! {
             exit(3)
         }
     };
-    let end = run_loop(&mut net, &mut camera, buffer, &mut clock, &mut led, 0, None);
+    let mode = if command_line_has(b"--dump-layers") { Mode::DumpLayers } else { Mode::Classify };
+    let end = run_loop(&mut net, &mut camera, buffer, &mut clock, &mut led, 0, None, mode);
     defmt::info!("done: {=u32} frames", end.frames);
     match end.camera_error {
         Some(ReplayError::Exhausted) if end.failed == 0 => exit(0),

@@ -22,6 +22,14 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// A status line about an output written to `$path`: on stdout, or on stderr when the
+/// output itself went to stdout (`-o -`), so that a pipe gets the bytes alone.
+macro_rules! status_for {
+    ($path:expr, $($arg:tt)*) => {
+        if $path.as_os_str() == "-" { eprintln!($($arg)*) } else { outln!($($arg)*) }
+    };
+}
+
 #[path = "../cmd/mod.rs"]
 mod cmd;
 
@@ -53,6 +61,8 @@ enum Command {
     Import(cmd::import::Cmd),
     /// Run a model on int8 samples or on an image.
     Infer(cmd::infer::Cmd),
+    /// Compare every layer's output on the host and on the emulated chip.
+    Diff(cmd::diff::Cmd),
     /// Train a CNN in f32 on a dataset.
     Train(cmd::train::Cmd),
     /// Transfer learning from a pretrained base.
@@ -75,6 +85,7 @@ fn main() {
         Command::Flash(c) => cmd::flash::run(c),
         Command::Import(c) => cmd::import::run(c),
         Command::Infer(c) => cmd::infer::run(c),
+        Command::Diff(c) => cmd::diff::run(c),
         Command::Summary(c) => cmd::summary::run(c),
         Command::Train(c) => cmd::train::run(c),
         Command::Quantize(c) => cmd::quantize::run(c),

@@ -31,7 +31,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let stem = cmd.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = export::c_identifier(cmd.name.as_deref().unwrap_or(&stem));
     fsutil::write_atomic(&cmd.output, &export::render(&model, cmd.format, &prefix))?;
-    outln!(
+    status_for!(
+        cmd.output,
         "{}: {}, {} bytes, arena {} bytes",
         cmd.output.display(),
         cmd.format.name(),

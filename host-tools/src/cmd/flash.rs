@@ -73,8 +73,17 @@ fn memory_map(cmd: &Cmd) -> Result<MemoryMap> {
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     let blob = fsutil::read(&cmd.model)?;
-    Model::from_bytes(&blob).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model = Model::from_bytes(&blob).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
     let map = memory_map(cmd)?;
+    if model.arena_size() > map.arena_bytes as usize {
+        bail!(
+            "{}: the model needs a {} byte arena; the {} firmware has {} bytes",
+            cmd.model.display(),
+            model.arena_size(),
+            map.name,
+            map.arena_bytes
+        );
+    }
     let image = region_image(&map, &blob)?;
     if let Some(path) = &cmd.image {
         fsutil::write_atomic(path, &image)?;

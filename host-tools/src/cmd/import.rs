@@ -21,7 +21,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     fsutil::write_atomic(&cmd.output, &blob)?;
     let model = microcnn_core::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let s = summary::summarize(&model);
-    outln!(
+    status_for!(
+        cmd.output,
         "{}: {} operators, {} params, arena {} bytes, blob {} bytes",
         cmd.output.display(),
         s.layers.len(),

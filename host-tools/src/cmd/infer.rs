@@ -30,9 +30,10 @@ pub struct Cmd {
     /// How many classes to print for `--image`.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
-    /// Where the samples run: `host` (this machine) or `qemu` (the firmware under
-    /// QEMU mps2-an386, Cortex-M4F).
-    #[arg(long, value_enum, default_value_t = Target::Host)]
+    /// Where the samples run: `host` (this machine), `qemu` (the firmware under QEMU
+    /// mps2-an386, Cortex-M4F) or `qemu:CPU` with CPU `cortex-m4`, `cortex-m7`
+    /// (mps2-an500) or `cortex-m0plus` (the thumbv6m firmware on mps2-an385).
+    #[arg(long, value_parser = parse_target, default_value = "host")]
     pub on: Target,
     /// With `--on qemu`: print a JSON report (instructions per sample and per layer,
     /// instructions per MAC) instead of the table.
@@ -45,12 +46,21 @@ pub struct Cmd {
 }
 
 /// Where `infer` runs the samples.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// The host's copy of the engine.
     Host,
-    /// The firmware under QEMU `mps2-an386`.
-    Qemu,
+    /// The firmware under QEMU, on one emulated core.
+    Qemu(qemu::Cpu),
+}
+
+/// `host`, `qemu` (Cortex-M4) or `qemu:CPU`.
+fn parse_target(s: &str) -> std::result::Result<Target, String> {
+    match qemu::parse_on(s) {
+        Ok(None) => Ok(Target::Host),
+        Ok(Some(cpu)) => Ok(Target::Qemu(cpu)),
+        Err(e) => Err(format!("{e:#}")),
+    }
 }
 
 /// Runs the command.
@@ -72,13 +82,13 @@ pub fn run(cmd: &Cmd) -> Result<()> {
                 s.channels
             );
         }
-        if cmd.json && cmd.on != Target::Qemu {
+        if cmd.json && cmd.on == Target::Host {
             bail!("--json reports instruction counts: use it with --on qemu");
         }
         let (outputs, costs) = match cmd.on {
             Target::Host => (run::run_samples(&model, &array.data)?, None),
-            Target::Qemu => {
-                let firmware = qemu::Firmware::load(&qemu::find_firmware(cmd.firmware.as_deref())?)?;
+            Target::Qemu(cpu) => {
+                let firmware = qemu::Firmware::load(&qemu::find_firmware(cmd.firmware.as_deref(), cpu)?, cpu)?;
                 let results = qemu::infer(&firmware, &bytes, &array.data)?;
                 (results.iter().flat_map(|r| r.output.iter().copied()).collect(), Some(results))
             }
@@ -88,9 +98,12 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let encoded = npy::encode_i8(&ArrayI8 { shape, data: outputs })?;
         fsutil::write_atomic(output, &encoded)?;
         match costs {
-            Some(results) if cmd.json => outln!("{}", serde_json::to_string_pretty(&cost_report(&model, &results)?)?),
+            Some(results) if cmd.json => {
+                outln!("{}", serde_json::to_string_pretty(&cost_report(&model, &results, results_cpu(cmd.on))?)?)
+            }
             Some(results) => {
-                outln!("{}: {} samples (on QEMU mps2-an386)", output.display(), array.shape[0]);
+                let cpu = results_cpu(cmd.on);
+                outln!("{}: {} samples (on QEMU {}, {cpu})", output.display(), array.shape[0], cpu.machine());
                 out!("{}", cost_table(&model, &results)?);
             }
             None => outln!("{}: {} samples", output.display(), array.shape[0]),
@@ -156,8 +169,16 @@ fn per_mac(instructions: f64, macs: u64) -> Option<f64> {
     (macs > 0).then(|| instructions / macs as f64)
 }
 
+/// The core `target` runs on (the default for the host, which never reaches here).
+fn results_cpu(target: Target) -> qemu::Cpu {
+    match target {
+        Target::Qemu(cpu) => cpu,
+        Target::Host => qemu::Cpu::default(),
+    }
+}
+
 /// The `--json` report of `infer --on qemu`.
-fn cost_report(model: &Model<'_>, results: &[qemu::SampleResult]) -> Result<serde_json::Value> {
+fn cost_report(model: &Model<'_>, results: &[qemu::SampleResult], cpu: qemu::Cpu) -> Result<serde_json::Value> {
     let macs = layer_macs(model)?;
     let total_macs: u64 = macs.iter().map(|(_, m)| m).sum();
     let mean_total = results.iter().map(|r| r.instructions).sum::<u64>() as f64 / results.len().max(1) as f64;
@@ -183,7 +204,8 @@ fn cost_report(model: &Model<'_>, results: &[qemu::SampleResult]) -> Result<serd
         })
         .collect();
     Ok(serde_json::json!({
-        "target": "qemu-mps2-an386 (Cortex-M4F)",
+        "target": format!("qemu-{} ({cpu}, {})", cpu.machine(), cpu.rust_target()),
+        "cpu": cpu.name(),
         "unit": "executed instructions (QEMU -icount, SysTick)",
         "samples_count": results.len(),
         "macs": total_macs,

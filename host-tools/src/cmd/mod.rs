@@ -1,6 +1,7 @@
 //! One file per subcommand, each with an argument struct and `run`.
 
 pub mod augment;
+pub mod diff;
 pub mod eval;
 pub mod export;
 pub mod finetune;
