@@ -186,3 +186,40 @@ fn sgd_learning_rate_sweep() {
         }
     }
 }
+
+/// Bad input gets one-line errors: a base without a classifier, more classes than the
+/// capacity, an empty class, a corrupt head.
+#[test]
+fn bad_input_is_refused_with_one_line() {
+    use microcnn_tools::{import, tflite};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/conv1x1/model.tflite");
+    let tfl = tflite::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let graph = import::import(&tfl, "conv1x1").unwrap();
+    let no_classifier = blob::write(&graph, &plan::plan(&graph)).unwrap();
+    let model = Model::from_bytes(&no_classifier).unwrap();
+    let error = FeatureCut::find(&model).unwrap_err();
+    assert_eq!(error, LearnError::NoClassifier);
+
+    let blob = base();
+    let model = Model::from_bytes(&blob).unwrap();
+    let cut = FeatureCut::find(&model).unwrap();
+    let mut learner = Box::new(HostLearner::new(Method::Sgd, &cut, model.checksum()).unwrap());
+    let features = vec![0i8; cut.len];
+    let too_many = learner.learn(10, &features).unwrap_err();
+    learner.learn(1, &features).unwrap();
+    let mut out = vec![0u8; 4096];
+    let empty = learner.write_head(&mut out).unwrap_err();
+    learner.learn(0, &features).unwrap();
+    let len = learner.write_head(&mut out).unwrap();
+    out[len / 2] ^= 0x40;
+    let corrupt = Head::for_model(&out[..len], &model).unwrap_err();
+    for (error, says) in [
+        (error, "no classifier"),
+        (too_many, "beyond the learner's capacity of 10 classes"),
+        (empty, "class 0 has no samples"),
+        (corrupt, "corrupt head"),
+    ] {
+        let text = error.to_string();
+        assert!(text.contains(says) && !text.contains('\n'), "{text}");
+    }
+}
