@@ -280,10 +280,11 @@ impl FeatureCut {
 }
 
 /// The unit embedding of int8 features `q` with zero point `zero_point` into `out`
-/// (see the module doc). All zeros when every feature equals the zero point.
+/// (see the module doc). All zeros when every feature equals the zero point. Exact for
+/// fewer than 2¹⁶ features (the learner's limit); longer inputs saturate, never panic.
 pub fn embed(features: &[i8], zero_point: i32, out: &mut [I16F16]) {
-    // ‖q − z‖² ≤ 255² · len; len ≤ 65535 (a tensor dimension), so < 2³² and u64 holds
-    // it shifted left by 32 without overflow.
+    // ‖q − z‖² ≤ 255² · len; len ≤ 65535 (the learner refuses more), so < 2³² and u64
+    // holds it shifted left by 32 without overflow.
     let squares: u64 = features
         .iter()
         .map(|&q| {
@@ -306,7 +307,7 @@ pub fn dot(bias: I16F16, weights: impl Iterator<Item = I16F16>, embedding: &[I16
     let mut sum: i64 = 0;
     for (w, e) in weights.zip(embedding) {
         // |w| ≤ 2³¹ and |e| ≤ 2¹⁶ (raw bits; |e_i| ≤ 1), so a product is below 2⁴⁷ and
-        // fewer than 2¹⁶ of them (a tensor's length) sum below 2⁶³: no overflow.
+        // fewer than 2¹⁶ of them (the learner's feature limit) sum below 2⁶³: no overflow.
         sum += i64::from(w.to_bits()) * i64::from(e.to_bits());
     }
     let logit = (sum >> 16).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
@@ -394,8 +395,11 @@ impl<const C: usize, const F: usize, const S: usize> Learner<C, F, S> {
 
     /// Forgets everything and starts over, in place, as [`new`](Self::new) would.
     pub fn reset(&mut self, method: Method, cut: &FeatureCut, base_crc: u32) -> Result<(), LearnError> {
-        if cut.len > F {
-            return Err(LearnError::TooManyFeatures { features: cut.len, capacity: F });
+        // The head stores the length in 16 bits, and the bounds in `embed` and `dot`
+        // rely on fewer than 2¹⁶ features.
+        let capacity = F.min(u16::MAX as usize);
+        if cut.len > capacity {
+            return Err(LearnError::TooManyFeatures { features: cut.len, capacity });
         }
         if C > u8::MAX as usize {
             return Err(LearnError::TooManyClasses { label: C, capacity: u8::MAX as usize });
