@@ -26,10 +26,10 @@ struct Case {
 fn load_case(name: &'static str) -> Case {
     let dir = Path::new(VECTORS).join(name);
     let model_path = dir.join("model.tflite");
-    let blob = microcnn_tools::tflite_to_blob(&model_path)
-        .unwrap_or_else(|e| panic!("{}: tflite_to_blob failed: {e:#}", model_path.display()));
+    let blob = microcnn_tools::tflite::to_blob(&model_path)
+        .unwrap_or_else(|e| panic!("{}: tflite::to_blob failed: {e:#}", model_path.display()));
     let input_path = dir.join("input.npy");
-    let input = microcnn_tools::npy::read_i8(&input_path)
+    let input = microcnn_tools::io::npy::read_i8(&input_path)
         .unwrap_or_else(|e| panic!("{}: read_i8 failed: {e:#}", input_path.display()));
     let count = *input.shape.first().expect("input.npy has no leading sample axis");
     assert!(count > 0, "{}: no samples", input_path.display());
@@ -44,7 +44,7 @@ fn load_case(name: &'static str) -> Case {
 fn check_against_tflm(name: &str, net: &mut Interpreter<'_, '_>, samples: &[Vec<i8>]) {
     let path = Path::new(VECTORS).join(name).join("expected_tflm.npy");
     let expected =
-        microcnn_tools::npy::read_i8(&path).unwrap_or_else(|e| panic!("{}: read_i8 failed: {e:#}", path.display()));
+        microcnn_tools::io::npy::read_i8(&path).unwrap_or_else(|e| panic!("{}: read_i8 failed: {e:#}", path.display()));
     let per_sample = expected.data.len() / samples.len();
     for (i, (sample, want)) in samples.iter().zip(expected.data.chunks_exact(per_sample)).enumerate() {
         net.input_mut().copy_from_slice(sample);

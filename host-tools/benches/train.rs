@@ -3,12 +3,12 @@
 //! `microcnn train` runs it (90% of the 1,438 images after the validation split).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use microcnn_tools::arch::Arch;
-use microcnn_tools::augment::AugmentConfig;
-use microcnn_tools::dataset;
-use microcnn_tools::nn::optim::{Kind, Optimizer};
-use microcnn_tools::nn::Network;
-use microcnn_tools::train::{train_epoch, Config};
+use microcnn_tools::data::augment::AugmentConfig;
+use microcnn_tools::data::dataset;
+use microcnn_tools::train::arch::Arch;
+use microcnn_tools::train::fit::{train_epoch, Config};
+use microcnn_tools::train::nn::optim::{Kind, Optimizer};
+use microcnn_tools::train::nn::Network;
 use std::time::Duration;
 
 // As in the `microcnn` binary.
@@ -37,7 +37,7 @@ fn epoch(c: &mut Criterion) {
     group.bench_function("digits_16x16", |b| {
         b.iter(|| {
             e += 1;
-            train_epoch(&mut net, &mut opt, &train, &cfg, e, None)
+            train_epoch(&mut net, &mut opt, &train, &cfg, e, None).expect("a finite epoch")
         })
     });
     group.finish();

@@ -1,47 +1,40 @@
 //! # microcnn-tools
 //!
-//! The host side of microcnn: read TFLite models ([`tflite`]), map them onto the
-//! core's operators ([`import`]), plan the activation arena ([`plan`]), write the
-//! `.mcnn` blob ([`blob`]), run it on the very integer engine the chip runs
-//! ([`run`]), and report on it ([`summary`]). The `microcnn` binary wraps these in
-//! subcommands (`src/cmd/`).
+//! The host side of microcnn, in wings that follow the data flow. Each wing imports
+//! only wings **below** it in this list (`tests/layering.rs` checks it), so the list
+//! reads bottom-up as "what each step builds on":
+//!
+//! 1. [`io`]: atomic file writes and `.npy` arrays.
+//! 2. [`compile`]: the int8 graph, TFLM's Prepare arithmetic ([`compile::lower`], the
+//!    one place for it), the quantization grid shared by PTQ and QAT
+//!    ([`compile::grid`]), the arena planner and the `.mcnn` blob writer.
+//! 3. [`tflite`]: the TFLite reader and the importer onto the int8 graph.
+//! 4. [`data`]: datasets, the one image preprocessing (core's, as on the chip) and
+//!    augmentation.
+//! 5. [`train`]: f32 networks ([`train::nn`]), architectures and presets, one training
+//!    step (with optional fake quantization), the training loop, checkpoints, the
+//!    training record and its plots, transfer learning and the zoo.
+//! 6. [`quantize`]: post-training quantization and the quantization-aware training
+//!    driver.
+//! 7. [`inspect`]: running a blob on the integer engine, summaries and evaluation.
+//! 8. [`deploy`]: export as source, the QEMU firmware and flashing through probe-rs.
+//!
+//! The `microcnn` binary (`src/bin/microcnn/`) sits on top: one `cmd/<verb>.rs` per
+//! subcommand, parsing arguments and printing results, never importing another
+//! command.
 
-pub mod arch;
-pub mod augment;
-pub mod blob;
-pub mod checkpoint;
-pub mod dataset;
-pub mod eval;
-pub mod export;
-pub mod finetune;
-pub mod fsutil;
-pub mod graph;
-pub mod import;
-pub mod layer_diff;
-pub mod lower;
-pub mod nn;
-pub mod npy;
-pub mod plan;
-pub mod presets;
-pub mod qat;
-pub mod qemu;
-pub mod quantize;
-pub mod report;
-pub mod run;
-pub mod summary;
+pub mod io;
+
+pub mod compile;
+
 pub mod tflite;
+
+pub mod data;
+
 pub mod train;
-pub mod zoo;
 
-use anyhow::{Context, Result};
-use std::path::Path;
+pub mod quantize;
 
-/// Reads a `.tflite` file and converts it into a validated `.mcnn` blob.
-pub fn tflite_to_blob(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let model = tflite::parse(&bytes).with_context(|| format!("{}: not a valid TFLite file", path.display()))?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let graph = import::import(&model, &name).with_context(|| format!("{}: cannot import", path.display()))?;
-    let plan = plan::plan(&graph);
-    blob::write(&graph, &plan)
-}
+pub mod inspect;
+
+pub mod deploy;

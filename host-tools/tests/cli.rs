@@ -19,9 +19,9 @@ fn import_then_infer_matches_tflm_bytes() {
     let out =
         microcnn(&["infer", &s(&blob), "--input", &vector("small_cnn_28x28", "input.npy"), "--output", &s(&out_npy)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let got = microcnn_tools::npy::read_i8(&out_npy).expect("output npy");
+    let got = microcnn_tools::io::npy::read_i8(&out_npy).expect("output npy");
     let want =
-        microcnn_tools::npy::read_i8(Path::new(&vector("small_cnn_28x28", "expected_tflm.npy"))).expect("expected");
+        microcnn_tools::io::npy::read_i8(Path::new(&vector("small_cnn_28x28", "expected_tflm.npy"))).expect("expected");
     assert_eq!(got, want);
 }
 

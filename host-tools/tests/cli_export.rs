@@ -27,11 +27,11 @@ fn ok(out: &Output) -> String {
 fn labelled_blob(dir: &Path) -> (PathBuf, Vec<u8>) {
     let tflite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28/model.tflite");
     let bytes = std::fs::read(tflite).expect("test vector");
-    let model = microcnn_tools::tflite::parse(&bytes).expect("tflite");
-    let mut graph = microcnn_tools::import::import(&model, NAME).expect("import");
+    let model = microcnn_tools::tflite::reader::parse(&bytes).expect("tflite");
+    let mut graph = microcnn_tools::tflite::import::import(&model, NAME).expect("import");
     graph.labels = LABELS.iter().map(|l| l.to_string()).collect();
-    let plan = microcnn_tools::plan::plan(&graph);
-    let blob = microcnn_tools::blob::write(&graph, &plan).expect("blob");
+    let plan = microcnn_tools::compile::plan::plan(&graph);
+    let blob = microcnn_tools::compile::blob::write(&graph, &plan).expect("blob");
     let path = dir.join("cnn.mcnn");
     std::fs::write(&path, &blob).expect("write blob");
     (path, blob)

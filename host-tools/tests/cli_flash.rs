@@ -5,7 +5,7 @@
 
 use microcnn_core::Model;
 use microcnn_layout::{NUCLEO_F411RE, QEMU_MPS2_AN386};
-use microcnn_tools::qemu::{self, Cpu};
+use microcnn_tools::deploy::qemu::{self, Cpu};
 
 use std::time::Duration;
 

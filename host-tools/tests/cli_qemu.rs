@@ -9,7 +9,7 @@ use common::*;
 
 #[test]
 fn infer_on_qemu_writes_the_same_bytes_as_on_the_host() {
-    let firmware = microcnn_tools::qemu::build_firmware(microcnn_tools::qemu::Cpu::CortexM4).unwrap();
+    let firmware = microcnn_tools::deploy::qemu::build_firmware(microcnn_tools::deploy::qemu::Cpu::CortexM4).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
     let blob = dir.path().join("cnn.mcnn");
@@ -76,7 +76,7 @@ fn missing_firmware_is_a_one_line_error() {
 /// the core named in the report; an unknown core is a one-line error.
 #[test]
 fn infer_on_each_qemu_core_writes_the_same_bytes() {
-    use microcnn_tools::qemu::{build_firmware, Cpu};
+    use microcnn_tools::deploy::qemu::{build_firmware, Cpu};
     let dir = tempfile::tempdir().unwrap();
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
     let blob = dir.path().join("cnn.mcnn");
@@ -105,7 +105,7 @@ fn infer_on_each_qemu_core_writes_the_same_bytes() {
 /// index past the end, or `--on host`, is a one-line error.
 #[test]
 fn diff_reports_every_layer_identical_on_qemu() {
-    microcnn_tools::qemu::build_firmware(microcnn_tools::qemu::Cpu::CortexM4).unwrap();
+    microcnn_tools::deploy::qemu::build_firmware(microcnn_tools::deploy::qemu::Cpu::CortexM4).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28");
     let blob = dir.path().join("cnn.mcnn");

@@ -120,8 +120,8 @@ fn resume_continues_exactly_where_an_uninterrupted_run_would_be() {
         "--rotation-range",
         "10",
     ]);
-    let (net_a, info_a) = microcnn_tools::checkpoint::load(&a).unwrap();
-    let (net_b, info_b) = microcnn_tools::checkpoint::load(&b).unwrap();
+    let (net_a, info_a) = microcnn_tools::train::checkpoint::load(&a).unwrap();
+    let (net_b, info_b) = microcnn_tools::train::checkpoint::load(&b).unwrap();
     assert_eq!(info_a, info_b);
     assert!(net_a == net_b, "resumed weights differ from the uninterrupted run's");
     let rows = |p: &Path| -> Vec<String> {
@@ -178,6 +178,21 @@ fn bad_input_fails_with_one_line_and_no_output() {
         &microcnn(&["train", "--data", "digits", "--arch", &arch(), "--out", &o, "--batch", "0"]),
         "--batch 0",
     );
+    for lr in ["nan", "inf", "-1", "0"] {
+        fails_cleanly(
+            &microcnn(&["train", "--data", "digits", "--arch", &arch(), "--out", &o, &format!("--lr={lr}")]),
+            "the learning rate must be a positive, finite number",
+        );
+    }
+    // A learning rate that diverges: stopped with the epoch and batch, nothing left.
+    let diverged =
+        microcnn(&["train", "--data", "digits", "--arch", &arch(), "--out", &o, "--lr", "1e30", "--epochs", "2"]);
+    assert!(!diverged.status.success());
+    let err = String::from_utf8_lossy(&diverged.stderr);
+    let last = err.trim_end().lines().last().unwrap_or("");
+    assert!(last.starts_with("error: training diverged at epoch 1, batch "), "{err}");
+    assert!(last.contains("is no longer finite (learning rate 1e30)"), "{err}");
+    assert!(!out.exists(), "a run diverged before its first epoch leaves no folder");
     fails_cleanly(&microcnn(&["eval", &s(d), "--data", "digits:test"]), "not a checkpoint directory");
     assert!(!out.exists(), "a failed train must not create its output directory");
 
@@ -188,10 +203,26 @@ fn bad_input_fails_with_one_line_and_no_output() {
 
     // A checkpoint whose architecture file no longer matches its weights.
     let run = train(d, "1", &[]);
+    let model = d.join("m.mcnn");
+    fails_cleanly(
+        &microcnn(&[
+            "quantize",
+            &s(&run),
+            "--calib",
+            "digits",
+            "-o",
+            &s(&model),
+            "--qat-epochs",
+            "1",
+            "--qat-lr",
+            "nan",
+        ]),
+        "--qat-lr NaN: the learning rate must be a positive, finite number",
+    );
+    assert!(!model.exists());
     let arch_file = run.join("arch.toml");
     let text = std::fs::read_to_string(&arch_file).unwrap().replacen("filters = 16", "filters = 12", 1);
     std::fs::write(&arch_file, text).unwrap();
-    let model = d.join("m.mcnn");
     fails_cleanly(&microcnn(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&model)]), "does not match");
     fails_cleanly(&microcnn(&["eval", &s(&run), "--data", "digits:test"]), "does not match");
     assert!(!model.exists());

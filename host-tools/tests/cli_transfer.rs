@@ -2,7 +2,7 @@
 //! touching only the top layers, every preset through the integer engine, transfer
 //! beating training from scratch on a small new task, and bad input.
 
-use microcnn_tools::{checkpoint, finetune, zoo};
+use microcnn_tools::train::{checkpoint, transfer, zoo};
 use std::path::Path;
 
 mod common;
@@ -16,7 +16,7 @@ fn accuracy(model: &Path, data: &str) -> f64 {
     serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["accuracy"].as_f64().unwrap()
 }
 
-fn bits(net: &microcnn_tools::nn::Network, name: &str) -> Vec<Vec<u32>> {
+fn bits(net: &microcnn_tools::train::nn::Network, name: &str) -> Vec<Vec<u32>> {
     let node = net.nodes.iter().find(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"));
     node.params.iter().map(|p| p.data.iter().map(|v| v.to_bits()).collect()).collect()
 }
@@ -57,9 +57,9 @@ fn feature_extraction_leaves_the_base_bit_identical() {
     ]);
     let (base, _) = zoo::load("resnet-shapes").unwrap();
     let (tuned, _) = checkpoint::load(&out).unwrap();
-    let depth = finetune::base_depth(&base.arch);
+    let depth = transfer::base_depth(&base.arch);
     let mut compared = 0;
-    for node in base.nodes.iter().filter(|n| (1..=depth).contains(&finetune::top_level(&n.name))) {
+    for node in base.nodes.iter().filter(|n| (1..=depth).contains(&transfer::top_level(&n.name))) {
         // Weights and batch-norm moving statistics alike.
         assert_eq!(bits(&base, &node.name), bits(&tuned, &node.name), "{} changed", node.name);
         compared += node.params.len();
@@ -95,9 +95,9 @@ fn fine_tuning_changes_only_the_top_layers() {
     ]);
     let (base, _) = zoo::load("vgg-shapes").unwrap();
     let (tuned, _) = checkpoint::load(&out).unwrap();
-    let depth = finetune::base_depth(&base.arch);
+    let depth = transfer::base_depth(&base.arch);
     for node in base.nodes.iter().filter(|n| !n.params.is_empty()) {
-        let k = finetune::top_level(&node.name);
+        let k = transfer::top_level(&node.name);
         if k == 0 || k > depth {
             continue;
         }

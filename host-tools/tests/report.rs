@@ -1,9 +1,8 @@
 //! `report`: metrics.csv round trip and errors, and curves/confusion PNGs that decode,
 //! have the expected size and are not blank, including the degenerate inputs.
 
-use microcnn_tools::report::{
-    read_metrics_csv, write_confusion_png, write_curves_png, write_metrics_csv, EpochMetrics,
-};
+use microcnn_tools::train::metrics::{read_metrics_csv, write_metrics_csv, EpochMetrics};
+use microcnn_tools::train::plot::{write_confusion_png, write_curves_png};
 use std::path::Path;
 
 fn rows(n: usize) -> Vec<EpochMetrics> {

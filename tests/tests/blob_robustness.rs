@@ -2,12 +2,12 @@
 //! loader returns an error (or, for a flip it cannot see, a model that still runs).
 
 use microcnn_core::{Error, Interpreter, Model};
-use microcnn_tools::tflite_to_blob;
+use microcnn_tools::tflite;
 use std::path::Path;
 
 fn blob(case: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors").join(case).join("model.tflite");
-    tflite_to_blob(&path).expect("import")
+    tflite::to_blob(&path).expect("import")
 }
 
 fn exercise(bytes: &[u8]) -> Result<(), Error> {
@@ -104,9 +104,10 @@ fn interpreter_refuses_a_small_arena() {
 /// labels became one more (a line break patched into a label).
 #[test]
 fn labels_must_match_the_output_channels() {
-    use microcnn_tools::{blob, import, plan, tflite};
+    use microcnn_tools::compile::{blob, plan};
+    use microcnn_tools::tflite::{import, reader};
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/small_cnn_28x28/model.tflite");
-    let model = tflite::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let model = reader::parse(&std::fs::read(&path).unwrap()).unwrap();
     let mut graph = import::import(&model, "small").unwrap();
     let plan = plan::plan(&graph);
     let channels = graph.tensors[graph.output].shape.channels;

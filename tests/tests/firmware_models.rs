@@ -7,9 +7,10 @@ use microcnn_core::ops::conv::Window;
 use microcnn_core::quant::{activation_range, quantize_multiplier, softmax_params, Activation};
 use microcnn_core::{Model, Shape};
 use microcnn_tests::Xorshift;
-use microcnn_tools::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
-use microcnn_tools::qemu::Cpu;
-use microcnn_tools::{blob, plan, qemu, run};
+use microcnn_tools::compile::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use microcnn_tools::compile::{blob, plan};
+use microcnn_tools::deploy::qemu::{self, Cpu};
+use microcnn_tools::inspect::run;
 
 struct Builder {
     graph: Graph,

@@ -17,8 +17,10 @@ use microcnn_core::preprocess::{self, Crop, Image, InputQuantization};
 use microcnn_core::Model;
 use microcnn_layout::frames::{Header, PixelFormat};
 use microcnn_tests::{random_bytes, random_i8, vector_cases};
-use microcnn_tools::qemu::{self, Cpu, Firmware};
-use microcnn_tools::{npy, run, tflite_to_blob};
+use microcnn_tools::deploy::qemu::{self, Cpu, Firmware};
+use microcnn_tools::inspect::run;
+use microcnn_tools::io::npy;
+use microcnn_tools::tflite;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -57,7 +59,7 @@ fn vectors_bit_exact_on(cpu: Cpu) {
     let mut checked = 0;
     for (n, case) in vector_cases().into_iter().enumerate() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let blob = tflite_to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let blob = tflite::to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let model = Model::from_bytes(&blob).unwrap();
         let recorded = npy::read_i8(&case.join("input.npy")).expect("input.npy");
         let mut samples = recorded.data.clone();
@@ -87,7 +89,7 @@ fn camera_frames_are_preprocessed_on_the_device_as_on_the_host() {
     // A gray 28×28 model and an RGB 3-channel model, fed 2 random 40×30 RGB565 frames.
     for name in ["vectors/small_cnn_28x28", "vectors_extra/mobilenet_like"] {
         let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name);
-        let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
+        let blob = tflite::to_blob(&case.join("model.tflite")).unwrap();
         let model = Model::from_bytes(&blob).unwrap();
         let (width, height) = (40u16, 30u16);
         let frames: Vec<Vec<u8>> =
@@ -119,7 +121,7 @@ fn camera_frames_are_preprocessed_on_the_device_as_on_the_host() {
 
 fn small_cnn_blob() -> Vec<u8> {
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/small_cnn_28x28");
-    tflite_to_blob(&case.join("model.tflite")).unwrap()
+    tflite::to_blob(&case.join("model.tflite")).unwrap()
 }
 
 fn small_cnn_frames(blob: &[u8]) -> Vec<u8> {
@@ -179,7 +181,7 @@ fn instruction_counts_are_deterministic() {
 #[test]
 fn samples_beyond_one_frames_region_are_split_over_runs() {
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/avgpool2x2_valid");
-    let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
+    let blob = tflite::to_blob(&case.join("model.tflite")).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     let per_sample = model.input().bytes();
     let per_run = (microcnn_layout::QEMU_MPS2_AN386.frames.length as usize - 16) / per_sample;
@@ -198,10 +200,10 @@ fn every_layer_output_on_qemu_equals_the_hosts() {
         let mut layers = 0;
         for case in vector_cases() {
             let name = case.file_name().unwrap().to_string_lossy().into_owned();
-            let blob = tflite_to_blob(&case.join("model.tflite")).unwrap();
+            let blob = tflite::to_blob(&case.join("model.tflite")).unwrap();
             let model = Model::from_bytes(&blob).unwrap();
             let sample = random_i8(99, model.input().bytes());
-            let host = microcnn_tools::layer_diff::host_layer_outputs(&model, &sample).unwrap();
+            let host = microcnn_tools::inspect::layer_diff::host_layer_outputs(&model, &sample).unwrap();
             let device = qemu::layer_outputs(firmware_for(cpu), &blob, &sample)
                 .unwrap_or_else(|e| panic!("{name} on {cpu}: {e:#}"));
             assert_eq!(device, host, "{name}: layer outputs on {cpu}");

@@ -4,7 +4,9 @@
 
 use microcnn_core::Model;
 use microcnn_tests::{data_dir, vector_cases};
-use microcnn_tools::{npy, run, tflite_to_blob};
+use microcnn_tools::inspect::run;
+use microcnn_tools::io::npy;
+use microcnn_tools::tflite;
 use std::path::Path;
 
 /// Cases where TFLM has a known fault and LiteRT's reference kernels are the reference
@@ -23,7 +25,7 @@ fn every_vector_is_bit_exact() {
     let mut checked = 0;
     for case in vector_cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let blob = tflite_to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let blob = tflite::to_blob(&case.join("model.tflite")).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{name}: {e}"));
         let input = npy::read_i8(&case.join("input.npy")).expect("input.npy");
         let reference =
@@ -44,7 +46,7 @@ fn every_vector_is_bit_exact() {
 fn arena_is_no_larger_than_tflm() {
     for case in vector_cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let blob = tflite_to_blob(&case.join("model.tflite")).expect("import");
+        let blob = tflite::to_blob(&case.join("model.tflite")).expect("import");
         let model = Model::from_bytes(&blob).expect("valid blob");
         let tflm = meta(&case)["tflm_arena_bytes_recorded"].as_u64().expect("tflm arena") as usize;
         assert!(model.arena_size() <= tflm, "{name}: arena {} bytes, TFLM {tflm}", model.arena_size());
@@ -58,7 +60,7 @@ fn arena_is_no_larger_than_tflm() {
 fn in_place_and_aliasing_shrink_the_residual_block() {
     // residual_add: conv → (conv, conv) → add. Without in-place the add's output would
     // need its own 16×16×8 buffer next to both inputs.
-    let blob = tflite_to_blob(&data_dir().join("vectors/residual_add/model.tflite")).expect("import");
+    let blob = tflite::to_blob(&data_dir().join("vectors/residual_add/model.tflite")).expect("import");
     let model = Model::from_bytes(&blob).expect("valid");
     let tensor = 16 * 16 * 8;
     assert!(model.arena_size() <= 3 * tensor, "arena {}", model.arena_size());

@@ -1,0 +1,113 @@
+//! `microcnn eval MODEL.mcnn|DIR --data D [--json]`: accuracy on the integer engine
+//! (a `.mcnn`) or in f32 (a checkpoint directory), per class, and a confusion matrix.
+
+use anyhow::{anyhow, Result};
+use clap::Args;
+use microcnn_core::Model;
+use microcnn_tools::data::dataset;
+use microcnn_tools::inspect::eval;
+use microcnn_tools::io::fs;
+use microcnn_tools::io::npy::{self, ArrayI8};
+use microcnn_tools::train::{checkpoint, fit, plot};
+use std::path::{Path, PathBuf};
+
+/// Evaluate a model on a labelled dataset.
+#[derive(Args, Debug)]
+pub struct Cmd {
+    /// A `.mcnn` model (integer engine) or a checkpoint directory (f32).
+    pub model: PathBuf,
+    /// Labelled data.
+    #[arg(long)]
+    pub data: String,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Confusion-matrix PNG (default: `confusion.png` in a checkpoint directory, or
+    /// `MODEL.confusion.png` beside a `.mcnn`).
+    #[arg(long)]
+    pub confusion: Option<PathBuf>,
+    /// Also write the int8 inputs fed to the engine (`.npy`, `.mcnn` only).
+    #[arg(long)]
+    pub save_inputs: Option<PathBuf>,
+    /// Also write the int8 outputs of the engine (`.npy`, `.mcnn` only).
+    #[arg(long)]
+    pub save_outputs: Option<PathBuf>,
+}
+
+fn default_confusion(model: &Path) -> PathBuf {
+    if model.is_dir() {
+        model.join("confusion.png")
+    } else {
+        model.with_extension("confusion.png")
+    }
+}
+
+/// Runs the command.
+pub fn run(cmd: &Cmd) -> Result<()> {
+    let report = if cmd.model.is_dir() {
+        let (net, info) = checkpoint::load(&cmd.model)?;
+        let data = dataset::load(&cmd.data, Some(net.input_shape()))?;
+        check_classes(&cmd.data, &data.classes, &info.classes)?;
+        eval::report(&fit::predictions(&net, &data), &data.labels, &info.classes, "f32")
+    } else {
+        let bytes = fs::read(&cmd.model)?;
+        let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+        let s = model.input().shape;
+        let data = dataset::load(&cmd.data, Some([s.height, s.width, s.channels]))?;
+        let outputs = model.output().bytes();
+        let labels: Vec<String> = if model.labels().next().is_some() {
+            let labels: Vec<String> =
+                (0..outputs).map(|i| model.label(i).map_or_else(|| i.to_string(), str::to_string)).collect();
+            check_classes(&cmd.data, &data.classes, &labels)?;
+            labels
+        } else {
+            // A model without labels (an imported TFLite model, say): output i is the
+            // data's class i, as Keras's sorted class folders would have it.
+            if data.classes.len() != outputs {
+                anyhow::bail!("{}: {} classes, the model has {outputs} outputs", cmd.data, data.classes.len());
+            }
+            data.classes.clone()
+        };
+        let (inputs, outputs, predicted) =
+            eval::run_model(&model, &data).map_err(|e| anyhow!("{}: {e}", cmd.model.display()))?;
+        let n = data.len();
+        if let Some(path) = &cmd.save_inputs {
+            fs::write_atomic(
+                path,
+                &npy::encode_i8(&ArrayI8 { shape: vec![n, s.height, s.width, s.channels], data: inputs })?,
+            )?;
+        }
+        if let Some(path) = &cmd.save_outputs {
+            let k = model.output().bytes();
+            fs::write_atomic(path, &npy::encode_i8(&ArrayI8 { shape: vec![n, k], data: outputs })?)?;
+        }
+        eval::report(&predicted, &data.labels, &labels, "int8")
+    };
+    let confusion = cmd.confusion.clone().unwrap_or_else(|| default_confusion(&cmd.model));
+    plot::write_confusion_png(&confusion, &report.confusion, &report.classes)?;
+    if cmd.json {
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        outln!(
+            "{} on {} ({}): accuracy {:.4} ({}/{})",
+            cmd.model.display(),
+            cmd.data,
+            report.engine,
+            report.accuracy,
+            report.correct,
+            report.samples
+        );
+        for (name, acc) in report.classes.iter().zip(&report.per_class_accuracy) {
+            outln!("  {name:<16} {acc:.4}");
+        }
+        outln!("confusion matrix: {}", confusion.display());
+    }
+    Ok(())
+}
+
+fn check_classes(data: &str, found: &[String], expected: &[String]) -> Result<()> {
+    if found != expected {
+        anyhow::bail!("{data}: classes {found:?} differ from the model's {expected:?}");
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `microcnn summary MODEL.mcnn|MODEL.tflite|ARCH.toml|DIR [--json]`
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use microcnn_tools::inspect::summary;
+use microcnn_tools::io::fs;
+use microcnn_tools::tflite;
+use microcnn_tools::train::nn::Network;
+use microcnn_tools::train::{checkpoint, presets};
+use std::path::PathBuf;
+
+/// Print a Keras-like table of a model: layers, shapes, parameters, MACs, arena and flash.
+#[derive(Args, Debug)]
+pub struct Cmd {
+    /// A `.mcnn` blob, a `.tflite` model (imported in memory), an architecture file
+    /// (`.toml`), a preset name (vgg, resnet, xception, inception) or a checkpoint directory.
+    pub model: PathBuf,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command.
+pub fn run(cmd: &Cmd) -> Result<()> {
+    let net = if cmd.model.is_dir() {
+        Some(checkpoint::load(&cmd.model)?.0)
+    } else if cmd.model.extension().is_some_and(|e| e == "toml")
+        || presets::preset(&cmd.model.to_string_lossy()).is_some()
+    {
+        let (arch, _) = presets::resolve(&cmd.model.to_string_lossy())?;
+        Some(Network::new(&arch, 0).with_context(|| format!("{}", cmd.model.display()))?)
+    } else {
+        None
+    };
+    if let Some(net) = net {
+        let s = summary::summarize_arch(&net).with_context(|| format!("{}", cmd.model.display()))?;
+        if cmd.json {
+            outln!("{}", serde_json::to_string(&s)?);
+        } else {
+            out!("{}", summary::render_arch(&s));
+        }
+        return Ok(());
+    }
+    let bytes = if cmd.model.extension().is_some_and(|e| e == "tflite") {
+        tflite::to_blob(&cmd.model)?
+    } else {
+        fs::read(&cmd.model)?
+    };
+    let model =
+        microcnn_core::Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let s = summary::summarize(&model);
+    if cmd.json {
+        outln!("{}", serde_json::to_string(&s)?);
+    } else {
+        out!("{}", summary::render(&s));
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `microcnn train --data D --arch A.toml --out DIR`: f32 training with a checkpoint
+//! after every epoch.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use microcnn_tools::data::augment::AugmentArgs;
+use microcnn_tools::data::dataset::{self, Dataset};
+use microcnn_tools::train::checkpoint::{self, State};
+use microcnn_tools::train::fit::{self, load_data};
+use microcnn_tools::train::nn::optim::{Kind, Optimizer};
+use microcnn_tools::train::nn::Network;
+use microcnn_tools::train::presets;
+use std::path::PathBuf;
+
+/// Train a CNN in f32 on a dataset.
+#[derive(Args, Debug)]
+pub struct Cmd {
+    /// Training data: a folder of class folders, an IDX images file, `digits`, or `shapes[:…]`.
+    #[arg(long)]
+    pub data: String,
+    /// Architecture file (TOML) or preset (vgg, resnet, xception, inception).
+    #[arg(long, required_unless_present = "resume")]
+    pub arch: Option<String>,
+    /// Checkpoint directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Epochs.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.001)]
+    pub lr: f32,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = Kind::Adam)]
+    pub optimizer: Kind,
+    /// Momentum for SGD (Keras's default is 0).
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f32,
+    /// Seed of initialization, split, shuffling, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of the training data held out for validation (stratified).
+    #[arg(long, default_value_t = 0.1)]
+    pub val_split: f32,
+    /// Separate validation data (instead of --val-split).
+    #[arg(long)]
+    pub val_data: Option<String>,
+    /// Use at most this many training images per class (a seeded draw), to study
+    /// small-data training.
+    #[arg(long)]
+    pub per_class: Option<usize>,
+    /// Stop after this many epochs without a better validation accuracy.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Continue the run in --out from its last finished epoch.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Augmentation.
+    #[command(flatten)]
+    pub augment: AugmentArgs,
+}
+
+/// Runs the command.
+pub fn run(cmd: &Cmd) -> Result<()> {
+    let cfg = fit::Config {
+        epochs: cmd.epochs,
+        batch: cmd.batch,
+        lr: cmd.lr,
+        seed: cmd.seed,
+        patience: cmd.patience,
+        augment: cmd.augment.config()?,
+        progress: !cmd.quiet,
+        fake_quant: None,
+    };
+    cfg.check()?;
+    let state = if cmd.resume {
+        let state =
+            checkpoint::load_state(&cmd.out).with_context(|| format!("{}: cannot resume", cmd.out.display()))?;
+        if let Some(spec) = &cmd.arch {
+            let (arch, preset) = presets::resolve(spec)?;
+            let arch = if preset { presets::with_classes(arch, state.net.output_size()) } else { arch };
+            if arch != state.net.arch {
+                bail!(
+                    "{spec}: differs from the architecture in {}; resume without --arch or use a new --out",
+                    cmd.out.display()
+                );
+            }
+        }
+        state
+    } else {
+        let spec = cmd.arch.as_ref().context("--arch is required")?;
+        let (arch, preset) = presets::resolve(spec)?;
+        let arch = if preset {
+            // A preset's classifier takes as many units as the data has classes.
+            let classes = dataset::load(&cmd.data, Some(arch.input))?.classes.len();
+            presets::with_classes(arch, classes)
+        } else {
+            arch
+        };
+        let net = Network::new(&arch, cmd.seed).with_context(|| spec.clone())?;
+        if checkpoint::state_path(&cmd.out).exists() {
+            bail!(
+                "{}: holds a training run already; pass --resume to continue it, or choose a new --out",
+                cmd.out.display()
+            );
+        }
+        let optimizer = Optimizer::new(cmd.optimizer, cmd.momentum, &net);
+        State { net, optimizer, metrics: vec![], classes: vec![] }
+    };
+    let shape = state.net.input_shape();
+    let (train_set, val_set) =
+        load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)?;
+    let outputs = state.net.output_size();
+    if train_set.classes.len() != outputs {
+        bail!("{}: {} classes, but the network's last layer has {outputs} units", cmd.data, train_set.classes.len());
+    }
+    if !state.classes.is_empty() && state.classes != train_set.classes {
+        bail!("{}: classes {:?} differ from the checkpoint's {:?}", cmd.data, train_set.classes, state.classes);
+    }
+    let state = State { classes: train_set.classes.clone(), ..state };
+    let created = !cmd.out.exists();
+    std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
+    eprintln!(
+        "training on {} images ({} classes, {}×{}×{}), validating on {}",
+        train_set.len(),
+        train_set.classes.len(),
+        shape[0],
+        shape[1],
+        shape[2],
+        val_set.as_ref().map_or(0, Dataset::len)
+    );
+    let state = match fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg) {
+        Ok(state) => state,
+        Err(e) => {
+            // A run that stopped before its first epoch was saved leaves no empty
+            // folder behind (remove_dir only removes an empty one).
+            if created {
+                let _ = std::fs::remove_dir(&cmd.out);
+            }
+            return Err(e);
+        }
+    };
+    let (_, info) = checkpoint::load(&cmd.out)?;
+    let last = state.metrics.last();
+    let per_epoch: f32 = state.metrics.iter().map(|m| m.seconds).sum::<f32>() / state.metrics.len().max(1) as f32;
+    outln!(
+        "{}: best epoch {} (val_accuracy {}), last train_accuracy {:.4}, {:.2} s/epoch",
+        cmd.out.display(),
+        info.epoch,
+        info.val_accuracy.map_or("n/a".into(), |a| format!("{a:.4}")),
+        last.map_or(0.0, |m| m.train_accuracy),
+        per_epoch
+    );
+    Ok(())
+}

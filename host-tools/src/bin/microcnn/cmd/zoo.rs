@@ -1,0 +1,34 @@
+//! `microcnn zoo [--json]`: the pretrained bases shipped with the tool.
+
+use anyhow::Result;
+use clap::Args;
+use microcnn_tools::train::zoo;
+
+/// List the pretrained bases.
+#[derive(Args, Debug)]
+pub struct Cmd {
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command.
+pub fn run(cmd: &Cmd) -> Result<()> {
+    let bases = zoo::bases();
+    if cmd.json {
+        outln!("{}", serde_json::to_string(&bases)?);
+        return Ok(());
+    }
+    outln!("{:<20} {:<10} {:<12} {:<28} {:>9}", "name", "arch", "input", "trained on", "test acc.");
+    for b in &bases {
+        outln!(
+            "{:<20} {:<10} {:<12} {:<28} {:>9.4}",
+            b.name,
+            b.arch,
+            format!("{}×{}×{}", b.input[0], b.input[1], b.input[2]),
+            b.trained_on,
+            b.test_accuracy
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Files: atomic writes ([`fs`]) and int8 `.npy` arrays ([`npy`]).
+
+pub mod fs;
+pub mod npy;

@@ -1,0 +1,230 @@
+//! Checkpoint directories.
+//!
+//! `DIR/model.safetensors` holds the best weights (tensor `"{node}.{param}"`, for
+//! example `layer1.kernel` in Keras's `[KH, KW, C_in, C_out]` layout) with metadata
+//! (`classes`, `input`, `epoch`, `val_accuracy`); `DIR/arch.toml` the architecture;
+//! `DIR/labels.txt` one class name per line. `DIR/state.safetensors` holds the last
+//! finished epoch for `--resume`: weights, optimizer moments (`opt.m.*`, `opt.v.*`),
+//! and the metrics so far. Every file is written atomically.
+
+use crate::io::fs::{self, write_atomic};
+use crate::train::arch::Arch;
+use crate::train::metrics::EpochMetrics;
+use crate::train::nn::optim::{Kind, Optimizer};
+use crate::train::nn::{Grads, Network};
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The weights file of a checkpoint directory.
+pub fn model_path(dir: &Path) -> PathBuf {
+    dir.join("model.safetensors")
+}
+
+/// The resume state file of a checkpoint directory.
+pub fn state_path(dir: &Path) -> PathBuf {
+    dir.join("state.safetensors")
+}
+
+/// What a checkpoint knows besides the weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Info {
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Epoch the weights come from (1-based; 0 = untrained).
+    pub epoch: usize,
+    /// Validation accuracy at that epoch, if measured.
+    pub val_accuracy: Option<f32>,
+}
+
+fn to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn serialize(tensors: Vec<(String, Vec<usize>, Vec<u8>)>, meta: HashMap<String, String>) -> Result<Vec<u8>> {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+fn weight_tensors(net: &Network) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    net.nodes
+        .iter()
+        .flat_map(|n| {
+            n.params.iter().map(move |p| (format!("{}.{}", n.name, p.name), p.shape.clone(), to_bytes(&p.data)))
+        })
+        .collect()
+}
+
+fn info_meta(net: &Network, info: &Info) -> HashMap<String, String> {
+    let mut meta = HashMap::new();
+    meta.insert("format".into(), "microcnn-checkpoint-1".into());
+    meta.insert("classes".into(), serde_json::to_string(&info.classes).unwrap_or_default());
+    meta.insert("input".into(), serde_json::to_string(&net.input_shape()).unwrap_or_default());
+    meta.insert("epoch".into(), info.epoch.to_string());
+    if let Some(a) = info.val_accuracy {
+        meta.insert("val_accuracy".into(), a.to_string());
+    }
+    meta
+}
+
+/// Writes `model.safetensors`, `arch.toml` and `labels.txt` into `dir`.
+pub fn save(dir: &Path, net: &Network, info: &Info) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    let bytes = serialize(weight_tensors(net), info_meta(net, info))?;
+    write_atomic(&dir.join("arch.toml"), net.arch.to_toml().as_bytes())?;
+    write_atomic(&dir.join("labels.txt"), (info.classes.join("\n") + "\n").as_bytes())?;
+    write_atomic(&model_path(dir), &bytes)
+}
+
+fn read_tensors<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok((st, metadata.metadata().clone().unwrap_or_default()))
+}
+
+fn f32s(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| anyhow!("{}: no tensor `{name}`; the checkpoint's architecture does not match", path.display()))?;
+    if t.dtype() != Dtype::F32 || t.shape() != shape {
+        bail!(
+            "{}: tensor `{name}` is {:?} {:?}, the architecture needs F32 {shape:?} (the checkpoint's architecture does not match)",
+            path.display(),
+            t.dtype(),
+            t.shape()
+        );
+    }
+    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+/// Loads weights named as `net`'s parameters into it; errors name the file and the
+/// first tensor that is missing or has the wrong shape, and extra tensors.
+fn load_weights(path: &Path, st: &SafeTensors<'_>, net: &mut Network) -> Result<()> {
+    let mut expected = 0;
+    for node in &mut net.nodes {
+        for p in &mut node.params {
+            p.data = f32s(path, st, &format!("{}.{}", node.name, p.name), &p.shape)?;
+            expected += 1;
+        }
+    }
+    let present = st.names().iter().filter(|n| !n.starts_with("opt.")).count();
+    if present != expected {
+        bail!(
+            "{}: holds {present} weight tensors, the architecture has {expected} (the checkpoint's architecture does not match)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<Info> {
+    let classes: Vec<String> = meta
+        .get("classes")
+        .and_then(|c| serde_json::from_str(c).ok())
+        .ok_or_else(|| anyhow!("{}: no class names in the metadata", path.display()))?;
+    Ok(Info {
+        classes,
+        epoch: meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0),
+        val_accuracy: meta.get("val_accuracy").and_then(|a| a.parse().ok()),
+    })
+}
+
+/// Loads a checkpoint directory: its architecture and its best weights.
+pub fn load(dir: &Path) -> Result<(Network, Info)> {
+    let arch_path = dir.join("arch.toml");
+    if !dir.is_dir() || !arch_path.is_file() || !model_path(dir).is_file() {
+        bail!("{}: not a checkpoint directory (it needs arch.toml and model.safetensors)", dir.display());
+    }
+    let arch_text =
+        std::fs::read_to_string(&arch_path).with_context(|| format!("{}: cannot read", arch_path.display()))?;
+    let path = model_path(dir);
+    let bytes = fs::read(&path)?;
+    from_parts(&arch_text, &arch_path, &bytes, &path)
+}
+
+/// A checkpoint from its architecture text and weights file contents (`arch_path`
+/// and `path` name them in errors).
+pub fn from_parts(arch_text: &str, arch_path: &Path, bytes: &[u8], path: &Path) -> Result<(Network, Info)> {
+    let arch = Arch::parse(arch_text).with_context(|| format!("{}", arch_path.display()))?;
+    let mut net = Network::new(&arch, 0).with_context(|| format!("{}", arch_path.display()))?;
+    let (st, meta) = read_tensors(path, bytes)?;
+    load_weights(path, &st, &mut net)?;
+    let info = parse_info(path, &meta)?;
+    if info.classes.len() != net.output_size() {
+        bail!("{}: {} classes for {} outputs", path.display(), info.classes.len(), net.output_size());
+    }
+    Ok((net, info))
+}
+
+/// Everything `--resume` needs.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// Weights after the last finished epoch.
+    pub net: Network,
+    /// Optimizer after it.
+    pub optimizer: Optimizer,
+    /// Metrics of the finished epochs.
+    pub metrics: Vec<EpochMetrics>,
+    /// Class names.
+    pub classes: Vec<String>,
+}
+
+fn opt_tensors(net: &Network, prefix: &str, slots: &Grads) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (node, node_slots) in net.nodes.iter().zip(slots) {
+        for (p, s) in node.params.iter().zip(node_slots) {
+            out.push((format!("{prefix}{}.{}", node.name, p.name), p.shape.clone(), to_bytes(s)));
+        }
+    }
+    out
+}
+
+/// Writes `state.safetensors` atomically.
+pub fn save_state(dir: &Path, state: &State) -> Result<()> {
+    let net = &state.net;
+    let mut tensors = weight_tensors(net);
+    tensors.extend(opt_tensors(net, "opt.m.", &state.optimizer.m));
+    if state.optimizer.kind == Kind::Adam {
+        tensors.extend(opt_tensors(net, "opt.v.", &state.optimizer.v));
+    }
+    let info = Info { classes: state.classes.clone(), epoch: state.metrics.len(), val_accuracy: None };
+    let mut meta = info_meta(net, &info);
+    meta.insert("optimizer".into(), serde_json::to_string(&state.optimizer.kind)?);
+    meta.insert("momentum".into(), state.optimizer.momentum.to_string());
+    meta.insert("step".into(), state.optimizer.step.to_string());
+    meta.insert("metrics".into(), serde_json::to_string(&state.metrics)?);
+    write_atomic(&state_path(dir), &serialize(tensors, meta)?)
+}
+
+/// Loads `state.safetensors` for the architecture in `dir`.
+pub fn load_state(dir: &Path) -> Result<State> {
+    let arch = Arch::load(&dir.join("arch.toml"))?;
+    let mut net = Network::new(&arch, 0)?;
+    let path = state_path(dir);
+    let bytes = fs::read(&path)?;
+    let (st, meta) = read_tensors(&path, &bytes)?;
+    load_weights(&path, &st, &mut net)?;
+    let info = parse_info(&path, &meta)?;
+    let bad = |what: &str| anyhow!("{}: bad or missing `{what}` metadata", path.display());
+    let kind: Kind =
+        meta.get("optimizer").and_then(|k| serde_json::from_str(k).ok()).ok_or_else(|| bad("optimizer"))?;
+    let momentum: f32 = meta.get("momentum").and_then(|m| m.parse().ok()).ok_or_else(|| bad("momentum"))?;
+    let mut optimizer = Optimizer::new(kind, momentum, &net);
+    optimizer.step = meta.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| bad("step"))?;
+    let metrics: Vec<EpochMetrics> =
+        meta.get("metrics").and_then(|m| serde_json::from_str(m).ok()).ok_or_else(|| bad("metrics"))?;
+    for (prefix, slots) in [("opt.m.", &mut optimizer.m), ("opt.v.", &mut optimizer.v)] {
+        for (node, node_slots) in net.nodes.iter().zip(slots.iter_mut()) {
+            for (p, s) in node.params.iter().zip(node_slots.iter_mut()) {
+                *s = f32s(&path, &st, &format!("{prefix}{}.{}", node.name, p.name), &p.shape)?;
+            }
+        }
+    }
+    Ok(State { net, optimizer, metrics, classes: info.classes })
+}

@@ -1,0 +1,258 @@
+//! The training loop: seeded shuffling and augmentation, mini-batch backpropagation,
+//! validation, best-epoch tracking, early stopping, and a checkpoint after every
+//! epoch so that an interruption loses at most the epoch in progress.
+//!
+//! Every random draw of epoch `e` comes from generators seeded by `(seed, e)`, so a
+//! resumed run continues exactly as an uninterrupted one would.
+
+use crate::data::augment::{augment_image, AugmentConfig};
+use crate::data::dataset::{self, Dataset};
+use crate::train::checkpoint::{self, Info, State};
+use crate::train::metrics::{self, EpochMetrics};
+use crate::train::nn::optim::Optimizer;
+use crate::train::nn::{argmax, cross_entropy, Network};
+use crate::train::plot;
+use crate::train::step::step;
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::path::Path;
+use std::time::Instant;
+
+/// Hyper-parameters.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Epochs in total (a resumed run stops at the same count).
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f32,
+    /// Seed of shuffling, augmentation and dropout.
+    pub seed: u64,
+    /// Stop after this many epochs without a better validation accuracy.
+    pub patience: Option<usize>,
+    /// On-the-fly augmentation.
+    pub augment: AugmentConfig,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Quantization-aware training: each node's int8 `(scale, zero_point)`; weights and
+    /// activations are fake-quantized in the forward pass ([`crate::train::step`]).
+    pub fake_quant: Option<Vec<(f32, i32)>>,
+}
+
+impl Config {
+    /// Refuses counts that cannot train, before anything is written.
+    pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs 0: train for at least one epoch");
+        }
+        if self.batch == 0 {
+            bail!("--batch 0: batches need at least one image");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr {:?}: the learning rate must be a positive, finite number", self.lr);
+        }
+        Ok(())
+    }
+}
+
+fn epoch_rng(seed: u64, epoch: usize, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((epoch as u64) << 8) | stream);
+    rng
+}
+
+/// At most `n` images of every class, drawn with `seed` (order kept).
+pub fn per_class(data: &Dataset, n: usize, seed: u64) -> Dataset {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut epoch_rng(seed, 0, 4));
+    let mut taken = vec![0usize; data.classes.len()];
+    let mut keep: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| {
+            let c = &mut taken[data.labels[i]];
+            *c += 1;
+            *c <= n
+        })
+        .collect();
+    keep.sort_unstable();
+    data.subset(&keep)
+}
+
+/// Loads the training and validation sets for a network input.
+pub fn load_data(
+    data: &str,
+    val_data: Option<&str>,
+    val_split: f32,
+    seed: u64,
+    shape: [usize; 3],
+    per_class: Option<usize>,
+) -> Result<(Dataset, Option<Dataset>)> {
+    let mut all = dataset::load(data, Some(shape))?;
+    if let Some(n) = per_class {
+        all = self::per_class(&all, n, seed);
+    }
+    if let Some(v) = val_data {
+        let val = dataset::load(v, Some(shape))?;
+        if val.classes != all.classes {
+            bail!("{v}: classes {:?} differ from the training data's {:?}", val.classes, all.classes);
+        }
+        return Ok((all, Some(val)));
+    }
+    if val_split > 0.0 {
+        if val_split >= 1.0 {
+            bail!("--val-split {val_split}: must be below 1");
+        }
+        let (t, v) = all.split_validation(val_split, seed);
+        return Ok((t, Some(v)));
+    }
+    Ok((all, None))
+}
+
+/// Loss and accuracy of `net` on `data` in inference mode.
+pub fn evaluate(net: &Network, data: &Dataset) -> (f32, f32) {
+    let out = net.predict(&data.images, data.len());
+    let (loss, correct, _) = cross_entropy(&out, &data.labels, net.output_size(), net.ends_in_softmax());
+    (loss, correct as f32 / data.len().max(1) as f32)
+}
+
+/// Predicted class per sample (inference mode).
+pub fn predictions(net: &Network, data: &Dataset) -> Vec<usize> {
+    let k = net.output_size();
+    net.predict(&data.images, data.len()).chunks_exact(k).map(argmax).collect()
+}
+
+/// Trains one epoch; returns mean loss and accuracy over the batches (training mode).
+/// Stops with an error naming the epoch, the batch and the parameter as soon as the
+/// loss or a weight stops being finite (a diverging learning rate): a run that has
+/// diverged is never reported as trained.
+pub fn train_epoch(
+    net: &mut Network,
+    opt: &mut Optimizer,
+    data: &Dataset,
+    cfg: &Config,
+    epoch: usize,
+    bar: Option<&ProgressBar>,
+) -> Result<(f32, f32)> {
+    let n = data.len();
+    let size = data.image_len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut epoch_rng(cfg.seed, epoch, 1));
+    let mut dropout_rng = epoch_rng(cfg.seed, epoch, 2);
+    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+    let mut x = Vec::with_capacity(cfg.batch * size);
+    for (b, batch) in order.chunks(cfg.batch).enumerate() {
+        x.clear();
+        x.resize(batch.len() * size, 0.0);
+        if cfg.augment.is_identity() {
+            for (dst, &i) in x.chunks_exact_mut(size).zip(batch) {
+                dst.copy_from_slice(data.image(i));
+            }
+        } else {
+            x.par_chunks_exact_mut(size).zip(batch).for_each(|(dst, &i)| {
+                let mut rng = epoch_rng(cfg.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), epoch, 3);
+                augment_image(data.image(i), data.shape, &cfg.augment, &mut rng, dst);
+            });
+        }
+        let labels: Vec<usize> = batch.iter().map(|&i| data.labels[i]).collect();
+        let (loss, ok) = step(net, opt, &x, &labels, cfg.lr, cfg.fake_quant.as_deref(), &mut dropout_rng);
+        // The loss clamps probabilities away from 0, so NaN outputs can still give a
+        // finite loss: the weights are checked too.
+        let bad = if loss.is_finite() { net.first_non_finite() } else { Some(format!("the loss ({loss})")) };
+        if let Some(what) = bad {
+            bail!(
+                "training diverged at epoch {epoch}, batch {}: {what} is no longer finite (learning rate {:?}); lower --lr",
+                b + 1,
+                cfg.lr
+            );
+        }
+        loss_sum += f64::from(loss) * batch.len() as f64;
+        correct += ok;
+        seen += batch.len();
+        if let Some(bar) = bar {
+            bar.set_position(seen as u64);
+            if b % 4 == 0 {
+                bar.set_message(format!("loss {:.4} acc {:.4}", loss_sum / seen as f64, correct as f64 / seen as f64));
+            }
+        }
+    }
+    Ok(((loss_sum / seen.max(1) as f64) as f32, correct as f32 / seen.max(1) as f32))
+}
+
+fn bar(cfg: &Config, epoch: usize, n: usize) -> Option<ProgressBar> {
+    cfg.progress.then(|| {
+        let bar = ProgressBar::new(n as u64);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "epoch {epoch:>3}/{} [{{bar:30}}] {{pos}}/{{len}} {{msg}}",
+                cfg.epochs
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}
+
+/// Trains `state` (fresh or resumed) until `cfg.epochs`, writing the checkpoint
+/// directory after every epoch: `state.safetensors`, `model.safetensors` (the best
+/// epoch by validation accuracy, or the last without validation data),
+/// `metrics.csv` and `curves.png`.
+pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>, cfg: &Config) -> Result<State> {
+    if train.is_empty() {
+        bail!("no training images");
+    }
+    cfg.check()?;
+    let best = |m: &[EpochMetrics]| -> Option<(usize, f32)> {
+        m.iter().fold(None, |acc: Option<(usize, f32)>, r| match acc {
+            // Ties (common on small validation sets) go to the lower validation loss.
+            Some((e, a)) if a > r.val_accuracy || (a == r.val_accuracy && m[e - 1].val_loss <= r.val_loss) => acc,
+            _ => Some((r.epoch, r.val_accuracy)),
+        })
+    };
+    let start = state.metrics.len();
+    for epoch in start + 1..=cfg.epochs {
+        let started = Instant::now();
+        let bar = bar(cfg, epoch, train.len());
+        let (train_loss, train_accuracy) =
+            train_epoch(&mut state.net, &mut state.optimizer, train, cfg, epoch, bar.as_ref())?;
+        let (val_loss, val_accuracy) = match val {
+            Some(v) if !v.is_empty() => evaluate(&state.net, v),
+            _ => (f32::NAN, f32::NAN),
+        };
+        let seconds = started.elapsed().as_secs_f32();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let row =
+            EpochMetrics { epoch, train_loss, train_accuracy, val_loss, val_accuracy, learning_rate: cfg.lr, seconds };
+        if cfg.progress {
+            eprintln!(
+                "epoch {epoch:>3}/{}  loss {train_loss:.4}  acc {train_accuracy:.4}  val_loss {val_loss:.4}  val_acc {val_accuracy:.4}  {seconds:.2}s",
+                cfg.epochs
+            );
+        }
+        state.metrics.push(row);
+        let has_val = val.is_some_and(|v| !v.is_empty());
+        let improved = !has_val || best(&state.metrics).is_some_and(|(e, _)| e == epoch);
+        checkpoint::save_state(dir, &state)?;
+        if improved {
+            let info = Info { classes: state.classes.clone(), epoch, val_accuracy: has_val.then_some(val_accuracy) };
+            checkpoint::save(dir, &state.net, &info)?;
+        }
+        metrics::write_metrics_csv(&dir.join("metrics.csv"), &state.metrics)?;
+        plot::write_curves_png(&dir.join("curves.png"), &state.metrics)?;
+        if let (Some(patience), true, Some((best_epoch, _))) = (cfg.patience, has_val, best(&state.metrics)) {
+            if epoch - best_epoch >= patience {
+                if cfg.progress {
+                    eprintln!("early stop: no better validation accuracy since epoch {best_epoch}");
+                }
+                break;
+            }
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,15 @@
+//! f32 training: networks and their kernels ([`nn`]), architecture files ([`arch`]) and
+//! [`presets`], one training [`step`] (with optional fake quantization), the loop
+//! ([`fit`]), [`checkpoint`]s, the training record ([`metrics`]) and its [`plot`]s,
+//! transfer learning ([`transfer`]) and the pretrained bases ([`zoo`]).
+
+pub mod arch;
+pub mod checkpoint;
+pub mod fit;
+pub mod metrics;
+pub mod nn;
+pub mod plot;
+pub mod presets;
+pub mod step;
+pub mod transfer;
+pub mod zoo;
