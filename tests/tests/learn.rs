@@ -6,7 +6,12 @@
 use microcnn_core::learn::{FeatureCut, Head, LearnError, Learner, Method, SgdConfig};
 use microcnn_core::{Interpreter, Model};
 use microcnn_layout::session;
-use microcnn_tools::{blob, checkpoint, dataset, eval, plan, qemu, quantize, train};
+use microcnn_tools::compile::{blob, plan};
+use microcnn_tools::data::dataset;
+use microcnn_tools::deploy::qemu;
+use microcnn_tools::inspect::eval;
+use microcnn_tools::quantize::ptq as quantize;
+use microcnn_tools::train::{checkpoint, fit as train};
 use std::path::Path;
 use std::time::Duration;
 
@@ -191,9 +196,9 @@ fn sgd_learning_rate_sweep() {
 /// capacity, an empty class, a corrupt head.
 #[test]
 fn bad_input_is_refused_with_one_line() {
-    use microcnn_tools::{import, tflite};
+    use microcnn_tools::tflite::{import, reader};
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vectors/conv1x1/model.tflite");
-    let tfl = tflite::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let tfl = reader::parse(&std::fs::read(&path).unwrap()).unwrap();
     let graph = import::import(&tfl, "conv1x1").unwrap();
     let no_classifier = blob::write(&graph, &plan::plan(&graph)).unwrap();
     let model = Model::from_bytes(&no_classifier).unwrap();

@@ -8,6 +8,7 @@ pub mod finetune;
 pub mod flash;
 pub mod import;
 pub mod infer;
+pub mod learn;
 pub mod quantize;
 pub mod summary;
 pub mod train;
