@@ -121,3 +121,37 @@ fn bad_input_is_a_one_line_error_and_writes_nothing() {
 fn base_of(dir: &Path) -> String {
     base(dir, "resnet-shapes")
 }
+
+#[test]
+fn flash_head_and_pull_use_the_learned_region() {
+    use microcnn_tools::deploy::head::{head_from_images, learned_region, region_images, SlotImages};
+    let dir = tempfile::tempdir().unwrap();
+    let base = base(dir.path(), "vgg-shapes");
+    let head = dir.path().join("h.head");
+    run_ok(&["learn", &base, "--data", NEW, "-o", &s(&head)]);
+    let bytes = std::fs::read(&head).unwrap();
+    // The region image holds the head as core's Store reads it, on both boards.
+    for map in [microcnn_layout::QEMU_MPS2_AN386, microcnn_layout::NUCLEO_F411RE] {
+        let region = learned_region(&map).unwrap();
+        let images = region_images(&region, &bytes).unwrap();
+        assert_eq!(images.slots[0].0, region.slots[0].origin);
+        assert_eq!(head_from_images(images).unwrap(), bytes);
+        assert!(head_from_images(SlotImages::erased(&region)).unwrap_err().to_string().contains("no valid head"));
+    }
+    let slot = dir.path().join("slot.bin");
+    let out = run_ok(&["flash", "--head", &s(&head), "--image", &s(&slot), "--board", "qemu-mps2-an386"]);
+    assert!(out.contains("0x00200000"), "{out}");
+    assert_eq!(std::fs::metadata(&slot).unwrap().len(), 32 * 1024);
+    // Without a probe: one line, nothing written.
+    let pulled = dir.path().join("pulled.head");
+    fails_cleanly(&microcnn(&["pull", "--chip", "STM32F411RETx", "-o", &s(&pulled)]), "no debug probe");
+    assert!(!pulled.exists());
+    fails_cleanly(&microcnn(&["flash", "--head", &s(&head), "--chip", "STM32F411RETx"]), "no debug probe");
+    let mut corrupt = bytes.clone();
+    corrupt[30] ^= 4;
+    let bad = dir.path().join("bad.head");
+    std::fs::write(&bad, &corrupt).unwrap();
+    let slot2 = dir.path().join("slot2.bin");
+    fails_cleanly(&microcnn(&["flash", "--head", &s(&bad), "--image", &s(&slot2)]), "corrupt head");
+    assert!(!slot2.exists());
+}

@@ -4,5 +4,6 @@
 
 pub mod export;
 pub mod flash;
+pub mod head;
 pub mod learn;
 pub mod qemu;

@@ -74,6 +74,8 @@ enum Command {
     Eval(cmd::eval::Cmd),
     /// Learn a new head on a base model's features, as the chip does.
     Learn(cmd::learn::Cmd),
+    /// Read the head a board learned out of its learned region (probe-rs).
+    Pull(cmd::pull::Cmd),
     /// Print a Keras-like summary of a model.
     Summary(cmd::summary::Cmd),
 }
@@ -94,6 +96,7 @@ fn main() {
         Command::Zoo(c) => cmd::zoo::run(c),
         Command::Eval(c) => cmd::eval::run(c),
         Command::Learn(c) => cmd::learn::run(c),
+        Command::Pull(c) => cmd::pull::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

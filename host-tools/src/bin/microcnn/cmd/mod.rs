@@ -9,6 +9,7 @@ pub mod flash;
 pub mod import;
 pub mod infer;
 pub mod learn;
+pub mod pull;
 pub mod quantize;
 pub mod summary;
 pub mod train;
