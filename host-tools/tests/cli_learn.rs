@@ -138,6 +138,10 @@ fn flash_head_and_pull_use_the_learned_region() {
         assert_eq!(head_from_images(images).unwrap(), bytes);
         assert!(head_from_images(SlotImages::erased(&region)).unwrap_err().to_string().contains("no valid head"));
     }
+    // infer --head ranks the head's classes for an image.
+    let image = Path::new(&digits_folder("test")).join("3/431.png");
+    let ranked = run_ok(&["infer", &base, "--image", &s(&image), "--head", &s(&head), "--top", "3"]);
+    assert_eq!(ranked.lines().filter(|l| l.starts_with("class ")).count(), 3, "{ranked}");
     let slot = dir.path().join("slot.bin");
     let out = run_ok(&["flash", "--head", &s(&head), "--image", &s(&slot), "--board", "qemu-mps2-an386"]);
     assert!(out.contains("0x00200000"), "{out}");
