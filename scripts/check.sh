@@ -50,14 +50,17 @@ cargo test --workspace --locked
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 
-step "firmware: QEMU benchmark (instructions per MAC, small_cnn_28x28, Cortex-M4 and Cortex-M0+) and sizes"
+step "firmware: QEMU benchmark (per-layer instructions beside CMSIS-NN's, Cortex-M4 and Cortex-M0+) and sizes"
 # target/debug/microcnn: built by `cargo test --workspace` above (a separate `cargo build`
-# would rebuild dependencies with other features).
+# would rebuild dependencies with other features). The table is printed, never asserted.
 bench_dir=$(mktemp -d)
 target/debug/microcnn import tests/data/vectors/small_cnn_28x28/model.tflite -o "$bench_dir/small_cnn.mcnn"
 for cpu in cortex-m4 cortex-m0plus; do
   target/debug/microcnn infer "$bench_dir/small_cnn.mcnn" --input tests/data/vectors/small_cnn_28x28/input.npy \
     --output "$bench_dir/out.npy" --on "qemu:$cpu"
+done
+for cpu in cortex-m4 cortex-m0plus; do
+  cargo run --locked -q -p microcnn-tests --example layer_table -- "$bench_dir/small_cnn.mcnn" "$cpu"
 done
 rm -rf "$bench_dir"
 bash firmware/scripts/sizes.sh

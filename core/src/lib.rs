@@ -20,7 +20,7 @@
 //! let best: heapless::Vec<(u16, i8), 3> = net.top_k();
 //! ```
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod crc;

@@ -49,3 +49,50 @@ fn a_symlinked_output_stays_a_link() {
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     assert_eq!(&std::fs::read(&real).unwrap()[..4], b"MCNN");
 }
+
+/// Small refusals of issue 10: a TFLite file where a blob is expected suggests
+/// `import`; a firmware that is not an ELF, `--top 0`, `--calib-samples 0` and
+/// `--val-split nan` are refused; `import` and `export` take `--out` like `quantize`.
+#[test]
+fn small_mistakes_get_clear_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tflite = small_cnn();
+    let x = dir.path().join("x.npy");
+    let y = dir.path().join("y.npy");
+    std::fs::write(&x, b"").unwrap();
+    fails_cleanly(
+        &microcnn(&["infer", &tflite, "--input", &s(&x), "--output", &s(&y)]),
+        "a TFLite model, not a .mcnn blob: convert it with `microcnn import",
+    );
+    let blob = dir.path().join("m.mcnn");
+    assert!(microcnn(&["import", &tflite, "--out", &s(&blob)]).status.success(), "--out alias");
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/vectors/small_cnn_28x28/input.npy");
+    let text = dir.path().join("firmware.txt");
+    std::fs::write(&text, "not firmware").unwrap();
+    let out = microcnn(&[
+        "infer",
+        &s(&blob),
+        "--input",
+        &s(&input),
+        "--output",
+        &s(&y),
+        "--on",
+        "qemu",
+        "--firmware",
+        &s(&text),
+    ]);
+    fails_cleanly(&out, "not an ELF file");
+    assert!(!y.exists());
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/digits/test/3");
+    let first = std::fs::read_dir(&image).unwrap().next().unwrap().unwrap().path();
+    assert!(!microcnn(&["infer", &s(&blob), "--image", &s(&first), "--top", "0"]).status.success());
+    let run = dir.path().join("run");
+    fails_cleanly(
+        &microcnn(&["train", "--data", "digits", "--arch", "vgg", "--out", &s(&run), "--val-split", "nan"]),
+        "--val-split NaN: must be at least 0 and below 1",
+    );
+    assert!(!run.exists());
+    assert!(!microcnn(&["quantize", &s(&run), "--calib", "digits", "-o", &s(&blob), "--calib-samples", "0"])
+        .status
+        .success());
+}

@@ -245,3 +245,22 @@ fn eval_maps_an_unlabelled_imported_model_onto_the_data_classes() {
     assert_eq!(report["classes"][3], "3");
     fails_cleanly(&microcnn(&["eval", &s(&blob), "--data", "shapes:count=12,size=28,channels=1"]), "6 classes");
 }
+
+/// Two runs into one folder: while one holds the folder's lock, another `train` into
+/// it fails at once, naming the folder, and writes nothing there.
+#[test]
+fn a_second_run_into_a_locked_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    std::fs::create_dir(&out).unwrap();
+    let lock = microcnn_tools::train::checkpoint::lock(&out).unwrap();
+    assert!(microcnn_tools::train::checkpoint::lock(&out).is_err(), "the lock is exclusive");
+    let second = microcnn(&["train", "--data", "digits", "--arch", &arch(), "--out", &s(&out), "--epochs", "1"]);
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.trim_end().ends_with("wait for it to finish or choose another --out"), "{err}");
+    assert!(!out.join("model.safetensors").exists() && !out.join("state.safetensors").exists());
+    drop(lock);
+    run_ok(&["train", "--data", "digits", "--arch", &arch(), "--out", &s(&out), "--epochs", "1"]);
+    assert!(out.join("model.safetensors").exists());
+}

@@ -15,6 +15,9 @@ use microcnn_tools::inspect::run;
 struct Builder {
     graph: Graph,
     rng: Xorshift,
+    /// Convolutions up to 40 output channels (channel blocks, widened and byte-wise
+    /// filters on DSP cores; dense inputs beyond the im2col bound), not 12.
+    wide: bool,
 }
 
 impl Builder {
@@ -91,7 +94,7 @@ impl Builder {
         let stride = self.rng.range(1, 2);
         let dilation = if kernel > 1 && self.rng.range(0, 3) == 0 { 2 } else { 1 };
         let (window, h, w) = self.window(t.shape, kernel, stride, dilation);
-        let channels = self.rng.range(1, 12);
+        let channels = self.rng.range(1, if self.wide { 40 } else { 12 });
         let taps = kernel * kernel * t.shape.channels;
         let (scale, zp) = self.out_quant(t.scale, taps);
         let output = self.tensor(Shape { height: h, width: w, channels }, scale, zp);
@@ -170,7 +173,11 @@ impl Builder {
 }
 
 fn random_model(seed: u64) -> Vec<u8> {
-    let mut b = Builder { graph: Graph::default(), rng: Xorshift::new(seed) };
+    random_model_with(seed, false)
+}
+
+fn random_model_with(seed: u64, wide: bool) -> Vec<u8> {
+    let mut b = Builder { graph: Graph::default(), rng: Xorshift::new(seed), wide };
     let shape = Shape { height: b.rng.range(3, 20), width: b.rng.range(3, 20), channels: b.rng.range(1, 4) };
     let scale = 0.005 + 0.05 * b.rng.unit();
     let zp = b.rng.range(0, 40) as i32 - 20;
@@ -229,4 +236,24 @@ fn random_models_bit_exact_on(cpu: Cpu) {
     // The generator makes models whose outputs vary, and covers every layer kind.
     assert!(informative >= 16, "only {informative} of 24 random models give varying outputs");
     assert_eq!(kinds.len(), 7, "{kinds:?}");
+}
+
+/// Wider convolutions (up to 40 channels): the optimised kernels' channel blocks and
+/// both filter layouts of the DSP micro-kernels, and dense inputs past the im2col bound.
+#[test]
+fn wide_random_models_are_bit_exact_on_qemu() {
+    for cpu in [Cpu::CortexM4, Cpu::CortexM0Plus] {
+        let firmware = qemu::Firmware::load(&qemu::build_firmware(cpu).unwrap(), cpu).unwrap();
+        for seed in 101..=112u64 {
+            let blob = random_model_with(seed, true);
+            let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("wide random model {seed}: {e}"));
+            let mut rng = Xorshift::from_state(seed ^ 0x1234_5678);
+            let samples: Vec<i8> = (0..3 * model.input().bytes()).map(|_| rng.i8()).collect();
+            let host = run::run_samples(&model, &samples).unwrap();
+            let device = qemu::infer(&firmware, &blob, &samples)
+                .unwrap_or_else(|e| panic!("wide random model {seed} on {cpu}: {e:#}"));
+            let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
+            assert_eq!(device, host, "wide random model {seed}: {cpu} outputs differ from the host's");
+        }
+    }
 }

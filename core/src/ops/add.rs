@@ -6,6 +6,7 @@
 //! `2·max(s_1, s_2) / (2^20 · s_out)`, then the output zero point is added and the
 //! fused activation clamps. Works in place (the output may be either input).
 
+use super::Requant;
 use crate::quant::multiply_by_quantized_multiplier;
 use core::cell::Cell;
 
@@ -53,10 +54,43 @@ impl AddParams {
     }
 }
 
+/// Elements from which [`add_s8`] builds its per-value tables (512 terms to compute).
+const TABLE_FROM: usize = 512;
+
 /// Adds two tensors element by element. The three slices may be the same memory.
+///
+/// From 512 elements on, each input's scaled term — a function of its int8
+/// value only — comes from a 256-entry table computed once with the same arithmetic
+/// (2 KiB of stack), and the output scaling is prepared once; the result is bit for
+/// bit [`AddParams::apply`].
 pub fn add_s8(input1: &[Cell<i8>], input2: &[Cell<i8>], output: &[Cell<i8>], params: &AddParams) {
+    let prepared = Requant::from_parts(
+        0,
+        params.output_multiplier,
+        params.output_shift,
+        params.output_zero_point,
+        (params.act_min, params.act_max),
+    );
+    let Some(out) = prepared.filter(|_| input1.len() >= TABLE_FROM) else {
+        for ((a, b), o) in input1.iter().zip(input2).zip(output) {
+            o.set(params.apply(a.get(), b.get()));
+        }
+        return;
+    };
+    let term = |q: i32, zero_point: i32, multiplier: i32, shift: i32| {
+        multiply_by_quantized_multiplier((q - zero_point) << params.left_shift, multiplier, shift)
+    };
+    let mut table1 = [0_i32; 256];
+    let mut table2 = [0_i32; 256];
+    for (v, (t1, t2)) in table1.iter_mut().zip(table2.iter_mut()).enumerate() {
+        let q = v as i32 - 128;
+        *t1 = term(q, params.input1_zero_point, params.input1_multiplier, params.input1_shift);
+        *t2 = term(q, params.input2_zero_point, params.input2_multiplier, params.input2_shift);
+    }
+    let index = |q: i8| usize::from(q as u8 ^ 0x80);
     for ((a, b), o) in input1.iter().zip(input2).zip(output) {
-        o.set(params.apply(a.get(), b.get()));
+        let sum = table1[index(a.get())].wrapping_add(table2[index(b.get())]);
+        o.set(out.output(sum));
     }
 }
 
@@ -98,5 +132,26 @@ mod tests {
         let b = [Cell::new(1_i8), Cell::new(-1)];
         add_s8(cells, &b, cells, &p);
         assert_eq!(data, [8, 10]); // 1.0 + 0.6; 2.0 + 0.0
+    }
+
+    proptest::proptest! {
+        /// The table path gives `apply`'s bytes.
+        #[test]
+        fn tables_match_apply(
+            s1 in 0.001_f64..1.0, s2 in 0.001_f64..1.0, s_out in 0.001_f64..2.0,
+            zp in (-128_i32..128, -128_i32..128, -128_i32..128),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let p = params(s1, s2, s_out, zp);
+            let mut state = seed | 1;
+            let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state as i8 };
+            let a: Vec<Cell<i8>> = (0..600).map(|_| Cell::new(next())).collect();
+            let b: Vec<Cell<i8>> = (0..600).map(|_| Cell::new(next())).collect();
+            let out: Vec<Cell<i8>> = (0..600).map(|_| Cell::new(0)).collect();
+            add_s8(&a, &b, &out, &p);
+            for i in 0..600 {
+                proptest::prop_assert_eq!(out[i].get(), p.apply(a[i].get(), b[i].get()));
+            }
+        }
     }
 }

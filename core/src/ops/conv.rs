@@ -6,9 +6,12 @@
 //! [`multiply_by_quantized_multiplier`](crate::quant::multiply_by_quantized_multiplier).
 //!
 //! Layouts: input `[H, W, C_in]`, weights `[C_out, KH, KW, C_in]`, output
-//! `[OH, OW, C_out]`. Scratch: none.
+//! `[OH, OW, C_out]`. Scratch: two columns on the stack (see [`conv2d_s8`]).
 
-use super::{dot_offset, valid_taps, ChannelQuant};
+use super::im2col::{dot_2x2, Column, Columns, COLUMN_MAX};
+#[cfg(microcnn_arm_dsp)]
+use super::im2col::{dot_2x2_wide, widen_pairs, WIDE_WORDS};
+use super::{reference, ChannelQuant, Requant};
 use crate::shape::Shape;
 
 /// Geometry of a convolution or pooling window.
@@ -48,6 +51,10 @@ pub struct ConvParams<'a> {
 
 /// Runs a 2-D convolution. `input` holds `input_shape.elements()` values,
 /// `output` holds `output_shape.elements()`.
+///
+/// Filters up to 1024 values long (`KH·KW·C_in ≤ 1024`) run
+/// the im2col kernel (two output pixels × two output channels per pass; 4 KiB of
+/// stack for two columns); longer ones the [reference kernel](mod@super::reference).
 pub fn conv2d_s8(
     input: &[i8],
     input_shape: Shape,
@@ -56,55 +63,242 @@ pub fn conv2d_s8(
     output_shape: Shape,
     params: &ConvParams<'_>,
 ) {
-    let w = &params.window;
+    let filter_len = params.window.kernel_h * params.window.kernel_w * input_shape.channels;
+    if filter_len == 0 || filter_len > COLUMN_MAX {
+        reference::conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
+        return;
+    }
+    conv2d_s8_im2col(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
+}
+
+/// Fills `column` with the receptive field of output pixel `(out_y, out_x)`; `false` when the
+/// input is shorter than its shape says.
+#[inline(always)]
+fn fill_column(
+    mut column: Column<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    window: &Window,
+    (out_y, out_x): (usize, usize),
+    offset: i32,
+    filter_len: usize,
+) -> bool {
+    let origin_y = (out_y * window.stride_h) as isize - window.pad_top as isize;
+    let origin_x = (out_x * window.stride_w) as isize - window.pad_left as isize;
+    let (height, width) = (input_shape.height as isize, input_shape.width as isize);
     let in_c = input_shape.channels;
+    let grouped = in_c.is_multiple_of(4);
+    let mut at = 0;
+    let kernel_w = window.kernel_w as isize;
+    let row_len = window.kernel_w * in_c;
+    // With dilation 1 a kernel row's valid taps are one contiguous run of the input.
+    let (kx_start, kx_end) = ((-origin_x).clamp(0, kernel_w) as usize, (width - origin_x).clamp(0, kernel_w) as usize);
+    let last_y = origin_y + ((window.kernel_h.max(1) - 1) * window.dilation_h) as isize;
+    if window.dilation_w == 1 && kx_start == 0 && kx_end == window.kernel_w && origin_y >= 0 && last_y < height {
+        // The whole window is inside the image: one run per kernel row.
+        let mut start = (origin_y * width + origin_x) as usize * in_c;
+        let step = input_shape.width * in_c * window.dilation_h;
+        for _ in 0..window.kernel_h {
+            let Some(x) = input.get(start..start + row_len) else {
+                return false;
+            };
+            column.run(at, x, offset, grouped);
+            at += row_len;
+            start += step;
+        }
+        column.finish(filter_len, grouped);
+        return true;
+    }
+    let mut in_y = origin_y;
+    for _ in 0..window.kernel_h {
+        if !(0..height).contains(&in_y) {
+            column.zeros(at, row_len);
+        } else if window.dilation_w == 1 {
+            column.zeros(at, kx_start * in_c);
+            if kx_start < kx_end {
+                let start = (in_y * width + origin_x + kx_start as isize) as usize * in_c;
+                let Some(x) = input.get(start..start + (kx_end - kx_start) * in_c) else {
+                    return false;
+                };
+                column.run(at + kx_start * in_c, x, offset, grouped);
+            }
+            column.zeros(at + kx_end.max(kx_start) * in_c, (window.kernel_w - kx_end.max(kx_start)) * in_c);
+        } else {
+            let mut in_x = origin_x;
+            for kx in 0..window.kernel_w {
+                let tap = at + kx * in_c;
+                if (0..width).contains(&in_x) {
+                    let start = (in_y * width + in_x) as usize * in_c;
+                    let Some(x) = input.get(start..start + in_c) else {
+                        return false;
+                    };
+                    column.run(tap, x, offset, grouped);
+                } else {
+                    column.zeros(tap, in_c);
+                }
+                in_x += window.dilation_w as isize;
+            }
+        }
+        at += row_len;
+        in_y += window.dilation_h as isize;
+    }
+    column.finish(filter_len, grouped);
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv2d_s8_im2col(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+    filter_len: usize,
+) {
+    let window = &params.window;
     let out_c = output_shape.channels;
-    let filter_len = w.kernel_h * w.kernel_w * in_c;
-    for out_y in 0..output_shape.height {
-        let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
-        let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, w.dilation_h, input_shape.height);
-        for out_x in 0..output_shape.width {
-            let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
-            let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, w.dilation_w, input_shape.width);
-            let out_base = (out_y * output_shape.width + out_x) * out_c;
-            let Some(out_pixel) = output.get_mut(out_base..out_base + out_c) else {
+    let pixels = output_shape.height * output_shape.width;
+    let offset = input_zero_point.wrapping_neg();
+    let Some(weights) = params.weights.get(..out_c * filter_len) else {
+        return;
+    };
+    let Some(output) = output.get_mut(..pixels * out_c) else {
+        return;
+    };
+    let mut columns = Columns::new();
+    let fill = |columns: &mut Columns, k: usize, at: (usize, usize)| {
+        fill_column(columns.column(k), input, input_shape, window, at, offset, filter_len)
+    };
+    let width = output_shape.width;
+    let next = |(y, x): (usize, usize)| if x + 1 < width { (y, x + 1) } else { (y + 1, 0) };
+    // Output channels in blocks whose requantization (and, on DSP cores, widened
+    // weights) is prepared once per layer; wider layers fill each column once per block.
+    let mut requants = [Requant::ZERO; CHANNEL_BLOCK];
+    #[cfg(microcnn_arm_dsp)]
+    let mut wide = [0_u32; WIDE_WORDS];
+    #[cfg(microcnn_arm_dsp)]
+    let wide_pairs = WIDE_WORDS / filter_len.next_multiple_of(4);
+    #[cfg(microcnn_arm_dsp)]
+    let (widened, block) = match 2 * wide_pairs >= out_c.min(8) {
+        true => (true, CHANNEL_BLOCK.min(2 * wide_pairs)),
+        false => (false, CHANNEL_BLOCK),
+    };
+    #[cfg(not(microcnn_arm_dsp))]
+    let block = CHANNEL_BLOCK;
+    let mut block_start = 0;
+    while block_start < out_c {
+        let block_len = block.min(out_c - block_start);
+        if !Requant::prepare(&params.quant, block_start, &mut requants[..block_len]) {
+            reference::conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
+            return;
+        }
+        let requants = &requants[..block_len];
+        let Some(weights) = weights.get(block_start * filter_len..(block_start + block_len) * filter_len) else {
+            return;
+        };
+        #[cfg(microcnn_arm_dsp)]
+        let filters = if widened {
+            let Some(per_pair) = widen_pairs(weights, filter_len, block_len, &mut wide) else {
                 return;
             };
-            for (o, out) in out_pixel.iter_mut().enumerate() {
-                let Some(filter) = params.weights.get(o * filter_len..(o + 1) * filter_len) else {
+            Filters::Widened(&wide[..], per_pair)
+        } else {
+            Filters::Bytes(weights)
+        };
+        #[cfg(not(microcnn_arm_dsp))]
+        let filters = Filters::Bytes(weights);
+        let mut outputs = output.chunks_exact_mut(2 * out_c.max(1));
+        let mut at = (0, 0);
+        for pair in &mut outputs {
+            let second = next(at);
+            if !fill(&mut columns, 0, at) || !fill(&mut columns, 1, second) {
+                return;
+            }
+            let (out0, out1) = pair.split_at_mut(out_c);
+            let out0 = &mut out0[block_start..block_start + block_len];
+            let out1 = &mut out1[block_start..block_start + block_len];
+            conv_pixels(&columns, &filters, filter_len, requants, out0, Some(out1));
+            at = next(second);
+        }
+        let last = outputs.into_remainder();
+        if let Some(last) = last.get_mut(block_start..block_start + block_len) {
+            if !fill(&mut columns, 0, at) {
+                return;
+            }
+            conv_pixels(&columns, &filters, filter_len, requants, last, None);
+        }
+        block_start += block_len;
+    }
+}
+
+/// A block's filters: as stored, or widened in pairs for the DSP micro-kernel (with
+/// the words per pair).
+enum Filters<'a> {
+    Bytes(&'a [i8]),
+    #[cfg(microcnn_arm_dsp)]
+    Widened(&'a [u32], usize),
+}
+
+/// Output channels whose requantization the im2col kernel prepares at a time.
+const CHANNEL_BLOCK: usize = 32;
+
+/// All output channels of one or two pixels whose columns are filled.
+#[inline(always)]
+fn conv_pixels(
+    columns: &Columns,
+    filters: &Filters<'_>,
+    filter_len: usize,
+    requants: &[Requant],
+    out0: &mut [i8],
+    mut out1: Option<&mut [i8]>,
+) {
+    let mut pairs = requants.chunks_exact(2);
+    let mut o = 0;
+    for r in &mut pairs {
+        let acc = match *filters {
+            Filters::Bytes(weights) => {
+                // Each filter slice runs on to the end of the block's weights (see `dot_2x2`).
+                let (Some(w0), Some(w1)) = (weights.get(o * filter_len..), weights.get((o + 1) * filter_len..)) else {
                     return;
                 };
-                let mut acc = 0_i32;
-                for ky in ky_start..ky_end {
-                    let in_y = (origin_y + (ky * w.dilation_h) as isize) as usize;
-                    let row = in_y * input_shape.width;
-                    if w.dilation_w == 1 {
-                        // The valid taps of one kernel row are contiguous in both the
-                        // input (NHWC) and the weights (OHWI).
-                        let in_x = (origin_x + kx_start as isize) as usize;
-                        let run = (kx_end - kx_start) * in_c;
-                        let x_start = (row + in_x) * in_c;
-                        let w_start = (ky * w.kernel_w + kx_start) * in_c;
-                        if let (Some(x), Some(k)) =
-                            (input.get(x_start..x_start + run), filter.get(w_start..w_start + run))
-                        {
-                            acc = acc.wrapping_add(dot_offset(x, k, input_zero_point));
-                        }
-                    } else {
-                        for kx in kx_start..kx_end {
-                            let in_x = (origin_x + (kx * w.dilation_w) as isize) as usize;
-                            let x_start = (row + in_x) * in_c;
-                            let w_start = (ky * w.kernel_w + kx) * in_c;
-                            if let (Some(x), Some(k)) =
-                                (input.get(x_start..x_start + in_c), filter.get(w_start..w_start + in_c))
-                            {
-                                acc = acc.wrapping_add(dot_offset(x, k, input_zero_point));
-                            }
-                        }
-                    }
-                }
-                *out = params.quant.output(o, acc);
+                dot_2x2(w0, w1, filter_len, columns)
             }
+            #[cfg(microcnn_arm_dsp)]
+            Filters::Widened(wide, per_pair) => match wide.get(o / 2 * per_pair..(o / 2 + 1) * per_pair) {
+                Some(pair) => dot_2x2_wide(pair, columns),
+                None => return,
+            },
+        };
+        let (y00, y01) = r[0].output2(acc[0], acc[1]);
+        let (y10, y11) = r[1].output2(acc[2], acc[3]);
+        if let Some(y) = out0.get_mut(o..o + 2) {
+            y[0] = y00;
+            y[1] = y10;
+        }
+        if let Some(y) = out1.as_deref_mut().and_then(|out| out.get_mut(o..o + 2)) {
+            y[0] = y01;
+            y[1] = y11;
+        }
+        o += 2;
+    }
+    if let Some(r) = pairs.remainder().first() {
+        let acc = match *filters {
+            Filters::Bytes(weights) => match weights.get(o * filter_len..) {
+                Some(w) => dot_2x2(w, w, filter_len, columns),
+                None => return,
+            },
+            #[cfg(microcnn_arm_dsp)]
+            Filters::Widened(wide, per_pair) => match wide.get(o / 2 * per_pair..(o / 2 + 1) * per_pair) {
+                Some(pair) => dot_2x2_wide(pair, columns),
+                None => return,
+            },
+        };
+        if let Some(y) = out0.get_mut(o) {
+            *y = r.output(acc[0]);
+        }
+        if let Some(y) = out1.and_then(|out| out.get_mut(o)) {
+            *y = r.output(acc[1]);
         }
     }
 }

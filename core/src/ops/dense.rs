@@ -3,7 +3,8 @@
 //! `out[o] = clamp(zp_out + M_o · (bias[o] + Σ_i w[o, i] · (in[i] − zp_in)))` over the
 //! flattened input. Weights are symmetric (zero point 0). Layout: weights `[C_out, N]`.
 
-use super::{dot_offset, ChannelQuant};
+use super::im2col::{dot_2x1, Columns, COLUMN_MAX};
+use super::{reference, ChannelQuant, Requant};
 
 /// Parameters of a dense layer.
 #[derive(Clone, Copy, Debug)]
@@ -15,13 +16,43 @@ pub struct DenseParams<'a> {
 }
 
 /// Runs a dense layer: `input` has `N` values, `output` has `C_out`.
+///
+/// Inputs up to 1024 values run the im2col kernel (the input widened once into a
+/// column on the stack, 2 KiB; two output units per pass); longer ones the
+/// [reference kernel](mod@super::reference).
 pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
     let n = input.len();
-    for (o, out) in output.iter_mut().enumerate() {
-        let Some(row) = params.weights.get(o * n..(o + 1) * n) else {
+    if n == 0 || n > COLUMN_MAX {
+        reference::fully_connected_s8(input, input_zero_point, output, params);
+        return;
+    }
+    if (0..output.len()).any(|o| Requant::new(&params.quant, o).is_none()) {
+        reference::fully_connected_s8(input, input_zero_point, output, params);
+        return;
+    }
+    let mut columns = Columns::new();
+    let mut column = columns.column(0);
+    let grouped = n.is_multiple_of(4);
+    column.run(0, input, input_zero_point.wrapping_neg(), grouped);
+    column.finish(n, grouped);
+    let Some(weights) = params.weights.get(..output.len() * n) else {
+        return;
+    };
+    let requant = |o: usize, acc: i32| Requant::new(&params.quant, o).map_or(0, |r| r.output(acc));
+    let mut outputs = output.chunks_exact_mut(2);
+    let mut o = 0;
+    for y in &mut outputs {
+        // Each row slice runs on to the end of the weights (see `dot_2x1`).
+        let (Some(w0), Some(w1)) = (weights.get(o * n..), weights.get((o + 1) * n..)) else {
             return;
         };
-        *out = params.quant.output(o, dot_offset(input, row, input_zero_point));
+        let acc = dot_2x1(w0, w1, n, &columns);
+        y[0] = requant(o, acc[0]);
+        y[1] = requant(o + 1, acc[1]);
+        o += 2;
+    }
+    if let (Some(y), Some(w)) = (outputs.into_remainder().first_mut(), weights.get(o * n..)) {
+        *y = requant(o, dot_2x1(w, w, n, &columns)[0]);
     }
 }
 

@@ -5,16 +5,24 @@
 //! in-bounds taps, with the same window arithmetic as [`conv2d_s8`](super::conv::conv2d_s8).
 //!
 //! Layouts: input `[H, W, C]`, weights `[KH, KW, C·m]`, output `[OH, OW, C·m]`.
-//! Scratch: none (a 32-entry accumulator block on the stack).
+//! Scratch: none.
 
+#[cfg(microcnn_arm_dsp)]
+use super::arch::arm_dsp::{sadd16, sxtb16, sxtb16_ror8};
 use super::conv::ConvParams;
-use super::valid_taps;
+use super::{reference, valid_taps, Requant};
 use crate::shape::Shape;
 
-/// Output channels accumulated together per pass.
-const BLOCK: usize = 32;
+/// Output channels whose requantization is prepared at a time.
+const CHANNEL_BLOCK: usize = 32;
 
 /// Runs a depthwise convolution.
+///
+/// With depth multiplier 1, four channels at a time: one word of input and one of
+/// weights per tap, widened to `i16` lanes (`SXTB16`, the input offset added with
+/// `SADD16`) on DSP cores, four accumulators in registers, the requantization
+/// prepared once per block of channels. Other multipliers run the
+/// [reference kernel](mod@super::reference). Scratch: none (1 KiB of stack).
 pub fn depthwise_conv2d_s8(
     input: &[i8],
     input_shape: Shape,
@@ -23,54 +31,134 @@ pub fn depthwise_conv2d_s8(
     output_shape: Shape,
     params: &ConvParams<'_>,
 ) {
+    let channels = input_shape.channels;
+    if params.depth_multiplier != 1 || output_shape.channels != channels {
+        reference::depthwise_conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
+        return;
+    }
     let w = &params.window;
-    let in_c = input_shape.channels;
-    let out_c = output_shape.channels;
-    let multiplier = params.depth_multiplier.max(1);
-    for out_y in 0..output_shape.height {
-        let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
-        let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, w.dilation_h, input_shape.height);
-        for out_x in 0..output_shape.width {
-            let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
-            let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, w.dilation_w, input_shape.width);
-            let out_base = (out_y * output_shape.width + out_x) * out_c;
-            let mut block_start = 0;
-            while block_start < out_c {
-                let block_len = BLOCK.min(out_c - block_start);
-                let mut acc = [0_i32; BLOCK];
+    let offset = input_zero_point.wrapping_neg();
+    let mut requants = [Requant::ZERO; CHANNEL_BLOCK];
+    let mut block_start = 0;
+    while block_start < channels {
+        let block_len = CHANNEL_BLOCK.min(channels - block_start);
+        if !Requant::prepare(&params.quant, block_start, &mut requants[..block_len]) {
+            reference::depthwise_conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
+            return;
+        }
+        for out_y in 0..output_shape.height {
+            let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
+            let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, w.dilation_h, input_shape.height);
+            for out_x in 0..output_shape.width {
+                let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
+                let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, w.dilation_w, input_shape.width);
+                let out_base = (out_y * output_shape.width + out_x) * channels + block_start;
+                let Some(out) = output.get_mut(out_base..out_base + block_len) else {
+                    return;
+                };
+                // The pixel's valid taps as (input, weight) offsets of the block's first
+                // channel, computed once for all channels of the block.
+                let mut offsets = [(0_usize, 0_usize); MAX_TAPS];
+                let mut count = 0;
                 for ky in ky_start..ky_end {
                     let in_y = (origin_y + (ky * w.dilation_h) as isize) as usize;
                     for kx in kx_start..kx_end {
                         let in_x = (origin_x + (kx * w.dilation_w) as isize) as usize;
-                        let x_base = (in_y * input_shape.width + in_x) * in_c;
-                        let w_base = (ky * w.kernel_w + kx) * out_c + block_start;
-                        let (Some(x), Some(k)) =
-                            (input.get(x_base..x_base + in_c), params.weights.get(w_base..w_base + block_len))
-                        else {
-                            return;
-                        };
-                        if multiplier == 1 {
-                            let x = &x[block_start..block_start + block_len];
-                            for ((a, &xv), &kv) in acc.iter_mut().zip(x).zip(k) {
-                                *a += (i32::from(xv) - input_zero_point) * i32::from(kv);
-                            }
-                        } else {
-                            for (j, (a, &kv)) in acc.iter_mut().zip(k).enumerate() {
-                                let xv = x[(block_start + j) / multiplier];
-                                *a += (i32::from(xv) - input_zero_point) * i32::from(kv);
-                            }
+                        if let Some(slot) = offsets.get_mut(count) {
+                            *slot = (
+                                (in_y * input_shape.width + in_x) * channels + block_start,
+                                (ky * w.kernel_w + kx) * channels + block_start,
+                            );
                         }
+                        count += 1;
                     }
                 }
-                let Some(out) = output.get_mut(out_base + block_start..out_base + block_start + block_len) else {
+                let Some(offsets) = offsets.get(..count) else {
+                    // More taps than MAX_TAPS: the reference kernel.
+                    reference::depthwise_conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
                     return;
                 };
-                for (j, (o, &a)) in out.iter_mut().zip(&acc).enumerate() {
-                    *o = params.quant.output(block_start + j, a);
+                let taps = Taps { offsets };
+                let mut quads = out.chunks_exact_mut(4);
+                let mut c = 0;
+                for quad in &mut quads {
+                    let mut acc = [0_i32; 4];
+                    if !taps.fold(input, params.weights, c, 4, |x, k| mac4(&mut acc, x, k, offset)) {
+                        return;
+                    }
+                    for (k, (y, a)) in quad.iter_mut().zip(acc).enumerate() {
+                        if let Some(r) = requants.get(c + k) {
+                            *y = r.output(a);
+                        }
+                    }
+                    c += 4;
                 }
-                block_start += block_len;
+                for y in quads.into_remainder() {
+                    let mut acc = 0_i32;
+                    if !taps
+                        .fold(input, params.weights, c, 1, |x, k| acc += (i32::from(x[0]) + offset) * i32::from(k[0]))
+                    {
+                        return;
+                    }
+                    if let Some(r) = requants.get(c) {
+                        *y = r.output(acc);
+                    }
+                    c += 1;
+                }
             }
         }
+        block_start += block_len;
+    }
+}
+
+/// Kernel taps (`KH·KW`) up to which the optimised kernel runs (a 256-byte table on
+/// the stack); larger kernels run the reference kernel.
+const MAX_TAPS: usize = 25;
+
+/// One output pixel's valid taps: offsets of the current block's first channel in
+/// the input and in the weights.
+struct Taps<'a> {
+    offsets: &'a [(usize, usize)],
+}
+
+impl Taps<'_> {
+    /// Calls `mac(input run, weight run)` for the `n` channels from `c` at every
+    /// valid tap; `false` when a slice is shorter than its shape says.
+    #[inline(always)]
+    fn fold<F: FnMut(&[i8], &[i8])>(&self, input: &[i8], weights: &[i8], c: usize, n: usize, mut mac: F) -> bool {
+        for &(x_at, w_at) in self.offsets {
+            let (x_at, w_at) = (x_at + c, w_at + c);
+            let (Some(x), Some(k)) = (input.get(x_at..x_at + n), weights.get(w_at..w_at + n)) else {
+                return false;
+            };
+            mac(x, k);
+        }
+        true
+    }
+}
+
+/// `acc[i] += (x[i] + offset) · w[i]` for four channels (`x`, `w` hold four values).
+/// Sums stay within `i32`: at most 2^16 taps of 255 × 128 (validation bound).
+#[inline(always)]
+fn mac4(acc: &mut [i32; 4], x: &[i8], w: &[i8], offset: i32) {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        let word = |v: &[i8]| u32::from_le_bytes([v[0] as u8, v[1] as u8, v[2] as u8, v[3] as u8]);
+        let (xs, ws) = (word(x), word(w));
+        let lanes = u32::from(offset as u16) * 0x0001_0001;
+        // (x0, x2), (x1, x3) with the offset added (in [−255, 255]: no wrap).
+        let (xe, xo) = (sadd16(sxtb16(xs), lanes), sadd16(sxtb16_ror8(xs), lanes));
+        let (we, wo) = (sxtb16(ws), sxtb16_ror8(ws));
+        let low = |v: u32| i32::from(v as u16 as i16);
+        let high = |v: u32| (v as i32) >> 16;
+        acc[0] += low(xe) * low(we);
+        acc[1] += low(xo) * low(wo);
+        acc[2] += high(xe) * high(we);
+        acc[3] += high(xo) * high(wo);
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    for ((a, &xv), &wv) in acc.iter_mut().zip(x).zip(w) {
+        *a += (i32::from(xv) + offset) * i32::from(wv);
     }
 }
 

@@ -8,14 +8,19 @@
 //! stop early rather than read out of bounds.
 
 pub mod add;
+pub mod arch;
 pub mod concat;
 pub mod conv;
 pub mod dense;
 pub mod depthwise;
+mod im2col;
 pub mod mean;
 pub mod pool;
+pub mod reference;
 pub mod requantize;
 pub mod softmax;
+#[cfg(test)]
+mod suite;
 
 use crate::quant::multiply_by_quantized_multiplier;
 
@@ -82,6 +87,119 @@ impl ChannelQuant<'_> {
     }
 }
 
+/// One output channel's requantization, read from the blob once and prepared for the
+/// inner loops: the same arithmetic as [`ChannelQuant::output`], bit for bit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Requant {
+    bias: i32,
+    multiplier: i32,
+    left_shift: u32,
+    right_shift: i32,
+    /// `2^right_shift − 1` and its half: RoundingDivideByPOT's remainder mask and
+    /// threshold (before the +1 for negative values).
+    mask: i32,
+    half: i32,
+    output_zero_point: i32,
+    act_min: i32,
+    act_max: i32,
+}
+
+impl Requant {
+    /// A placeholder (multiplier 0) for prepared blocks.
+    pub(crate) const ZERO: Self = Self {
+        bias: 0,
+        multiplier: 0,
+        left_shift: 0,
+        right_shift: 0,
+        mask: 0,
+        half: 0,
+        output_zero_point: 0,
+        act_min: 0,
+        act_max: 0,
+    };
+
+    /// Channel `c` of `quant`, or `None` when its multiplier or shift lies outside
+    /// what [`quantize_multiplier`](crate::quant::quantize_multiplier) produces
+    /// (multiplier `i32::MIN`, a right shift beyond 31): the kernels leave such
+    /// layers to the reference kernels, which handle any value as TFLM does.
+    #[inline(always)]
+    pub(crate) fn new(quant: &ChannelQuant<'_>, c: usize) -> Option<Self> {
+        let bias = match &quant.bias {
+            Some(b) => b.get(c),
+            None => 0,
+        };
+        let clamp = (quant.act_min, quant.act_max);
+        Self::from_parts(bias, quant.multipliers.get(c), quant.shifts.get(c), quant.output_zero_point, clamp)
+    }
+
+    /// From its parts (see [`new`](Self::new) for when it is `None`).
+    #[inline(always)]
+    pub(crate) fn from_parts(
+        bias: i32,
+        multiplier: i32,
+        shift: i32,
+        output_zero_point: i32,
+        (act_min, act_max): (i8, i8),
+    ) -> Option<Self> {
+        let right_shift = if shift > 0 { 0 } else { shift.wrapping_neg() };
+        if multiplier == i32::MIN || !(0..=31).contains(&right_shift) {
+            return None;
+        }
+        let mask = ((1_i64 << right_shift) - 1) as i32;
+        Some(Self {
+            bias,
+            multiplier,
+            // As in `multiply_by_quantized_multiplier`: 1 << shift wraps like TFLM's.
+            left_shift: if shift > 0 { shift as u32 & 31 } else { 0 },
+            right_shift,
+            mask,
+            half: mask >> 1,
+            output_zero_point,
+            act_min: i32::from(act_min),
+            act_max: i32::from(act_max),
+        })
+    }
+
+    /// Prepares channels `first..first + out.len()` of `quant` into `out`; `false`
+    /// when one of them has no prepared form (see [`new`](Self::new)).
+    pub(crate) fn prepare(quant: &ChannelQuant<'_>, first: usize, out: &mut [Requant]) -> bool {
+        for (k, r) in out.iter_mut().enumerate() {
+            match Self::new(quant, first + k) {
+                Some(prepared) => *r = prepared,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The int8 outputs of two accumulators of this channel (two pixels).
+    /// Not inlined on DSP cores: there a call with its own registers costs less than
+    /// the spills the prepared fields cause inside the micro-kernel's loop (measured).
+    #[cfg_attr(microcnn_arm_dsp, inline(never))]
+    #[cfg_attr(not(microcnn_arm_dsp), inline(always))]
+    pub(crate) fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8) {
+        (self.output(acc0), self.output(acc1))
+    }
+
+    /// The int8 output for accumulator `acc`: `ChannelQuant::output(c, acc)`.
+    #[inline(always)]
+    pub(crate) fn output(&self, acc: i32) -> i8 {
+        let x = acc.wrapping_add(self.bias).wrapping_shl(self.left_shift);
+        // SaturatingRoundingDoublingHighMul without its division: for a product
+        // p ≥ 0, (p + 2^30) / 2^31 truncated is ⌊(p + 2^30) / 2^31⌋; for p < 0,
+        // (p + 1 − 2^30) / 2^31 truncated toward zero is ⌈(p + 1 − 2^30) / 2^31⌉
+        // = ⌊(p + 2^30) / 2^31⌋ too. Only a = b = i32::MIN saturates, and the
+        // multiplier is not i32::MIN here. |p| ≤ 2^62, so the sum fits i64.
+        let high = ((i64::from(x) * i64::from(self.multiplier) + (1 << 30)) >> 31) as i32;
+        // RoundingDivideByPOT(high, right_shift) with the mask and threshold prepared.
+        let threshold = self.half + i32::from(high < 0);
+        let rounded = (high >> self.right_shift) + i32::from(high & self.mask > threshold);
+        let value = rounded.wrapping_add(self.output_zero_point);
+        // max then min: the clamp of valid blobs (act_min ≤ act_max), without a panic path.
+        value.max(self.act_min).min(self.act_max) as i8
+    }
+}
+
 /// Sum of `(x − zero_point) × w` over two equally long runs. Validation bounds the run
 /// length (≤ 65,536 products of at most 255 × 128), so the sum fits an `i32`.
 #[inline(always)]
@@ -120,6 +238,38 @@ mod tests {
         assert_eq!(valid_taps(9, 3, 2, 12), (0, 2)); // 9, 11 inside; 13 outside
         assert_eq!(valid_taps(7, 3, 1, 5), (0, 0));
         assert_eq!(valid_taps(-9, 3, 1, 5), (3, 3)); // empty
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prepared_requant_is_channel_quant(
+            acc in proptest::prelude::any::<i32>(),
+            bias in proptest::prelude::any::<i32>(),
+            multiplier in proptest::prelude::any::<i32>(),
+            shift in -31_i32..40,
+            zp in -128_i32..128,
+            bounds in proptest::prelude::any::<(i8, i8)>(),
+        ) {
+            let (act_min, act_max) = (bounds.0.min(bounds.1), bounds.0.max(bounds.1));
+            let (b, m, s) = (bias.to_le_bytes(), multiplier.to_le_bytes(), shift.to_le_bytes());
+            let quant = ChannelQuant {
+                bias: Some(I32s::new(&b)),
+                multipliers: I32s::new(&m),
+                shifts: I32s::new(&s),
+                output_zero_point: zp,
+                act_min,
+                act_max,
+            };
+            if let Some(r) = Requant::new(&quant, 0) {
+                proptest::prop_assert_eq!(r.output(acc), quant.output(0, acc));
+            }
+            let near_q31 = (multiplier & 0x3FFF_FFFF) | 0x4000_0000;
+            let m = near_q31.to_le_bytes();
+            let quant = ChannelQuant { multipliers: I32s::new(&m), ..quant };
+            let r = Requant::new(&quant, 0);
+            proptest::prop_assert!(r.is_some());
+            proptest::prop_assert_eq!(r.map(|r| r.output(acc)), Some(quant.output(0, acc)));
+        }
     }
 
     #[test]

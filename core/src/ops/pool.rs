@@ -4,6 +4,8 @@
 //! Average: `acc / count` rounded half away from zero, then clamped. Input and output
 //! share scale and zero point, so there is no requantization. Layout `[H, W, C]`.
 
+#[cfg(microcnn_arm_dsp)]
+use super::arch::arm_dsp::{max_i8x4, min_i8x4, sadd16, sxtb16, sxtb16_ror8};
 use super::conv::Window;
 use super::valid_taps;
 use crate::shape::Shape;
@@ -19,95 +21,212 @@ pub struct PoolParams {
     pub act_max: i8,
 }
 
-#[allow(clippy::too_many_arguments)] // the two closures are the operator; the rest is geometry
-fn pool<F: FnMut(&mut [i32], &[i8]), G: Fn(i32, i32) -> i32>(
-    input: &[i8],
-    input_shape: Shape,
-    output: &mut [i8],
-    output_shape: Shape,
-    params: &PoolParams,
-    init: i32,
-    mut combine: F,
-    finish: G,
-) {
-    const BLOCK: usize = 64;
+/// Max pooling: for each output pixel, the first in-bounds tap is copied and the others
+/// folded in with a lane-wise maximum (four channels per `SSUB8`/`SEL` pair on DSP
+/// cores), then the clamp. A window without in-bounds taps gives −128, clamped, as
+/// in TFLM. Scratch: none.
+pub fn max_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output_shape: Shape, params: &PoolParams) {
     let w = &params.window;
     let channels = input_shape.channels;
+    let full_range = params.act_min == i8::MIN && params.act_max == i8::MAX;
     for out_y in 0..output_shape.height {
         let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
         let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, 1, input_shape.height);
         for out_x in 0..output_shape.width {
             let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
             let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, 1, input_shape.width);
-            let count = ((ky_end - ky_start) * (kx_end - kx_start)) as i32;
             let out_base = (out_y * output_shape.width + out_x) * channels;
-            let mut c0 = 0;
-            while c0 < channels {
-                let len = BLOCK.min(channels - c0);
-                let mut acc = [init; BLOCK];
-                for ky in ky_start..ky_end {
-                    let in_y = (origin_y + ky as isize) as usize;
-                    for kx in kx_start..kx_end {
-                        let in_x = (origin_x + kx as isize) as usize;
-                        let base = (in_y * input_shape.width + in_x) * channels + c0;
-                        let Some(x) = input.get(base..base + len) else {
-                            return;
-                        };
-                        combine(&mut acc[..len], x);
+            let Some(out) = output.get_mut(out_base..out_base + channels) else {
+                return;
+            };
+            if ky_start == ky_end || kx_start == kx_end {
+                out.fill(i8::MIN.clamp(params.act_min, params.act_max.max(params.act_min)));
+                continue;
+            }
+            let mut first = true;
+            for ky in ky_start..ky_end {
+                let row = (origin_y + ky as isize) as usize * input_shape.width;
+                for kx in kx_start..kx_end {
+                    let base = (row + (origin_x + kx as isize) as usize) * channels;
+                    let Some(x) = input.get(base..base + channels) else {
+                        return;
+                    };
+                    if first {
+                        out.copy_from_slice(x);
+                        first = false;
+                    } else {
+                        max_into(out, x);
                     }
                 }
-                let Some(out) = output.get_mut(out_base + c0..out_base + c0 + len) else {
-                    return;
-                };
-                for (o, &a) in out.iter_mut().zip(&acc) {
-                    *o = finish(a, count).clamp(i32::from(params.act_min), i32::from(params.act_max)) as i8;
-                }
-                c0 += len;
+            }
+            if !full_range {
+                clamp_into(out, params.act_min, params.act_max);
             }
         }
     }
 }
 
-/// Max pooling.
-pub fn max_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output_shape: Shape, params: &PoolParams) {
-    pool(
-        input,
-        input_shape,
-        output,
-        output_shape,
-        params,
-        i32::from(i8::MIN),
-        |acc, x| {
-            for (a, &v) in acc.iter_mut().zip(x) {
-                *a = (*a).max(i32::from(v));
-            }
-        },
-        |acc, _| acc,
-    );
+/// `out[i] = max(out[i], x[i])`.
+#[inline(always)]
+fn max_into(out: &mut [i8], x: &[i8]) {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        let mut outs = out.chunks_exact_mut(4);
+        let mut xs = x.chunks_exact(4);
+        for (o, v) in (&mut outs).zip(&mut xs) {
+            let a = u32::from_le_bytes([o[0] as u8, o[1] as u8, o[2] as u8, o[3] as u8]);
+            let b = u32::from_le_bytes([v[0] as u8, v[1] as u8, v[2] as u8, v[3] as u8]);
+            let m = max_i8x4(a, b).to_le_bytes();
+            o.copy_from_slice(&[m[0] as i8, m[1] as i8, m[2] as i8, m[3] as i8]);
+        }
+        for (o, &v) in outs.into_remainder().iter_mut().zip(xs.remainder()) {
+            *o = (*o).max(v);
+        }
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (*o).max(v);
+    }
 }
 
-/// Average pooling.
+/// `out[i] = clamp(out[i], min, max)` (`max` then `min`, as the reference's clamp for
+/// `min ≤ max`).
+#[inline(always)]
+fn clamp_into(out: &mut [i8], min: i8, max: i8) {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        let (low, high) = (u32::from_le_bytes([min as u8; 4]), u32::from_le_bytes([max as u8; 4]));
+        let mut outs = out.chunks_exact_mut(4);
+        for o in &mut outs {
+            let a = u32::from_le_bytes([o[0] as u8, o[1] as u8, o[2] as u8, o[3] as u8]);
+            let m = min_i8x4(max_i8x4(a, low), high).to_le_bytes();
+            o.copy_from_slice(&[m[0] as i8, m[1] as i8, m[2] as i8, m[3] as i8]);
+        }
+        for o in outs.into_remainder() {
+            *o = (*o).max(min).min(max);
+        }
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    for o in out.iter_mut() {
+        *o = (*o).max(min).min(max);
+    }
+}
+
+/// Window taps up to which [`avg_pool2d_s8`] runs its own loop (the DSP sums are `i16`
+/// lanes); larger windows run the reference kernel.
+const MAX_POOL_TAPS: usize = 64;
+
+/// Average pooling: four channels a pass, their sums in registers (on DSP cores two
+/// `i16` lanes per register, widened with `SXTB16` and summed with `SADD16`), then
+/// the rounded division and the clamp per channel. Scratch: none.
 pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output_shape: Shape, params: &PoolParams) {
-    pool(
-        input,
-        input_shape,
-        output,
-        output_shape,
-        params,
-        0,
-        |acc, x| {
-            for (a, &v) in acc.iter_mut().zip(x) {
-                *a += i32::from(v);
+    let w = &params.window;
+    if w.kernel_h * w.kernel_w > MAX_POOL_TAPS {
+        super::reference::avg_pool2d_s8(input, input_shape, output, output_shape, params);
+        return;
+    }
+    let channels = input_shape.channels;
+    let (act_min, act_max) = (i32::from(params.act_min), i32::from(params.act_max));
+    let finish = |sum: i32, count: i32| {
+        let value = if count == 0 { 0 } else { rounded_divide(sum, count) };
+        value.max(act_min).min(act_max) as i8
+    };
+    for out_y in 0..output_shape.height {
+        let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
+        let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, 1, input_shape.height);
+        for out_x in 0..output_shape.width {
+            let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
+            let (kx_start, kx_end) = valid_taps(origin_x, w.kernel_w, 1, input_shape.width);
+            let out_base = (out_y * output_shape.width + out_x) * channels;
+            let Some(out) = output.get_mut(out_base..out_base + channels) else {
+                return;
+            };
+            let taps = PixelTaps {
+                rows: ky_start..ky_end,
+                cols: kx_start..kx_end,
+                origin_y,
+                origin_x,
+                width: input_shape.width,
+                channels,
+            };
+            let count = (ky_end - ky_start) * (kx_end - kx_start);
+            let count = count as i32;
+            let mut quads = out.chunks_exact_mut(4);
+            let mut c = 0;
+            for quad in &mut quads {
+                let Some(sums) = quad_sums(input, &taps, c) else {
+                    return;
+                };
+                for (y, s) in quad.iter_mut().zip(sums) {
+                    *y = finish(s, count);
+                }
+                c += 4;
             }
-        },
-        |acc, count| {
-            if count == 0 {
-                0
-            } else {
-                rounded_divide(acc, count)
+            for y in quads.into_remainder() {
+                let mut sum = 0_i32;
+                for at in taps.offsets() {
+                    let Some(&v) = input.get(at + c) else {
+                        return;
+                    };
+                    sum += i32::from(v);
+                }
+                *y = finish(sum, count);
+                c += 1;
             }
-        },
-    );
+        }
+    }
+}
+
+/// One output pixel's valid window: kernel rows and columns, origin, input geometry.
+struct PixelTaps {
+    rows: core::ops::Range<usize>,
+    cols: core::ops::Range<usize>,
+    origin_y: isize,
+    origin_x: isize,
+    width: usize,
+    channels: usize,
+}
+
+impl PixelTaps {
+    /// Input offsets (of channel 0) of the valid taps.
+    #[inline(always)]
+    fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.rows.clone().flat_map(move |ky| {
+            let row = (self.origin_y + ky as isize) as usize * self.width;
+            self.cols.clone().map(move |kx| (row + (self.origin_x + kx as isize) as usize) * self.channels)
+        })
+    }
+}
+
+/// Sums of channels `c..c + 4` over the valid taps (at most [`MAX_POOL_TAPS`]);
+/// `None` when the input is shorter than its shape says.
+#[inline(always)]
+fn quad_sums(input: &[i8], taps: &PixelTaps, c: usize) -> Option<[i32; 4]> {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        // |sum| ≤ 64 · 128 = 2^13 fits an i16 lane.
+        let (mut even, mut odd) = (0_u32, 0_u32);
+        for at in taps.offsets() {
+            let x = input.get(at + c..at + c + 4)?;
+            let word = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
+            even = sadd16(even, sxtb16(word));
+            odd = sadd16(odd, sxtb16_ror8(word));
+        }
+        let low = |v: u32| i32::from(v as u16 as i16);
+        let high = |v: u32| (v as i32) >> 16;
+        Some([low(even), low(odd), high(even), high(odd)])
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    {
+        let mut sums = [0_i32; 4];
+        for at in taps.offsets() {
+            let x = input.get(at + c..at + c + 4)?;
+            for (s, &v) in sums.iter_mut().zip(x) {
+                *s += i32::from(v);
+            }
+        }
+        Some(sums)
+    }
 }
 
 /// `acc / count` rounded half away from zero (C's truncating division after adding

@@ -1,7 +1,9 @@
-//! The host's model representation between a front end (TFLite import, and later the
-//! quantizer) and the blob writer: tensors, operators with their int8 constants and
-//! precomputed requantization, and metadata. The layer vocabulary is the core's
-//! ([`OpKind`]); this module only owns the constants.
+//! The int8 graph: the host's model between the two front ends (the TFLite importer,
+//! [`crate::tflite::import`], and post-training quantization, [`crate::quantize::ptq`])
+//! and the arena planner and blob writer. Tensors (shape and quantization), operators
+//! with their int8 constants and the requantization parameters [`crate::compile::lower`]
+//! computed, and metadata (labels, input preprocessing, output dimensions). The layer
+//! vocabulary is the core's ([`OpKind`]); this module only owns the constants.
 
 use microcnn_core::format::OpKind;
 use microcnn_core::ops::conv::Window;

@@ -22,12 +22,14 @@
 //! called `.png` still loads.
 //!
 //! **Shape conversion.** With `shape = Some([h, w, c])` (the model's input) every image is
-//! converted as Keras does: first the channels, as `color_mode` does (colour → gray by the
-//! ITU-R 601 luma `L = 0.299 R + 0.587 G + 0.114 B` in PIL's 8-bit fixed point, gray → colour by
-//! replication, alpha dropped), then the size, as `tf.image.resize` bilinear does (half-pixel
-//! centres, no antialiasing). With `None` the images keep their native size, which must then
-//! be the same for all; they have 3 channels if any image is in colour, else 1. 16-bit images
-//! are reduced to 8 bits first (Keras would keep `0..65535`).
+//! converted by the one preprocessing the firmware applies to a camera frame
+//! ([`crate::data::preprocess`], i.e. `microcnn_core::preprocess`): the largest centred
+//! crop with the input's aspect ratio, a triangle-filter resize in 8 bits, then the BT.709
+//! luma for a gray input (colour resized first) or replication for a colour input fed gray.
+//! Training, calibration, `eval` and `infer --image` therefore see the very pixels the chip
+//! computes. With `None` the images keep their native size, which must then be the same for
+//! all; they have 3 channels if any image is in colour, else 1. 16-bit images are reduced to
+//! 8 bits first.
 //!
 //! IDX files hold tensors rather than pictures and are not resized: their height, width and
 //! channels must equal `shape` (issue 3 asks for an error there). The built-in `digits`,
@@ -38,6 +40,7 @@ pub mod shapes;
 
 mod folder;
 
+use crate::data::preprocess::{self, Picture};
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -120,16 +123,12 @@ impl Dataset {
         (self.subset(&train), self.subset(&validation))
     }
 
-    /// Resize (bilinear as tf.image.resize: half-pixel centres, no antialias) and convert
-    /// channels as Keras color_mode does (RGB→gray by ITU-R 601 luma
-    /// L = 0.299R + 0.587G + 0.114B as PIL 'L'; gray→RGB by replication). No-op when equal.
-    ///
-    /// Channels are converted first, then the size, as Keras decodes with the channel count
-    /// and then resizes. On `f32` data the luma is not rounded to 8 bits.
+    /// The images converted to `shape` as the firmware converts a camera frame (see
+    /// [`crate::data::preprocess`]): centred crop to the new aspect ratio, triangle
+    /// resize, BT.709 luma or gray replication, in 8 bits. No-op when equal.
     ///
     /// # Panics
-    /// If a shape has a zero dimension or a channel count other than 1 or 3 is involved in
-    /// a conversion between different channel counts.
+    /// If a shape has a zero dimension or a channel count other than 1 or 3.
     pub fn convert(&self, shape: [usize; 3]) -> Dataset {
         if shape == self.shape {
             return self.clone();
@@ -211,68 +210,19 @@ fn digits(split: &str, shape: Option<[usize; 3]>) -> Result<Dataset> {
     })
 }
 
-/// Converts one HWC image from `from` to `to`: channels first, then bilinear resize.
+/// Converts one HWC image of `[0, 1]` values on the 8-bit grid from `from` to `to`
+/// with the one preprocessing ([`preprocess::resize_pixels`]).
+///
+/// # Panics
+/// If a channel count is neither 1 nor 3, or a dimension is zero.
 pub(crate) fn convert_image(image: &[f32], from: [usize; 3], to: [usize; 3]) -> Vec<f32> {
-    let [h, w, c] = from;
-    let channels_converted: Vec<f32>;
-    let image = if c == to[2] {
-        image
-    } else {
-        channels_converted = match (c, to[2]) {
-            (3, 1) => image.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect(),
-            (1, 3) => image.iter().flat_map(|&v| [v, v, v]).collect(),
-            (a, b) => panic!("cannot convert {a} channels to {b}"),
-        };
-        &channels_converted[..]
-    };
-    resize_bilinear(image, [h, w, to[2]], [to[0], to[1]])
-}
-
-/// One axis of `tf.image.resize` bilinear (half-pixel centres): for each output index,
-/// the two source indices and the weight of the upper one.
-fn resize_weights(in_size: usize, out_size: usize) -> Vec<(usize, usize, f32)> {
-    // TF computes the scale and the source coordinate in f32; so do we.
-    let scale = in_size as f32 / out_size as f32;
-    (0..out_size)
-        .map(|o| {
-            let source = (o as f32 + 0.5) * scale - 0.5;
-            let floor = source.floor();
-            let lower = (floor.max(0.0) as usize).min(in_size - 1);
-            let upper = (source.ceil().max(0.0) as usize).min(in_size - 1);
-            (lower, upper, source - floor)
-        })
-        .collect()
-}
-
-/// Bilinear resize of an HWC image as `tf.image.resize(..., "bilinear", antialias=False)`.
-pub(crate) fn resize_bilinear(image: &[f32], shape: [usize; 3], size: [usize; 2]) -> Vec<f32> {
-    let [h, w, c] = shape;
-    if [h, w] == size {
-        return image.to_vec();
+    let [height, width, channels] = from;
+    let pixels = image.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+    let picture = Picture { height, width, channels, pixels };
+    match preprocess::resize_pixels(&picture, to) {
+        Ok(resized) => resized.into_iter().map(|v| f32::from(v) / 255.0).collect(),
+        Err(e) => panic!("cannot convert {from:?} to {to:?}: {e}"),
     }
-    let rows = resize_weights(h, size[0]);
-    let cols = resize_weights(w, size[1]);
-    let mut out = Vec::with_capacity(size[0] * size[1] * c);
-    let at = |y: usize, x: usize, ch: usize| image[(y * w + x) * c + ch];
-    for &(top, bottom, y_lerp) in &rows {
-        for &(left, right, x_lerp) in &cols {
-            for ch in 0..c {
-                let top_left = at(top, left, ch);
-                let top_right = at(top, right, ch);
-                let bottom_left = at(bottom, left, ch);
-                let bottom_right = at(bottom, right, ch);
-                let upper = top_left + (top_right - top_left) * x_lerp;
-                let lower = bottom_left + (bottom_right - bottom_left) * x_lerp;
-                out.push(upper + (lower - upper) * y_lerp);
-            }
-        }
-    }
-    out
-}
-
-/// 8-bit colour to 8-bit gray as PIL's `convert("L")`: ITU-R 601 luma in 16-bit fixed point.
-pub(crate) fn luma_u8(r: u8, g: u8, b: u8) -> u8 {
-    ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
 }
 
 #[cfg(test)]

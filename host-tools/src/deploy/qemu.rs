@@ -219,6 +219,9 @@ impl Firmware {
     /// Reads the ELF (see [`find_firmware`]) that runs on `cpu`.
     pub fn load(path: &Path, cpu: Cpu) -> Result<Self> {
         let elf = std::fs::read(path).with_context(|| format!("{}: cannot read firmware", path.display()))?;
+        if !elf.starts_with(b"\x7fELF") {
+            bail!("{}: not an ELF file (the QEMU firmware is the ELF cargo builds in firmware/target)", path.display());
+        }
         Ok(Self { path: path.to_path_buf(), elf, cpu })
     }
 
@@ -470,6 +473,49 @@ pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<Sam
         results.extend(parsed);
     }
     Ok(results)
+}
+
+/// Runs camera frames through the firmware's whole camera path (centred crop, resize,
+/// colour conversion, quantization on the device, then invoke) and returns, per frame,
+/// the output bytes and the instruction counts. Every frame is `width × height` pixels
+/// in `format` (`Gray8`, `Rgb888` or `Rgb565Be`).
+pub fn classify_frames(
+    firmware: &Firmware,
+    blob: &[u8],
+    format: PixelFormat,
+    width: u16,
+    height: u16,
+    frames: &[Vec<u8>],
+) -> Result<Vec<SampleResult>> {
+    let model = Model::from_bytes(blob).map_err(|e| anyhow!("invalid model: {e}"))?;
+    check_fits(&model)?;
+    let (bytes_per_pixel, channels) = match format {
+        PixelFormat::Gray8 => (1, 1),
+        PixelFormat::Rgb888 => (3, 3),
+        PixelFormat::Rgb565Be => (2, 3),
+        PixelFormat::Int8Tensor => bail!("int8 tensors are samples, not camera frames: use infer"),
+    };
+    let frame_bytes = usize::from(width) * usize::from(height) * bytes_per_pixel;
+    if let Some(i) = frames.iter().position(|f| f.len() != frame_bytes) {
+        bail!("frame {i} has {} bytes; {width}×{height} {format:?} takes {frame_bytes}", frames[i].len());
+    }
+    let count = u16::try_from(frames.len()).map_err(|_| anyhow!("{} frames: at most 65535 per run", frames.len()))?;
+    let header = Header { format, width, height, channels, count };
+    let mut image = header.to_bytes().to_vec();
+    for frame in frames {
+        image.extend_from_slice(frame);
+    }
+    let run = firmware.run(blob, &image, Duration::from_secs(30 + u64::from(count)))?;
+    if run.status != 0 {
+        let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
+        bail!(
+            "the QEMU firmware exited with status {} ({}): {}",
+            run.status,
+            status_meaning(run.status),
+            errors.join("; ")
+        );
+    }
+    parse_results(&run, frames.len(), model.output().bytes())
 }
 
 /// Collects `output`, `layer` and `invoke` lines for frames `0..count`.

@@ -90,6 +90,22 @@ fn replace(target: &Path, shown: &Path, bytes: &[u8], keep: Option<std::fs::Perm
     Ok(())
 }
 
+/// Validates the `.mcnn` blob read from `path`; the error names the file, and says
+/// how to convert a TFLite file given where a blob was expected.
+pub fn model_from_bytes<'a>(path: &Path, bytes: &'a [u8]) -> Result<microcnn_core::Model<'a>> {
+    microcnn_core::Model::from_bytes(bytes).map_err(|e| {
+        if bytes.get(4..8) == Some(b"TFL3") {
+            anyhow::anyhow!(
+                "{}: a TFLite model, not a .mcnn blob: convert it with `microcnn import {} -o MODEL.mcnn`",
+                path.display(),
+                path.display()
+            )
+        } else {
+            anyhow::anyhow!("{}: invalid model: {e}", path.display())
+        }
+    })
+}
+
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))

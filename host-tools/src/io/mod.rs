@@ -1,4 +1,6 @@
-//! Files: atomic writes ([`fs`]) and int8 `.npy` arrays ([`npy`]).
+//! Files and memory: atomic writes ([`fs`]), int8 `.npy` arrays ([`npy`]) and the
+//! memory budget checked before large allocations ([`memory`]).
 
 pub mod fs;
+pub mod memory;
 pub mod npy;

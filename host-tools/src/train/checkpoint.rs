@@ -18,6 +18,38 @@ use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The lock file a run holds inside its folder while it writes there.
+pub const LOCK_FILE: &str = ".microcnn-lock";
+
+/// An exclusive lock on a run folder, held for as long as the value lives: two runs
+/// into one `--out` would mix one's weights with the other's state and metrics.
+/// (The file stays: deleting it could let a third run lock a new file while a second
+/// still holds the old one.)
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of `dir` (which must exist), or fails at once when another run
+/// holds it.
+pub fn lock(dir: &Path) -> Result<RunLock> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("{}: cannot create the lock file", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(RunLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{}: another microcnn run is writing this folder; wait for it to finish or choose another --out",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("{}: cannot lock", path.display())),
+    }
+}
+
 /// The weights file of a checkpoint directory.
 pub fn model_path(dir: &Path) -> PathBuf {
     dir.join("model.safetensors")

@@ -103,6 +103,9 @@ pub fn load_data(
         }
         return Ok((all, Some(val)));
     }
+    if !(0.0..1.0).contains(&val_split) {
+        bail!("--val-split {val_split}: must be at least 0 and below 1");
+    }
     if val_split > 0.0 {
         if val_split >= 1.0 {
             bail!("--val-split {val_split}: must be below 1");
@@ -206,6 +209,7 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         bail!("no training images");
     }
     cfg.check()?;
+    let _lock = checkpoint::lock(dir)?;
     let best = |m: &[EpochMetrics]| -> Option<(usize, f32)> {
         m.iter().fold(None, |acc: Option<(usize, f32)>, r| match acc {
             // Ties (common on small validation sets) go to the lower validation loss.

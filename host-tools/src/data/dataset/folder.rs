@@ -1,17 +1,10 @@
 //! Class-folder trees: `DIR/<class>/**/<image>.{png,jpg,jpeg,bmp}`.
 
-use super::{convert_image, luma_u8, Dataset};
-use anyhow::{anyhow, bail, Context, Result};
+use super::Dataset;
+use crate::data::preprocess::{self, Picture};
+use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-
-/// An image as decoded: 8-bit, 1 or 3 channels.
-struct Decoded {
-    height: usize,
-    width: usize,
-    channels: usize,
-    pixels: Vec<u8>,
-}
 
 /// Loads `dir` as a class-folder tree (see the module docs of [`super`]).
 pub(super) fn load(dir: &Path, shape: Option<[usize; 3]>) -> Result<Dataset> {
@@ -38,8 +31,8 @@ pub(super) fn load(dir: &Path, shape: Option<[usize; 3]>) -> Result<Dataset> {
         images.sort();
         files.extend(images.into_iter().map(|p| (p, label)));
     }
-    let decoded: Vec<Result<Decoded>> = files.par_iter().map(|(path, _)| decode(path)).collect();
-    let decoded: Vec<Decoded> = decoded.into_iter().collect::<Result<_>>()?;
+    let decoded: Vec<Result<Picture>> = files.par_iter().map(|(path, _)| preprocess::read(path)).collect();
+    let decoded: Vec<Picture> = decoded.into_iter().collect::<Result<_>>()?;
     let labels: Vec<usize> = files.iter().map(|&(_, label)| label).collect();
 
     let shape = match shape {
@@ -63,7 +56,8 @@ pub(super) fn load(dir: &Path, shape: Option<[usize; 3]>) -> Result<Dataset> {
             [first.height, first.width, channels]
         }
     };
-    let images: Vec<Vec<f32>> = decoded.par_iter().map(|d| to_f32(d, shape)).collect();
+    let images: Vec<Result<Vec<f32>>> = decoded.par_iter().map(|d| to_f32(d, shape)).collect();
+    let images = images.into_iter().collect::<Result<Vec<_>>>()?;
     Ok(Dataset { shape, images: images.concat(), labels, classes })
 }
 
@@ -87,34 +81,8 @@ fn is_image_name(path: &Path) -> bool {
         .is_some_and(|e| ["png", "jpg", "jpeg", "bmp"].iter().any(|k| e.eq_ignore_ascii_case(k)))
 }
 
-/// Decodes one file to 8-bit gray or RGB (alpha dropped, 16 bits reduced to 8).
-fn decode(path: &Path) -> Result<Decoded> {
-    let bytes = crate::io::fs::read(path)?;
-    let image = image::ImageReader::new(std::io::Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| anyhow!("{}: cannot read image: {e}", path.display()))?
-        .decode()
-        .map_err(|e| anyhow!("{}: corrupt or truncated image: {}", path.display(), one_line(&e.to_string())))?;
-    let (width, height) = (image.width() as usize, image.height() as usize);
-    if image.color().has_color() {
-        Ok(Decoded { height, width, channels: 3, pixels: image.into_rgb8().into_raw() })
-    } else {
-        Ok(Decoded { height, width, channels: 1, pixels: image.into_luma8().into_raw() })
-    }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Converts channels in 8 bits (as Keras decodes with `color_mode`), then scales to
-/// `[0, 1]` and resizes.
-fn to_f32(d: &Decoded, shape: [usize; 3]) -> Vec<f32> {
-    let pixels: Vec<u8> = match (d.channels, shape[2]) {
-        (3, 1) => d.pixels.chunks_exact(3).map(|p| luma_u8(p[0], p[1], p[2])).collect(),
-        (1, 3) => d.pixels.iter().flat_map(|&v| [v, v, v]).collect(),
-        _ => d.pixels.clone(),
-    };
-    let values: Vec<f32> = pixels.iter().map(|&v| f32::from(v) / 255.0).collect();
-    convert_image(&values, [d.height, d.width, shape[2]], shape)
+/// Converts a decoded picture to `shape` with the one preprocessing (see
+/// [`crate::data::preprocess`]) and scales it to `[0, 1]`.
+fn to_f32(picture: &Picture, shape: [usize; 3]) -> Result<Vec<f32>> {
+    Ok(preprocess::resize_pixels(picture, shape)?.into_iter().map(|v| f32::from(v) / 255.0).collect())
 }

@@ -123,10 +123,23 @@ impl Params {
                     if params.classes.len() < 2 {
                         bail!("shapes: classes={value}: need at least two shapes, joined by +");
                     }
+                    if let Some(twice) = params
+                        .classes
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, c)| params.classes[..i].contains(c).then_some(c))
+                    {
+                        bail!("shapes: classes={value}: {twice} is named twice");
+                    }
                 }
                 other => bail!("shapes: unknown key {other:?} (keys: size, channels, count, seed, split, classes)"),
             }
         }
+        // The set is held as f32: refuse a count the machine cannot hold before drawing.
+        let bytes = [params.count, params.height, params.width, params.channels, 4]
+            .iter()
+            .try_fold(1_u64, |acc, &d| acc.checked_mul(d as u64));
+        crate::io::memory::check(&format!("shapes: count={}", params.count), bytes)?;
         Ok(params)
     }
 }

@@ -50,8 +50,9 @@ fn class_folders_mixed_formats_colours_and_sizes_convert_to_the_model_input() {
     assert_eq!(gray.labels, [0, 0, 1]);
     assert_eq!(gray.class_counts(), [1 + 1, 1]);
     assert_eq!(gray.images.len(), 3 * 16);
-    // "cat/flat.png" sorts before "cat/more/grad.JPG". PIL's L of (200, 100, 50) is 124.
-    assert_eq!(gray.image(0), [124.0 / 255.0; 16]);
+    // "cat/flat.png" sorts before "cat/more/grad.JPG". The BT.709 luma of (200, 100, 50)
+    // is 118 (the firmware's, core::preprocess::luma).
+    assert_eq!(gray.image(0), [118.0 / 255.0; 16]);
     assert!(gray.images.iter().all(|v| (0.0..=1.0).contains(v)));
 
     let colour = load(&spec, Some([3, 7, 3])).expect("load");
@@ -60,9 +61,10 @@ fn class_folders_mixed_formats_colours_and_sizes_convert_to_the_model_input() {
     assert_eq!(colour.image(0), flat);
     // The gray BMP is replicated to three equal channels.
     assert!(colour.image(2).chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
-    // The JPEG gradient survives: red grows to the right, green downwards.
+    // The JPEG gradient survives: red grows to the right, green downwards (over the 3 of
+    // 8 rows the centred 7:3 crop keeps, so by about 2 × 30 / 255).
     let jpeg = colour.image(1);
-    assert!(jpeg[(7 - 1) * 3] > jpeg[0] + 0.5 && jpeg[(2 * 7) * 3 + 1] > jpeg[1] + 0.3);
+    assert!(jpeg[(7 - 1) * 3] > jpeg[0] + 0.5 && jpeg[(2 * 7) * 3 + 1] > jpeg[1] + 0.2);
 }
 
 #[test]
@@ -78,22 +80,34 @@ fn native_size_keeps_pixels_and_uses_colour_if_any_image_has_it() {
 }
 
 #[test]
-fn resize_matches_tf_image_resize_bilinear() {
-    // tf.image.resize([[0, 1], [2, 3]], (4, 4)), half-pixel centres.
-    let up = resize_bilinear(&[0.0, 1.0, 2.0, 3.0], [2, 2, 1], [4, 4]);
-    #[rustfmt::skip]
-    let want = [
-        0.0, 0.25, 0.75, 1.0,
-        0.5, 0.75, 1.25, 1.5,
-        1.5, 1.75, 2.25, 2.5,
-        2.0, 2.25, 2.75, 3.0,
-    ];
-    assert_eq!(up, want);
-    // Down by 2 without antialiasing: the mean of each 2×2 block's centre samples.
-    let down = resize_bilinear(&want, [4, 4, 1], [2, 2]);
-    assert_eq!(down, [0.375, 1.125, 1.875, 2.625]);
-    // Rows only: 1×3 → 1×2 samples at source x = 0.25 and 1.75.
-    assert_eq!(resize_bilinear(&[0.0, 0.5, 1.0], [1, 3, 1], [1, 2]), [0.125, 0.875]);
+fn conversion_is_the_firmware_preprocessing() {
+    // 8-bit RGB pixels, 6×4 → 3×3 gray and colour: the dataset holds exactly the pixels
+    // the core's preprocess computes (centred crop, triangle resize, BT.709 luma), / 255.
+    let pixels: Vec<u8> = (0..6 * 4 * 3).map(|i| (i * 53 % 256) as u8).collect();
+    let rgb = Dataset {
+        shape: [4, 6, 3],
+        images: pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
+        labels: vec![0],
+        classes: vec!["x".into()],
+    };
+    let frame = microcnn_core::preprocess::Image::new(&pixels, 6, 4, microcnn_core::preprocess::PixelFormat::Rgb888)
+        .expect("frame");
+    for channels in [1, 3] {
+        let quant = microcnn_core::preprocess::InputQuantization {
+            width: 3,
+            height: 3,
+            channels,
+            scale: 1.0,
+            zero_point: -128,
+            pixel_scale: 1.0,
+            pixel_offset: 0.0,
+        };
+        let mut input = vec![0i8; 9 * channels];
+        let crop = microcnn_core::preprocess::Crop::centered(&frame, 3, 3);
+        microcnn_core::preprocess::preprocess(&frame, crop, &quant, &mut input).expect("preprocess");
+        let want: Vec<f32> = input.iter().map(|&q| f32::from(i16::from(q) + 128) / 255.0).collect();
+        assert_eq!(rgb.convert([3, 3, channels]).images, want, "{channels} channels");
+    }
 }
 
 #[test]
@@ -105,9 +119,13 @@ fn convert_changes_channels_by_luma_and_replication() {
         classes: vec!["x".into()],
     };
     let gray = rgb.convert([1, 2, 1]);
-    assert_eq!(gray.images, [0.299, 0.587 * 0.5 + 0.114]);
+    let luma = |p: [u8; 3]| f32::from(microcnn_core::preprocess::luma(p)) / 255.0;
+    // 0.5 is the 8-bit 128 (127.5 rounded half away from zero).
+    let (red, blue_green) = (luma([255, 0, 0]), luma([0, 128, 255]));
+    assert_eq!(gray.images, [red, blue_green]);
+    assert_eq!(red, 54.0 / 255.0);
     let back = gray.convert([1, 2, 3]);
-    assert_eq!(back.images, [0.299, 0.299, 0.299, 0.587 * 0.5 + 0.114, 0.587 * 0.5 + 0.114, 0.587 * 0.5 + 0.114]);
+    assert_eq!(back.images, [red, red, red, blue_green, blue_green, blue_green]);
     assert_eq!(rgb.convert([1, 2, 3]).images, rgb.images);
 }
 

@@ -237,6 +237,28 @@ fn glorot(rng: &mut ChaCha8Rng, len: usize, fan_in: usize, fan_out: usize) -> Ve
     (0..len).map(|_| rng.random_range(-limit..limit)).collect()
 }
 
+/// The most parameters one layer may have (checked before anything is allocated):
+/// 64 Mi values, 256 MiB in f32 (and as much again for each of the gradient and the
+/// two Adam moments). Networks for microcontrollers are a thousand times smaller.
+pub const MAX_LAYER_PARAMS: usize = 64 << 20;
+
+/// The most values one sample's activation of one layer may have: 64 Mi (a
+/// 4,096×4,096×4 tensor), 256 MiB in f32 per sample, before the batch multiplies it.
+pub const MAX_ACTIVATION: usize = 64 << 20;
+
+/// `dims` multiplied, if the product stays within `limit`.
+fn bounded_product(dims: &[usize], limit: usize) -> Option<usize> {
+    dims.iter().try_fold(1_usize, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= limit)
+}
+
+/// Refuses a kernel of `dims` (before it is allocated) beyond [`MAX_LAYER_PARAMS`].
+fn check_params(dims: &[usize]) -> Result<usize> {
+    bounded_product(dims, MAX_LAYER_PARAMS).ok_or_else(|| {
+        let shown: Vec<String> = dims.iter().map(usize::to_string).collect();
+        anyhow::anyhow!("a {} kernel is too large: at most {MAX_LAYER_PARAMS} parameters per layer", shown.join("×"))
+    })
+}
+
 impl Builder {
     fn push(&mut self, name: String, origin: &str, layer: Layer, inputs: Vec<usize>, shape: [usize; 3]) -> usize {
         self.nodes.push(Node {
@@ -271,6 +293,9 @@ impl Builder {
         else {
             bail!("a {}×{} window does not fit the {}×{} input (padding \"valid\")", kernel[0], kernel[1], s[0], s[1]);
         };
+        if bounded_product(&[oh, ow, out_c], MAX_ACTIVATION).is_none() {
+            bail!("a {oh}×{ow}×{out_c} output is too large (at most {MAX_ACTIVATION} values per sample)");
+        }
         Ok(Geom {
             input: s,
             output: [oh, ow, out_c],
@@ -300,7 +325,8 @@ impl Builder {
         let cin = geom.input[2];
         let node = self.push(name, origin, Layer::Conv2d { geom, act }, vec![x], geom.output);
         let rf = kernel[0] * kernel[1];
-        let k = glorot(&mut self.rng, rf * cin * filters, rf * cin, rf * filters);
+        let len = check_params(&[kernel[0], kernel[1], cin, filters])?;
+        let k = glorot(&mut self.rng, len, rf * cin, rf * filters);
         self.param(node, "kernel", vec![kernel[0], kernel[1], cin, filters], k, true);
         if use_bias {
             self.param(node, "bias", vec![filters], vec![0.0; filters], true);
@@ -424,7 +450,8 @@ impl Builder {
                 }
                 let n_in = in_shape[2];
                 let node = self.push(name.into(), origin, Layer::Dense { act: *activation }, vec![x], [1, 1, *units]);
-                let k = glorot(&mut self.rng, n_in * units, n_in, *units);
+                let len = check_params(&[n_in, *units])?;
+                let k = glorot(&mut self.rng, len, n_in, *units);
                 self.param(node, "kernel", vec![n_in, *units], k, true);
                 if *use_bias {
                     self.param(node, "bias", vec![*units], vec![0.0; *units], true);
@@ -523,7 +550,8 @@ impl Builder {
         let node = self.push(name, origin, Layer::Depthwise { geom, multiplier, act }, vec![x], geom.output);
         let rf = kernel[0] * kernel[1];
         let cout = cin * multiplier;
-        let k = glorot(&mut self.rng, rf * cout, rf * cin, rf * multiplier);
+        let len = check_params(&[kernel[0], kernel[1], cout])?;
+        let k = glorot(&mut self.rng, len, rf * cin, rf * multiplier);
         self.param(node, "kernel", vec![kernel[0], kernel[1], cout], k, true);
         if use_bias {
             self.param(node, "bias", vec![cout], vec![0.0; cout], true);
@@ -536,6 +564,17 @@ impl Network {
     /// Builds the network with Glorot-uniform kernels and zero biases (Keras's
     /// defaults), seeded. Errors name the layer whose shapes do not work.
     pub fn new(arch: &Arch, seed: u64) -> Result<Network> {
+        let too_large = |what: &str, shape: [usize; 3]| {
+            anyhow::anyhow!(
+                "{what}: a {}×{}×{} activation is too large (at most {MAX_ACTIVATION} values per sample)",
+                shape[0],
+                shape[1],
+                shape[2]
+            )
+        };
+        if bounded_product(&arch.input, MAX_ACTIVATION).is_none() {
+            return Err(too_large("input", arch.input));
+        }
         let mut b = Builder { nodes: vec![], rng: ChaCha8Rng::seed_from_u64(seed) };
         b.push("input".into(), "input", Layer::Input, vec![], arch.input);
         let last = b.layers(&arch.layer, 0, "layer", "layer ")?;

@@ -3,9 +3,8 @@
 //! and element where they differ, or that every layer is identical. Exits non-zero on
 //! a difference. See [`microcnn_tools::inspect::layer_diff`].
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use microcnn_core::Model;
 use microcnn_tools::deploy::qemu;
 use microcnn_tools::inspect::layer_diff::{self, Comparison};
 use microcnn_tools::io::{fs, npy};
@@ -38,7 +37,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         bail!("--on host: diff compares the host with a chip; use --on qemu or qemu:CPU");
     };
     let bytes = fs::read(&cmd.model)?;
-    let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
     let array = npy::read_i8(&cmd.input)?;
     let per_sample = model.input().bytes();
     let count = array.shape.first().copied().unwrap_or(0);

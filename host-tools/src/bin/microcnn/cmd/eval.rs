@@ -4,7 +4,6 @@
 
 use anyhow::{anyhow, Result};
 use clap::Args;
-use microcnn_core::Model;
 use microcnn_tools::data::dataset;
 use microcnn_tools::inspect::eval;
 use microcnn_tools::io::fs;
@@ -54,7 +53,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             anyhow::bail!("--head works on a .mcnn base, not a checkpoint directory");
         }
         let bytes = fs::read(&cmd.model)?;
-        let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+        let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
         let head = fs::read(head_path)?;
         let (parsed, _) = microcnn_core::learn::Head::for_model(&head, &model)
             .map_err(|e| anyhow!("{}: {e}", head_path.display()))?;
@@ -72,7 +71,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         eval::report(&fit::predictions(&net, &data), &data.labels, &info.classes, "f32")
     } else {
         let bytes = fs::read(&cmd.model)?;
-        let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+        let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
         let s = model.input().shape;
         let data = dataset::load(&cmd.data, Some([s.height, s.width, s.channels]))?;
         let outputs = model.output().bytes();

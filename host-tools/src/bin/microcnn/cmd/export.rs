@@ -1,6 +1,6 @@
 //! `microcnn export MODEL.mcnn --format rust|c|bin -o FILE [--name NAME]`
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Args;
 use microcnn_tools::deploy::export::{self, Format};
 use microcnn_tools::inspect::summary;
@@ -15,8 +15,8 @@ pub struct Cmd {
     /// What to write.
     #[arg(long, value_enum)]
     pub format: Format,
-    /// Where to write it.
-    #[arg(short, long)]
+    /// Where to write it (`-`: standard output).
+    #[arg(short, long, visible_alias = "out")]
     pub output: PathBuf,
     /// Prefix of the C symbols (`NAME_model`, `NAME_ARENA_BYTES`); the output file's
     /// name by default. Rust items are named by their module instead.
@@ -27,8 +27,7 @@ pub struct Cmd {
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     let bytes = fs::read(&cmd.model)?;
-    let model =
-        microcnn_core::Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
     let stem = cmd.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = export::c_identifier(cmd.name.as_deref().unwrap_or(&stem));
     fs::write_atomic(&cmd.output, &export::render(&model, cmd.format, &prefix))?;

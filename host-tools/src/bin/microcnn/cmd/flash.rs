@@ -3,7 +3,6 @@
 
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use microcnn_core::Model;
 use microcnn_tools::deploy::flash::{flash, memory_map, region_image};
 use microcnn_tools::io::fs;
 use std::path::PathBuf;
@@ -39,7 +38,7 @@ pub struct Cmd {
 pub fn run(cmd: &Cmd) -> Result<()> {
     let Some(model_path) = &cmd.model else { return run_head(cmd) };
     let blob = fs::read(model_path)?;
-    let model = Model::from_bytes(&blob).map_err(|e| anyhow!("{}: invalid model: {e}", model_path.display()))?;
+    let model = microcnn_tools::io::fs::model_from_bytes(model_path, &blob)?;
     let map = memory_map(cmd.board.as_deref(), cmd.chip.as_deref())?;
     let image = region_image(&map, &model).map_err(|e| anyhow!("{}: {e:#}", model_path.display()))?;
     if let Some(path) = &cmd.image {

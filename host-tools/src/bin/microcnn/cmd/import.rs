@@ -12,8 +12,8 @@ use std::path::PathBuf;
 pub struct Cmd {
     /// The int8 `.tflite` model.
     pub model: PathBuf,
-    /// Where to write the `.mcnn` blob.
-    #[arg(short, long)]
+    /// Where to write the `.mcnn` blob (`-`: standard output).
+    #[arg(short, long, visible_alias = "out")]
     pub output: PathBuf,
 }
 

@@ -4,9 +4,8 @@
 //! (same output bytes; `--json` adds executed instructions per sample and per layer,
 //! and instructions per MAC). See [`microcnn_tools::deploy::qemu`].
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use microcnn_core::Model;
 use microcnn_tools::data::preprocess::image_to_input;
 use microcnn_tools::deploy::qemu;
 use microcnn_tools::inspect::run;
@@ -34,7 +33,7 @@ pub struct Cmd {
     #[arg(long, requires = "image")]
     pub head: Option<PathBuf>,
     /// How many classes to print for `--image`.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub top: usize,
     /// Where the samples run: `host` (this machine), `qemu` (the firmware under QEMU
     /// mps2-an386, Cortex-M4F) or `qemu:CPU` with CPU `cortex-m4`, `cortex-m7`
@@ -72,7 +71,7 @@ fn parse_target(s: &str) -> std::result::Result<Target, String> {
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     let bytes = fs::read(&cmd.model)?;
-    let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
     if let (Some(input), Some(output)) = (&cmd.input, &cmd.output) {
         let array = npy::read_i8(input)?;
         let sample = model.input().bytes();
@@ -147,14 +146,19 @@ fn results_cpu(target: Target) -> qemu::Cpu {
 }
 
 /// `--head`: the learned head's scores (Q16.16, as the chip computes them), best first.
-fn print_head_scores(model: &Model<'_>, head_path: &std::path::Path, input: &[i8], top: usize) -> Result<()> {
+fn print_head_scores(
+    model: &microcnn_core::Model<'_>,
+    head_path: &std::path::Path,
+    input: &[i8],
+    top: usize,
+) -> Result<()> {
     use microcnn_core::learn::{embed, Head};
     let bytes = fs::read(head_path)?;
-    let (head, cut) = Head::for_model(&bytes, model).map_err(|e| anyhow!("{}: {e}", head_path.display()))?;
+    let (head, cut) = Head::for_model(&bytes, model).map_err(|e| anyhow::anyhow!("{}: {e}", head_path.display()))?;
     let mut arena = vec![0u8; model.arena_size()];
-    let mut net = microcnn_core::Interpreter::new(model, &mut arena).map_err(|e| anyhow!("{e}"))?;
+    let mut net = microcnn_core::Interpreter::new(model, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
     net.input_mut().copy_from_slice(input);
-    let features = cut.extract(&mut net).map_err(|e| anyhow!("{e}"))?;
+    let features = cut.extract(&mut net).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut embedding = vec![fixed::types::I16F16::ZERO; head.features()];
     embed(features, cut.zero_point, &mut embedding);
     let mut scores = vec![fixed::types::I16F16::ZERO; head.classes()];

@@ -21,10 +21,10 @@ pub struct Cmd {
     #[arg(long)]
     pub calib: String,
     /// Output `.mcnn` file.
-    #[arg(short = 'o', long = "out")]
+    #[arg(short = 'o', long = "out", visible_alias = "output")]
     pub out: PathBuf,
     /// Calibrate on at most this many images (an even draw over the data).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub calib_samples: usize,
     /// Quantization-aware fine-tuning epochs on the calibration data before export.
     #[arg(long, default_value_t = 0)]

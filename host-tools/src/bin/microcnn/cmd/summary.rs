@@ -1,6 +1,6 @@
 //! `microcnn summary MODEL.mcnn|MODEL.tflite|ARCH.toml|DIR [--json]`
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use microcnn_tools::inspect::summary;
 use microcnn_tools::io::fs;
@@ -46,8 +46,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     } else {
         fs::read(&cmd.model)?
     };
-    let model =
-        microcnn_core::Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: invalid model: {e}", cmd.model.display()))?;
+    let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
     let s = summary::summarize(&model);
     if cmd.json {
         outln!("{}", serde_json::to_string(&s)?);

@@ -141,6 +141,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             // A run that stopped before its first epoch was saved leaves no empty
             // folder behind (remove_dir only removes an empty one).
             if created {
+                let _ = std::fs::remove_file(cmd.out.join(checkpoint::LOCK_FILE));
                 let _ = std::fs::remove_dir(&cmd.out);
             }
             return Err(e);

@@ -1,0 +1,232 @@
+//! Primitives of the Arm DSP extension (ARMv7E-M: Cortex-M4, M7; ARMv8-M Mainline with
+//! DSP: M33, M35P, M55): the one module of `microcnn-core` with `unsafe` code.
+//!
+//! Each function is one or two register-only instructions in an `asm!` block: no
+//! memory access, no stack, nothing outside its operands. They are sound on any core
+//! that implements the instructions, which `build.rs` guarantees by compiling this
+//! module only for such targets. The DSP intrinsics of `core::arch::arm` are
+//! nightly-only; `asm!` is stable.
+//!
+//! Lane notation: a `u32` holds two `i16` lanes (bits 0–15 low, 16–31 high) or four
+//! `i8` lanes (byte 0 lowest).
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+
+/// `SXTB16`: bytes 0 and 2 of `x`, sign-extended into the low and high `i16` lanes.
+#[inline(always)]
+pub fn sxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction, available on this target (build.rs); it
+    // reads `x`, writes `r` and touches neither memory, stack nor flags.
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// `SXTB16 …, ROR #8`: bytes 1 and 3 of `x`, sign-extended into the low and high lanes.
+#[inline(always)]
+pub fn sxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as in `sxtb16`.
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// `SMLAD`: `acc + lo(a)·lo(b) + hi(a)·hi(b)` on the signed `i16` lanes. The callers'
+/// sums stay far inside `i32` (see the accumulator bounds where they are used); on
+/// overflow the instruction wraps and sets the sticky Q flag, which nothing reads.
+#[inline(always)]
+pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only DSP instruction (build.rs); it may set the Q flag, so the
+    // block does not claim to preserve flags.
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `SADD16`: lane-wise `i16` addition (wrapping; callers keep lanes in range).
+#[inline(always)]
+pub fn sadd16(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction (build.rs); it sets the GE flags, so the
+    // block does not claim to preserve flags.
+    unsafe {
+        asm!("sadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// Lane-wise signed maximum of four `i8` lanes: `SSUB8` sets a GE bit per lane where
+/// `a ≥ b`, `SEL` then picks `a`'s byte there and `b`'s elsewhere.
+#[inline(always)]
+pub fn max_i8x4(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: two register-only DSP instructions in one block, so no other code can
+    // change the GE flags between them; `t` is a scratch register of the block.
+    unsafe {
+        asm!(
+            "ssub8 {t}, {a}, {b}",
+            "sel {r}, {a}, {b}",
+            r = lateout(reg) r,
+            t = out(reg) _,
+            a = in(reg) a,
+            b = in(reg) b,
+            options(pure, nomem, nostack)
+        )
+    };
+    r
+}
+
+/// Lane-wise signed minimum of four `i8` lanes (`SSUB8` then `SEL` with the operands
+/// swapped).
+#[inline(always)]
+pub fn min_i8x4(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as in `max_i8x4`.
+    unsafe {
+        asm!(
+            "ssub8 {t}, {a}, {b}",
+            "sel {r}, {b}, {a}",
+            r = lateout(reg) r,
+            t = out(reg) _,
+            a = in(reg) a,
+            b = in(reg) b,
+            options(pure, nomem, nostack)
+        )
+    };
+    r
+}
+
+/// Words between the two columns of an im2col buffer (its second column starts
+/// `COLUMN_STRIDE` words after the first; [`dot_2x2_groups`] addresses it with an
+/// immediate offset of `4 · COLUMN_STRIDE` bytes).
+pub const COLUMN_STRIDE: usize = 512;
+
+/// Two filters times two im2col columns over `groups` groups of four values, added
+/// to `acc = [w0·c0, w0·c1, w1·c0, w1·c1]`.
+///
+/// `w0` and `w1` hold int8 weights (any alignment), `columns` the two columns: the
+/// lane pairs `(x0, x2), (x1, x3)` of each group as words, column 1 starting at word
+/// [`COLUMN_STRIDE`]. Stops (returning `acc`) when a slice is shorter than `groups`
+/// needs. 23 instructions per 16 multiply-accumulates.
+#[inline(always)]
+pub fn dot_2x2_groups(w0: &[i8], w1: &[i8], columns: &[u32], groups: usize, acc: [i32; 4]) -> [i32; 4] {
+    if groups == 0
+        || w0.len() < 4 * groups
+        || w1.len() < 4 * groups
+        || 2 * groups > COLUMN_STRIDE
+        || columns.len() < COLUMN_STRIDE + 2 * groups
+    {
+        return acc;
+    }
+    let [mut a00, mut a01, mut a10, mut a11] = acc;
+    // SAFETY: the loop reads 4·groups bytes from w0 and from w1, and words
+    // [0, 2·groups) and [COLUMN_STRIDE, COLUMN_STRIDE + 2·groups) of `columns`, all
+    // inside the slices (checked above). Unaligned LDR is allowed on ARMv7E-M and
+    // ARMv8-M Mainline; the column is word-aligned. The pointer and counter operands
+    // are inout and discarded; the flags (SUBS) are clobbered, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {f0}, [{w0}], #4",
+            "ldr {f1}, [{w1}], #4",
+            "ldr {x}, [{c}]",
+            "sxtb16 {t}, {f0}",
+            "smlad {a00}, {t}, {x}, {a00}",
+            "ldr {x}, [{c}, #2048]",
+            "smlad {a01}, {t}, {x}, {a01}",
+            "sxtb16 {t}, {f1}",
+            "smlad {a11}, {t}, {x}, {a11}",
+            "ldr {x}, [{c}]",
+            "smlad {a10}, {t}, {x}, {a10}",
+            "ldr {x}, [{c}, #4]",
+            "sxtb16 {t}, {f1}, ror #8",
+            "smlad {a10}, {t}, {x}, {a10}",
+            "ldr {x}, [{c}, #2052]",
+            "smlad {a11}, {t}, {x}, {a11}",
+            "sxtb16 {t}, {f0}, ror #8",
+            "smlad {a01}, {t}, {x}, {a01}",
+            "ldr {x}, [{c}, #4]",
+            "smlad {a00}, {t}, {x}, {a00}",
+            "add {c}, {c}, #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            w0 = inout(reg) w0.as_ptr() => _,
+            w1 = inout(reg) w1.as_ptr() => _,
+            c = inout(reg) columns.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a00 = inout(reg) a00,
+            a01 = inout(reg) a01,
+            a10 = inout(reg) a10,
+            a11 = inout(reg) a11,
+            f0 = out(reg) _,
+            f1 = out(reg) _,
+            t = out(reg) _,
+            x = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    [a00, a01, a10, a11]
+}
+
+/// As [`dot_2x2_groups`], with the two filters already widened to `i16` lanes in the
+/// column's lane order and interleaved per group: `[w0 (0, 2), w0 (1, 3), w1 (0, 2),
+/// w1 (1, 3)]`, four words per group. 17 instructions per 16 multiply-accumulates.
+#[inline(always)]
+pub fn dot_2x2_widened(filters: &[u32], columns: &[u32], groups: usize, acc: [i32; 4]) -> [i32; 4] {
+    if groups == 0
+        || filters.len() < 4 * groups
+        || 2 * groups > COLUMN_STRIDE
+        || columns.len() < COLUMN_STRIDE + 2 * groups
+    {
+        return acc;
+    }
+    let [mut a00, mut a01, mut a10, mut a11] = acc;
+    // SAFETY: the loop reads words [0, 4·groups) of `filters` and words [0, 2·groups)
+    // and [COLUMN_STRIDE, COLUMN_STRIDE + 2·groups) of `columns`, all inside the
+    // slices (checked above); both are word-aligned `u32` slices, as LDRD needs. The
+    // pointer and counter operands are inout and discarded; SUBS clobbers the flags,
+    // which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {f0e}, {f0o}, [{w}], #16",
+            "ldrd {f1e}, {f1o}, [{w}, #-8]",
+            "ldr {x}, [{c}]",
+            "smlad {a00}, {f0e}, {x}, {a00}",
+            "smlad {a10}, {f1e}, {x}, {a10}",
+            "ldr {x}, [{c}, #2048]",
+            "smlad {a01}, {f0e}, {x}, {a01}",
+            "smlad {a11}, {f1e}, {x}, {a11}",
+            "ldr {x}, [{c}, #4]",
+            "smlad {a00}, {f0o}, {x}, {a00}",
+            "smlad {a10}, {f1o}, {x}, {a10}",
+            "ldr {x}, [{c}, #2052]",
+            "smlad {a01}, {f0o}, {x}, {a01}",
+            "smlad {a11}, {f1o}, {x}, {a11}",
+            "add {c}, {c}, #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            w = inout(reg) filters.as_ptr() => _,
+            c = inout(reg) columns.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a00 = inout(reg) a00,
+            a01 = inout(reg) a01,
+            a10 = inout(reg) a10,
+            a11 = inout(reg) a11,
+            f0e = out(reg) _,
+            f0o = out(reg) _,
+            f1e = out(reg) _,
+            f1o = out(reg) _,
+            x = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    [a00, a01, a10, a11]
+}

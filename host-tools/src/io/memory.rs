@@ -1,0 +1,77 @@
+//! The memory budget: how many bytes a command may plan to hold before it allocates
+//! them, so that a hostile size (`shapes:count=10000000000`, a billion-unit layer)
+//! is a one-line error instead of the kernel's out-of-memory kill.
+//!
+//! The budget is half of this machine's physical memory (`MemTotal` of
+//! `/proc/meminfo`; 8 GiB where that cannot be read), or `MICROCNN_MEMORY_BUDGET`
+//! (bytes, or with a `K`, `M` or `G` suffix, powers of 1,024).
+
+use anyhow::{bail, Result};
+
+/// The budget in bytes (see the module doc).
+pub fn budget() -> Result<u64> {
+    if let Some(value) = std::env::var_os("MICROCNN_MEMORY_BUDGET") {
+        let text = value.to_string_lossy();
+        return parse_size(&text).ok_or_else(|| {
+            anyhow::anyhow!("MICROCNN_MEMORY_BUDGET={text}: expected bytes, or a number with K, M or G")
+        });
+    }
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    });
+    Ok(total_kib.map_or(8 << 30, |kib| kib * 1024 / 2))
+}
+
+/// `123`, `64K`, `512M`, `3G` (powers of 1,024).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return None,
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Refuses to plan `bytes` (`None`: beyond `u64`) for `what` when they exceed the
+/// budget; the error states both figures.
+pub fn check(what: &str, bytes: Option<u64>) -> Result<()> {
+    let budget = budget()?;
+    match bytes {
+        Some(b) if b <= budget => Ok(()),
+        Some(b) => bail!(
+            "{what} needs {:.1} GiB, more than the memory budget of {:.1} GiB (half the machine's memory; set MICROCNN_MEMORY_BUDGET to change it)",
+            b as f64 / f64::from(1 << 30),
+            budget as f64 / f64::from(1 << 30)
+        ),
+        None => bail!("{what} is too large to hold in memory"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size("3g"), Some(3 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("5T"), None);
+    }
+
+    #[test]
+    fn beyond_the_budget_is_an_error_naming_both_figures() {
+        assert!(check("small", Some(1024)).is_ok());
+        let err = check("shapes", Some(u64::MAX / 2)).unwrap_err().to_string();
+        assert!(err.starts_with("shapes needs ") && err.contains("memory budget"), "{err}");
+        assert!(check("huge", None).unwrap_err().to_string().contains("too large"));
+    }
+}
