@@ -67,6 +67,17 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         self.invoke_with(|_, _| {})
     }
 
+    /// Runs operators `0..end` only (all of them when `end` is past the last), so that
+    /// an intermediate tensor can be read with [`tensor_data`](Self::tensor_data):
+    /// the features for on-device learning ([`crate::learn`]).
+    pub fn invoke_until(&mut self, end: usize) -> Result<(), Error> {
+        for index in 0..end.min(self.model.op_count()) {
+            let operator = self.model.operator(index)?;
+            self.run(&operator)?;
+        }
+        Ok(())
+    }
+
     /// Runs every operator in order, calling `hook(op_index, phase)` around each one
     /// (for per-layer cycle or instruction counts).
     pub fn invoke_with<F: FnMut(usize, Phase)>(&mut self, mut hook: F) -> Result<(), Error> {

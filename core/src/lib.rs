@@ -27,6 +27,7 @@ pub mod crc;
 pub mod error;
 pub mod format;
 pub mod interpreter;
+pub mod learn;
 pub mod model;
 pub mod ops;
 pub mod preprocess;

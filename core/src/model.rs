@@ -269,6 +269,13 @@ impl<'a> Model<'a> {
         self.bytes
     }
 
+    /// The blob's CRC-32 (from its header, checked at load): names the model, so that
+    /// a learned head for another model is refused ([`crate::learn::Head`]).
+    pub fn checksum(&self) -> u32 {
+        let at = crate::format::header::CRC;
+        self.bytes.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     /// Arena bytes an [`Interpreter`](crate::Interpreter) needs for this model.
     pub fn arena_size(&self) -> usize {
         self.arena_size

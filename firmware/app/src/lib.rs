@@ -25,6 +25,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod learn;
+
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
 use microcnn_camera::{Camera, FrameFormat, PixelFormat};

@@ -76,13 +76,14 @@ pub const QEMU_MPS2_AN386: MemoryMap = MemoryMap {
 };
 
 /// ST Nucleo-F411RE (STM32F411RE: 512 KiB flash, 128 KiB RAM). The regions follow
-/// the flash sectors, so that writing the model erases nothing else: sectors 0–5
-/// (256 KiB) hold the program, sector 6 (128 KiB at `0x0804_0000`) the model and
-/// sector 7 (128 KiB at `0x0806_0000`) the replay frames.
+/// the flash sectors, so that writing the model erases nothing else: sectors 0–4
+/// (128 KiB) hold the program, sector 5 (128 KiB at `0x0802_0000`) the first slot of
+/// the learned head ([`learned::NUCLEO_F411RE`]), sector 6 (128 KiB at `0x0804_0000`)
+/// the model and sector 7 (128 KiB at `0x0806_0000`) the replay frames.
 pub const NUCLEO_F411RE: MemoryMap = MemoryMap {
     name: "nucleo-f411re",
     chip: "STM32F411RETx",
-    flash: Region { origin: 0x0800_0000, length: 256 * 1024 },
+    flash: Region { origin: 0x0800_0000, length: 128 * 1024 },
     model: Region { origin: 0x0804_0000, length: 128 * 1024 },
     frames: Region { origin: 0x0806_0000, length: 128 * 1024 },
     ram: Region { origin: 0x2000_0000, length: 128 * 1024 },
@@ -235,6 +236,115 @@ pub mod frames {
     }
 }
 
+/// The learned-head region: two slots, each a whole number of erase blocks, where
+/// `microcnn_core::learn::store::Store` keeps the head the chip learned.
+pub mod learned {
+    use super::Region;
+
+    /// Where one target keeps its learned head.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct LearnedRegion {
+        /// The two slots (equal lengths).
+        pub slots: [Region; 2],
+        /// The flash's erase block.
+        pub erase_size: u32,
+    }
+
+    /// QEMU `mps2-an386` / `mps2-an385`: two 32 KiB slots just above the frames region,
+    /// in the code memory QEMU maps as RAM (the firmware treats it as NOR flash with
+    /// 4 KiB blocks). Outside every linker region, so nothing else is placed there.
+    pub const QEMU: LearnedRegion = LearnedRegion {
+        slots: [Region { origin: 0x0020_0000, length: 32 * 1024 }, Region { origin: 0x0020_8000, length: 32 * 1024 }],
+        erase_size: 4096,
+    };
+
+    /// Nucleo-F411RE: sector 5 (128 KiB at `0x0802_0000`, just above the program
+    /// region) and sector 7 (the frames region: replayed bring-up frames and a
+    /// learned head exclude each other; the firmware learns only when no frames are
+    /// there, so it never erases them).
+    pub const NUCLEO_F411RE: LearnedRegion = LearnedRegion {
+        slots: [Region { origin: 0x0802_0000, length: 128 * 1024 }, Region { origin: 0x0806_0000, length: 128 * 1024 }],
+        erase_size: 128 * 1024,
+    };
+}
+
+/// A scripted learning session for the QEMU firmware, at the start of the frames
+/// region: a 32-byte header, the labels of the frames to learn (one byte each,
+/// padded to 4), then an ordinary frames region ([`frames`]) whose first
+/// `learn_count` frames are learned and whose next `classify_count` are classified
+/// with the learned head.
+///
+/// | offset | field |
+/// | --- | --- |
+/// | 0 | magic `MCLN` |
+/// | 4 | `u16` version ([`session::VERSION`]) |
+/// | 6 | `u8` method: 0 prototypes, 1 SGD |
+/// | 7 | `u8` reserved (0) |
+/// | 8 | `u16` epochs |
+/// | 10 | `u16` learn count |
+/// | 12 | `i32` learning rate, Q16.16 bits |
+/// | 16 | `u16` classify count |
+/// | 18 | 14 bytes reserved (0) |
+pub mod session {
+    /// `MCLN`.
+    pub const MAGIC: [u8; 4] = *b"MCLN";
+    /// The version this firmware reads.
+    pub const VERSION: u16 = 1;
+    /// Header bytes.
+    pub const HEADER_LEN: usize = 32;
+
+    /// A decoded session header.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Header {
+        /// 0 prototypes, 1 SGD.
+        pub method: u8,
+        /// SGD epochs.
+        pub epochs: u16,
+        /// SGD learning rate, Q16.16 bits.
+        pub learning_rate_bits: i32,
+        /// Frames to learn (labels follow the header).
+        pub learn_count: u16,
+        /// Frames to classify after learning.
+        pub classify_count: u16,
+    }
+
+    impl Header {
+        /// The 32 header bytes.
+        pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+            let mut b = [0u8; HEADER_LEN];
+            b[0..4].copy_from_slice(&MAGIC);
+            b[4..6].copy_from_slice(&VERSION.to_le_bytes());
+            b[6] = self.method;
+            b[8..10].copy_from_slice(&self.epochs.to_le_bytes());
+            b[10..12].copy_from_slice(&self.learn_count.to_le_bytes());
+            b[12..16].copy_from_slice(&self.learning_rate_bits.to_le_bytes());
+            b[16..18].copy_from_slice(&self.classify_count.to_le_bytes());
+            b
+        }
+
+        /// Where the frames region starts, from the start of the session.
+        pub fn frames_offset(&self) -> usize {
+            HEADER_LEN + usize::from(self.learn_count).div_ceil(4) * 4
+        }
+
+        /// Reads a header; `None` when the magic or version is not a session's.
+        pub fn parse(bytes: &[u8]) -> Option<Header> {
+            let b = bytes.get(..HEADER_LEN)?;
+            let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+            if b[0..4] != MAGIC || u16_at(4) != VERSION {
+                return None;
+            }
+            Some(Header {
+                method: b[6],
+                epochs: u16_at(8),
+                learn_count: u16_at(10),
+                learning_rate_bits: i32::from_le_bytes([b[12], b[13], b[14], b[15]]),
+                classify_count: u16_at(16),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -265,6 +375,23 @@ mod tests {
         assert_eq!(h.frame_bytes(), 160 * 120 * 2);
         assert_eq!(frames::Header::parse(&h.to_bytes()), Some(h));
         assert_eq!(frames::Header::parse(&[0u8; 16]), None);
+    }
+
+    #[test]
+    fn session_header_round_trips_and_learned_slots_are_erase_blocks() {
+        let h =
+            session::Header { method: 1, epochs: 30, learning_rate_bits: 1 << 16, learn_count: 5, classify_count: 7 };
+        assert_eq!(session::Header::parse(&h.to_bytes()), Some(h));
+        assert_eq!(h.frames_offset(), 40);
+        assert_eq!(session::Header::parse(&[0u8; 32]), None);
+        for l in [learned::QEMU, learned::NUCLEO_F411RE] {
+            assert_eq!(l.slots[0].length, l.slots[1].length);
+            for slot in l.slots {
+                assert_eq!(slot.origin % l.erase_size, 0);
+                assert_eq!(slot.length % l.erase_size, 0);
+            }
+        }
+        assert!(learned::QEMU.slots[0].origin >= QEMU_MPS2_AN386.frames.end());
     }
 
     #[test]

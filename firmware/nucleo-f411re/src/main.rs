@@ -3,6 +3,10 @@
 //! a defmt line per frame (over RTT, shown by `probe-rs run`), LED LD2 on while the
 //! best class is class 0. Per-layer costs in CPU cycles (DWT `CYCCNT`) at debug level.
 //!
+//! The user button B1 teaches it new classes (short press: learn frames as the
+//! current class; long press: next class; see `learn.rs`), kept in the learned
+//! region of the internal flash.
+//!
 //! The model comes from the model region (`microcnn flash MODEL.mcnn --chip
 //! STM32F411RETx` writes it; or build with `MICROCNN_MODEL=model.mcnn` to link it
 //! in). A region without a valid blob is refused: a defmt error, LD2 blinks 3
@@ -15,6 +19,8 @@
 //! SCL → D15 (PB8), VCC → 3V3, GND → GND.
 #![no_std]
 #![no_main]
+
+mod learn;
 
 use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
@@ -29,6 +35,7 @@ use microcnn_camera::Camera;
 use microcnn_core::Interpreter;
 use microcnn_layout::{Region, NUCLEO_F411RE as MAP};
 use panic_probe as _;
+use stm32f4xx_hal::flash::LockedFlash;
 use stm32f4xx_hal::i2c::{self, I2c};
 use stm32f4xx_hal::pac;
 use stm32f4xx_hal::prelude::*;
@@ -95,8 +102,12 @@ fn halt<L: OutputPin>(led: &mut L, flashes: u32) -> ! {
 }
 
 /// Classifies frames from `camera` forever (or until it fails).
-fn classify_forever<C: Camera, L: OutputPin>(net: &mut Interpreter<'_, '_>, camera: &mut C, led: &mut L) -> ! {
-    let Some(buffer) = cortex_m::singleton!(: [u8; FRAME_BUFFER_BYTES] = [0; FRAME_BUFFER_BYTES]) else { halt(led, 2) };
+fn classify_forever<C: Camera, L: OutputPin>(
+    net: &mut Interpreter<'_, '_>,
+    camera: &mut C,
+    led: &mut L,
+    buffer: &mut [u8],
+) -> ! {
     let mut clock = CycleClock { last: 0, high: 0 };
     let end = run_loop(net, camera, buffer, &mut clock, led, 0, None, LoopMode::Classify);
     if let Some(error) = end.camera_error {
@@ -129,9 +140,13 @@ fn main() -> ! {
         }
     };
 
+    // One capture buffer for either path.
+    let Some(buffer) = cortex_m::singleton!(: [u8; FRAME_BUFFER_BYTES] = [0; FRAME_BUFFER_BYTES]) else {
+        halt(&mut led, 2)
+    };
     if let Ok(replay) = Replay::new(region(MAP.frames)) {
         defmt::info!("replaying {=usize} frames from flash", replay.len());
-        classify_forever(&mut net, &mut replay.looping(), &mut led)
+        classify_forever(&mut net, &mut replay.looping(), &mut led, buffer)
     }
 
     let mode = Mode { polarity: Polarity::IdleLow, phase: Phase::CaptureOnFirstTransition };
@@ -147,5 +162,7 @@ fn main() -> ! {
         halt(&mut led, 2)
     }
     defmt::info!("camera ready: OV2640, 160x120 RGB565");
-    classify_forever(&mut net, &mut camera, &mut led)
+    // B1 (PC13) has an external pull-up: low while pressed.
+    let mut button = dp.GPIOC.split(&mut rcc).pc13.into_floating_input();
+    learn::learn_forever(&mut net, &mut camera, &mut led, &mut button, LockedFlash::new(dp.FLASH), buffer)
 }

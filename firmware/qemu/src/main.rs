@@ -15,6 +15,7 @@
 //! | 3 | the frames region holds no valid frames header |
 //! | 4 | the arena is too small for the model |
 //! | 5 | a frame could not be classified |
+//! | 6 | a learning session (frames region starts with `MCLN`, see `learn.rs`) failed |
 //!
 //! With `--dump-layers` on the semihosting command line, each frame runs operator by
 //! operator and every layer's output is logged instead (`microcnn diff`).
@@ -24,6 +25,8 @@
 //! (`microcnn_layout::QEMU_ICOUNT_SHIFT`). QEMU has no DWT cycle counter.
 #![no_std]
 #![no_main]
+
+mod learn;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::syst::SystClkSource;
@@ -171,6 +174,10 @@ fn main() -> ! {
             exit(4)
         }
     };
+    let Some(buffer) = cortex_m::singleton!(: [u8; FRAME_BUFFER_BYTES] = [0; FRAME_BUFFER_BYTES]) else { exit(1) };
+    if let Some(header) = microcnn_layout::session::Header::parse(region(MAP.frames)) {
+        exit(learn::session(&mut net, &header, buffer, &mut clock));
+    }
     let mut camera = match Replay::new(region(MAP.frames)) {
         Ok(camera) => camera,
         Err(error) => {
@@ -178,7 +185,6 @@ fn main() -> ! {
             exit(3)
         }
     };
-    let Some(buffer) = cortex_m::singleton!(: [u8; FRAME_BUFFER_BYTES] = [0; FRAME_BUFFER_BYTES]) else { exit(1) };
     let mode = if command_line_has(b"--dump-layers") { Mode::DumpLayers } else { Mode::Classify };
     let end = run_loop(&mut net, &mut camera, buffer, &mut clock, &mut led, 0, None, mode);
     defmt::info!("done: {=u32} frames", end.frames);

@@ -172,6 +172,7 @@ pub fn status_meaning(status: i32) -> &'static str {
         3 => "the frames region holds no valid frames header",
         4 => "the arena is too small for the model",
         5 => "a frame could not be classified",
+        6 => "the learning session failed",
         124 => "timed out",
         _ => "unknown status",
     }

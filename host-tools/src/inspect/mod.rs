@@ -1,7 +1,9 @@
 //! Looking at int8 models: running them on the host's copy of the engine ([`run`]),
-//! Keras-like [`summary`] tables and accuracy ([`eval`]).
+//! Keras-like [`summary`] tables, accuracy ([`eval`]) and on-device learning run on
+//! the host ([`learn`]).
 
 pub mod eval;
 pub mod layer_diff;
+pub mod learn;
 pub mod run;
 pub mod summary;

@@ -72,6 +72,10 @@ enum Command {
     Quantize(cmd::quantize::Cmd),
     /// Evaluate a model on a labelled dataset.
     Eval(cmd::eval::Cmd),
+    /// Learn a new head on a base model's features, as the chip does.
+    Learn(cmd::learn::Cmd),
+    /// Read the head a board learned out of its learned region (probe-rs).
+    Pull(cmd::pull::Cmd),
     /// Print a Keras-like summary of a model.
     Summary(cmd::summary::Cmd),
 }
@@ -91,6 +95,8 @@ fn main() {
         Command::Finetune(c) => cmd::finetune::run(c),
         Command::Zoo(c) => cmd::zoo::run(c),
         Command::Eval(c) => cmd::eval::run(c),
+        Command::Learn(c) => cmd::learn::run(c),
+        Command::Pull(c) => cmd::pull::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,5 +1,6 @@
 //! `microcnn eval MODEL.mcnn|DIR --data D [--json]`: accuracy on the integer engine
-//! (a `.mcnn`) or in f32 (a checkpoint directory), per class, and a confusion matrix.
+//! (a `.mcnn`, with its own classifier or a learned `--head`) or in f32 (a checkpoint
+//! directory), per class, and a confusion matrix.
 
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -31,6 +32,10 @@ pub struct Cmd {
     /// Also write the int8 outputs of the engine (`.npy`, `.mcnn` only).
     #[arg(long)]
     pub save_outputs: Option<PathBuf>,
+    /// A head learned on the model (`microcnn learn`): classify with it on the model's
+    /// features instead of the model's own classifier (`.mcnn` only).
+    #[arg(long)]
+    pub head: Option<PathBuf>,
 }
 
 fn default_confusion(model: &Path) -> PathBuf {
@@ -43,7 +48,23 @@ fn default_confusion(model: &Path) -> PathBuf {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
-    let report = if cmd.model.is_dir() {
+    let report = if let Some(head_path) = &cmd.head {
+        if cmd.model.is_dir() {
+            anyhow::bail!("--head works on a .mcnn base, not a checkpoint directory");
+        }
+        let bytes = fs::read(&cmd.model)?;
+        let model = microcnn_tools::io::fs::model_from_bytes(&cmd.model, &bytes)?;
+        let head = fs::read(head_path)?;
+        let (parsed, _) = microcnn_core::learn::Head::for_model(&head, &model)
+            .map_err(|e| anyhow!("{}: {e}", head_path.display()))?;
+        let s = model.input().shape;
+        let data = dataset::load(&cmd.data, Some([s.height, s.width, s.channels]))?;
+        if data.classes.len() != parsed.classes() {
+            anyhow::bail!("{}: {} classes, the head has {}", cmd.data, data.classes.len(), parsed.classes());
+        }
+        let predicted = microcnn_tools::inspect::learn::classify(&model, &head, &data)?;
+        eval::report(&predicted, &data.labels, &data.classes, "int8 + learned head")
+    } else if cmd.model.is_dir() {
         let (net, info) = checkpoint::load(&cmd.model)?;
         let data = dataset::load(&cmd.data, Some(net.input_shape()))?;
         check_classes(&cmd.data, &data.classes, &info.classes)?;

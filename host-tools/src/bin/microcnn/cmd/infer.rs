@@ -28,6 +28,10 @@ pub struct Cmd {
     /// A PNG, JPEG or BMP image to classify.
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// Classify `--image` with this learned head (`microcnn learn`) on the model's
+    /// features, instead of the model's own classifier.
+    #[arg(long, requires = "image")]
+    pub head: Option<PathBuf>,
     /// How many classes to print for `--image`.
     #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub top: usize,
@@ -118,6 +122,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         bail!("give --input and --output, or --image");
     };
     let input = image_to_input(&model, image_path)?;
+    if let Some(head_path) = &cmd.head {
+        return print_head_scores(&model, head_path, &input, cmd.top);
+    }
     let output = run::run_samples(&model, &input)?;
     let out = model.output();
     let mut ranked: Vec<(usize, i8)> = output.iter().copied().enumerate().collect();
@@ -136,4 +143,30 @@ fn results_cpu(target: Target) -> qemu::Cpu {
         Target::Qemu(cpu) => cpu,
         Target::Host => qemu::Cpu::default(),
     }
+}
+
+/// `--head`: the learned head's scores (Q16.16, as the chip computes them), best first.
+fn print_head_scores(
+    model: &microcnn_core::Model<'_>,
+    head_path: &std::path::Path,
+    input: &[i8],
+    top: usize,
+) -> Result<()> {
+    use microcnn_core::learn::{embed, Head};
+    let bytes = fs::read(head_path)?;
+    let (head, cut) = Head::for_model(&bytes, model).map_err(|e| anyhow::anyhow!("{}: {e}", head_path.display()))?;
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut net = microcnn_core::Interpreter::new(model, &mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
+    net.input_mut().copy_from_slice(input);
+    let features = cut.extract(&mut net).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut embedding = vec![fixed::types::I16F16::ZERO; head.features()];
+    embed(features, cut.zero_point, &mut embedding);
+    let mut scores = vec![fixed::types::I16F16::ZERO; head.classes()];
+    head.scores(&embedding, &mut scores);
+    let mut ranked: Vec<(usize, fixed::types::I16F16)> = scores.into_iter().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (class, score) in ranked.into_iter().take(top) {
+        outln!("{:<20} {:.4}", format!("class {class}"), score.to_num::<f64>());
+    }
+    Ok(())
 }

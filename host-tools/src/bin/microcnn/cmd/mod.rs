@@ -8,6 +8,8 @@ pub mod finetune;
 pub mod flash;
 pub mod import;
 pub mod infer;
+pub mod learn;
+pub mod pull;
 pub mod quantize;
 pub mod summary;
 pub mod train;
