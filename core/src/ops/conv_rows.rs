@@ -52,7 +52,12 @@ pub(crate) fn conv2d_s8_rows(
     params: &ConvParams<'_>,
 ) -> bool {
     let filter_len = params.window.kernel_h * params.window.kernel_w * input_shape.channels;
-    let words = filter_len.div_ceil(2);
+    // Three sizes (padded with zero words) rather than one per length: code size.
+    let words = match filter_len.div_ceil(2) {
+        0..=2 => 2,
+        3..=5 => 5,
+        _ => 8,
+    };
     let out_c = output_shape.channels;
     if filter_len == 0
         || filter_len > ROW_FILTER_MAX
@@ -69,19 +74,14 @@ pub(crate) fn conv2d_s8_rows(
         }
     }
     match words {
-        1 => run::<1>(input, input_shape, input_zero_point, output, output_shape, params),
         2 => run::<2>(input, input_shape, input_zero_point, output, output_shape, params),
-        3 => run::<3>(input, input_shape, input_zero_point, output, output_shape, params),
-        4 => run::<4>(input, input_shape, input_zero_point, output, output_shape, params),
         5 => run::<5>(input, input_shape, input_zero_point, output, output_shape, params),
-        6 => run::<6>(input, input_shape, input_zero_point, output, output_shape, params),
-        7 => run::<7>(input, input_shape, input_zero_point, output, output_shape, params),
         _ => run::<8>(input, input_shape, input_zero_point, output, output_shape, params),
     }
     true
 }
 
-/// The row kernel with `N` words (`2·N` values) per filter.
+/// The row kernel with `N` words (`2·N` values, the tail zeros) per filter.
 #[inline(never)]
 fn run<const N: usize>(
     input: &[i8],
