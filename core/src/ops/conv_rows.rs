@@ -9,8 +9,8 @@
 //! requantization stay in registers, and each output costs `N` loads and `N`
 //! two-lane multiply-accumulates (`SMLAD` on DSP cores) plus the requantization.
 //!
-//! Stack: [`ROW_WORDS`] words for the row (2 KiB) and [`FILTER_WORDS`] words for the
-//! widened filters (4 KiB). Accumulator bound: at most 16 products of
+//! Stack: [`ROW_WORDS`] words for the row (2 KiB), its sums (1 KiB) and
+//! [`FILTER_WORDS`] words for the widened filters (4 KiB). Accumulator bound: at most 16 products of
 //! |x − zp| ≤ 255 and |w| ≤ 128, far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
@@ -22,7 +22,8 @@ use crate::shape::Shape;
 /// The longest filter the row kernel takes.
 pub(crate) const ROW_FILTER_MAX: usize = 16;
 
-/// Words of the widened output row (2 KiB of stack).
+/// Words of the widened output row (2 KiB of stack; the row's sums take half as
+/// many words again, as every filter has at least two words).
 const ROW_WORDS: usize = 512;
 
 /// Words of the widened filters of all output channels (4 KiB of stack).
@@ -116,6 +117,10 @@ fn run<const N: usize>(
     let Some(row) = row_words.as_chunks_mut::<N>().0.get_mut(..out_w) else {
         return;
     };
+    let mut sums = [0_i32; ROW_WORDS / 2];
+    let Some(sums) = sums.get_mut(..out_w) else {
+        return;
+    };
     let (height, width) = (input_shape.height as isize, input_shape.width as isize);
     let kernel_w = window.kernel_w as isize;
     let row_len = window.kernel_w * in_c;
@@ -171,12 +176,29 @@ fn run<const N: usize>(
                 return;
             };
             let f = *f;
-            // One pixel a pass (two a pass spill more than they save, measured).
-            for (col, px) in row.iter().zip(out_row.chunks_exact_mut(out_c)) {
+            if !cfg!(microcnn_arm_dsp) {
+                // ARMv6-M: one pass (two passes cost more there, measured).
+                for (col, px) in row.iter().zip(out_row.chunks_exact_mut(out_c)) {
+                    let mut acc = 0;
+                    for j in 0..N {
+                        acc = mac2(col[j], f[j], acc);
+                    }
+                    if let Some(y) = px.get_mut(o) {
+                        *y = r.output(acc);
+                    }
+                }
+                continue;
+            }
+            // Two passes over the row, so that neither spills: the sums (filter in
+            // registers), then their requantization (prepared fields in registers).
+            for (col, a) in row.iter().zip(sums.iter_mut()) {
                 let mut acc = 0;
                 for j in 0..N {
                     acc = mac2(col[j], f[j], acc);
                 }
+                *a = acc;
+            }
+            for (&acc, px) in sums.iter().zip(out_row.chunks_exact_mut(out_c)) {
                 if let Some(y) = px.get_mut(o) {
                     *y = r.output(acc);
                 }
