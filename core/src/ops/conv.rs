@@ -8,6 +8,7 @@
 //! Layouts: input `[H, W, C_in]`, weights `[C_out, KH, KW, C_in]`, output
 //! `[OH, OW, C_out]`. Scratch: two columns on the stack (see [`conv2d_s8`]).
 
+use super::conv_rows::conv2d_s8_rows;
 use super::im2col::{dot_2x2, Column, Columns, COLUMN_MAX};
 #[cfg(microcnn_arm_dsp)]
 use super::im2col::{dot_2x2_wide, widen_pairs, WIDE_WORDS};
@@ -52,7 +53,8 @@ pub struct ConvParams<'a> {
 /// Runs a 2-D convolution. `input` holds `input_shape.elements()` values,
 /// `output` holds `output_shape.elements()`.
 ///
-/// Filters up to 1024 values long (`KH·KW·C_in ≤ 1024`) run
+/// Filters up to 16 values long run the row kernel (`conv_rows.rs`; 7 KiB of stack);
+/// longer ones up to 1024 values (`KH·KW·C_in ≤ 1024`) run
 /// the im2col kernel (two output pixels × two output channels per pass; 4 KiB of
 /// stack for two columns); longer ones the [reference kernel](mod@super::reference).
 pub fn conv2d_s8(
@@ -66,6 +68,9 @@ pub fn conv2d_s8(
     let filter_len = params.window.kernel_h * params.window.kernel_w * input_shape.channels;
     if filter_len == 0 || filter_len > COLUMN_MAX {
         reference::conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
+        return;
+    }
+    if conv2d_s8_rows(input, input_shape, input_zero_point, output, output_shape, params) {
         return;
     }
     conv2d_s8_im2col(input, input_shape, input_zero_point, output, output_shape, params, filter_len);

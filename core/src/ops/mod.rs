@@ -11,6 +11,7 @@ pub mod add;
 pub mod arch;
 pub mod concat;
 pub mod conv;
+mod conv_rows;
 pub mod dense;
 pub mod depthwise;
 mod im2col;

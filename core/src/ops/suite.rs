@@ -162,6 +162,15 @@ proptest! {
         }
     }
 
+    /// Short filters (`KH·KW·C_in ≤ 16`: 1- and 3-channel first layers, 1×1
+    /// convolutions) run the row kernel.
+    #[test]
+    fn conv_short_filters_matches_reference(case in conv_case(3, 3, false)) {
+        if let Some((fast, slow)) = run_conv(&case, false) {
+            prop_assert_eq!(fast, slow);
+        }
+    }
+
     #[test]
     fn conv_wide_channels_matches_reference(case in conv_case(40, 2, false)) {
         if let Some((fast, slow)) = run_conv(&case, false) {

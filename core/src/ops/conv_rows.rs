@@ -1,0 +1,208 @@
+//! The row kernel of CONV_2D for short filters (`KH·KW·C_in ≤ ROW_FILTER_MAX`), such
+//! as a first layer on a 1- or 3-channel image or a 1×1 convolution on few channels.
+//!
+//! For such filters the per-pixel im2col column and the per-call overhead of the
+//! two-by-two micro-kernel cost more than the multiplications. This kernel instead
+//! widens the receptive fields of a whole output row once (pixel after pixel, `i16`
+//! pairs in filter order with the input offset added, padding taps 0) and then runs
+//! channel by channel over the row: the channel's widened filter and its
+//! requantization stay in registers, and each output costs `N` loads and `N`
+//! two-lane multiply-accumulates (`SMLAD` on DSP cores) plus the requantization.
+//!
+//! Stack: [`ROW_WORDS`] words for the row (2 KiB), its sums (1 KiB) and
+//! [`FILTER_WORDS`] words for the widened filters (4 KiB). Accumulator bound: at most 16 products of
+//! |x − zp| ≤ 255 and |w| ≤ 128, far inside `i32`.
+
+#[cfg(microcnn_arm_dsp)]
+use super::arch::arm_dsp::smlad;
+use super::conv::ConvParams;
+use super::Requant;
+use crate::shape::Shape;
+
+/// The longest filter the row kernel takes.
+pub(crate) const ROW_FILTER_MAX: usize = 16;
+
+/// Words of the widened output row (2 KiB of stack; the row's sums take half as
+/// many words again, as every filter has at least two words).
+const ROW_WORDS: usize = 512;
+
+/// Words of the widened filters of all output channels (4 KiB of stack).
+const FILTER_WORDS: usize = 1024;
+
+/// `acc + lo(x)·lo(w) + hi(x)·hi(w)` on the signed `i16` lanes.
+#[inline(always)]
+fn mac2(x: u32, w: u32, acc: i32) -> i32 {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        smlad(x, w, acc)
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    {
+        acc + i32::from(x as i16) * i32::from(w as i16) + i32::from((x >> 16) as i16) * i32::from((w >> 16) as i16)
+    }
+}
+
+/// Runs the convolution with the row kernel when the layer fits it; `false` (having
+/// written nothing) when it does not, and the caller runs another kernel.
+pub(crate) fn conv2d_s8_rows(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+) -> bool {
+    let filter_len = params.window.kernel_h * params.window.kernel_w * input_shape.channels;
+    // Three sizes (padded with zero words) rather than one per length: code size.
+    let words = match filter_len.div_ceil(2) {
+        0..=2 => 2,
+        3..=5 => 5,
+        _ => 8,
+    };
+    let out_c = output_shape.channels;
+    if filter_len == 0
+        || filter_len > ROW_FILTER_MAX
+        || out_c == 0
+        || output_shape.width * words > ROW_WORDS
+        || out_c * words > FILTER_WORDS
+    {
+        return false;
+    }
+    // Every channel must have a prepared requantization (checked before any output).
+    for o in 0..out_c {
+        if Requant::new(&params.quant, o).is_none() {
+            return false;
+        }
+    }
+    match words {
+        2 => run::<2>(input, input_shape, input_zero_point, output, output_shape, params),
+        5 => run::<5>(input, input_shape, input_zero_point, output, output_shape, params),
+        _ => run::<8>(input, input_shape, input_zero_point, output, output_shape, params),
+    }
+    true
+}
+
+/// The row kernel with `N` words (`2·N` values, the tail zeros) per filter.
+#[inline(never)]
+fn run<const N: usize>(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+) {
+    let window = &params.window;
+    let in_c = input_shape.channels;
+    let filter_len = window.kernel_h * window.kernel_w * in_c;
+    let out_c = output_shape.channels;
+    let out_w = output_shape.width;
+    let offset = input_zero_point.wrapping_neg();
+    // Filters widened once per layer: word j of channel o holds weights 2j, 2j + 1.
+    let mut filter_words = [0_u32; FILTER_WORDS];
+    let Some(filters) = filter_words.as_chunks_mut::<N>().0.get_mut(..out_c) else {
+        return;
+    };
+    for (o, f) in filters.iter_mut().enumerate() {
+        let Some(w) = params.weights.get(o * filter_len..(o + 1) * filter_len) else {
+            return;
+        };
+        for (j, word) in f.iter_mut().enumerate() {
+            let lo = w.get(2 * j).copied().unwrap_or(0) as i16 as u16;
+            let hi = w.get(2 * j + 1).copied().unwrap_or(0) as i16 as u16;
+            *word = u32::from(lo) | (u32::from(hi) << 16);
+        }
+    }
+    let mut row_words = [0_u32; ROW_WORDS];
+    let Some(row) = row_words.as_chunks_mut::<N>().0.get_mut(..out_w) else {
+        return;
+    };
+    let mut sums = [0_i32; ROW_WORDS / 2];
+    let Some(sums) = sums.get_mut(..out_w) else {
+        return;
+    };
+    let (height, width) = (input_shape.height as isize, input_shape.width as isize);
+    let kernel_w = window.kernel_w as isize;
+    let row_len = window.kernel_w * in_c;
+    for (out_y, out_row) in output.chunks_exact_mut(out_w * out_c).take(output_shape.height).enumerate() {
+        let origin_y = (out_y * window.stride_h) as isize - window.pad_top as isize;
+        for (out_x, col) in row.iter_mut().enumerate() {
+            let origin_x = (out_x * window.stride_w) as isize - window.pad_left as isize;
+            // Zeros first (N word stores), then only the valid runs are written.
+            *col = [0; N];
+            let h: &mut [i16] = bytemuck::cast_slice_mut(&mut col[..]);
+            let mut at = 0;
+            let mut in_y = origin_y;
+            // With dilation 1 a kernel row's valid taps are one contiguous run.
+            let (kx_start, kx_end) =
+                ((-origin_x).clamp(0, kernel_w) as usize, (width - origin_x).clamp(0, kernel_w) as usize);
+            for _ in 0..window.kernel_h {
+                let Some(taps) = h.get_mut(at..at + row_len) else {
+                    return;
+                };
+                if !(0..height).contains(&in_y) {
+                    // Padding rows stay 0.
+                } else if window.dilation_w == 1 {
+                    let (lo, hi) = (kx_start * in_c, kx_end.max(kx_start) * in_c);
+                    // origin_x + kx_start ≥ 0 (or the run is empty).
+                    let start = (in_y * width + origin_x + kx_start as isize).max(0) as usize * in_c;
+                    let (Some(x), Some(run)) = (input.get(start..start + (hi - lo)), taps.get_mut(lo..hi)) else {
+                        return;
+                    };
+                    for (t, &v) in run.iter_mut().zip(x) {
+                        *t = (i32::from(v) + offset) as i16;
+                    }
+                } else {
+                    let mut in_x = origin_x;
+                    for tap in taps.chunks_exact_mut(in_c) {
+                        if (0..width).contains(&in_x) {
+                            let start = (in_y * width + in_x) as usize * in_c;
+                            let Some(x) = input.get(start..start + in_c) else {
+                                return;
+                            };
+                            for (t, &v) in tap.iter_mut().zip(x) {
+                                *t = (i32::from(v) + offset) as i16;
+                            }
+                        }
+                        in_x += window.dilation_w as isize;
+                    }
+                }
+                at += row_len;
+                in_y += window.dilation_h as isize;
+            }
+        }
+        for (o, f) in filters.iter().enumerate() {
+            let Some(r) = Requant::new(&params.quant, o) else {
+                return;
+            };
+            let f = *f;
+            if !cfg!(microcnn_arm_dsp) {
+                // ARMv6-M: one pass (two passes cost more there, measured).
+                for (col, px) in row.iter().zip(out_row.chunks_exact_mut(out_c)) {
+                    let mut acc = 0;
+                    for j in 0..N {
+                        acc = mac2(col[j], f[j], acc);
+                    }
+                    if let Some(y) = px.get_mut(o) {
+                        *y = r.output(acc);
+                    }
+                }
+                continue;
+            }
+            // Two passes over the row, so that neither spills: the sums (filter in
+            // registers), then their requantization (prepared fields in registers).
+            for (col, a) in row.iter().zip(sums.iter_mut()) {
+                let mut acc = 0;
+                for j in 0..N {
+                    acc = mac2(col[j], f[j], acc);
+                }
+                *a = acc;
+            }
+            for (&acc, px) in sums.iter().zip(out_row.chunks_exact_mut(out_c)) {
+                if let Some(y) = px.get_mut(o) {
+                    *y = r.output(acc);
+                }
+            }
+        }
+    }
+}
