@@ -388,15 +388,7 @@ pub fn layer_outputs(firmware: &Firmware, blob: &[u8], sample: &[i8]) -> Result<
     check_fits(&model)?;
     let frames = frames_image(&model, sample)?;
     let run = firmware.run_with_args(blob, &frames, Duration::from_secs(60), &["--dump-layers"])?;
-    if run.status != 0 {
-        let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
-        bail!(
-            "the QEMU firmware exited with status {} ({}): {}",
-            run.status,
-            status_meaning(run.status),
-            errors.join("; ")
-        );
-    }
+    check_status(&run)?;
     let mut layers: Vec<Option<Vec<i8>>> = vec![None; model.op_count()];
     for line in &run.lines {
         let Some(rest) = line.message.strip_prefix("tensor ") else { continue };
@@ -455,16 +447,7 @@ pub fn infer(firmware: &Firmware, blob: &[u8], samples: &[i8]) -> Result<Vec<Sam
         // Generous: a 290k-MAC model runs 8 samples in about 0.1 s.
         let timeout = Duration::from_secs(30 + count as u64);
         let run = firmware.run(blob, &frames, timeout)?;
-        if run.status != 0 {
-            let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
-            bail!(
-                "the QEMU firmware exited with status {} ({}){}{}",
-                run.status,
-                status_meaning(run.status),
-                if errors.is_empty() { "" } else { ": " },
-                errors.join("; ")
-            );
-        }
+        check_status(&run)?;
         let parsed = parse_results(&run, count, output_bytes)?;
         results.extend(parsed);
     }
@@ -502,16 +485,23 @@ pub fn classify_frames(
         image.extend_from_slice(frame);
     }
     let run = firmware.run(blob, &image, Duration::from_secs(30 + u64::from(count)))?;
+    check_status(&run)?;
+    parse_results(&run, frames.len(), model.output().bytes())
+}
+
+/// An error naming the exit status and the firmware's error lines, unless it exited 0.
+fn check_status(run: &Run) -> Result<()> {
     if run.status != 0 {
         let errors: Vec<&str> = run.errors().map(|l| l.message.as_str()).collect();
         bail!(
-            "the QEMU firmware exited with status {} ({}): {}",
+            "the QEMU firmware exited with status {} ({}){}{}",
             run.status,
             status_meaning(run.status),
+            if errors.is_empty() { "" } else { ": " },
             errors.join("; ")
         );
     }
-    parse_results(&run, frames.len(), model.output().bytes())
+    Ok(())
 }
 
 /// Collects `output`, `layer` and `invoke` lines for frames `0..count`.
