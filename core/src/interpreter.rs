@@ -113,39 +113,42 @@ impl<'m, 'a> Interpreter<'m, 'a> {
 
     fn run(&mut self, operator: &Operator<'a>) -> Result<(), Error> {
         let model = self.model;
-        let input = model.tensor(operator.inputs.get(0).unwrap_or(0))?;
+        let input_index = operator.inputs.get(0).unwrap_or(0);
+        let input = model.tensor(input_index)?;
         let output = model.tensor(operator.output)?;
+        // The tensors with their indices, to name them in an (impossible) arena error.
+        let (x_at, y_at) = ((input_index, &input), (operator.output, &output));
         let arena = &mut *self.arena;
         match &operator.params {
             OpParams::Conv2d(p) => {
-                let (x, y) = split(arena, &input, &output)?;
+                let (x, y) = split(arena, x_at, y_at)?;
                 conv::conv2d_s8(x, input.shape, input.zero_point, y, output.shape, p);
             }
             OpParams::DepthwiseConv2d(p) => {
-                let (x, y) = split(arena, &input, &output)?;
+                let (x, y) = split(arena, x_at, y_at)?;
                 depthwise::depthwise_conv2d_s8(x, input.shape, input.zero_point, y, output.shape, p);
             }
             OpParams::FullyConnected(p) => {
-                let (x, y) = split(arena, &input, &output)?;
+                let (x, y) = split(arena, x_at, y_at)?;
                 dense::fully_connected_s8(x, input.zero_point, y, p);
             }
             OpParams::MaxPool2d(p) => {
-                let (x, y) = split(arena, &input, &output)?;
+                let (x, y) = split(arena, x_at, y_at)?;
                 pool::max_pool2d_s8(x, input.shape, y, output.shape, p);
             }
             OpParams::AvgPool2d(p) => {
-                let (x, y) = split(arena, &input, &output)?;
+                let (x, y) = split(arena, x_at, y_at)?;
                 pool::avg_pool2d_s8(x, input.shape, y, output.shape, p);
             }
             OpParams::Mean(p) => {
-                let (x, y) = split(arena, &input, &output)?;
+                let (x, y) = split(arena, x_at, y_at)?;
                 mean::mean_hw_s8(x, input.shape, y, p);
             }
             OpParams::Concatenation => {
                 let mut channel_offset = 0;
                 for t in operator.inputs.iter() {
                     let part = model.tensor(t)?;
-                    let (x, y) = split(arena, &part, &output)?;
+                    let (x, y) = split(arena, (t, &part), y_at)?;
                     concat::concat_channels_s8(
                         x,
                         part.shape.channels,
@@ -194,13 +197,19 @@ pub fn top_k<const K: usize>(scores: &[i8]) -> heapless::Vec<(u16, i8), K> {
     best
 }
 
-/// Disjoint input (shared) and output (exclusive) slices of the arena; the plan was
-/// checked at load so that they do not overlap.
-fn split<'x>(arena: &'x mut [i8], input: &TensorInfo, output: &TensorInfo) -> Result<(&'x [i8], &'x mut [i8]), Error> {
+/// Disjoint input (shared) and output (exclusive) slices of the arena, for tensors
+/// given as `(index, info)`. The plan was checked at load, so that they fit the arena
+/// and do not overlap; should that ever fail, the error names the arena size or the
+/// two tensors.
+fn split<'x>(
+    arena: &'x mut [i8],
+    (input_index, input): (u16, &TensorInfo),
+    (output_index, output): (u16, &TensorInfo),
+) -> Result<(&'x [i8], &'x mut [i8]), Error> {
     let (ri, ro) = (input.arena_range(), output.arena_range());
-    let overlap = Error::ArenaOverlap { first: 0, second: 0 };
-    if ri.end > arena.len() || ro.end > arena.len() {
-        return Err(overlap);
+    let needed = ri.end.max(ro.end);
+    if needed > arena.len() {
+        return Err(Error::ArenaTooSmall { needed, available: arena.len() });
     }
     if ri.end <= ro.start {
         let (low, high) = arena.split_at_mut(ro.start);
@@ -209,12 +218,14 @@ fn split<'x>(arena: &'x mut [i8], input: &TensorInfo, output: &TensorInfo) -> Re
         let (low, high) = arena.split_at_mut(ri.start);
         Ok((&high[..ri.end - ri.start], &mut low[ro]))
     } else {
-        Err(overlap)
+        Err(Error::ArenaOverlap { first: input_index, second: output_index })
     }
 }
 
 fn cells_of<'x>(cells: &'x [Cell<i8>], info: &TensorInfo) -> Result<&'x [Cell<i8>], Error> {
-    cells.get(info.arena_range()).ok_or(Error::ArenaOverlap { first: 0, second: 0 })
+    let range = info.arena_range();
+    let needed = range.end;
+    cells.get(range).ok_or(Error::ArenaTooSmall { needed, available: cells.len() })
 }
 
 #[cfg(test)]

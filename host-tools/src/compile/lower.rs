@@ -4,6 +4,7 @@
 //! on exactly the same path.
 
 use crate::compile::graph::LayerParams;
+use crate::compile::grid::Quant;
 use microcnn_core::format::mean_mode;
 use microcnn_core::quant::{activation_range, mean_multiplier, quantize_multiplier, Activation};
 
@@ -48,24 +49,49 @@ pub fn requantize(input_scale: f32, output_scale: f32, output_zero_point: i32, a
     LayerParams::Requantize { multiplier, shift, act }
 }
 
-/// Residual addition of inputs with scales `s1`, `s2` into `(so, zo)`, with TFLM's
-/// `left_shift = 20` and both inputs rescaled to twice the larger input scale.
-pub fn add(s1: f32, s2: f32, so: f32, zo: i32, activation: Activation) -> LayerParams {
-    let left_shift = 20;
-    let twice_max = 2.0 * f64::from(s1.max(s2));
-    let (m1, sh1) = quantize_multiplier(f64::from(s1) / twice_max);
-    let (m2, sh2) = quantize_multiplier(f64::from(s2) / twice_max);
-    let (mo, sho) = quantize_multiplier(twice_max / ((1_i64 << left_shift) as f64 * f64::from(so)));
-    let act = activation_range(activation, so, zo);
-    LayerParams::Add { params: [left_shift, m1, sh1, m2, sh2, mo, sho], act }
+/// The quantization of a residual addition's tensors. (The inputs' zero points do not
+/// enter the parameters: the kernel subtracts them.)
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AddQuant {
+    /// Scale of the first input.
+    pub input1_scale: f32,
+    /// Scale of the second input.
+    pub input2_scale: f32,
+    /// The output's quantization.
+    pub output: Quant,
 }
 
-/// Mean over `count` pixels from `(in_scale, in_zp)` to `(out_scale, out_zp)`.
-pub fn mean(in_scale: f32, in_zp: i32, out_scale: f32, out_zp: i32, count: usize, keep_dims: bool) -> LayerParams {
-    let real = f64::from(in_scale) / f64::from(out_scale);
+/// Residual addition, with TFLM's `left_shift = 20` and both inputs rescaled to twice
+/// the larger input scale; `activation` clamps the output.
+pub fn add(quant: AddQuant, activation: Activation) -> LayerParams {
+    let AddQuant { input1_scale, input2_scale, output } = quant;
+    let left_shift = 20;
+    let twice_max = 2.0 * f64::from(input1_scale.max(input2_scale));
+    let (input1_multiplier, input1_shift) = quantize_multiplier(f64::from(input1_scale) / twice_max);
+    let (input2_multiplier, input2_shift) = quantize_multiplier(f64::from(input2_scale) / twice_max);
+    let (output_multiplier, output_shift) =
+        quantize_multiplier(twice_max / ((1_i64 << left_shift) as f64 * f64::from(output.scale)));
+    let act = activation_range(activation, output.scale, output.zero_point);
+    LayerParams::Add {
+        params: [
+            left_shift,
+            input1_multiplier,
+            input1_shift,
+            input2_multiplier,
+            input2_shift,
+            output_multiplier,
+            output_shift,
+        ],
+        act,
+    }
+}
+
+/// Mean over `count` pixels from `input` to `output` quantization.
+pub fn mean(input: Quant, output: Quant, count: usize, keep_dims: bool) -> LayerParams {
+    let real = f64::from(input.scale) / f64::from(output.scale);
     let (mode, (multiplier, shift)) = if keep_dims {
         (mean_mode::INTEGER, quantize_multiplier(real))
-    } else if in_scale == out_scale && in_zp == out_zp {
+    } else if input == output {
         (mean_mode::EQUAL_QUANT, (0, 0))
     } else {
         (mean_mode::MULTIPLIER, mean_multiplier(real, count))

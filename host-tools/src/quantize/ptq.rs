@@ -15,7 +15,7 @@
 //!    [`crate::compile::lower`], the same code the TFLite importer uses.
 
 use crate::compile::graph::{ChannelConsts, Graph, LayerParams, OpDef, PreprocessDef, TensorDef};
-use crate::compile::grid::{quantize_weights, range_quant, INPUT_QUANT, SOFTMAX_QUANT};
+use crate::compile::grid::{quantize_weights, range_quant, Quant, INPUT_QUANT, SOFTMAX_QUANT};
 use crate::compile::lower;
 use crate::data::dataset::Dataset;
 use crate::train::arch::Act;
@@ -114,8 +114,8 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
     i
 }
 
-/// Quantization `(scale, zero_point)` of every node's output, with TFLM's ties.
-pub fn tensor_quant(folded: &Network, ranges: &[(f32, f32)]) -> Vec<(f32, i32)> {
+/// Quantization of every node's output, with TFLM's ties.
+pub fn tensor_quant(folded: &Network, ranges: &[(f32, f32)]) -> Vec<Quant> {
     let n = folded.nodes.len();
     let mut parent: Vec<usize> = (0..n).collect();
     for (i, node) in folded.nodes.iter().enumerate() {
@@ -169,28 +169,28 @@ fn channel_consts(
     node: &crate::train::nn::Node,
     channels: usize,
     weight_scales: &[f32],
-    input: (f32, i32),
-    output: (f32, i32),
+    input: Quant,
+    output: Quant,
 ) -> ChannelConsts {
     let bias = node.param("bias").map(|b| {
         b.data
             .iter()
             .zip(weight_scales)
             .map(|(&v, &ws)| {
-                let q = (f64::from(v) / (f64::from(input.0) * f64::from(ws))).round();
+                let q = (f64::from(v) / (f64::from(input.scale) * f64::from(ws))).round();
                 q.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
             })
             .collect()
     });
-    let (multipliers, shifts) = lower::channel_multipliers(input.0, weight_scales, output.0, channels);
-    let (act_min, act_max) = activation_range(core_act(node.layer.act()), output.0, output.1);
+    let (multipliers, shifts) = lower::channel_multipliers(input.scale, weight_scales, output.scale, channels);
+    let (act_min, act_max) = activation_range(core_act(node.layer.act()), output.scale, output.zero_point);
     ChannelConsts { bias, multipliers, shifts, act_min, act_max }
 }
 
 /// The int8 graph of a folded network with the given per-node quantization.
-pub fn to_graph(folded: &Network, quant: &[(f32, i32)], name: &str, labels: &[String]) -> Result<Graph> {
+pub fn to_graph(folded: &Network, quant: &[Quant], name: &str, labels: &[String]) -> Result<Graph> {
     let mut g = Graph { name: name.to_string(), labels: labels.to_vec(), ..Graph::default() };
-    for (node, &(scale, zero_point)) in folded.nodes.iter().zip(quant) {
+    for (node, &Quant { scale, zero_point }) in folded.nodes.iter().zip(quant) {
         let [h, w, c] = node.shape;
         g.tensors.push(TensorDef { name: node.name.clone(), shape: Shape::new(h, w, c), scale, zero_point });
     }
@@ -238,12 +238,17 @@ pub fn to_graph(folded: &Network, quant: &[(f32, i32)], name: &str, labels: &[St
             Layer::AvgPool { geom } => LayerParams::AvgPool2d { window: window(geom), act: (-128, 127) },
             Layer::GlobalAvgPool => {
                 let s = folded.nodes[input].shape;
-                lower::mean(iq.0, iq.1, oq.0, oq.1, s[0] * s[1], false)
+                lower::mean(iq, oq, s[0] * s[1], false)
             }
             Layer::Flatten => LayerParams::Reshape,
-            Layer::Add { act } => {
-                lower::add(quant[node.inputs[0]].0, quant[node.inputs[1]].0, oq.0, oq.1, core_act(*act))
-            }
+            Layer::Add { act } => lower::add(
+                lower::AddQuant {
+                    input1_scale: quant[node.inputs[0]].scale,
+                    input2_scale: quant[node.inputs[1]].scale,
+                    output: oq,
+                },
+                core_act(*act),
+            ),
             Layer::Concat => LayerParams::Concatenation,
             Layer::Input | Layer::Dropout { .. } | Layer::BatchNorm { .. } => {
                 bail!("{}: {} left in a folded network", node.origin, node.layer.kind())
@@ -255,10 +260,10 @@ pub fn to_graph(folded: &Network, quant: &[(f32, i32)], name: &str, labels: &[St
     if folded.ends_in_softmax() {
         let logits = output;
         let shape = g.tensors[logits].shape;
-        let (scale, zero_point) = SOFTMAX_QUANT;
+        let Quant { scale, zero_point } = SOFTMAX_QUANT;
         g.tensors.push(TensorDef { name: "softmax".into(), shape, scale, zero_point });
         output = g.tensors.len() - 1;
-        let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, quant[logits].0);
+        let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, quant[logits].scale);
         g.ops.push(OpDef {
             inputs: vec![logits],
             output,
@@ -267,8 +272,11 @@ pub fn to_graph(folded: &Network, quant: &[(f32, i32)], name: &str, labels: &[St
     }
     g.input = 0;
     g.output = output;
-    g.preprocess =
-        Some(PreprocessDef { channels: folded.input_shape()[2] as u8, pixel_scale: INPUT_QUANT.0, pixel_offset: 0.0 });
+    g.preprocess = Some(PreprocessDef {
+        channels: folded.input_shape()[2] as u8,
+        pixel_scale: INPUT_QUANT.scale,
+        pixel_offset: 0.0,
+    });
     g.output_dims = vec![g.tensors[output].shape.elements()];
     Ok(g)
 }

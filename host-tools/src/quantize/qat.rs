@@ -11,10 +11,10 @@ use crate::train::nn::optim::{Kind, Optimizer};
 use crate::train::nn::Network;
 use anyhow::{bail, Result};
 
-/// Fine-tunes `net` (batch norm folded first) for `epochs` on `data` with fake
+/// Trains `net` further (batch norm folded first) for `epochs` on `data` with fake
 /// quantization (the training loop of [`fit::train_epoch`], its shuffling and
-/// seeding) and returns the folded, fine-tuned network.
-pub fn finetune(
+/// seeding) and returns the folded, quantization-aware trained network.
+pub fn fit(
     net: &Network,
     data: &Dataset,
     epochs: usize,

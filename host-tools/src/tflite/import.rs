@@ -4,6 +4,7 @@
 //! ranges from the output quantization).
 
 use crate::compile::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use crate::compile::grid::Quant;
 use crate::compile::lower;
 use crate::tflite::reader::{
     self, builtin, Activation as TfActivation, BuiltinOptions, Padding as TfPadding, TensorType,
@@ -293,7 +294,7 @@ impl Importer<'_> {
             padding,
         )?;
         let channels = out_shape.channels;
-        let (weight_len, params_kind) = if code == builtin::CONV_2D {
+        let (weight_len, kind) = if code == builtin::CONV_2D {
             if dim(filter_shape[0])? != channels {
                 bail!("weights have {} output channels, the output has {channels}", filter_shape[0]);
             }
@@ -304,12 +305,12 @@ impl Importer<'_> {
                     in_shape.channels
                 );
             }
-            (channels * kernel_h * kernel_w * in_shape.channels, true)
+            (channels * kernel_h * kernel_w * in_shape.channels, ConvKind::Standard)
         } else {
             if dim(filter_shape[3])? != channels || channels != in_shape.channels * depth_multiplier {
                 bail!("depthwise weights {filter_shape:?} do not match {in_shape:?} → {out_shape:?}");
             }
-            (kernel_h * kernel_w * channels, false)
+            (kernel_h * kernel_w * channels, ConvKind::Depthwise)
         };
         let (weights, scales) = self.weights(filter_index, weight_len)?;
         let bias = self.bias(operator.inputs.get(2), channels)?;
@@ -317,10 +318,9 @@ impl Importer<'_> {
         let (out_scale, out_zp) = self.quant(output)?;
         let (act_min, act_max) = activation_range(map_activation(activation)?, out_scale, out_zp);
         let quant = ChannelConsts { bias, multipliers, shifts, act_min, act_max };
-        let params = if params_kind {
-            LayerParams::Conv2d { window, weights, quant }
-        } else {
-            LayerParams::DepthwiseConv2d { window, depth_multiplier, weights, quant }
+        let params = match kind {
+            ConvKind::Standard => LayerParams::Conv2d { window, weights, quant },
+            ConvKind::Depthwise => LayerParams::DepthwiseConv2d { window, depth_multiplier, weights, quant },
         };
         self.push(vec![input], output, params)
     }
@@ -416,7 +416,12 @@ impl Importer<'_> {
         let (in_scale, in_zp) = self.quant(input_index)?;
         let (out_scale, out_zp) = self.quant(output)?;
         let count = self.graph.tensors[input].shape.pixels();
-        let params = lower::mean(in_scale, in_zp, out_scale, out_zp, count, keep_dims);
+        let params = lower::mean(
+            Quant { scale: in_scale, zero_point: in_zp },
+            Quant { scale: out_scale, zero_point: out_zp },
+            count,
+            keep_dims,
+        );
         self.push(vec![input], output, params)?;
         let out = self.activations[&output];
         let channels = self.graph.tensors[input].shape.channels;
@@ -439,10 +444,11 @@ impl Importer<'_> {
         let BuiltinOptions::Add { activation } = &operator.options else {
             bail!("missing ADD options");
         };
-        let (s1, _) = self.quant(a)?;
-        let (s2, _) = self.quant(b)?;
-        let (so, zo) = self.quant(output)?;
-        let params = lower::add(s1, s2, so, zo, map_activation(*activation)?);
+        let (input1_scale, _) = self.quant(a)?;
+        let (input2_scale, _) = self.quant(b)?;
+        let (scale, zero_point) = self.quant(output)?;
+        let quant = lower::AddQuant { input1_scale, input2_scale, output: Quant { scale, zero_point } };
+        let params = lower::add(quant, map_activation(*activation)?);
         self.push(vec![ia, ib], output, params)?;
         self.check_same_shape(ia, output)
     }
@@ -484,6 +490,14 @@ impl Importer<'_> {
         self.push(vec![input], output, LayerParams::Softmax { input_multiplier, input_left_shift, diff_min })?;
         self.check_same_shape(input, output)
     }
+}
+
+/// Which convolution `CONV_2D` or `DEPTHWISE_CONV_2D` maps onto.
+enum ConvKind {
+    /// Every output channel sees every input channel.
+    Standard,
+    /// Each output channel sees one input channel.
+    Depthwise,
 }
 
 fn map_activation(activation: TfActivation) -> Result<Activation> {

@@ -5,6 +5,7 @@
 //! Every random draw of epoch `e` comes from generators seeded by `(seed, e)`, so a
 //! resumed run continues exactly as an uninterrupted one would.
 
+use crate::compile::grid::Quant;
 use crate::data::augment::{augment_image, AugmentConfig};
 use crate::data::dataset::{self, Dataset};
 use crate::train::checkpoint::{self, Info, State};
@@ -39,9 +40,9 @@ pub struct Config {
     pub augment: AugmentConfig,
     /// Show a progress bar.
     pub progress: bool,
-    /// Quantization-aware training: each node's int8 `(scale, zero_point)`; weights and
+    /// Quantization-aware training: each node's int8 quantization; weights and
     /// activations are fake-quantized in the forward pass ([`crate::train::step`]).
-    pub fake_quant: Option<Vec<(f32, i32)>>,
+    pub fake_quant: Option<Vec<Quant>>,
 }
 
 impl Config {

@@ -8,7 +8,7 @@
 //! goes to the f32 weights. Activation ranges are those calibration measured; weight
 //! scales follow the weights (`max|w|/127` per output channel) at every step.
 
-use crate::compile::grid;
+use crate::compile::grid::{self, Quant};
 use crate::train::nn::optim::Optimizer;
 use crate::train::nn::{cross_entropy, Layer, Mode, Network};
 use rand_chacha::ChaCha8Rng;
@@ -30,7 +30,7 @@ pub fn fake_quant_weights(net: &Network) -> Network {
 }
 
 /// Trains `net` on one batch `x` (NHWC, `labels.len()` images) with learning rate
-/// `lr`; `fake_quant` holds each node's int8 `(scale, zero_point)` for
+/// `lr`; `fake_quant` holds each node's int8 quantization for
 /// quantization-aware training. Returns the batch's mean loss and correct count.
 pub fn step(
     net: &mut Network,
@@ -38,7 +38,7 @@ pub fn step(
     x: &[f32],
     labels: &[usize],
     lr: f32,
-    fake_quant: Option<&[(f32, i32)]>,
+    fake_quant: Option<&[Quant]>,
     rng: &mut ChaCha8Rng,
 ) -> (f32, usize) {
     let softmax = net.ends_in_softmax();
@@ -56,8 +56,7 @@ pub fn step(
         if i == 0 || (i == last && softmax) {
             return;
         }
-        let (scale, zero_point) = quant[i];
-        out.iter_mut().for_each(|v| *v = grid::fake_quant(*v, scale, zero_point));
+        out.iter_mut().for_each(|v| *v = grid::fake_quant(*v, quant[i]));
     };
     let shadow = fake_quant_weights(net);
     let trace = shadow.forward_with(x, labels.len(), Mode::Train, rng, &hook);

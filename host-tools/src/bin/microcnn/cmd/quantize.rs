@@ -58,7 +58,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let step = data.len().div_ceil(cmd.calib_samples.max(1)).max(1);
     let calib = data.subset(&(0..data.len()).step_by(step).collect::<Vec<_>>());
     if cmd.qat_epochs > 0 {
-        net = qat::finetune(&net, &data, cmd.qat_epochs, cmd.qat_lr, cmd.batch, cmd.seed, &calib)?;
+        net = qat::fit(&net, &data, cmd.qat_epochs, cmd.qat_lr, cmd.batch, cmd.seed, &calib)?;
     }
     let name = cmd.name.clone().unwrap_or_else(|| {
         cmd.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
