@@ -238,3 +238,21 @@ fn bad_transfer_input_fails_with_one_line() {
     );
     assert!(!out.exists());
 }
+
+/// Every command that takes a checkpoint directory takes a zoo base's name too:
+/// `quantize vgg-shapes` and `eval vgg-shapes` work without unpacking the zoo.
+#[test]
+fn quantize_and_eval_take_a_zoo_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("base.mcnn");
+    let out = microcnn(&["quantize", "vgg-shapes", "--calib", "shapes:count=60", "-o", &s(&blob)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(microcnn_core::Model::from_bytes(&std::fs::read(&blob).unwrap()).is_ok());
+    let plot = dir.path().join("c.png");
+    let out =
+        microcnn(&["eval", "vgg-shapes", "--data", "shapes:count=24,split=test", "--json", "--confusion", &s(&plot)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["samples"], 24);
+    fails_cleanly(&microcnn(&["quantize", "no-such-base", "--calib", "digits", "-o", &s(&blob)]), "unknown zoo base");
+}

@@ -8,7 +8,7 @@ use microcnn_tools::data::dataset;
 use microcnn_tools::inspect::eval;
 use microcnn_tools::io::fs;
 use microcnn_tools::io::npy::{self, ArrayI8};
-use microcnn_tools::train::{checkpoint, fit, plot};
+use microcnn_tools::train::{fit, plot};
 use std::path::{Path, PathBuf};
 
 /// Evaluate a model on a labelled dataset.
@@ -46,6 +46,11 @@ fn default_confusion(model: &Path) -> PathBuf {
     }
 }
 
+/// Whether `path` names a zoo base rather than a file.
+fn is_zoo_name(path: &std::path::Path) -> bool {
+    !path.exists() && microcnn_tools::train::zoo::bases().iter().any(|b| std::path::Path::new(b.name) == path)
+}
+
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     let report = if let Some(head_path) = &cmd.head {
@@ -64,8 +69,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         }
         let predicted = microcnn_tools::inspect::learn::classify(&model, &head, &data)?;
         eval::report(&predicted, &data.labels, &data.classes, "int8 + learned head")
-    } else if cmd.model.is_dir() {
-        let (net, info) = checkpoint::load(&cmd.model)?;
+    } else if cmd.model.is_dir() || is_zoo_name(&cmd.model) {
+        let (net, info) = microcnn_tools::train::zoo::load(&cmd.model.to_string_lossy())?;
         let data = dataset::load(&cmd.data, Some(net.input_shape()))?;
         check_classes(&cmd.data, &data.classes, &info.classes)?;
         eval::report(&fit::predictions(&net, &data), &data.labels, &info.classes, "f32")

@@ -9,7 +9,6 @@ use microcnn_tools::data::dataset;
 use microcnn_tools::inspect::summary;
 use microcnn_tools::io::fs;
 use microcnn_tools::quantize::{ptq, qat};
-use microcnn_tools::train::checkpoint;
 use std::path::PathBuf;
 
 /// Quantize a trained checkpoint to an int8 `.mcnn` model.
@@ -45,7 +44,8 @@ pub struct Cmd {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
-    let (mut net, info) = checkpoint::load(&cmd.dir)?;
+    // A checkpoint directory or a zoo base's name (`microcnn quantize vgg-shapes …`).
+    let (mut net, info) = microcnn_tools::train::zoo::load(&cmd.dir.to_string_lossy())?;
     let data = dataset::load(&cmd.calib, Some(net.input_shape()))?;
     if data.classes.len() != info.classes.len() {
         eprintln!(
