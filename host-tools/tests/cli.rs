@@ -46,6 +46,21 @@ fn summary_json_reports_arena_flash_params_macs_layers() {
 }
 
 #[test]
+fn summary_takes_a_zoo_base_by_name_like_quantize_and_eval() {
+    // By name the base comes from the bytes built into the binary; by folder from the
+    // checkpoint files: the two must describe the same network.
+    let by_name = microcnn(&["summary", "vgg-shapes", "--json"]);
+    assert!(by_name.status.success(), "{}", String::from_utf8_lossy(&by_name.stderr));
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo/vgg-shapes");
+    let by_folder = microcnn(&["summary", &s(&folder), "--json"]);
+    let a: serde_json::Value = serde_json::from_slice(&by_name.stdout).expect("one JSON object");
+    let b: serde_json::Value = serde_json::from_slice(&by_folder.stdout).expect("one JSON object");
+    assert!(a["params"].as_u64().expect("params") > 0);
+    assert_eq!(a["layers"], b["layers"]);
+    assert_eq!(a["params"], b["params"]);
+}
+
+#[test]
 fn not_a_tflite_file_names_the_file() {
     let dir = tmp();
     let junk = dir.path().join("junk.tflite");

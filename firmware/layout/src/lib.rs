@@ -103,12 +103,81 @@ pub const QEMU_ICOUNT_SHIFT: u32 = 7;
 /// The QEMU core clock (SysTick with `CLKSOURCE` = core) in Hz.
 pub const QEMU_SYSCLK_HZ: u32 = 25_000_000;
 
+/// Why a model cannot run on a firmware target ([`MemoryMap::check_model`],
+/// [`MemoryMap::check_sample`]); its `Display` is the one-line message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misfit {
+    /// The model's activation arena is larger than the firmware's.
+    Arena {
+        /// The target's [`MemoryMap::name`].
+        target: &'static str,
+        /// Bytes the model needs.
+        needed: usize,
+        /// Bytes the firmware has.
+        available: u32,
+    },
+    /// The blob is larger than the model region.
+    Blob {
+        /// The target's [`MemoryMap::name`].
+        target: &'static str,
+        /// Bytes of the blob.
+        bytes: usize,
+        /// Bytes of the model region.
+        region: u32,
+    },
+    /// One input sample is larger than the capture buffer it is loaded through.
+    Sample {
+        /// The target's [`MemoryMap::name`].
+        target: &'static str,
+        /// Bytes of one input sample.
+        bytes: usize,
+        /// Bytes of the frame buffer.
+        buffer: u32,
+    },
+}
+
+impl core::fmt::Display for Misfit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Misfit::Arena { target, needed, available } => {
+                write!(f, "the model needs a {needed} byte arena; the {target} firmware has {available} bytes")
+            }
+            Misfit::Blob { target, bytes, region } => {
+                write!(f, "the model has {bytes} bytes; the {target} model region holds {region}")
+            }
+            Misfit::Sample { target, bytes, buffer } => {
+                write!(f, "a {bytes} byte input exceeds the {target} firmware's {buffer} byte frame buffer")
+            }
+        }
+    }
+}
+
 impl MemoryMap {
     /// The map whose [`name`](Self::name) or [`chip`](Self::chip) is `name`
     /// (case-insensitive).
     pub fn find(name: &str) -> Option<MemoryMap> {
         ALL.into_iter()
             .find(|m| m.name.eq_ignore_ascii_case(name) || (!m.chip.is_empty() && m.chip.eq_ignore_ascii_case(name)))
+    }
+
+    /// Whether a model with an `arena` byte activation arena and a `blob` byte blob
+    /// fits this firmware: its arena and its model region.
+    pub fn check_model(&self, arena: usize, blob: usize) -> Result<(), Misfit> {
+        if arena > self.arena_bytes as usize {
+            return Err(Misfit::Arena { target: self.name, needed: arena, available: self.arena_bytes });
+        }
+        if blob > self.model.length as usize {
+            return Err(Misfit::Blob { target: self.name, bytes: blob, region: self.model.length });
+        }
+        Ok(())
+    }
+
+    /// Whether one `input` byte sample fits the frame buffer it is loaded through.
+    pub fn check_sample(&self, input: usize) -> Result<(), Misfit> {
+        if input > self.frame_buffer_bytes as usize {
+            return Err(Misfit::Sample { target: self.name, bytes: input, buffer: self.frame_buffer_bytes });
+        }
+        Ok(())
     }
 
     /// Writes the `memory.x` linker script for this map: the `MEMORY` block with
@@ -392,6 +461,29 @@ mod tests {
             }
         }
         assert!(learned::QEMU.slots[0].origin >= QEMU_MPS2_AN386.frames.end());
+    }
+
+    #[test]
+    fn check_model_accepts_exact_fits_and_names_both_sizes_otherwise() {
+        let m = NUCLEO_F411RE;
+        let (arena, region) = (m.arena_bytes as usize, m.model.length as usize);
+        assert_eq!(m.check_model(arena, region), Ok(()));
+        let too_big = m.check_model(arena + 1, 100).unwrap_err();
+        assert_eq!(too_big, Misfit::Arena { target: m.name, needed: arena + 1, available: m.arena_bytes });
+        assert_eq!(
+            std::format!("{too_big}"),
+            std::format!("the model needs a {} byte arena; the nucleo-f411re firmware has {arena} bytes", arena + 1)
+        );
+        assert_eq!(
+            m.check_model(0, region + 1),
+            Err(Misfit::Blob { target: m.name, bytes: region + 1, region: m.model.length })
+        );
+        let buffer = m.frame_buffer_bytes as usize;
+        assert_eq!(m.check_sample(buffer), Ok(()));
+        assert_eq!(
+            m.check_sample(buffer + 1),
+            Err(Misfit::Sample { target: m.name, bytes: buffer + 1, buffer: m.frame_buffer_bytes })
+        );
     }
 
     #[test]

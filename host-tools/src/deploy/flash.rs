@@ -22,19 +22,9 @@ use probe_rs::{MemoryInterface, Permissions};
 /// Refuses a model the region or the firmware's arena cannot hold (the firmware would
 /// only blink "arena too small"), naming both sizes.
 pub fn region_image(map: &MemoryMap, model: &Model<'_>) -> Result<Vec<u8>> {
-    if model.arena_size() > map.arena_bytes as usize {
-        bail!(
-            "the model needs a {} byte arena; the {} firmware has {} bytes",
-            model.arena_size(),
-            map.name,
-            map.arena_bytes
-        );
-    }
     let blob = model.as_bytes();
+    map.check_model(model.arena_size(), blob.len()).map_err(|e| anyhow!("{e}"))?;
     let length = map.model.length as usize;
-    if blob.len() > length {
-        bail!("the model has {} bytes; the {} model region holds {length}", blob.len(), map.name);
-    }
     let mut image = blob.to_vec();
     image.resize(length, map.erased_byte);
     Ok(image)

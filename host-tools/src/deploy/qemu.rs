@@ -439,14 +439,8 @@ fn parse_bytes(text: &str) -> Result<Vec<i8>> {
 
 /// Refuses a model the QEMU firmware cannot hold.
 fn check_fits(model: &Model<'_>) -> Result<()> {
-    if model.arena_size() > MAP.arena_bytes as usize {
-        bail!("the model needs a {} byte arena; the QEMU firmware has {}", model.arena_size(), MAP.arena_bytes);
-    }
-    let per_sample = model.input().bytes();
-    if per_sample > MAP.frame_buffer_bytes as usize {
-        bail!("a {per_sample} byte input exceeds the firmware's {} byte frame buffer", MAP.frame_buffer_bytes);
-    }
-    Ok(())
+    MAP.check_model(model.arena_size(), model.as_bytes().len()).map_err(|e| anyhow!("{e}"))?;
+    MAP.check_sample(model.input().bytes()).map_err(|e| anyhow!("{e}"))
 }
 
 /// Runs every sample (`samples` = N × the model's input, int8) inside the firmware

@@ -6,14 +6,15 @@ use microcnn_tools::inspect::summary;
 use microcnn_tools::io::fs;
 use microcnn_tools::tflite;
 use microcnn_tools::train::nn::Network;
-use microcnn_tools::train::{checkpoint, presets};
+use microcnn_tools::train::{presets, zoo};
 use std::path::PathBuf;
 
 /// Print a Keras-like table of a model: layers, shapes, parameters, MACs, arena and flash.
 #[derive(Args, Debug)]
 pub struct Cmd {
     /// A `.mcnn` blob, a `.tflite` model (imported in memory), an architecture file
-    /// (`.toml`), a preset name (vgg, resnet, xception, inception) or a checkpoint directory.
+    /// (`.toml`), a preset name (vgg, resnet, xception, inception), a zoo base's name
+    /// (`microcnn zoo` lists them) or a checkpoint directory.
     pub model: PathBuf,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -22,8 +23,9 @@ pub struct Cmd {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
-    let net = if cmd.model.is_dir() {
-        Some(checkpoint::load(&cmd.model)?.0)
+    let spec = cmd.model.to_string_lossy();
+    let net = if cmd.model.is_dir() || zoo::bases().iter().any(|b| b.name == spec) {
+        Some(zoo::load(&spec)?.0)
     } else if cmd.model.extension().is_some_and(|e| e == "toml")
         || presets::preset(&cmd.model.to_string_lossy()).is_some()
     {
