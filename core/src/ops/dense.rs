@@ -4,7 +4,7 @@
 //! flattened input. Weights are symmetric (zero point 0). Layout: weights `[C_out, N]`.
 
 use super::im2col::{dot_2x1, Columns, COLUMN_MAX};
-use super::{reference, ChannelQuant, Requant};
+use super::{acc_bound, reference, ChannelQuant, ChannelRequant, Requant};
 
 /// Parameters of a dense layer.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +38,8 @@ pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8]
     let Some(weights) = params.weights.get(..output.len() * n) else {
         return;
     };
-    let requant = |o: usize, acc: i32| Requant::new(&params.quant, o).map_or(0, |r| r.output(acc));
+    let bound = acc_bound(n, input_zero_point);
+    let requant = |o: usize, acc: i32| ChannelRequant::new(&params.quant, o, bound).map_or(0, |r| r.output(acc));
     let mut outputs = output.chunks_exact_mut(2);
     let mut o = 0;
     for y in &mut outputs {

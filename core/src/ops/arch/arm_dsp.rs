@@ -62,6 +62,18 @@ pub fn sadd16(a: u32, b: u32) -> u32 {
     r
 }
 
+/// `SMMULR`: `(a·b + 2^31) >> 32`, the rounded high word of the signed 64-bit product.
+#[inline(always)]
+pub fn smmulr(a: i32, b: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only DSP instruction (build.rs); it reads `a` and `b`, writes
+    // `r` and touches neither memory, stack nor flags.
+    unsafe {
+        asm!("smmulr {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
 /// Lane-wise signed maximum of four `i8` lanes: `SSUB8` sets a GE bit per lane where
 /// `a ≥ b`, `SEL` then picks `a`'s byte there and `b`'s elsewhere.
 #[inline(always)]
@@ -229,4 +241,140 @@ pub fn dot_2x2_widened(filters: &[u32], columns: &[u32], groups: usize, acc: [i3
         )
     };
     [a00, a01, a10, a11]
+}
+
+/// Bytes between the three widened input rows of [`sums_3x2`].
+pub const ROWS3_STRIDE: usize = 512;
+
+/// Sums of one output channel over an output row for a kernel of three rows of at
+/// most four `i16` values each (a 3×3 filter on one input channel, ...):
+/// `sums[i] = Σ_{r < 3} Σ_{j < 2} SMLAD(word at byte i·step + r·ROWS3_STRIDE + 4j of
+/// rows, f[2r + j])`. The words are read at any halfword offset (unaligned `LDR`).
+/// Stops (writing nothing) when a read would leave `rows`. 16 instructions per output.
+#[inline(always)]
+pub fn sums_3x2(rows: &[u32], step: usize, f: &[u32; 6], sums: &mut [i32]) {
+    let n = sums.len();
+    if n == 0 || (n - 1).saturating_mul(step).saturating_add(2 * ROWS3_STRIDE + 8) > rows.len() * 4 {
+        return;
+    }
+    // SAFETY: iteration i reads the words at bytes i·step + {0, 4} + {0, 512, 1024} of
+    // `rows` (all below (n − 1)·step + 1032 ≤ 4·rows.len(), checked above; unaligned LDR
+    // is allowed on ARMv7E-M and ARMv8-M Mainline) and writes sums[i], i < n. The
+    // pointer and counter operands are inout and discarded; SUBS clobbers the flags,
+    // which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{p}]",
+            "smuad {a}, {t}, {f0}",
+            "ldr {t}, [{p}, #4]",
+            "smlad {a}, {t}, {f1}, {a}",
+            "ldr {t}, [{p}, #512]",
+            "smlad {a}, {t}, {f2}, {a}",
+            "ldr {t}, [{p}, #516]",
+            "smlad {a}, {t}, {f3}, {a}",
+            "ldr {t}, [{p}, #1024]",
+            "smlad {a}, {t}, {f4}, {a}",
+            "ldr {t}, [{p}, #1028]",
+            "smlad {a}, {t}, {f5}, {a}",
+            "add {p}, {p}, {step}",
+            "str {a}, [{s}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) rows.as_ptr() => _,
+            s = inout(reg) sums.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            step = in(reg) step,
+            f0 = in(reg) f[0],
+            f1 = in(reg) f[1],
+            f2 = in(reg) f[2],
+            f3 = in(reg) f[3],
+            f4 = in(reg) f[4],
+            f5 = in(reg) f[5],
+            t = out(reg) _,
+            a = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// The fast requantization (`FastRequant::output` in `ops/mod.rs`, with its prepared
+/// parts `[2·bias, multiplier, round, shift, act_min, act_max]`) of `sums`, written to
+/// `out[0], out[stride], out[2·stride], …`. Stops (writing nothing) when the last
+/// output would fall outside `out`. 16 instructions per output; 11 when the clamp is
+/// the whole int8 range (one `SSAT`: no activation, or ReLU with output zero point −128).
+#[inline(always)]
+pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32; 6]) {
+    let n = sums.len();
+    if n == 0 || (n - 1).saturating_mul(stride) >= out.len() {
+        return;
+    }
+    let [bias2, multiplier, round, shift, act_min, act_max] = parts;
+    if (act_min, act_max) == (-128, 127) {
+        // SAFETY: as below; SSAT may set the Q flag, which nothing reads.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{s}], #4",
+                "add {x}, {b2}, {x}, lsl #1",
+                "smmulr {x}, {x}, {m}",
+                "add {x}, {x}, {x}, asr #31",
+                "add {x}, {x}, {rd}",
+                "asr {x}, {x}, {sh}",
+                "ssat {x}, #8, {x}",
+                "strb {x}, [{o}]",
+                "add {o}, {o}, {st}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                s = inout(reg) sums.as_ptr() => _,
+                o = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) n => _,
+                st = in(reg) stride,
+                b2 = in(reg) bias2,
+                m = in(reg) multiplier,
+                rd = in(reg) round,
+                sh = in(reg) shift,
+                x = out(reg) _,
+                options(nostack)
+            )
+        };
+        return;
+    }
+    // SAFETY: iteration i reads sums[i] and writes out[i·stride], i < n, inside the
+    // slices (checked above). Register-only arithmetic otherwise; CMP and SUBS clobber
+    // the flags (SMMULR does not touch Q), which `asm!` assumes; the IT blocks are
+    // complete inside the block.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {x}, [{s}], #4",
+            "add {x}, {b2}, {x}, lsl #1",
+            "smmulr {x}, {x}, {m}",
+            "add {x}, {x}, {x}, asr #31",
+            "add {x}, {x}, {rd}",
+            "asr {x}, {x}, {sh}",
+            "cmp {x}, {lo}",
+            "it lt",
+            "movlt {x}, {lo}",
+            "cmp {x}, {hi}",
+            "it gt",
+            "movgt {x}, {hi}",
+            "strb {x}, [{o}]",
+            "add {o}, {o}, {st}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) sums.as_ptr() => _,
+            o = inout(reg) out.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            st = in(reg) stride,
+            b2 = in(reg) bias2,
+            m = in(reg) multiplier,
+            rd = in(reg) round,
+            sh = in(reg) shift,
+            lo = in(reg) act_min,
+            hi = in(reg) act_max,
+            x = out(reg) _,
+            options(nostack)
+        )
+    };
 }
