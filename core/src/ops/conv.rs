@@ -73,6 +73,12 @@ pub fn conv2d_s8(
     if conv2d_s8_rows(input, input_shape, input_zero_point, output, output_shape, params) {
         return;
     }
+    // A 3×3 first layer on a three-channel image (and other 3-row filters with rows
+    // of up to 10 values).
+    #[cfg(microcnn_arm_dsp)]
+    if super::conv_rows::three_rows::<15>(input, input_shape, input_zero_point, output, output_shape, params) {
+        return;
+    }
     conv2d_s8_im2col(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
 }
 

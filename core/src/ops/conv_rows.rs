@@ -14,7 +14,7 @@
 //! |x − zp| ≤ 255 and |w| ≤ 128, far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, ROWS3_STRIDE};
+use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, ROWS3_STRIDE};
 use super::conv::ConvParams;
 #[cfg(microcnn_arm_dsp)]
 use super::FastRequant;
@@ -77,7 +77,7 @@ pub(crate) fn conv2d_s8_rows(
         }
     }
     #[cfg(microcnn_arm_dsp)]
-    if three_rows(input, input_shape, input_zero_point, output, output_shape, params) {
+    if three_rows::<6>(input, input_shape, input_zero_point, output, output_shape, params) {
         return true;
     }
     match words {
@@ -252,13 +252,18 @@ fn channel_sums<const N: usize>(row: &[[u32; N]], sums: &mut [i32], f: &[u32; N]
 #[cfg(microcnn_arm_dsp)]
 const THREE_ROWS_WORDS: usize = 3 * ROWS3_STRIDE / 4;
 
+/// Output channels [`three_rows`] takes (their prepared requantizations: 1.5 KiB of stack).
+#[cfg(microcnn_arm_dsp)]
+const THREE_ROWS_CHANNELS: usize = 64;
+
 /// Halfwords of one widened row.
 #[cfg(microcnn_arm_dsp)]
 const ROW_HALVES: usize = ROWS3_STRIDE / 2;
 
-/// DSP kernel for three kernel rows of at most four values each (`KH = 3`,
-/// `KW·C_in ≤ 4`, dilation 1 along the width: a 3×3 first layer on a one-channel
-/// image), when every channel has the fast requantization.
+/// DSP kernel for three kernel rows of at most `2·W/3` values each (`KH = 3`,
+/// `KW·C_in ≤ 4` with `W = 6`, `≤ 10` with `W = 15`; dilation 1 along the width: a
+/// 3×3 first layer on a one- or three-channel image), when every channel has the fast
+/// requantization.
 ///
 /// Per output row, the three input rows it reads are widened once (`x − zp` as `i16`,
 /// padding columns 0) into rows of `ROWS3_STRIDE` bytes; then per output channel the
@@ -267,7 +272,8 @@ const ROW_HALVES: usize = ROWS3_STRIDE / 2;
 /// the channel's outputs (`requant_strided`). No per-pixel receptive field is built.
 /// `false` (having written nothing) when the layer does not fit.
 #[cfg(microcnn_arm_dsp)]
-fn three_rows(
+#[inline(never)]
+pub(crate) fn three_rows<const W: usize>(
     input: &[i8],
     input_shape: Shape,
     input_zero_point: i32,
@@ -280,21 +286,26 @@ fn three_rows(
     let run = window.kernel_w * in_c; // values per kernel row
     let (out_w, out_c) = (output_shape.width, output_shape.channels);
     let step = window.stride_w * in_c; // halfwords between neighbouring pixels' fields
-                                       // The last pixel's loads reach halfword (out_w − 1)·step + 3 of each row.
-    let span = (out_w.max(1) - 1) * step + 4;
+    let words = W / 3; // per kernel row
+                       // The last pixel's loads reach halfword (out_w − 1)·step + 2·words − 1 of each row.
+    let span = (out_w.max(1) - 1) * step + 2 * words;
     if window.kernel_h != 3
         || window.dilation_w != 1
         || run == 0
-        || run > 4
+        || run > 2 * words
+        || (W != 6 && W != 15)
         || out_w == 0
         || out_w > ROW_WORDS / 2
         || span > ROW_HALVES
-        || out_c * 6 > FILTER_WORDS
+        || out_c * W > FILTER_WORDS
     {
         return false;
     }
     let bound = acc_bound(3 * run, input_zero_point);
-    let mut requants = [FastRequant::ZERO; FILTER_WORDS / 6];
+    let mut requants = [FastRequant::ZERO; THREE_ROWS_CHANNELS];
+    if out_c > requants.len() {
+        return false;
+    }
     for (o, r) in requants.iter_mut().take(out_c).enumerate() {
         match Requant::new(&params.quant, o).and_then(|r| FastRequant::new(&r, bound)) {
             Some(f) => *r = f,
@@ -303,7 +314,7 @@ fn three_rows(
     }
     // Filters widened once: kernel row r of channel o in words 2r, 2r + 1, unused lanes 0.
     let mut filter_words = [0_u32; FILTER_WORDS];
-    let Some(filters) = filter_words.as_chunks_mut::<6>().0.get_mut(..out_c) else {
+    let Some(filters) = filter_words.as_chunks_mut::<W>().0.get_mut(..out_c) else {
         return false;
     };
     for (o, f) in filters.iter_mut().enumerate() {
@@ -311,7 +322,7 @@ fn three_rows(
             return false;
         };
         let h: &mut [i16] = bytemuck::cast_slice_mut(&mut f[..]);
-        for (lanes, taps) in h.chunks_exact_mut(4).zip(w.chunks_exact(run)) {
+        for (lanes, taps) in h.chunks_exact_mut(2 * words).zip(w.chunks_exact(run)) {
             for (l, &t) in lanes.iter_mut().zip(taps) {
                 *l = i16::from(t);
             }
@@ -351,7 +362,12 @@ fn three_rows(
             }
         }
         for (o, (f, r)) in filters.iter().zip(&requants).enumerate() {
-            sums_3x2(&rows, 2 * step, f, sums);
+            // W is 6 or 15 (checked above).
+            if let Ok(f) = <&[u32; 6]>::try_from(&f[..]) {
+                sums_3x2(&rows, 2 * step, f, sums);
+            } else if let Ok(f) = <&[u32; 15]>::try_from(&f[..]) {
+                sums_3x5(&rows, 2 * step, f, sums);
+            }
             let Some(out) = out_row.get_mut(o..) else {
                 return true;
             };

@@ -291,6 +291,14 @@ impl FastRequant {
         [self.bias2, self.multiplier, self.round, self.shift as i32, self.act_min, self.act_max]
     }
 
+    /// The int8 outputs of two accumulators (two pixels); not inlined on DSP cores, as
+    /// [`Requant::output2`].
+    #[cfg_attr(microcnn_arm_dsp, inline(never))]
+    #[cfg_attr(not(microcnn_arm_dsp), inline(always))]
+    pub(crate) fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8) {
+        (self.output(acc0), self.output(acc1))
+    }
+
     /// The int8 output for accumulator `acc` (`|acc|` within the prepared bound).
     #[inline(always)]
     pub(crate) fn output(&self, acc: i32) -> i8 {
@@ -340,7 +348,7 @@ impl Requantize for FastRequant {
     }
     #[inline(always)]
     fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8) {
-        (FastRequant::output(self, acc0), FastRequant::output(self, acc1))
+        FastRequant::output2(self, acc0, acc1)
     }
 }
 

@@ -298,6 +298,81 @@ pub fn sums_3x2(rows: &[u32], step: usize, f: &[u32; 6], sums: &mut [i32]) {
     };
 }
 
+/// As [`sums_3x2`] for three kernel rows of at most ten `i16` values (five words each,
+/// a 3×3 filter on three input channels, ...): `sums[i] = Σ_{r < 3} Σ_{j < 5}
+/// SMLAD(word at byte i·step + r·ROWS3_STRIDE + 4j of rows, f[5r + j])`, the filter
+/// read from memory (`LDRD`, so `f` is word-aligned). 38 instructions per output.
+#[inline(always)]
+pub fn sums_3x5(rows: &[u32], step: usize, f: &[u32; 15], sums: &mut [i32]) {
+    let n = sums.len();
+    if n == 0 || (n - 1).saturating_mul(step).saturating_add(2 * ROWS3_STRIDE + 20) > rows.len() * 4 {
+        return;
+    }
+    // SAFETY: iteration i reads the words at bytes i·step + 4j (j < 5) + {0, 512, 1024}
+    // of `rows` (all below (n − 1)·step + 1044 ≤ 4·rows.len(), checked above; unaligned
+    // LDR is allowed on ARMv7E-M and ARMv8-M Mainline), the 15 words of `f` (a word-
+    // aligned array, as LDRD needs; words 0–13 in pairs, word 14 alone), and writes
+    // sums[i], i < n. The
+    // pointer and counter operands are inout and discarded; SUBS clobbers the flags.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {fa}, {fb}, [{f}]",
+            "ldr {t}, [{p}]",
+            "smuad {a}, {t}, {fa}",
+            "ldr {t}, [{p}, #4]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #8]",
+            "ldr {t}, [{p}, #8]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #12]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #16]",
+            "ldr {t}, [{p}, #16]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #512]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #24]",
+            "ldr {t}, [{p}, #516]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #520]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #32]",
+            "ldr {t}, [{p}, #524]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #528]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #40]",
+            "ldr {t}, [{p}, #1024]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #1028]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #48]",
+            "ldr {t}, [{p}, #1032]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #1036]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldr {fa}, [{f}, #56]",
+            "ldr {t}, [{p}, #1040]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "add {p}, {p}, {step}",
+            "str {a}, [{s}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) rows.as_ptr() => _,
+            s = inout(reg) sums.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            f = in(reg) f.as_ptr(),
+            step = in(reg) step,
+            fa = out(reg) _,
+            fb = out(reg) _,
+            t = out(reg) _,
+            a = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
 /// The fast requantization (`FastRequant::output` in `ops/mod.rs`, with its prepared
 /// parts `[2·bias, multiplier, round, shift, act_min, act_max]`) of `sums`, written to
 /// `out[0], out[stride], out[2·stride], …`. Stops (writing nothing) when the last
