@@ -16,7 +16,9 @@
 //! (2^25 in all), far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{dot_2x2_groups, dot_2x2_widened, sadd16, smlad, sxtb16, sxtb16_ror8, COLUMN_STRIDE};
+use super::arch::arm_dsp::{
+    dot_2x2_groups, dot_2x2_widened, dot_3x1_groups, sadd16, smlad, sxtb16, sxtb16_ror8, COLUMN_STRIDE,
+};
 
 /// The longest filter (`KH·KW·C_in`, or a dense layer's input length) a column holds;
 /// longer filters run the reference kernels. A column takes `2 · COLUMN_MAX` bytes of
@@ -165,6 +167,26 @@ pub(crate) fn dot_2x2(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
         acc[1] += f0 * x1;
         acc[2] += f1 * x0;
         acc[3] += f1 * x1;
+    }
+    acc
+}
+
+/// Dense rows `o, o + 1, o + 2` (`rows` starts at row `o`; rows are `len` long) times
+/// column 0 over the first `len` values (DSP cores).
+#[cfg(microcnn_arm_dsp)]
+#[inline(never)]
+pub(crate) fn dot_3x1(rows: &[i8], len: usize, columns: &Columns) -> [i32; 3] {
+    // As in `dot_2x2`: whole groups cover the tail when the slice reaches that far.
+    let padded = len.next_multiple_of(4);
+    let body = if rows.len() >= 2 * len + padded { padded } else { len & !3 };
+    let c = &columns.words[..WORDS];
+    let mut acc = dot_3x1_groups(rows, len, c, body / 4);
+    let h: &[i16] = bytemuck::cast_slice(c);
+    for i in body..len {
+        let x = i32::from(h.get(slot(i)).copied().unwrap_or(0));
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a += i32::from(rows.get(k * len + i).copied().unwrap_or(0)) * x;
+        }
     }
     acc
 }

@@ -243,6 +243,61 @@ pub fn dot_2x2_widened(filters: &[u32], columns: &[u32], groups: usize, acc: [i3
     [a00, a01, a10, a11]
 }
 
+/// Three rows of int8 weights (`rows[0..]`, `rows[stride..]`, `rows[2·stride..]`, any
+/// alignment) times one im2col column (the lane pairs `(x0, x2), (x1, x3)` of each
+/// group of four values as words) over `groups` groups: a dense layer's three output
+/// units sharing each column load. Stops (returning zeros) when a slice is shorter than
+/// `groups` needs. 18 instructions per 12 multiply-accumulates.
+#[inline(always)]
+pub fn dot_3x1_groups(rows: &[i8], stride: usize, column: &[u32], groups: usize) -> [i32; 3] {
+    if groups == 0 || rows.len() < stride.saturating_mul(2).saturating_add(4 * groups) || column.len() < 2 * groups {
+        return [0; 3];
+    }
+    let (mut a0, mut a1, mut a2) = (0_i32, 0_i32, 0_i32);
+    // SAFETY: row k (k < 3) reads bytes [k·stride, k·stride + 4·groups) of `rows`, the
+    // column words [0, 2·groups), all inside the slices (checked above). Unaligned LDR is
+    // allowed on ARMv7E-M and ARMv8-M Mainline; the column is word-aligned, as LDRD
+    // needs. The pointer and counter operands are inout and discarded; SUBS clobbers the
+    // flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {c0}, {c1}, [{c}], #8",
+            "ldr {w}, [{p0}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a0}, {t}, {c0}, {a0}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a0}, {t}, {c1}, {a0}",
+            "ldr {w}, [{p1}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a1}, {t}, {c0}, {a1}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a1}, {t}, {c1}, {a1}",
+            "ldr {w}, [{p2}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a2}, {t}, {c0}, {a2}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a2}, {t}, {c1}, {a2}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p0 = inout(reg) rows.as_ptr() => _,
+            p1 = inout(reg) rows.as_ptr().wrapping_add(stride) => _,
+            p2 = inout(reg) rows.as_ptr().wrapping_add(2 * stride) => _,
+            c = inout(reg) column.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            w = out(reg) _,
+            t = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    [a0, a1, a2]
+}
+
 /// Bytes between the three widened input rows of [`sums_3x2`].
 pub const ROWS3_STRIDE: usize = 512;
 
