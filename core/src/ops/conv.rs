@@ -11,7 +11,7 @@
 use super::conv_rows::conv2d_s8_rows;
 use super::im2col::{dot_2x2, Column, Columns, COLUMN_MAX};
 #[cfg(microcnn_arm_dsp)]
-use super::im2col::{dot_2x2_wide, widen_pairs, WIDE_WORDS};
+use super::im2col::{dot_2x2_wide, dot_2x2_wide_pairs, widen_pairs, WIDE_WORDS};
 use super::{acc_bound, reference, ChannelQuant, FastRequant, Requant, Requantize};
 use crate::shape::Shape;
 
@@ -289,6 +289,25 @@ fn conv_pixels<Q: Requantize>(
     out0: &mut [i8],
     mut out1: Option<&mut [i8]>,
 ) {
+    // Widened filters: every pair's sums in one call, then their requantization.
+    #[cfg(microcnn_arm_dsp)]
+    if let Filters::Widened(wide, per_pair) = *filters {
+        let mut sums = [0_i32; 2 * CHANNEL_BLOCK + 2];
+        let Some(sums) = sums.get_mut(..2 * requants.len().next_multiple_of(2)) else {
+            return;
+        };
+        dot_2x2_wide_pairs(wide, per_pair, sums.len() / 4, columns, sums);
+        for ((o, r), s) in requants.iter().enumerate().zip(sums.chunks_exact(2)) {
+            // s = [channel o at pixel 0, at pixel 1] (pairs lay out [w0·c0, w0·c1, w1·c0, w1·c1]).
+            if let Some(y) = out0.get_mut(o) {
+                *y = r.output(s[0]);
+            }
+            if let Some(y) = out1.as_deref_mut().and_then(|out| out.get_mut(o)) {
+                *y = r.output(s[1]);
+            }
+        }
+        return;
+    }
     let mut pairs = requants.chunks_exact(2);
     let mut o = 0;
     for r in &mut pairs {

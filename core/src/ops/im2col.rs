@@ -17,7 +17,8 @@
 
 #[cfg(microcnn_arm_dsp)]
 use super::arch::arm_dsp::{
-    dot_2x2_groups, dot_2x2_widened, dot_3x1_groups, sadd16, smlad, sxtb16, sxtb16_ror8, COLUMN_STRIDE,
+    dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, dot_3x1_groups, sadd16, smlad, sxtb16, sxtb16_ror8,
+    COLUMN_STRIDE,
 };
 
 /// The longest filter (`KH·KW·C_in`, or a dense layer's input length) a column holds;
@@ -273,6 +274,14 @@ pub(crate) fn widen_pairs(weights: &[i8], len: usize, channels: usize, out: &mut
 #[inline(always)]
 pub(crate) fn dot_2x2_wide(pair: &[u32], columns: &Columns) -> [i32; 4] {
     dot_2x2_widened(pair, &columns.words, pair.len() / 4, [0; 4])
+}
+
+/// [`dot_2x2_wide`] for the first `pairs` pairs of `wide` (`per_pair` words each) in
+/// one call: pair k's four sums in `sums[4k..4k + 4]`.
+#[cfg(microcnn_arm_dsp)]
+#[inline(always)]
+pub(crate) fn dot_2x2_wide_pairs(wide: &[u32], per_pair: usize, pairs: usize, columns: &Columns, sums: &mut [i32]) {
+    dot_2x2_widened_pairs(wide, per_pair / 4, pairs, &columns.words, sums);
 }
 
 /// `[Σ w0·x, Σ w1·x]` over equally long runs (the portable micro-kernel).

@@ -243,6 +243,91 @@ pub fn dot_2x2_widened(filters: &[u32], columns: &[u32], groups: usize, acc: [i3
     [a00, a01, a10, a11]
 }
 
+/// [`dot_2x2_widened`] over `pairs` consecutive filter pairs (each `4·groups` words, as
+/// `widen_pairs` lays them out) and the same two columns, in one loop: pair k's
+/// `[w0·c0, w0·c1, w1·c0, w1·c1]` go to `sums[4k..4k + 4]`. The outer loop's state
+/// lives in 16 bytes of stack inside the block, so the micro-kernel keeps its twelve
+/// registers. Stops (writing nothing) when a slice is too short. 17 instructions per 16
+/// multiply-accumulates plus 18 per pair.
+#[inline(always)]
+pub fn dot_2x2_widened_pairs(filters: &[u32], groups: usize, pairs: usize, columns: &[u32], sums: &mut [i32]) {
+    if groups == 0
+        || pairs == 0
+        || filters.len() < pairs.saturating_mul(4 * groups)
+        || 2 * groups > COLUMN_STRIDE
+        || columns.len() < COLUMN_STRIDE + 2 * groups
+        || sums.len() < 4 * pairs
+    {
+        return;
+    }
+    // SAFETY: pair k reads filter words [4·groups·k, 4·groups·(k + 1)) (the filter pointer
+    // runs on from pair to pair), column words [0, 2·groups) and [COLUMN_STRIDE,
+    // COLUMN_STRIDE + 2·groups), and writes sums[4k..4k + 4], all inside the slices for
+    // k < pairs (checked above); filters and columns are word-aligned `u32` slices, as
+    // LDRD needs. The block reserves 16 bytes of stack (keeping 8-byte alignment) for
+    // the sums pointer, the pair counter, the column start and the group count, and
+    // releases them before it ends. All register operands are inout and discarded or
+    // outputs; SUBS clobbers the flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "sub sp, sp, #16",
+            "str {a00}, [sp]",
+            "str {a01}, [sp, #4]",
+            "str {c}, [sp, #8]",
+            "str {n}, [sp, #12]",
+            "3:",
+            "mov {a00}, #0",
+            "mov {a01}, #0",
+            "mov {a10}, #0",
+            "mov {a11}, #0",
+            "ldr {c}, [sp, #8]",
+            "ldr {n}, [sp, #12]",
+            "2:",
+            "ldrd {f0e}, {f0o}, [{w}], #16",
+            "ldrd {f1e}, {f1o}, [{w}, #-8]",
+            "ldr {x}, [{c}]",
+            "smlad {a00}, {f0e}, {x}, {a00}",
+            "smlad {a10}, {f1e}, {x}, {a10}",
+            "ldr {x}, [{c}, #2048]",
+            "smlad {a01}, {f0e}, {x}, {a01}",
+            "smlad {a11}, {f1e}, {x}, {a11}",
+            "ldr {x}, [{c}, #4]",
+            "smlad {a00}, {f0o}, {x}, {a00}",
+            "smlad {a10}, {f1o}, {x}, {a10}",
+            "ldr {x}, [{c}, #2052]",
+            "smlad {a01}, {f0o}, {x}, {a01}",
+            "smlad {a11}, {f1o}, {x}, {a11}",
+            "add {c}, {c}, #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "ldr {x}, [sp]",
+            "str {a00}, [{x}]",
+            "str {a01}, [{x}, #4]",
+            "str {a10}, [{x}, #8]",
+            "str {a11}, [{x}, #12]",
+            "add {x}, {x}, #16",
+            "str {x}, [sp]",
+            "ldr {x}, [sp, #4]",
+            "subs {x}, {x}, #1",
+            "str {x}, [sp, #4]",
+            "bne 3b",
+            "add sp, sp, #16",
+            w = inout(reg) filters.as_ptr() => _,
+            c = inout(reg) columns.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a00 = inout(reg) sums.as_mut_ptr() => _,
+            a01 = inout(reg) pairs => _,
+            a10 = out(reg) _,
+            a11 = out(reg) _,
+            f0e = out(reg) _,
+            f0o = out(reg) _,
+            f1e = out(reg) _,
+            f1o = out(reg) _,
+            x = out(reg) _,
+        )
+    };
+}
+
 /// Three rows of int8 weights (`rows[0..]`, `rows[stride..]`, `rows[2·stride..]`, any
 /// alignment) times one im2col column (the lane pairs `(x0, x2), (x1, x3)` of each
 /// group of four values as words) over `groups` groups: a dense layer's three output
