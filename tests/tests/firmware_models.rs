@@ -18,6 +18,9 @@ struct Builder {
     /// Convolutions up to 40 output channels (channel blocks, widened and byte-wise
     /// filters on DSP cores; dense inputs beyond the im2col bound), not 12.
     wide: bool,
+    /// The first convolution is a 3×3 (dilation 1) on a one- to three-channel input:
+    /// the DSP three-row kernels (`core/src/ops/conv_rows.rs`).
+    first_3x3: bool,
 }
 
 impl Builder {
@@ -90,9 +93,10 @@ impl Builder {
 
     fn conv(&mut self, input: usize) -> usize {
         let t = self.graph.tensors[input].clone();
-        let kernel = self.rng.range(1, 5);
+        let first_3x3 = std::mem::take(&mut self.first_3x3);
+        let kernel = if first_3x3 { 3 } else { self.rng.range(1, 5) };
         let stride = self.rng.range(1, 2);
-        let dilation = if kernel > 1 && self.rng.range(0, 3) == 0 { 2 } else { 1 };
+        let dilation = if !first_3x3 && kernel > 1 && self.rng.range(0, 3) == 0 { 2 } else { 1 };
         let (window, h, w) = self.window(t.shape, kernel, stride, dilation);
         let channels = self.rng.range(1, if self.wide { 40 } else { 12 });
         let taps = kernel * kernel * t.shape.channels;
@@ -177,8 +181,16 @@ fn random_model(seed: u64) -> Vec<u8> {
 }
 
 fn random_model_with(seed: u64, wide: bool) -> Vec<u8> {
-    let mut b = Builder { graph: Graph::default(), rng: Xorshift::new(seed), wide };
-    let shape = Shape { height: b.rng.range(3, 20), width: b.rng.range(3, 20), channels: b.rng.range(1, 4) };
+    random_model_of(seed, wide, false)
+}
+
+fn random_model_of(seed: u64, wide: bool, first_3x3: bool) -> Vec<u8> {
+    let mut b = Builder { graph: Graph::default(), rng: Xorshift::new(seed), wide, first_3x3 };
+    let mut shape = Shape { height: b.rng.range(3, 20), width: b.rng.range(3, 20), channels: b.rng.range(1, 4) };
+    if first_3x3 {
+        // One channel (3×3×1: two words per kernel row), else two or three (five words).
+        shape.channels = [1, 1, 2, 3][seed as usize % 4];
+    }
     let scale = 0.005 + 0.05 * b.rng.unit();
     let zp = b.rng.range(0, 40) as i32 - 20;
     let input = b.tensor(shape, scale, zp);
@@ -255,5 +267,24 @@ fn wide_random_models_are_bit_exact_on_qemu() {
             let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
             assert_eq!(device, host, "wide random model {seed}: {cpu} outputs differ from the host's");
         }
+    }
+}
+
+/// First layers of 3×3 on a one- to three-channel image (stride 1 and 2, SAME and
+/// VALID, up to 40 output channels): the DSP three-row kernels on Cortex-M4 against the host.
+#[test]
+fn first_3x3_layers_are_bit_exact_on_qemu() {
+    let cpu = Cpu::CortexM4;
+    let firmware = qemu::Firmware::load(&qemu::build_firmware(cpu).unwrap(), cpu).unwrap();
+    for seed in 201..=224u64 {
+        let blob = random_model_of(seed, seed % 2 == 0, true);
+        let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("3×3 random model {seed}: {e}"));
+        let mut rng = Xorshift::from_state(seed ^ 0x5EED_3333);
+        let samples: Vec<i8> = (0..3 * model.input().bytes()).map(|_| rng.i8()).collect();
+        let host = run::run_samples(&model, &samples).unwrap();
+        let device =
+            qemu::infer(&firmware, &blob, &samples).unwrap_or_else(|e| panic!("3×3 random model {seed}: {e:#}"));
+        let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
+        assert_eq!(device, host, "3×3 random model {seed}: {cpu} outputs differ from the host's");
     }
 }

@@ -11,8 +11,8 @@
 use super::conv_rows::conv2d_s8_rows;
 use super::im2col::{dot_2x2, Column, Columns, COLUMN_MAX};
 #[cfg(microcnn_arm_dsp)]
-use super::im2col::{dot_2x2_wide, widen_pairs, WIDE_WORDS};
-use super::{reference, ChannelQuant, Requant};
+use super::im2col::{dot_2x2_wide, dot_2x2_wide_pairs, widen_pairs, WIDE_WORDS};
+use super::{acc_bound, reference, ChannelQuant, FastRequant, Requant, Requantize};
 use crate::shape::Shape;
 
 /// Geometry of a convolution or pooling window.
@@ -71,6 +71,12 @@ pub fn conv2d_s8(
         return;
     }
     if conv2d_s8_rows(input, input_shape, input_zero_point, output, output_shape, params) {
+        return;
+    }
+    // A 3×3 first layer on a three-channel image (and other 3-row filters with rows
+    // of up to 10 values).
+    #[cfg(microcnn_arm_dsp)]
+    if super::conv_rows::three_rows::<15>(input, input_shape, input_zero_point, output, output_shape, params) {
         return;
     }
     conv2d_s8_im2col(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
@@ -161,6 +167,26 @@ fn conv2d_s8_im2col(
     params: &ConvParams<'_>,
     filter_len: usize,
 ) {
+    // The fast requantization when every channel has it (the usual case), else the exact one.
+    let bound = acc_bound(filter_len, input_zero_point);
+    if (0..output_shape.channels).all(|o| FastRequant::for_channel(&params.quant, o, bound).is_some()) {
+        im2col_blocks::<FastRequant>(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
+    } else {
+        im2col_blocks::<Requant>(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn im2col_blocks<Q: Requantize>(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+    filter_len: usize,
+) {
+    let bound = acc_bound(filter_len, input_zero_point);
     let window = &params.window;
     let out_c = output_shape.channels;
     let pixels = output_shape.height * output_shape.width;
@@ -179,7 +205,7 @@ fn conv2d_s8_im2col(
     let next = |(y, x): (usize, usize)| if x + 1 < width { (y, x + 1) } else { (y + 1, 0) };
     // Output channels in blocks whose requantization (and, on DSP cores, widened
     // weights) is prepared once per layer; wider layers fill each column once per block.
-    let mut requants = [Requant::ZERO; CHANNEL_BLOCK];
+    let mut requants = [Q::ZERO; CHANNEL_BLOCK];
     #[cfg(microcnn_arm_dsp)]
     let mut wide = [0_u32; WIDE_WORDS];
     #[cfg(microcnn_arm_dsp)]
@@ -194,9 +220,14 @@ fn conv2d_s8_im2col(
     let mut block_start = 0;
     while block_start < out_c {
         let block_len = block.min(out_c - block_start);
-        if !Requant::prepare(&params.quant, block_start, &mut requants[..block_len]) {
-            reference::conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
-            return;
+        for (k, r) in requants[..block_len].iter_mut().enumerate() {
+            match Q::for_channel(&params.quant, block_start + k, bound) {
+                Some(prepared) => *r = prepared,
+                None => {
+                    reference::conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
+                    return;
+                }
+            }
         }
         let requants = &requants[..block_len];
         let Some(weights) = weights.get(block_start * filter_len..(block_start + block_len) * filter_len) else {
@@ -250,14 +281,33 @@ const CHANNEL_BLOCK: usize = 32;
 
 /// All output channels of one or two pixels whose columns are filled.
 #[inline(always)]
-fn conv_pixels(
+fn conv_pixels<Q: Requantize>(
     columns: &Columns,
     filters: &Filters<'_>,
     filter_len: usize,
-    requants: &[Requant],
+    requants: &[Q],
     out0: &mut [i8],
     mut out1: Option<&mut [i8]>,
 ) {
+    // Widened filters: every pair's sums in one call, then their requantization.
+    #[cfg(microcnn_arm_dsp)]
+    if let Filters::Widened(wide, per_pair) = *filters {
+        let mut sums = [0_i32; 2 * CHANNEL_BLOCK + 2];
+        let Some(sums) = sums.get_mut(..2 * requants.len().next_multiple_of(2)) else {
+            return;
+        };
+        dot_2x2_wide_pairs(wide, per_pair, sums.len() / 4, columns, sums);
+        for ((o, r), s) in requants.iter().enumerate().zip(sums.chunks_exact(2)) {
+            // s = [channel o at pixel 0, at pixel 1] (pairs lay out [w0·c0, w0·c1, w1·c0, w1·c1]).
+            if let Some(y) = out0.get_mut(o) {
+                *y = r.output(s[0]);
+            }
+            if let Some(y) = out1.as_deref_mut().and_then(|out| out.get_mut(o)) {
+                *y = r.output(s[1]);
+            }
+        }
+        return;
+    }
     let mut pairs = requants.chunks_exact(2);
     let mut o = 0;
     for r in &mut pairs {

@@ -14,9 +14,11 @@
 //! |x − zp| ≤ 255 and |w| ≤ 128, far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::smlad;
+use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, ROWS3_STRIDE};
 use super::conv::ConvParams;
-use super::Requant;
+#[cfg(microcnn_arm_dsp)]
+use super::FastRequant;
+use super::{acc_bound, ChannelRequant, Requant};
 use crate::shape::Shape;
 
 /// The longest filter the row kernel takes.
@@ -74,6 +76,10 @@ pub(crate) fn conv2d_s8_rows(
             return false;
         }
     }
+    #[cfg(microcnn_arm_dsp)]
+    if three_rows::<6>(input, input_shape, input_zero_point, output, output_shape, params) {
+        return true;
+    }
     match words {
         2 => run::<2>(input, input_shape, input_zero_point, output, output_shape, params),
         5 => run::<5>(input, input_shape, input_zero_point, output, output_shape, params),
@@ -98,6 +104,7 @@ fn run<const N: usize>(
     let out_c = output_shape.channels;
     let out_w = output_shape.width;
     let offset = input_zero_point.wrapping_neg();
+    let bound = acc_bound(filter_len, input_zero_point);
     // Filters widened once per layer: word j of channel o holds weights 2j, 2j + 1.
     let mut filter_words = [0_u32; FILTER_WORDS];
     let Some(filters) = filter_words.as_chunks_mut::<N>().0.get_mut(..out_c) else {
@@ -172,37 +179,200 @@ fn run<const N: usize>(
             }
         }
         for (o, f) in filters.iter().enumerate() {
-            let Some(r) = Requant::new(&params.quant, o) else {
+            let Some(r) = ChannelRequant::new(&params.quant, o, bound) else {
                 return;
             };
-            let f = *f;
-            if !cfg!(microcnn_arm_dsp) {
-                // ARMv6-M: one pass (two passes cost more there, measured).
-                for (col, px) in row.iter().zip(out_row.chunks_exact_mut(out_c)) {
-                    let mut acc = 0;
-                    for j in 0..N {
-                        acc = mac2(col[j], f[j], acc);
-                    }
-                    if let Some(y) = px.get_mut(o) {
-                        *y = r.output(acc);
+            match r {
+                #[cfg(microcnn_arm_dsp)]
+                ChannelRequant::Fast(r) => {
+                    // The sums, then the requantization loop of arm_dsp.rs.
+                    channel_sums(row, sums, f);
+                    if let Some(out) = out_row.get_mut(o..) {
+                        requant_strided(sums, out, out_c, r.parts());
                     }
                 }
-                continue;
-            }
-            // Two passes over the row, so that neither spills: the sums (filter in
-            // registers), then their requantization (prepared fields in registers).
-            for (col, a) in row.iter().zip(sums.iter_mut()) {
-                let mut acc = 0;
-                for j in 0..N {
-                    acc = mac2(col[j], f[j], acc);
-                }
-                *a = acc;
-            }
-            for (&acc, px) in sums.iter().zip(out_row.chunks_exact_mut(out_c)) {
-                if let Some(y) = px.get_mut(o) {
-                    *y = r.output(acc);
-                }
+                #[cfg(not(microcnn_arm_dsp))]
+                ChannelRequant::Fast(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
+                ChannelRequant::Exact(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
             }
         }
     }
+}
+
+/// Output channel `o` of one output row: the sums of the widened filter `f` over the
+/// row's receptive fields, requantized by `requant`.
+#[inline(always)]
+fn channel_row<const N: usize>(
+    row: &[[u32; N]],
+    sums: &mut [i32],
+    f: &[u32; N],
+    out_row: &mut [i8],
+    out_c: usize,
+    o: usize,
+    requant: impl Fn(i32) -> i8,
+) {
+    let f = *f;
+    if !cfg!(microcnn_arm_dsp) {
+        // ARMv6-M: one pass (two passes cost more there, measured).
+        for (col, px) in row.iter().zip(out_row.chunks_exact_mut(out_c)) {
+            let mut acc = 0;
+            for j in 0..N {
+                acc = mac2(col[j], f[j], acc);
+            }
+            if let Some(y) = px.get_mut(o) {
+                *y = requant(acc);
+            }
+        }
+        return;
+    }
+    // Two passes over the row, so that neither spills: the sums (filter in
+    // registers), then their requantization (prepared fields in registers).
+    channel_sums(row, sums, &f);
+    for (&acc, px) in sums.iter().zip(out_row.chunks_exact_mut(out_c)) {
+        if let Some(y) = px.get_mut(o) {
+            *y = requant(acc);
+        }
+    }
+}
+
+/// The sums of the widened filter `f` over the row's receptive fields.
+#[inline(always)]
+fn channel_sums<const N: usize>(row: &[[u32; N]], sums: &mut [i32], f: &[u32; N]) {
+    let f = *f;
+    for (col, a) in row.iter().zip(sums.iter_mut()) {
+        let mut acc = 0;
+        for j in 0..N {
+            acc = mac2(col[j], f[j], acc);
+        }
+        *a = acc;
+    }
+}
+
+/// Widened input rows of [`three_rows`]: three rows of `ROWS3_STRIDE` bytes (1.5 KiB).
+#[cfg(microcnn_arm_dsp)]
+const THREE_ROWS_WORDS: usize = 3 * ROWS3_STRIDE / 4;
+
+/// Output channels [`three_rows`] takes (their prepared requantizations: 1.5 KiB of stack).
+#[cfg(microcnn_arm_dsp)]
+const THREE_ROWS_CHANNELS: usize = 64;
+
+/// Halfwords of one widened row.
+#[cfg(microcnn_arm_dsp)]
+const ROW_HALVES: usize = ROWS3_STRIDE / 2;
+
+/// DSP kernel for three kernel rows of at most `2·W/3` values each (`KH = 3`,
+/// `KW·C_in ≤ 4` with `W = 6`, `≤ 10` with `W = 15`; dilation 1 along the width: a
+/// 3×3 first layer on a one- or three-channel image), when every channel has the fast
+/// requantization.
+///
+/// Per output row, the three input rows it reads are widened once (`x − zp` as `i16`,
+/// padding columns 0) into rows of `ROWS3_STRIDE` bytes; then per output channel the
+/// sums over the row come straight from them (`sums_3x2`: two words per kernel row,
+/// read at any halfword offset, the filter's unused lanes 0) and are requantized into
+/// the channel's outputs (`requant_strided`). No per-pixel receptive field is built.
+/// `false` (having written nothing) when the layer does not fit.
+#[cfg(microcnn_arm_dsp)]
+#[inline(never)]
+pub(crate) fn three_rows<const W: usize>(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+) -> bool {
+    let window = &params.window;
+    let in_c = input_shape.channels;
+    let run = window.kernel_w * in_c; // values per kernel row
+    let (out_w, out_c) = (output_shape.width, output_shape.channels);
+    let step = window.stride_w * in_c; // halfwords between neighbouring pixels' fields
+    let words = W / 3; // per kernel row
+                       // The last pixel's loads reach halfword (out_w − 1)·step + 2·words − 1 of each row.
+    let span = (out_w.max(1) - 1) * step + 2 * words;
+    if window.kernel_h != 3
+        || window.dilation_w != 1
+        || run == 0
+        || run > 2 * words
+        || (W != 6 && W != 15)
+        || out_w == 0
+        || out_w > ROW_WORDS / 2
+        || span > ROW_HALVES
+        || out_c * W > FILTER_WORDS
+    {
+        return false;
+    }
+    let bound = acc_bound(3 * run, input_zero_point);
+    let mut requants = [FastRequant::ZERO; THREE_ROWS_CHANNELS];
+    if out_c > requants.len() {
+        return false;
+    }
+    for (o, r) in requants.iter_mut().take(out_c).enumerate() {
+        match Requant::new(&params.quant, o).and_then(|r| FastRequant::new(&r, bound)) {
+            Some(f) => *r = f,
+            None => return false,
+        }
+    }
+    // Filters widened once: kernel row r of channel o in words 2r, 2r + 1, unused lanes 0.
+    let mut filter_words = [0_u32; FILTER_WORDS];
+    let Some(filters) = filter_words.as_chunks_mut::<W>().0.get_mut(..out_c) else {
+        return false;
+    };
+    for (o, f) in filters.iter_mut().enumerate() {
+        let Some(w) = params.weights.get(o * 3 * run..(o + 1) * 3 * run) else {
+            return false;
+        };
+        let h: &mut [i16] = bytemuck::cast_slice_mut(&mut f[..]);
+        for (lanes, taps) in h.chunks_exact_mut(2 * words).zip(w.chunks_exact(run)) {
+            for (l, &t) in lanes.iter_mut().zip(taps) {
+                *l = i16::from(t);
+            }
+        }
+    }
+    let mut rows = [0_u32; THREE_ROWS_WORDS];
+    let mut sums = [0_i32; ROW_WORDS / 2];
+    let sums = &mut sums[..out_w];
+    let (height, width) = (input_shape.height as isize, input_shape.width as isize);
+    let in_row = input_shape.width * in_c;
+    let offset = input_zero_point.wrapping_neg();
+    let used = span.div_ceil(2); // words of each row the loads reach
+    for (out_y, out_row) in output.chunks_exact_mut(out_w * out_c).take(output_shape.height).enumerate() {
+        let origin_y = (out_y * window.stride_h) as isize - window.pad_top as isize;
+        for (r, wide) in rows.chunks_exact_mut(ROWS3_STRIDE / 4).enumerate() {
+            let Some(wide) = wide.get_mut(..used) else {
+                return true;
+            };
+            wide.fill(0);
+            let in_y = origin_y + (r * window.dilation_h) as isize;
+            if !(0..height).contains(&in_y) {
+                continue;
+            }
+            // Input column ix lands at halfword (ix + pad_left)·C_in; columns whose
+            // halfwords the loads never reach are skipped.
+            let h: &mut [i16] = bytemuck::cast_slice_mut(wide);
+            let first = window.pad_left.min(h.len() / in_c);
+            let columns = (h.len() / in_c - first).min(width as usize);
+            let start = in_y as usize * in_row;
+            let (Some(x), Some(dst)) =
+                (input.get(start..start + columns * in_c), h.get_mut(first * in_c..(first + columns) * in_c))
+            else {
+                return true;
+            };
+            for (d, &v) in dst.iter_mut().zip(x) {
+                *d = (i32::from(v) + offset) as i16;
+            }
+        }
+        for (o, (f, r)) in filters.iter().zip(&requants).enumerate() {
+            // W is 6 or 15 (checked above).
+            if let Ok(f) = <&[u32; 6]>::try_from(&f[..]) {
+                sums_3x2(&rows, 2 * step, f, sums);
+            } else if let Ok(f) = <&[u32; 15]>::try_from(&f[..]) {
+                sums_3x5(&rows, 2 * step, f, sums);
+            }
+            let Some(out) = out_row.get_mut(o..) else {
+                return true;
+            };
+            requant_strided(sums, out, out_c, r.parts());
+        }
+    }
+    true
 }

@@ -3,8 +3,10 @@
 //! `out[o] = clamp(zp_out + M_o · (bias[o] + Σ_i w[o, i] · (in[i] − zp_in)))` over the
 //! flattened input. Weights are symmetric (zero point 0). Layout: weights `[C_out, N]`.
 
+#[cfg(microcnn_arm_dsp)]
+use super::im2col::dot_3x1;
 use super::im2col::{dot_2x1, Columns, COLUMN_MAX};
-use super::{reference, ChannelQuant, Requant};
+use super::{acc_bound, reference, ChannelQuant, ChannelRequant, Requant};
 
 /// Parameters of a dense layer.
 #[derive(Clone, Copy, Debug)]
@@ -38,9 +40,29 @@ pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8]
     let Some(weights) = params.weights.get(..output.len() * n) else {
         return;
     };
-    let requant = |o: usize, acc: i32| Requant::new(&params.quant, o).map_or(0, |r| r.output(acc));
-    let mut outputs = output.chunks_exact_mut(2);
+    let bound = acc_bound(n, input_zero_point);
+    let requant = |o: usize, acc: i32| ChannelRequant::new(&params.quant, o, bound).map_or(0, |r| r.output(acc));
     let mut o = 0;
+    // DSP cores: three output units per pass (one column load for three rows).
+    #[cfg(microcnn_arm_dsp)]
+    let output = {
+        // 3k + 1 units run as 3(k − 1) + 2 + 2 (no single unit through the pair kernel).
+        let units = output.len();
+        let threes = if units % 3 == 1 && units >= 4 { units / 3 - 1 } else { units / 3 };
+        let (head, rest) = output.split_at_mut(3 * threes);
+        for y in head.chunks_exact_mut(3) {
+            let Some(rows) = weights.get(o * n..) else {
+                return;
+            };
+            let acc = dot_3x1(rows, n, &columns);
+            y[0] = requant(o, acc[0]);
+            y[1] = requant(o + 1, acc[1]);
+            y[2] = requant(o + 2, acc[2]);
+            o += 3;
+        }
+        rest
+    };
+    let mut outputs = output.chunks_exact_mut(2);
     for y in &mut outputs {
         // Each row slice runs on to the end of the weights (see `dot_2x1`).
         let (Some(w0), Some(w1)) = (weights.get(o * n..), weights.get((o + 1) * n..)) else {

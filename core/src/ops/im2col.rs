@@ -16,7 +16,10 @@
 //! (2^25 in all), far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{dot_2x2_groups, dot_2x2_widened, sadd16, smlad, sxtb16, sxtb16_ror8, COLUMN_STRIDE};
+use super::arch::arm_dsp::{
+    dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, dot_3x1_groups, sadd16, smlad, sxtb16, sxtb16_ror8,
+    COLUMN_STRIDE,
+};
 
 /// The longest filter (`KH·KW·C_in`, or a dense layer's input length) a column holds;
 /// longer filters run the reference kernels. A column takes `2 · COLUMN_MAX` bytes of
@@ -169,6 +172,26 @@ pub(crate) fn dot_2x2(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
     acc
 }
 
+/// Dense rows `o, o + 1, o + 2` (`rows` starts at row `o`; rows are `len` long) times
+/// column 0 over the first `len` values (DSP cores).
+#[cfg(microcnn_arm_dsp)]
+#[inline(never)]
+pub(crate) fn dot_3x1(rows: &[i8], len: usize, columns: &Columns) -> [i32; 3] {
+    // As in `dot_2x2`: whole groups cover the tail when the slice reaches that far.
+    let padded = len.next_multiple_of(4);
+    let body = if rows.len() >= 2 * len + padded { padded } else { len & !3 };
+    let c = &columns.words[..WORDS];
+    let mut acc = dot_3x1_groups(rows, len, c, body / 4);
+    let h: &[i16] = bytemuck::cast_slice(c);
+    for i in body..len {
+        let x = i32::from(h.get(slot(i)).copied().unwrap_or(0));
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a += i32::from(rows.get(k * len + i).copied().unwrap_or(0)) * x;
+        }
+    }
+    acc
+}
+
 /// `[w0·c, w1·c]` over the first `len` values: two filters times
 /// column 0.
 #[inline(never)]
@@ -251,6 +274,14 @@ pub(crate) fn widen_pairs(weights: &[i8], len: usize, channels: usize, out: &mut
 #[inline(always)]
 pub(crate) fn dot_2x2_wide(pair: &[u32], columns: &Columns) -> [i32; 4] {
     dot_2x2_widened(pair, &columns.words, pair.len() / 4, [0; 4])
+}
+
+/// [`dot_2x2_wide`] for the first `pairs` pairs of `wide` (`per_pair` words each) in
+/// one call: pair k's four sums in `sums[4k..4k + 4]`.
+#[cfg(microcnn_arm_dsp)]
+#[inline(always)]
+pub(crate) fn dot_2x2_wide_pairs(wide: &[u32], per_pair: usize, pairs: usize, columns: &Columns, sums: &mut [i32]) {
+    dot_2x2_widened_pairs(wide, per_pair / 4, pairs, &columns.words, sums);
 }
 
 /// `[Σ w0·x, Σ w1·x]` over equally long runs (the portable micro-kernel).

@@ -201,6 +201,186 @@ impl Requant {
     }
 }
 
+/// Largest `|Σ w·(x − zp)|` over `taps` products of int8 weights (`|w| ≤ 128`) and int8
+/// inputs centred on `input_zero_point`: the accumulator bound the fast requantization
+/// needs, proven from the layer's shape alone (nothing to read from the weights).
+#[inline(always)]
+pub(crate) fn acc_bound(taps: usize, input_zero_point: i32) -> i64 {
+    let zp = i64::from(input_zero_point);
+    let centred = (-128 - zp).abs().max((127 - zp).abs());
+    (taps as i64).saturating_mul(128).saturating_mul(centred)
+}
+
+/// `(a·b + 2^31) >> 32`: the rounded high word of the product (`SMMULR` on DSP cores).
+#[inline(always)]
+pub(crate) fn mul_high_rounded(a: i32, b: i32) -> i32 {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        arch::arm_dsp::smmulr(a, b)
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    {
+        ((i64::from(a) * i64::from(b) + (1 << 31)) >> 32) as i32
+    }
+}
+
+/// A channel's requantization in the fast form, bit for bit [`Requant::output`] (and so
+/// TFLM's `MultiplyByQuantizedMultiplier` + zero point + clamp) for every accumulator
+/// within the bound it was prepared for.
+///
+/// With `x = acc + bias` and right shift `e ≥ 1` (no left shift):
+/// - SaturatingRoundingDoublingHighMul(x, M) = ⌊(x·M + 2^30) / 2^31⌋ (see
+///   [`Requant::output`]) = ⌊(2x·M + 2^31) / 2^32⌋ = `SMMULR(2x, M)`, as long as `2x`
+///   fits an `i32` (the saturating case `x = M = i32::MIN` cannot occur then);
+/// - RoundingDivideByPOT(h, e) rounds half up for `h ≥ 0` and half down (away from
+///   zero) for `h < 0`: `(h + 2^(e−1) + (h >> 31)) >> e` (for `h < 0`, up exactly when
+///   the remainder exceeds `2^(e−1)`), and adding the zero point times `2^e` before the
+///   shift adds the zero point after it.
+///
+/// So `out = clamp((h + (h >> 31) + round) >> e)` with `round = 2^(e−1) + zp·2^e`.
+/// [`FastRequant::new`] refuses (the caller keeps the exact [`Requant`]) when a left
+/// shift or no right shift is asked for, or when `|acc| ≤ bound` does not prove that no
+/// step overflows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FastRequant {
+    /// `2 · bias`.
+    bias2: i32,
+    multiplier: i32,
+    /// `2^(e−1) + zp·2^e`.
+    round: i32,
+    shift: u32,
+    act_min: i32,
+    act_max: i32,
+}
+
+impl FastRequant {
+    /// A placeholder for prepared blocks.
+    pub(crate) const ZERO: Self = Self { bias2: 0, multiplier: 0, round: 0, shift: 1, act_min: 0, act_max: 0 };
+
+    /// The fast form of `r` for accumulators with `|acc| ≤ acc_bound`, or `None`.
+    #[inline(always)]
+    pub(crate) fn new(r: &Requant, acc_bound: i64) -> Option<Self> {
+        let e = r.right_shift;
+        if r.left_shift != 0 || !(1..=31).contains(&e) || r.multiplier == i32::MIN {
+            return None;
+        }
+        // |x| < 2^30: 2x and 2·bias fit an i32.
+        let x_bound = acc_bound.checked_add(i64::from(r.bias).abs())?;
+        if x_bound >= 1 << 30 {
+            return None;
+        }
+        // |h| ≤ (|x|·|M| + 2^30) / 2^31 ≤ |x| + 1 (|M| < 2^31); then h + (h >> 31) + round.
+        let round = (1_i64 << (e - 1)) + i64::from(r.output_zero_point) * (1_i64 << e);
+        if x_bound + 2 + round.abs() > i64::from(i32::MAX) {
+            return None;
+        }
+        Some(Self {
+            bias2: r.bias << 1,
+            multiplier: r.multiplier,
+            round: round as i32,
+            shift: e as u32,
+            act_min: r.act_min,
+            act_max: r.act_max,
+        })
+    }
+
+    /// `[2·bias, multiplier, round, shift, act_min, act_max]`, for the DSP loops.
+    #[cfg(microcnn_arm_dsp)]
+    #[inline(always)]
+    pub(crate) fn parts(&self) -> [i32; 6] {
+        [self.bias2, self.multiplier, self.round, self.shift as i32, self.act_min, self.act_max]
+    }
+
+    /// The int8 outputs of two accumulators (two pixels); not inlined on DSP cores, as
+    /// [`Requant::output2`].
+    #[cfg_attr(microcnn_arm_dsp, inline(never))]
+    #[cfg_attr(not(microcnn_arm_dsp), inline(always))]
+    pub(crate) fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8) {
+        (self.output(acc0), self.output(acc1))
+    }
+
+    /// The int8 output for accumulator `acc` (`|acc|` within the prepared bound).
+    #[inline(always)]
+    pub(crate) fn output(&self, acc: i32) -> i8 {
+        let h = mul_high_rounded(acc.wrapping_shl(1).wrapping_add(self.bias2), self.multiplier);
+        let v = h.wrapping_add(h >> 31).wrapping_add(self.round) >> self.shift;
+        v.max(self.act_min).min(self.act_max) as i8
+    }
+}
+
+/// A prepared requantization of one channel, as the generic kernels use it.
+pub(crate) trait Requantize: Copy {
+    /// A placeholder for prepared blocks.
+    const ZERO: Self;
+    /// Channel `c` of `quant` for accumulators with `|acc| ≤ acc_bound`, or `None`.
+    fn for_channel(quant: &ChannelQuant<'_>, c: usize, acc_bound: i64) -> Option<Self>;
+    /// The int8 output for `acc`.
+    fn output(&self, acc: i32) -> i8;
+    /// The int8 outputs of two accumulators (two pixels).
+    fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8);
+}
+
+impl Requantize for Requant {
+    const ZERO: Self = Requant::ZERO;
+    #[inline(always)]
+    fn for_channel(quant: &ChannelQuant<'_>, c: usize, _acc_bound: i64) -> Option<Self> {
+        Requant::new(quant, c)
+    }
+    #[inline(always)]
+    fn output(&self, acc: i32) -> i8 {
+        Requant::output(self, acc)
+    }
+    #[inline(always)]
+    fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8) {
+        Requant::output2(self, acc0, acc1)
+    }
+}
+
+impl Requantize for FastRequant {
+    const ZERO: Self = FastRequant::ZERO;
+    #[inline(always)]
+    fn for_channel(quant: &ChannelQuant<'_>, c: usize, acc_bound: i64) -> Option<Self> {
+        FastRequant::new(&Requant::new(quant, c)?, acc_bound)
+    }
+    #[inline(always)]
+    fn output(&self, acc: i32) -> i8 {
+        FastRequant::output(self, acc)
+    }
+    #[inline(always)]
+    fn output2(&self, acc0: i32, acc1: i32) -> (i8, i8) {
+        FastRequant::output2(self, acc0, acc1)
+    }
+}
+
+/// Channel `c`'s requantization: the fast form when `acc_bound` allows it, else the
+/// exact prepared form; `None` when even that is refused (see [`Requant::new`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ChannelRequant {
+    Fast(FastRequant),
+    Exact(Requant),
+}
+
+impl ChannelRequant {
+    /// Channel `c` of `quant` for accumulators with `|acc| ≤ acc_bound`.
+    #[inline(always)]
+    pub(crate) fn new(quant: &ChannelQuant<'_>, c: usize, acc_bound: i64) -> Option<Self> {
+        let r = Requant::new(quant, c)?;
+        Some(match FastRequant::new(&r, acc_bound) {
+            Some(f) => Self::Fast(f),
+            None => Self::Exact(r),
+        })
+    }
+
+    /// The int8 output for `acc`.
+    #[inline(always)]
+    pub(crate) fn output(&self, acc: i32) -> i8 {
+        match self {
+            Self::Fast(f) => f.output(acc),
+            Self::Exact(r) => r.output(acc),
+        }
+    }
+}
+
 /// Sum of `(x − zero_point) × w` over two equally long runs. Validation bounds the run
 /// length (≤ 65,536 products of at most 255 × 128), so the sum fits an `i32`.
 #[inline(always)]
@@ -270,6 +450,76 @@ mod tests {
             let r = Requant::new(&quant, 0);
             proptest::prop_assert!(r.is_some());
             proptest::prop_assert_eq!(r.map(|r| r.output(acc)), Some(quant.output(0, acc)));
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast requantization equals the exact one for every accumulator within
+        /// the bound it accepted, including both ends of the bound and ties.
+        #[test]
+        fn fast_requant_is_exact_within_its_bound(
+            acc in proptest::prelude::any::<i32>(),
+            bias in proptest::prelude::any::<i32>(),
+            multiplier in 0x4000_0000_i32..=i32::MAX,
+            shift in -31_i32..2,
+            zp in -128_i32..128,
+            bound in 0_i64..(1 << 31),
+            small in proptest::prelude::any::<bool>(),
+            bounds in proptest::prelude::any::<(i8, i8)>(),
+        ) {
+            let (act_min, act_max) = (bounds.0.min(bounds.1), bounds.0.max(bounds.1));
+            // Half the cases with realistic magnitudes, so the fast form is accepted.
+            let (bias, bound) = if small { (bias % 100_000, bound % 40_000_000) } else { (bias, bound) };
+            let Some(r) = Requant::from_parts(bias, multiplier, shift, zp, (act_min, act_max)) else {
+                return Ok(());
+            };
+            let Some(f) = FastRequant::new(&r, bound) else {
+                // Refused: only without a right shift or with a wide bound (or a huge round term).
+                proptest::prop_assert!(shift >= 0 || shift < -20 || bound + i64::from(bias).abs() >= 1 << 29);
+                return Ok(());
+            };
+            let clamp = |a: i64| a.clamp(-bound, bound) as i32;
+            for a in [clamp(i64::from(acc)), clamp(i64::from(acc % 1000)), bound as i32, -(bound as i32)] {
+                proptest::prop_assert_eq!(f.output(a), r.output(a), "acc {}", a);
+            }
+        }
+    }
+
+    /// Ties of RoundingDivideByPOT on both signs, and the bound that forces the exact form.
+    #[test]
+    fn fast_requant_ties_and_refusal() {
+        // Multiplier 2^30 (0.5) and right shift 1: x·0.5 then /2 — x = ±2, ±6 hit ties.
+        let r = Requant::from_parts(0, 1 << 30, -1, 0, (-128, 127)).unwrap_or(Requant::ZERO);
+        let f = FastRequant::new(&r, 1000).map(|f| (-400..=400).map(|a| f.output(a)).collect::<std::vec::Vec<_>>());
+        let exact: std::vec::Vec<_> = (-400..=400).map(|a| r.output(a)).collect();
+        assert_eq!(f, Some(exact));
+        assert_eq!(r.output(2), 1); // 0.5 rounds up
+        assert_eq!(r.output(-2), -1); // −0.5 rounds away from zero
+        assert_eq!(r.output(-6), -2); // −1.5 as well
+                                      // |acc| + |bias| must stay below 2^30.
+        let r = Requant::from_parts(1000, 1 << 30, -3, 5, (-128, 127)).unwrap_or(Requant::ZERO);
+        assert!(FastRequant::new(&r, (1 << 30) - 1001).is_some());
+        assert!(FastRequant::new(&r, (1 << 30) - 1000).is_none());
+        assert!(matches!(ChannelRequant::new(&one_channel(1000, -3), 0, 1 << 30), Some(ChannelRequant::Exact(_))));
+        assert!(matches!(ChannelRequant::new(&one_channel(1000, -3), 0, 1 << 20), Some(ChannelRequant::Fast(_))));
+        // No right shift: exact form.
+        assert!(matches!(ChannelRequant::new(&one_channel(0, 0), 0, 10), Some(ChannelRequant::Exact(_))));
+        assert_eq!(acc_bound(9, -128), 9 * 128 * 255);
+        assert_eq!(acc_bound(9, 127), 9 * 128 * 255);
+        assert_eq!(acc_bound(9, 0), 9 * 128 * 128);
+    }
+
+    fn one_channel(bias: i32, shift: i32) -> ChannelQuant<'static> {
+        let b: &'static [u8] = std::vec::Vec::leak(bias.to_le_bytes().to_vec());
+        let m: &'static [u8] = std::vec::Vec::leak((1_i32 << 30).to_le_bytes().to_vec());
+        let s: &'static [u8] = std::vec::Vec::leak(shift.to_le_bytes().to_vec());
+        ChannelQuant {
+            bias: Some(I32s::new(b)),
+            multipliers: I32s::new(m),
+            shifts: I32s::new(s),
+            output_zero_point: 0,
+            act_min: -128,
+            act_max: 127,
         }
     }
 

@@ -40,29 +40,42 @@ pub fn softmax_s8(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, params:
     for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact(depth)) {
         let max = row_in.iter().map(Cell::get).max().unwrap_or(i8::MIN);
         let max = i32::from(max);
-        let mut sum_of_exps = 0_i32; // Q12.19
-        for x in row_in {
+        // exp(x − max) of each entry, 0 below `diff_min`: an entry whose exp is 0 adds
+        // nothing to the sum and gives −128, exactly as one below `diff_min` does, so
+        // rows up to EXP_CACHE long compute each exp once instead of twice.
+        let exp = |x: &Cell<i8>| {
             let diff = i32::from(x.get()) - max;
             if diff >= params.diff_min {
-                let e = params.exp(diff);
-                sum_of_exps = sum_of_exps.wrapping_add(rescale(e, 0, SOFTMAX_ACCUM_INTEGER_BITS));
+                params.exp(diff)
+            } else {
+                0
             }
+        };
+        let mut cache = [0_i32; EXP_CACHE];
+        let cached = depth <= EXP_CACHE;
+        let mut sum_of_exps = 0_i32; // Q12.19
+        for (i, x) in row_in.iter().enumerate() {
+            let e = exp(x);
+            if let Some(slot) = cache.get_mut(i) {
+                *slot = e;
+            }
+            sum_of_exps = sum_of_exps.wrapping_add(rescale(e, 0, SOFTMAX_ACCUM_INTEGER_BITS));
         }
         let (scale, bits_over_unit) = reciprocal(sum_of_exps, SOFTMAX_ACCUM_INTEGER_BITS);
         let exponent = (bits_over_unit + 31 - 8).clamp(0, 31);
-        for (x, o) in row_in.iter().zip(row_out) {
-            let diff = i32::from(x.get()) - max;
-            let value = if diff >= params.diff_min {
-                let e = params.exp(diff);
-                let unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), exponent);
-                (unsat - 128).clamp(-128, 127)
-            } else {
-                -128
+        for (i, (x, o)) in row_in.iter().zip(row_out).enumerate() {
+            let e = match cache.get(i) {
+                Some(&e) if cached => e,
+                _ => exp(x),
             };
-            o.set(value as i8);
+            let unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), exponent);
+            o.set((unsat - 128).clamp(-128, 127) as i8);
         }
     }
 }
+
+/// Longest row whose exps are kept on the stack (256 bytes) between the two passes.
+const EXP_CACHE: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -75,6 +88,50 @@ mod tests {
         let n = values.len();
         let cells = Cell::from_mut(values).as_slice_of_cells();
         softmax_s8(cells, cells, n, &p);
+    }
+
+    /// TFLM's two passes as written (the exp computed in each): the cached exps give
+    /// the same bytes, for rows shorter and longer than the cache.
+    fn two_pass(row: &[i8], p: &SoftmaxParams) -> std::vec::Vec<i8> {
+        extern crate std;
+        let max = i32::from(row.iter().copied().max().unwrap_or(i8::MIN));
+        let mut sum = 0_i32;
+        for &x in row {
+            let diff = i32::from(x) - max;
+            if diff >= p.diff_min {
+                sum = sum.wrapping_add(rescale(p.exp(diff), 0, SOFTMAX_ACCUM_INTEGER_BITS));
+            }
+        }
+        let (scale, bits) = reciprocal(sum, SOFTMAX_ACCUM_INTEGER_BITS);
+        let exponent = (bits + 31 - 8).clamp(0, 31);
+        row.iter()
+            .map(|&x| {
+                let diff = i32::from(x) - max;
+                if diff >= p.diff_min {
+                    let unsat =
+                        rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, p.exp(diff)), exponent);
+                    (unsat - 128).clamp(-128, 127) as i8
+                } else {
+                    -128
+                }
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cached_exps_match_two_passes(
+            row in proptest::collection::vec(proptest::prelude::any::<i8>(), 1..100),
+            scale in 0.001_f32..2.0,
+        ) {
+            let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, scale);
+            let p = SoftmaxParams { input_multiplier, input_left_shift, diff_min };
+            let mut got = row.clone();
+            let n = got.len();
+            let cells = Cell::from_mut(&mut got[..]).as_slice_of_cells();
+            softmax_s8(cells, cells, n, &p);
+            proptest::prop_assert_eq!(got, two_pass(&row, &p));
+        }
     }
 
     #[test]

@@ -62,6 +62,18 @@ pub fn sadd16(a: u32, b: u32) -> u32 {
     r
 }
 
+/// `SMMULR`: `(a·b + 2^31) >> 32`, the rounded high word of the signed 64-bit product.
+#[inline(always)]
+pub fn smmulr(a: i32, b: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only DSP instruction (build.rs); it reads `a` and `b`, writes
+    // `r` and touches neither memory, stack nor flags.
+    unsafe {
+        asm!("smmulr {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
 /// Lane-wise signed maximum of four `i8` lanes: `SSUB8` sets a GE bit per lane where
 /// `a ≥ b`, `SEL` then picks `a`'s byte there and `b`'s elsewhere.
 #[inline(always)]
@@ -229,4 +241,355 @@ pub fn dot_2x2_widened(filters: &[u32], columns: &[u32], groups: usize, acc: [i3
         )
     };
     [a00, a01, a10, a11]
+}
+
+/// [`dot_2x2_widened`] over `pairs` consecutive filter pairs (each `4·groups` words, as
+/// `widen_pairs` lays them out) and the same two columns, in one loop: pair k's
+/// `[w0·c0, w0·c1, w1·c0, w1·c1]` go to `sums[4k..4k + 4]`. The outer loop's state
+/// lives in 16 bytes of stack inside the block, so the micro-kernel keeps its twelve
+/// registers. Stops (writing nothing) when a slice is too short. 17 instructions per 16
+/// multiply-accumulates plus 18 per pair.
+#[inline(always)]
+pub fn dot_2x2_widened_pairs(filters: &[u32], groups: usize, pairs: usize, columns: &[u32], sums: &mut [i32]) {
+    if groups == 0
+        || pairs == 0
+        || filters.len() < pairs.saturating_mul(4 * groups)
+        || 2 * groups > COLUMN_STRIDE
+        || columns.len() < COLUMN_STRIDE + 2 * groups
+        || sums.len() < 4 * pairs
+    {
+        return;
+    }
+    // SAFETY: pair k reads filter words [4·groups·k, 4·groups·(k + 1)) (the filter pointer
+    // runs on from pair to pair), column words [0, 2·groups) and [COLUMN_STRIDE,
+    // COLUMN_STRIDE + 2·groups), and writes sums[4k..4k + 4], all inside the slices for
+    // k < pairs (checked above); filters and columns are word-aligned `u32` slices, as
+    // LDRD needs. The block reserves 16 bytes of stack (keeping 8-byte alignment) for
+    // the sums pointer, the pair counter, the column start and the group count, and
+    // releases them before it ends. All register operands are inout and discarded or
+    // outputs; SUBS clobbers the flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "sub sp, sp, #16",
+            "str {a00}, [sp]",
+            "str {a01}, [sp, #4]",
+            "str {c}, [sp, #8]",
+            "str {n}, [sp, #12]",
+            "3:",
+            "mov {a00}, #0",
+            "mov {a01}, #0",
+            "mov {a10}, #0",
+            "mov {a11}, #0",
+            "ldr {c}, [sp, #8]",
+            "ldr {n}, [sp, #12]",
+            "2:",
+            "ldrd {f0e}, {f0o}, [{w}], #16",
+            "ldrd {f1e}, {f1o}, [{w}, #-8]",
+            "ldr {x}, [{c}]",
+            "smlad {a00}, {f0e}, {x}, {a00}",
+            "smlad {a10}, {f1e}, {x}, {a10}",
+            "ldr {x}, [{c}, #2048]",
+            "smlad {a01}, {f0e}, {x}, {a01}",
+            "smlad {a11}, {f1e}, {x}, {a11}",
+            "ldr {x}, [{c}, #4]",
+            "smlad {a00}, {f0o}, {x}, {a00}",
+            "smlad {a10}, {f1o}, {x}, {a10}",
+            "ldr {x}, [{c}, #2052]",
+            "smlad {a01}, {f0o}, {x}, {a01}",
+            "smlad {a11}, {f1o}, {x}, {a11}",
+            "add {c}, {c}, #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "ldr {x}, [sp]",
+            "str {a00}, [{x}]",
+            "str {a01}, [{x}, #4]",
+            "str {a10}, [{x}, #8]",
+            "str {a11}, [{x}, #12]",
+            "add {x}, {x}, #16",
+            "str {x}, [sp]",
+            "ldr {x}, [sp, #4]",
+            "subs {x}, {x}, #1",
+            "str {x}, [sp, #4]",
+            "bne 3b",
+            "add sp, sp, #16",
+            w = inout(reg) filters.as_ptr() => _,
+            c = inout(reg) columns.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a00 = inout(reg) sums.as_mut_ptr() => _,
+            a01 = inout(reg) pairs => _,
+            a10 = out(reg) _,
+            a11 = out(reg) _,
+            f0e = out(reg) _,
+            f0o = out(reg) _,
+            f1e = out(reg) _,
+            f1o = out(reg) _,
+            x = out(reg) _,
+        )
+    };
+}
+
+/// Three rows of int8 weights (`rows[0..]`, `rows[stride..]`, `rows[2·stride..]`, any
+/// alignment) times one im2col column (the lane pairs `(x0, x2), (x1, x3)` of each
+/// group of four values as words) over `groups` groups: a dense layer's three output
+/// units sharing each column load. Stops (returning zeros) when a slice is shorter than
+/// `groups` needs. 18 instructions per 12 multiply-accumulates.
+#[inline(always)]
+pub fn dot_3x1_groups(rows: &[i8], stride: usize, column: &[u32], groups: usize) -> [i32; 3] {
+    if groups == 0 || rows.len() < stride.saturating_mul(2).saturating_add(4 * groups) || column.len() < 2 * groups {
+        return [0; 3];
+    }
+    let (mut a0, mut a1, mut a2) = (0_i32, 0_i32, 0_i32);
+    // SAFETY: row k (k < 3) reads bytes [k·stride, k·stride + 4·groups) of `rows`, the
+    // column words [0, 2·groups), all inside the slices (checked above). Unaligned LDR is
+    // allowed on ARMv7E-M and ARMv8-M Mainline; the column is word-aligned, as LDRD
+    // needs. The pointer and counter operands are inout and discarded; SUBS clobbers the
+    // flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {c0}, {c1}, [{c}], #8",
+            "ldr {w}, [{p0}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a0}, {t}, {c0}, {a0}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a0}, {t}, {c1}, {a0}",
+            "ldr {w}, [{p1}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a1}, {t}, {c0}, {a1}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a1}, {t}, {c1}, {a1}",
+            "ldr {w}, [{p2}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a2}, {t}, {c0}, {a2}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a2}, {t}, {c1}, {a2}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p0 = inout(reg) rows.as_ptr() => _,
+            p1 = inout(reg) rows.as_ptr().wrapping_add(stride) => _,
+            p2 = inout(reg) rows.as_ptr().wrapping_add(2 * stride) => _,
+            c = inout(reg) column.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            w = out(reg) _,
+            t = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    [a0, a1, a2]
+}
+
+/// Bytes between the three widened input rows of [`sums_3x2`].
+pub const ROWS3_STRIDE: usize = 512;
+
+/// Sums of one output channel over an output row for a kernel of three rows of at
+/// most four `i16` values each (a 3×3 filter on one input channel, ...):
+/// `sums[i] = Σ_{r < 3} Σ_{j < 2} SMLAD(word at byte i·step + r·ROWS3_STRIDE + 4j of
+/// rows, f[2r + j])`. The words are read at any halfword offset (unaligned `LDR`).
+/// Stops (writing nothing) when a read would leave `rows`. 16 instructions per output.
+#[inline(always)]
+pub fn sums_3x2(rows: &[u32], step: usize, f: &[u32; 6], sums: &mut [i32]) {
+    let n = sums.len();
+    if n == 0 || (n - 1).saturating_mul(step).saturating_add(2 * ROWS3_STRIDE + 8) > rows.len() * 4 {
+        return;
+    }
+    // SAFETY: iteration i reads the words at bytes i·step + {0, 4} + {0, 512, 1024} of
+    // `rows` (all below (n − 1)·step + 1032 ≤ 4·rows.len(), checked above; unaligned LDR
+    // is allowed on ARMv7E-M and ARMv8-M Mainline) and writes sums[i], i < n. The
+    // pointer and counter operands are inout and discarded; SUBS clobbers the flags,
+    // which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{p}]",
+            "smuad {a}, {t}, {f0}",
+            "ldr {t}, [{p}, #4]",
+            "smlad {a}, {t}, {f1}, {a}",
+            "ldr {t}, [{p}, #512]",
+            "smlad {a}, {t}, {f2}, {a}",
+            "ldr {t}, [{p}, #516]",
+            "smlad {a}, {t}, {f3}, {a}",
+            "ldr {t}, [{p}, #1024]",
+            "smlad {a}, {t}, {f4}, {a}",
+            "ldr {t}, [{p}, #1028]",
+            "smlad {a}, {t}, {f5}, {a}",
+            "add {p}, {p}, {step}",
+            "str {a}, [{s}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) rows.as_ptr() => _,
+            s = inout(reg) sums.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            step = in(reg) step,
+            f0 = in(reg) f[0],
+            f1 = in(reg) f[1],
+            f2 = in(reg) f[2],
+            f3 = in(reg) f[3],
+            f4 = in(reg) f[4],
+            f5 = in(reg) f[5],
+            t = out(reg) _,
+            a = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// As [`sums_3x2`] for three kernel rows of at most ten `i16` values (five words each,
+/// a 3×3 filter on three input channels, ...): `sums[i] = Σ_{r < 3} Σ_{j < 5}
+/// SMLAD(word at byte i·step + r·ROWS3_STRIDE + 4j of rows, f[5r + j])`, the filter
+/// read from memory (`LDRD`, so `f` is word-aligned). 38 instructions per output.
+#[inline(always)]
+pub fn sums_3x5(rows: &[u32], step: usize, f: &[u32; 15], sums: &mut [i32]) {
+    let n = sums.len();
+    if n == 0 || (n - 1).saturating_mul(step).saturating_add(2 * ROWS3_STRIDE + 20) > rows.len() * 4 {
+        return;
+    }
+    // SAFETY: iteration i reads the words at bytes i·step + 4j (j < 5) + {0, 512, 1024}
+    // of `rows` (all below (n − 1)·step + 1044 ≤ 4·rows.len(), checked above; unaligned
+    // LDR is allowed on ARMv7E-M and ARMv8-M Mainline), the 15 words of `f` (a word-
+    // aligned array, as LDRD needs; words 0–13 in pairs, word 14 alone), and writes
+    // sums[i], i < n. The
+    // pointer and counter operands are inout and discarded; SUBS clobbers the flags.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {fa}, {fb}, [{f}]",
+            "ldr {t}, [{p}]",
+            "smuad {a}, {t}, {fa}",
+            "ldr {t}, [{p}, #4]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #8]",
+            "ldr {t}, [{p}, #8]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #12]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #16]",
+            "ldr {t}, [{p}, #16]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #512]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #24]",
+            "ldr {t}, [{p}, #516]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #520]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #32]",
+            "ldr {t}, [{p}, #524]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #528]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #40]",
+            "ldr {t}, [{p}, #1024]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #1028]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldrd {fa}, {fb}, [{f}, #48]",
+            "ldr {t}, [{p}, #1032]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "ldr {t}, [{p}, #1036]",
+            "smlad {a}, {t}, {fb}, {a}",
+            "ldr {fa}, [{f}, #56]",
+            "ldr {t}, [{p}, #1040]",
+            "smlad {a}, {t}, {fa}, {a}",
+            "add {p}, {p}, {step}",
+            "str {a}, [{s}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) rows.as_ptr() => _,
+            s = inout(reg) sums.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            f = in(reg) f.as_ptr(),
+            step = in(reg) step,
+            fa = out(reg) _,
+            fb = out(reg) _,
+            t = out(reg) _,
+            a = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// The fast requantization (`FastRequant::output` in `ops/mod.rs`, with its prepared
+/// parts `[2·bias, multiplier, round, shift, act_min, act_max]`) of `sums`, written to
+/// `out[0], out[stride], out[2·stride], …`. Stops (writing nothing) when the last
+/// output would fall outside `out`. 16 instructions per output; 11 when the clamp is
+/// the whole int8 range (one `SSAT`: no activation, or ReLU with output zero point −128).
+#[inline(always)]
+pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32; 6]) {
+    let n = sums.len();
+    if n == 0 || (n - 1).saturating_mul(stride) >= out.len() {
+        return;
+    }
+    let [bias2, multiplier, round, shift, act_min, act_max] = parts;
+    if (act_min, act_max) == (-128, 127) {
+        // SAFETY: as below; SSAT may set the Q flag, which nothing reads.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{s}], #4",
+                "add {x}, {b2}, {x}, lsl #1",
+                "smmulr {x}, {x}, {m}",
+                "add {x}, {x}, {x}, asr #31",
+                "add {x}, {x}, {rd}",
+                "asr {x}, {x}, {sh}",
+                "ssat {x}, #8, {x}",
+                "strb {x}, [{o}]",
+                "add {o}, {o}, {st}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                s = inout(reg) sums.as_ptr() => _,
+                o = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) n => _,
+                st = in(reg) stride,
+                b2 = in(reg) bias2,
+                m = in(reg) multiplier,
+                rd = in(reg) round,
+                sh = in(reg) shift,
+                x = out(reg) _,
+                options(nostack)
+            )
+        };
+        return;
+    }
+    // SAFETY: iteration i reads sums[i] and writes out[i·stride], i < n, inside the
+    // slices (checked above). Register-only arithmetic otherwise; CMP and SUBS clobber
+    // the flags (SMMULR does not touch Q), which `asm!` assumes; the IT blocks are
+    // complete inside the block.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {x}, [{s}], #4",
+            "add {x}, {b2}, {x}, lsl #1",
+            "smmulr {x}, {x}, {m}",
+            "add {x}, {x}, {x}, asr #31",
+            "add {x}, {x}, {rd}",
+            "asr {x}, {x}, {sh}",
+            "cmp {x}, {lo}",
+            "it lt",
+            "movlt {x}, {lo}",
+            "cmp {x}, {hi}",
+            "it gt",
+            "movgt {x}, {hi}",
+            "strb {x}, [{o}]",
+            "add {o}, {o}, {st}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) sums.as_ptr() => _,
+            o = inout(reg) out.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            st = in(reg) stride,
+            b2 = in(reg) bias2,
+            m = in(reg) multiplier,
+            rd = in(reg) round,
+            sh = in(reg) shift,
+            lo = in(reg) act_min,
+            hi = in(reg) act_max,
+            x = out(reg) _,
+            options(nostack)
+        )
+    };
 }
