@@ -75,7 +75,26 @@ pub fn depthwise_conv2d_s8(
             }
             *start = offset.wrapping_mul(sum);
         }
-        let interior = Interior { kernel, starts: &starts[..block_len], requants: &requants[..block_len] };
+        // Portable cores: the block's weights widened to i32, four channels of a tap
+        // per entry, quad by quad (loads with immediate offsets, no sign extension).
+        #[cfg(not(microcnn_arm_dsp))]
+        let mut wide = [[0_i32; 4]; WIDE_TAPS * CHANNEL_BLOCK / 4];
+        #[cfg(not(microcnn_arm_dsp))]
+        let wide = if taps <= WIDE_TAPS {
+            let quads = block_len / 4;
+            for (i, entry) in wide.iter_mut().take(quads * taps).enumerate() {
+                let (q, t) = (i / taps, i % taps);
+                for (k, v) in entry.iter_mut().enumerate() {
+                    *v = params.weights.get(kernel[t].1 + block_start + 4 * q + k).map_or(0, |&x| i32::from(x));
+                }
+            }
+            &wide[..quads * taps]
+        } else {
+            &wide[..0]
+        };
+        #[cfg(microcnn_arm_dsp)]
+        let wide: &[[i32; 4]] = &[];
+        let interior = Interior { kernel, starts: &starts[..block_len], requants: &requants[..block_len], wide };
         for out_y in 0..output_shape.height {
             let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
             let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, w.dilation_h, input_shape.height);
@@ -154,7 +173,13 @@ struct Interior<'a> {
     kernel: &'a [(usize, usize)],
     starts: &'a [i32],
     requants: &'a [Requant],
+    /// Widened weights, `taps` entries per quad of channels, or empty.
+    wide: &'a [[i32; 4]],
 }
+
+/// Kernel taps up to which portable cores widen the weights (1,152 bytes of stack).
+#[cfg(not(microcnn_arm_dsp))]
+const WIDE_TAPS: usize = 9;
 
 impl Interior<'_> {
     /// Output pixel whose first tap of the block's first channel is `input[base]`,
@@ -169,12 +194,25 @@ impl Interior<'_> {
                 return false;
             };
             let mut acc = [s0, s1, s2, s3];
-            for &(x_at, w_at) in self.kernel {
-                let (x_at, w_at) = (base + x_at + c, w_at + block_start + c);
-                let (Some(x), Some(k)) = (input.get(x_at..x_at + 4), weights.get(w_at..w_at + 4)) else {
-                    return false;
-                };
-                mac4_raw(&mut acc, x, k);
+            let taps = self.kernel.len();
+            if let Some(wide) = self.wide.get(c / 4 * taps..c / 4 * taps + taps) {
+                for (&(x_at, _), k) in self.kernel.iter().zip(wide) {
+                    let at = base + x_at + c;
+                    let Some(x) = input.get(at..at + 4) else {
+                        return false;
+                    };
+                    for ((a, &xv), &kv) in acc.iter_mut().zip(x).zip(k) {
+                        *a += i32::from(xv) * kv;
+                    }
+                }
+            } else {
+                for &(x_at, w_at) in self.kernel {
+                    let (x_at, w_at) = (base + x_at + c, w_at + block_start + c);
+                    let (Some(x), Some(k)) = (input.get(x_at..x_at + 4), weights.get(w_at..w_at + 4)) else {
+                        return false;
+                    };
+                    mac4_raw(&mut acc, x, k);
+                }
             }
             for (k, (y, a)) in quad.iter_mut().zip(acc).enumerate() {
                 if let Some(r) = self.requants.get(c + k) {
