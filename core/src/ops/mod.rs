@@ -14,6 +14,8 @@ pub mod conv;
 mod conv_rows;
 pub mod dense;
 pub mod depthwise;
+#[cfg(any(test, microcnn_arm_dsp))]
+pub(crate) mod depthwise3x3;
 mod im2col;
 pub mod mean;
 pub mod pool;

@@ -131,6 +131,16 @@ pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output
         let value = if count == 0 { 0 } else { rounded_divide(sum, count) };
         value.max(act_min).min(act_max) as i8
     };
+    // Interior pixels (the whole window inside the input): one offset table, one
+    // divisor by multiplication.
+    let taps = w.kernel_h * w.kernel_w;
+    let mut window = [0_usize; MAX_POOL_TAPS];
+    for (t, at) in window.iter_mut().take(taps).enumerate() {
+        *at = ((t / w.kernel_w) * input_shape.width + t % w.kernel_w) * channels;
+    }
+    let window = &window[..taps];
+    let divider = Divider::new(taps as u32);
+    let full = |sum: i32| divider.rounded(sum).max(act_min).min(act_max) as i8;
     for out_y in 0..output_shape.height {
         let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
         let (ky_start, ky_end) = valid_taps(origin_y, w.kernel_h, 1, input_shape.height);
@@ -141,6 +151,32 @@ pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output
             let Some(out) = output.get_mut(out_base..out_base + channels) else {
                 return;
             };
+            if ky_end - ky_start == w.kernel_h && kx_end - kx_start == w.kernel_w {
+                let base = (origin_y as usize * input_shape.width + origin_x as usize) * channels;
+                let mut quads = out.chunks_exact_mut(4);
+                let mut c = 0;
+                for quad in &mut quads {
+                    let Some(sums) = window_sums(input, window, base + c) else {
+                        return;
+                    };
+                    for (y, s) in quad.iter_mut().zip(sums) {
+                        *y = full(s);
+                    }
+                    c += 4;
+                }
+                for y in quads.into_remainder() {
+                    let mut sum = 0_i32;
+                    for &at in window {
+                        let Some(&v) = input.get(base + at + c) else {
+                            return;
+                        };
+                        sum += i32::from(v);
+                    }
+                    *y = full(sum);
+                    c += 1;
+                }
+                continue;
+            }
             let taps = PixelTaps {
                 rows: ky_start..ky_end,
                 cols: kx_start..kx_end,
@@ -174,6 +210,66 @@ pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output
                 c += 1;
             }
         }
+    }
+}
+
+/// [`rounded_divide`] by a fixed count `n` in `1..=64` for `|acc| ≤ 64·128`, by a
+/// multiplication: `⌊a / n⌋ = ⌊a·m / 2^s⌋` for `0 ≤ a < 2^14`, `s = 14 + ⌈log2 n⌉`,
+/// `m = ⌈2^s / n⌉` (Granlund and Montgomery, 1994); `a·m < 2^29`.
+#[derive(Clone, Copy, Debug)]
+struct Divider {
+    half: u32,
+    multiplier: u32,
+    shift: u32,
+}
+
+impl Divider {
+    fn new(n: u32) -> Self {
+        let n = n.clamp(1, MAX_POOL_TAPS as u32);
+        let shift = 14 + (32 - (n - 1).leading_zeros());
+        Self { half: n / 2, multiplier: (1_u32 << shift).div_ceil(n), shift }
+    }
+
+    /// `rounded_divide(acc, n)`: `(|acc| + n/2) / n` with `acc`'s sign.
+    #[inline(always)]
+    fn rounded(&self, acc: i32) -> i32 {
+        let q = ((acc.unsigned_abs() + self.half) * self.multiplier) >> self.shift;
+        if acc > 0 {
+            q as i32
+        } else {
+            (q as i32).wrapping_neg()
+        }
+    }
+}
+
+/// Sums of channels `at..at + 4` over a whole window (`window`: tap offsets);
+/// `None` when the input is shorter than its shape says.
+#[inline(always)]
+fn window_sums(input: &[i8], window: &[usize], at: usize) -> Option<[i32; 4]> {
+    #[cfg(microcnn_arm_dsp)]
+    {
+        // |sum| ≤ 64 · 128 = 2^13 fits an i16 lane.
+        let (mut even, mut odd) = (0_u32, 0_u32);
+        for &t in window {
+            let x = input.get(at + t..at + t + 4)?;
+            let word = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
+            even = sadd16(even, sxtb16(word));
+            odd = sadd16(odd, sxtb16_ror8(word));
+        }
+        let low = |v: u32| i32::from(v as u16 as i16);
+        let high = |v: u32| (v as i32) >> 16;
+        Some([low(even), low(odd), high(even), high(odd)])
+    }
+    #[cfg(not(microcnn_arm_dsp))]
+    {
+        let mut sums = [0_i32; 4];
+        for &t in window {
+            let x = input.get(at + t..at + t + 4)?;
+            for (s, &v) in sums.iter_mut().zip(x) {
+                *s += i32::from(v);
+            }
+        }
+        Some(sums)
     }
 }
 
@@ -292,6 +388,16 @@ mod tests {
         assert_eq!(out, input);
         max_pool2d_s8(&input, Shape::new(1, 1, 3), &mut out, Shape::new(1, 1, 3), &params(2, 2, 0));
         assert_eq!(out, input);
+    }
+
+    #[test]
+    fn divider_is_rounded_divide() {
+        for n in 1..=64 {
+            let d = Divider::new(n as u32);
+            for acc in -(64 * 128)..=64 * 128 {
+                assert_eq!(d.rounded(acc), rounded_divide(acc, n), "{acc} / {n}");
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use super::conv::{conv2d_s8, ConvParams, Window};
 use super::dense::{fully_connected_s8, DenseParams};
 use super::depthwise::depthwise_conv2d_s8;
+use super::depthwise3x3::depthwise3x3_s8;
 use super::pool::{avg_pool2d_s8, max_pool2d_s8, PoolParams};
 use super::{reference, ChannelQuant, I32s};
 use crate::quant::quantize_multiplier;
@@ -131,6 +132,27 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    fn dw3x3_case()(
+        (h, w, c) in (1_usize..14, 1_usize..14, prop_oneof![3 => 1_usize..=12, 1 => 13_usize..=40]),
+        stride in (1_usize..=2, 1_usize..=2),
+        dilation in prop_oneof![3 => Just((1_usize, 1_usize)), 1 => (1_usize..=2, 1_usize..=2)],
+        padding in padding(),
+        input_zero_point in -128_i32..128,
+    )(
+        input in proptest::collection::vec(any::<i8>(), h * w * c),
+        weights in proptest::collection::vec(-127_i8..=127, 9 * c),
+        quant in quant(c),
+        h in Just(h), w in Just(w), c in Just(c), stride in Just(stride),
+        dilation in Just(dilation), padding in Just(padding), input_zero_point in Just(input_zero_point),
+    ) -> ConvCase {
+        ConvCase {
+            input, shape: Shape::new(h, w, c), weights, out_c: c, kernel: (3, 3), stride, dilation, padding,
+            input_zero_point, quant,
+        }
+    }
+}
+
 fn run_conv(case: &ConvCase, depthwise: bool) -> Option<(Vec<i8>, Vec<i8>)> {
     let (window, out_h, out_w) = geometry(case.shape, case.kernel, case.stride, case.dilation, case.padding)?;
     let out_shape = Shape::new(out_h, out_w, case.out_c);
@@ -183,6 +205,30 @@ proptest! {
         if let Some((fast, slow)) = run_conv(&case, true) {
             prop_assert_eq!(fast, slow);
         }
+    }
+
+    /// The 3×3 kernel of DSP cores (its portable model of the assembly on the host):
+    /// strides 1–2, dilations 1–2, SAME and VALID, odd widths, channel counts that are
+    /// not multiples of 4 and beyond one 32-channel block.
+    #[test]
+    fn depthwise3x3_matches_reference(case in dw3x3_case()) {
+        let Some((window, out_h, out_w)) = geometry(case.shape, case.kernel, case.stride, case.dilation, case.padding)
+        else {
+            return Ok(());
+        };
+        let out_shape = Shape::new(out_h, out_w, case.out_c);
+        let params = ConvParams {
+            window,
+            depth_multiplier: 1,
+            weights: &case.weights,
+            quant: case.quant.channel_quant(),
+        };
+        let mut fast = vec![0_i8; out_shape.elements()];
+        let mut slow = vec![0_i8; out_shape.elements()];
+        // Every case has a proven fast requantization (scales and biases of real layers).
+        prop_assert!(depthwise3x3_s8(&case.input, case.shape, case.input_zero_point, &mut fast, out_shape, &params));
+        reference::depthwise_conv2d_s8(&case.input, case.shape, case.input_zero_point, &mut slow, out_shape, &params);
+        prop_assert_eq!(fast, slow);
     }
 
     #[test]

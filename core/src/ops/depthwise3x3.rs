@@ -1,0 +1,363 @@
+//! DEPTHWISE_CONV_2D with a 3×3 kernel and depth multiplier 1 (any stride, dilation
+//! and padding): the kernel of DSP cores.
+//!
+//! Four channels ("a group") per pass. The filter of a group is prepared once per
+//! call into a table of 34 words (see [`GROUP_WORDS`]): its nine taps as `i16` lane
+//! pairs (taps 0–1, 2–3, 4–5, 6–7 of one channel per word, for `SMLAD`; tap 8 of
+//! channels 0 and 2, 1 and 3 per word), the accumulator start (bias with the input
+//! zero-point term `−zp_in·Σw` folded in, valid when all nine taps are read), and the
+//! requantization constants. Interior pixels (all nine taps inside the input) read
+//! the input in place; a border pixel, or the last group when the channels are not a
+//! multiple of four, reads a 3×3 patch copied to the stack with the padded taps (and
+//! missing channels) set to the input zero point, which adds nothing.
+//!
+//! Requantization per output (bit for bit TFLM's `MultiplyByQuantizedMultiplier`
+//! with its double rounding, proven per channel at preparation, or the layer runs the
+//! generic kernel): the weights and the accumulator start are scaled by
+//! `f = 2^(left_shift + 1)`, so the accumulator holds `f·x` (`x` the biased sum) and
+//! one `SMMULR` gives `h = ⌊(f·x·M + 2^31) / 2^32⌋ = ⌊(x·2^ls·M + 2^30) / 2^31⌋`,
+//! TFLM's saturating rounding doubling high multiply (no saturation: `|f·x| < 2^31`).
+//! Its rounding division by `2^r` (ties away from zero) plus the output zero point is
+//! `(2h + 2^r + (h >> 31) + zp·2^(r+1)) >> (r + 1)`: for `h ≥ 0` that is
+//! `⌊(h + 2^(r−1)) / 2^r⌋ + zp` (and `h` for `r = 0`); for `h < 0` the numerator is odd,
+//! one less than `2h + 2^r`, and `⌊(2h + 2^r − 1) / 2^(r+1)⌋ = ⌊(h + 2^(r−1) − 1) / 2^r⌋`
+//! (ties round down, away from zero) because an odd number is never a multiple of
+//! `2^(r+1)`; adding `zp·2^(r+1)` adds exactly `zp` after the shift. The bound check
+//! keeps every term inside `i32`. Then saturate to `i8` and clamp.
+
+use super::conv::ConvParams;
+use crate::shape::Shape;
+
+/// Words of one group's table: 4 accumulator starts, 16 tap-pair words, 2 words of
+/// tap 8, 4 × (multiplier, rounding constant, shift).
+pub(crate) const GROUP_WORDS: usize = 34;
+
+/// Groups prepared at a time (32 channels; a 1,088-byte table on the stack).
+const BLOCK_GROUPS: usize = 8;
+
+/// Geometry of one kernel call: `pixels` output pixels of `groups` groups, the first
+/// tap of the first group at input offset 0 (of the slice passed), kernel columns
+/// `col` bytes and rows `row` bytes apart, `in_step` / `out_step` bytes from one
+/// pixel to the next.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Run {
+    pub col: usize,
+    pub row: usize,
+    pub groups: usize,
+    pub pixels: usize,
+    pub in_step: usize,
+    pub out_step: usize,
+}
+
+impl Run {
+    /// Bytes of input the call reads from its start, and of output it writes; `None`
+    /// on overflow or an empty call.
+    pub(crate) fn extent(&self) -> Option<(usize, usize)> {
+        if self.groups == 0 || self.pixels == 0 {
+            return None;
+        }
+        let last = (self.pixels - 1).checked_mul(self.in_step)?;
+        let reach = last
+            .checked_add(4 * self.groups)?
+            .checked_add(self.row.checked_mul(2)?)?
+            .checked_add(self.col.checked_mul(2)?)?;
+        let out = (self.pixels - 1).checked_mul(self.out_step)?.checked_add(4 * self.groups)?;
+        Some((reach, out))
+    }
+}
+
+/// The word of two `i16` lanes `(low, high)`.
+fn lanes(low: i32, high: i32) -> u32 {
+    u32::from(low as u16) | (u32::from(high as u16) << 16)
+}
+
+/// Prepares the table of channels `first..first + 4·groups` (channels past the layer's
+/// give 0); `false` when a channel's requantization has no proven fast form.
+fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, first: usize, table: &mut [u32]) -> bool {
+    let quant = &params.quant;
+    for (g, words) in table.chunks_exact_mut(GROUP_WORDS).enumerate() {
+        words.fill(0);
+        for k in 0..4 {
+            let c = first + 4 * g + k;
+            if c >= channels {
+                // Zero weights and start, multiplier 0: output 0, discarded.
+                words[22 + 3 * k + 2] = 1;
+                continue;
+            }
+            let mut w = [0_i32; 9];
+            for (t, wt) in w.iter_mut().enumerate() {
+                match params.weights.get(t * channels + c) {
+                    Some(&v) => *wt = i32::from(v),
+                    None => return false,
+                }
+            }
+            let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
+            let (multiplier, shift) = (quant.multipliers.get(c), quant.shifts.get(c));
+            let (left, right) = if shift > 0 { (shift, 0) } else { (0, shift.wrapping_neg()) };
+            if multiplier == i32::MIN || !(0..=6).contains(&left) || !(0..=30).contains(&right) {
+                return false;
+            }
+            let f = 1_i64 << (left + 1);
+            let sum_abs: i64 = w.iter().map(|&v| i64::from(v.abs())).sum();
+            let bound = 255 * sum_abs + i64::from(bias).abs();
+            let zp = i64::from(quant.output_zero_point);
+            let rounding = (1_i64 << right) + zp * (1_i64 << (right + 1));
+            // |f·x| < 2^31; |2h + 2^r + zp·2^(r+1)| + 1 < 2^31 with |h| ≤ f·bound/2 + 1.
+            let limit = 1_i64 << 31;
+            if f * bound >= limit || f * bound + 2 + rounding.abs() + 1 >= limit {
+                return false;
+            }
+            let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
+            words[k] = (f * (i64::from(bias) - i64::from(input_zero_point) * sum)) as i32 as u32;
+            let scaled = |t: usize| (i64::from(w[t]) * f) as i32;
+            if w.iter().any(|&v| !(-32768..=32767).contains(&(i64::from(v) * f))) {
+                return false;
+            }
+            for j in 0..4 {
+                words[4 + 4 * j + k] = lanes(scaled(2 * j), scaled(2 * j + 1));
+            }
+            // Tap 8: channels (0, 2) in word 20, (1, 3) in word 21.
+            let (word, half) = (20 + k % 2, k / 2);
+            words[word] |= lanes(scaled(8), 0) << (16 * half);
+            words[22 + 3 * k] = multiplier as u32;
+            words[22 + 3 * k + 1] = rounding as i32 as u32;
+            words[22 + 3 * k + 2] = right as u32 + 1;
+        }
+    }
+    true
+}
+
+/// Runs a 3×3, depth-multiplier-1 depthwise convolution; `false` (nothing useful
+/// written) when the layer is not of that kind or a channel's requantization has no
+/// proven fast form, for the caller to run another kernel.
+pub(crate) fn depthwise3x3_s8(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+) -> bool {
+    let w = &params.window;
+    let channels = input_shape.channels;
+    if w.kernel_h != 3
+        || w.kernel_w != 3
+        || params.depth_multiplier != 1
+        || output_shape.channels != channels
+        || channels == 0
+        || w.stride_h == 0
+        || w.stride_w == 0
+        || w.dilation_h == 0
+        || w.dilation_w == 0
+        || !(-128..=127).contains(&input_zero_point)
+    {
+        return false;
+    }
+    let zp_byte = input_zero_point as i8;
+    let act = (params.quant.act_min, params.quant.act_max);
+    let (height, width) = (input_shape.height, input_shape.width);
+    let (dh, dw) = (w.dilation_h, w.dilation_w);
+    let col = dw * channels;
+    let row = dh * width * channels;
+    // Interior columns: origin_x ≥ 0 and origin_x + 2·dw < width.
+    let x_lo = w.pad_left.div_ceil(w.stride_w).min(output_shape.width);
+    let x_hi = match (width + w.pad_left).checked_sub(2 * dw + 1) {
+        Some(n) => (n / w.stride_w + 1).min(output_shape.width),
+        None => 0,
+    }
+    .max(x_lo);
+    let mut table = [0_u32; GROUP_WORDS * BLOCK_GROUPS];
+    // Scratch, every byte written before it is read: one pixel's 3×3 patch, or three
+    // padded input rows of a border row.
+    let mut patch = [0_i8; 9 * 4 * BLOCK_GROUPS];
+    let mut strip = [0_i8; STRIP_BYTES];
+    let zp_word = [zp_byte; 4];
+    let strip_w = (output_shape.width.max(1) - 1) * w.stride_w + 2 * dw + 1;
+    let mut block_start = 0;
+    while block_start < channels {
+        let block_len = (4 * BLOCK_GROUPS).min(channels - block_start);
+        let groups = block_len.div_ceil(4);
+        let full = block_len / 4;
+        let table = &mut table[..GROUP_WORDS * groups];
+        if !prepare(params, channels, input_zero_point, block_start, table) {
+            return false;
+        }
+        for out_y in 0..output_shape.height {
+            let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
+            let rows_inside = origin_y >= 0 && origin_y as usize + 2 * dh < height;
+            let out_row = out_y * output_shape.width * channels + block_start;
+            let n = 4 * full;
+            let strip_len = 3 * strip_w * n;
+            let (first_x, end_x) = if rows_inside { (x_lo, x_hi) } else { (0, 0) };
+            if rows_inside && full > 0 && first_x < end_x {
+                // Interior pixels read the input in place.
+                let origin_x = first_x * w.stride_w - w.pad_left;
+                let start = (origin_y as usize * width + origin_x) * channels + block_start;
+                let run = Run {
+                    col,
+                    row,
+                    groups: full,
+                    pixels: end_x - first_x,
+                    in_step: w.stride_w * channels,
+                    out_step: channels,
+                };
+                let (Some(x), Some(y)) = (input.get(start..), output.get_mut(out_row + first_x * channels..)) else {
+                    return true;
+                };
+                if !groups_s8(x, y, &table[..GROUP_WORDS * full], &run, act) {
+                    return true;
+                }
+            }
+            let strip_row = !rows_inside && full > 0 && strip_len <= STRIP_BYTES;
+            if strip_row {
+                // A border row: its three input rows, padded with the zero point.
+                let strip = &mut strip[..strip_len];
+                for (r, cells) in strip.chunks_exact_mut(strip_w * n).enumerate() {
+                    let in_y = origin_y + (r * dh) as isize;
+                    let row_inside = in_y >= 0 && (in_y as usize) < height;
+                    for (sx, cell) in cells.chunks_exact_mut(n).enumerate() {
+                        let in_x = sx as isize - w.pad_left as isize;
+                        if row_inside && in_x >= 0 && (in_x as usize) < width {
+                            let at = (in_y as usize * width + in_x as usize) * channels + block_start;
+                            let Some(src) = input.get(at..at + n) else {
+                                return true;
+                            };
+                            copy_words(cell, src);
+                        } else {
+                            fill_words(cell, zp_word);
+                        }
+                    }
+                }
+                let run = Run {
+                    col: dw * n,
+                    row: strip_w * n,
+                    groups: full,
+                    pixels: output_shape.width,
+                    in_step: w.stride_w * n,
+                    out_step: channels,
+                };
+                let Some(y) = output.get_mut(out_row..) else {
+                    return true;
+                };
+                if !groups_s8(strip, y, &table[..GROUP_WORDS * full], &run, act) {
+                    return true;
+                }
+            }
+            for out_x in 0..output_shape.width {
+                let done = (first_x..end_x).contains(&out_x) || strip_row;
+                let first_group = if done { full } else { 0 };
+                if first_group == groups {
+                    continue;
+                }
+                let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
+                let first = block_start + 4 * first_group;
+                let n = 4 * (groups - first_group);
+                // The patch: tap t's n channels at t·n, the padding at the zero point.
+                let patch = &mut patch[..9 * n];
+                let copy = n.min(channels - first);
+                for (t, tap) in patch.chunks_exact_mut(n).enumerate() {
+                    let in_y = origin_y + ((t / 3) * dh) as isize;
+                    let in_x = origin_x + ((t % 3) * dw) as isize;
+                    if in_y < 0 || in_x < 0 || in_y as usize >= height || in_x as usize >= width {
+                        fill_words(tap, zp_word);
+                        continue;
+                    }
+                    let at = (in_y as usize * width + in_x as usize) * channels + first;
+                    let Some(src) = input.get(at..at + copy) else {
+                        return true;
+                    };
+                    if copy == n {
+                        copy_words(tap, src);
+                    } else {
+                        tap[..copy].copy_from_slice(src);
+                        tap[copy..].fill(zp_byte);
+                    }
+                }
+                let run = Run { col: n, row: 3 * n, groups: groups - first_group, pixels: 1, in_step: 0, out_step: 0 };
+                let at = out_row + out_x * channels + 4 * first_group;
+                let table = &table[GROUP_WORDS * first_group..];
+                if copy == n {
+                    let Some(y) = output.get_mut(at..at + n) else {
+                        return true;
+                    };
+                    if !groups_s8(patch, y, table, &run, act) {
+                        return true;
+                    }
+                } else {
+                    let mut out = [0_i8; 4 * BLOCK_GROUPS];
+                    if !groups_s8(patch, &mut out[..n], table, &run, act) {
+                        return true;
+                    }
+                    let Some(y) = output.get_mut(at..at + copy) else {
+                        return true;
+                    };
+                    y.copy_from_slice(&out[..copy]);
+                }
+            }
+        }
+        block_start += block_len;
+    }
+    true
+}
+
+/// Bytes of the padded rows of a border row, on the stack (wider rows run patches).
+const STRIP_BYTES: usize = 2048;
+
+/// `dst = src` four bytes at a time (both as long, a multiple of 4).
+#[inline(always)]
+fn copy_words(dst: &mut [i8], src: &[i8]) {
+    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+        d.copy_from_slice(s);
+    }
+}
+
+/// Every byte of `dst` (a multiple of 4 long) set to `word`'s.
+#[inline(always)]
+fn fill_words(dst: &mut [i8], word: [i8; 4]) {
+    for d in dst.chunks_exact_mut(4) {
+        d.copy_from_slice(&word);
+    }
+}
+
+/// The kernel: `run.pixels` pixels of `run.groups` groups; `false` when a slice is
+/// shorter than the run needs.
+#[cfg(microcnn_arm_dsp)]
+#[inline(always)]
+fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Run, act: (i8, i8)) -> bool {
+    super::arch::arm_dsp::depthwise3x3_groups(input, output, table, run, act)
+}
+
+/// The kernel, in portable Rust with the DSP code's arithmetic (lane pairs, `SMMULR`,
+/// the rounding constant), for testing the tables and the driver on the host.
+#[cfg(not(microcnn_arm_dsp))]
+pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Run, act: (i8, i8)) -> bool {
+    let Some((reach, out_len)) = run.extent() else {
+        return false;
+    };
+    if reach > input.len() || out_len > output.len() || table.len() < GROUP_WORDS * run.groups {
+        return false;
+    }
+    let low = |v: u32| i32::from(v as u16 as i16);
+    let high = |v: u32| (v as i32) >> 16;
+    for p in 0..run.pixels {
+        for (g, words) in table.chunks_exact(GROUP_WORDS).take(run.groups).enumerate() {
+            let base = p * run.in_step + 4 * g;
+            let tap = |t: usize, k: usize| i32::from(input[base + (t / 3) * run.row + (t % 3) * run.col + k]);
+            for k in 0..4 {
+                let mut acc = words[k] as i32;
+                for j in 0..4 {
+                    let wj = words[4 + 4 * j + k];
+                    acc = acc.wrapping_add(tap(2 * j, k) * low(wj)).wrapping_add(tap(2 * j + 1, k) * high(wj));
+                }
+                let w8 = words[20 + k % 2];
+                acc = acc.wrapping_add(tap(8, k) * if k < 2 { low(w8) } else { high(w8) });
+                let (m, r, s) = (words[22 + 3 * k] as i32, words[23 + 3 * k] as i32, words[24 + 3 * k]);
+                let h = ((i64::from(acc) * i64::from(m) + (1 << 31)) >> 32) as i32;
+                let n = r.wrapping_add(h.wrapping_mul(2)).wrapping_add(h >> 31);
+                let v = (n >> s).clamp(-128, 127).max(i32::from(act.0)).min(i32::from(act.1));
+                output[p * run.out_step + 4 * g + k] = v as i8;
+            }
+        }
+    }
+    true
+}

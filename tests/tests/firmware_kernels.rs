@@ -1,0 +1,215 @@
+//! The DSP and portable kernels of depthwise convolution, pooling and ADD on the
+//! emulated chips, one single-layer model per shape class, each output compared byte
+//! for byte with the host's: 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
+//! widths, channel counts that are not multiples of four and beyond one 32-channel
+//! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps; average and max
+//! pooling with windows clipped at the border; ADD with different scales.
+
+use microcnn_core::ops::conv::Window;
+use microcnn_core::quant::{activation_range, quantize_multiplier, Activation};
+use microcnn_core::{Model, Shape};
+use microcnn_tests::Xorshift;
+use microcnn_tools::compile::graph::{ChannelConsts, Graph, LayerParams, OpDef, TensorDef};
+use microcnn_tools::compile::{blob, plan};
+use microcnn_tools::deploy::qemu::{self, Cpu};
+use microcnn_tools::inspect::run;
+
+struct Builder {
+    graph: Graph,
+    rng: Xorshift,
+}
+
+impl Builder {
+    fn new(seed: u64) -> Self {
+        Self { graph: Graph::default(), rng: Xorshift::new(seed) }
+    }
+
+    fn tensor(&mut self, shape: Shape, scale: f32, zero_point: i32) -> usize {
+        let name = format!("t{}", self.graph.tensors.len());
+        self.graph.tensors.push(TensorDef { name, shape, scale, zero_point });
+        self.graph.tensors.len() - 1
+    }
+
+    fn finish(mut self, input: usize, output: usize) -> Vec<u8> {
+        self.graph.input = input;
+        self.graph.output = output;
+        self.graph.name = "kernel".into();
+        let shape = self.graph.tensors[output].shape;
+        self.graph.output_dims = vec![shape.height, shape.width, shape.channels];
+        self.graph.labels = (0..shape.channels).map(|c| format!("c{c}")).collect();
+        let plan = plan::plan(&self.graph);
+        blob::write(&self.graph, &plan).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}
+
+/// One axis of a window: output size and leading padding (TFLM's SAME / VALID).
+fn axis(input: usize, kernel: usize, stride: usize, dilation: usize, same: bool) -> (usize, usize) {
+    let effective = (kernel - 1) * dilation + 1;
+    if same || input < effective {
+        let out = input.div_ceil(stride);
+        (out, ((out - 1) * stride + effective).saturating_sub(input) / 2)
+    } else {
+        ((input - effective) / stride + 1, 0)
+    }
+}
+
+fn window(input: Shape, kernel: usize, stride: usize, dilation: usize, same: bool) -> (Window, usize, usize) {
+    let (h, top) = axis(input.height, kernel, stride, dilation, same);
+    let (w, left) = axis(input.width, kernel, stride, dilation, same);
+    let window = Window {
+        kernel_h: kernel,
+        kernel_w: kernel,
+        stride_h: stride,
+        stride_w: stride,
+        dilation_h: dilation,
+        dilation_w: dilation,
+        pad_top: top,
+        pad_left: left,
+    };
+    (window, h, w)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Dw {
+    shape: (usize, usize, usize),
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    same: bool,
+    multiplier: usize,
+    relu6: bool,
+}
+
+fn depthwise_model(case: Dw, seed: u64) -> Vec<u8> {
+    let mut b = Builder::new(seed);
+    let (h, w, c) = case.shape;
+    let input = b.tensor(Shape::new(h, w, c), 0.02, -7 + seed as i32 % 11);
+    let (window, oh, ow) = window(Shape::new(h, w, c), case.kernel, case.stride, case.dilation, case.same);
+    let out_c = c * case.multiplier;
+    let (scale, zp) = (0.05_f32, (seed as i32 % 9) - 4);
+    let output = b.tensor(Shape::new(oh, ow, out_c), scale, zp);
+    let (multipliers, shifts) = (0..out_c)
+        .map(|_| quantize_multiplier(0.02 * (0.002 + 0.02 * f64::from(b.rng.unit())) / f64::from(scale)))
+        .unzip();
+    let bias = Some((0..out_c).map(|_| (b.rng.next_u64() % 4000) as i32 - 2000).collect());
+    let activation = if case.relu6 { Activation::Relu6 } else { Activation::None };
+    let (act_min, act_max) = activation_range(activation, scale, zp);
+    let quant = ChannelConsts { bias, multipliers, shifts, act_min, act_max };
+    let weights = (0..case.kernel * case.kernel * out_c).map(|_| b.rng.i8().max(-127)).collect();
+    let params = LayerParams::DepthwiseConv2d { window, depth_multiplier: case.multiplier, weights, quant };
+    b.graph.ops.push(OpDef { inputs: vec![input], output, params });
+    b.finish(input, output)
+}
+
+fn pool_model(shape: (usize, usize, usize), kernel: usize, stride: usize, same: bool, avg: bool, seed: u64) -> Vec<u8> {
+    let mut b = Builder::new(seed);
+    let shape = Shape::new(shape.0, shape.1, shape.2);
+    let input = b.tensor(shape, 0.02, 3);
+    let (window, h, w) = window(shape, kernel, stride, 1, same);
+    let output = b.tensor(Shape::new(h, w, shape.channels), 0.02, 3);
+    let act = if seed % 2 == 0 { (i8::MIN, i8::MAX) } else { (3, 100) };
+    let params = if avg { LayerParams::AvgPool2d { window, act } } else { LayerParams::MaxPool2d { window, act } };
+    b.graph.ops.push(OpDef { inputs: vec![input], output, params });
+    b.finish(input, output)
+}
+
+/// `x + conv1×1(x)` with different scales (the layer table's ADD row).
+fn add_model(shape: (usize, usize, usize), seed: u64) -> Vec<u8> {
+    let mut b = Builder::new(seed);
+    let shape = Shape::new(shape.0, shape.1, shape.2);
+    let input = b.tensor(shape, 0.02, -7);
+    let (window, _, _) = window(shape, 1, 1, 1, true);
+    let y = b.tensor(shape, 0.05, 4);
+    let c = shape.channels;
+    let (multipliers, shifts) = (0..c).map(|_| quantize_multiplier(0.02 * 0.01 / 0.05)).unzip();
+    let quant = ChannelConsts { bias: None, multipliers, shifts, act_min: i8::MIN, act_max: i8::MAX };
+    let weights = (0..c * c).map(|_| b.rng.i8().max(-127)).collect();
+    b.graph.ops.push(OpDef { inputs: vec![input], output: y, params: LayerParams::Conv2d { window, weights, quant } });
+    let out_scale = 0.06_f32;
+    let output = b.tensor(shape, out_scale, 2);
+    let twice_max = 2.0 * 0.05_f64;
+    let (m1, s1) = quantize_multiplier(f64::from(0.02_f32) / twice_max);
+    let (m2, s2) = quantize_multiplier(f64::from(0.05_f32) / twice_max);
+    let (mo, so) = quantize_multiplier(twice_max / (f64::from(1 << 20) * f64::from(out_scale)));
+    let params = LayerParams::Add { params: [20, m1, s1, m2, s2, mo, so], act: (-100, 120) };
+    b.graph.ops.push(OpDef { inputs: vec![input, y], output, params });
+    b.finish(input, output)
+}
+
+fn models() -> Vec<(String, Vec<u8>)> {
+    let dw = |shape, kernel, stride, dilation, same, multiplier, relu6| Dw {
+        shape,
+        kernel,
+        stride,
+        dilation,
+        same,
+        multiplier,
+        relu6,
+    };
+    let cases = [
+        dw((16, 16, 16), 3, 1, 1, true, 1, true),
+        dw((16, 16, 24), 3, 2, 1, true, 1, false),
+        dw((9, 7, 8), 3, 1, 1, false, 1, false),
+        dw((7, 9, 5), 3, 2, 1, true, 1, true),
+        dw((6, 11, 3), 3, 1, 1, true, 1, false),
+        dw((5, 5, 37), 3, 1, 1, true, 1, true),
+        dw((8, 9, 12), 3, 2, 1, false, 1, false),
+        dw((10, 10, 6), 3, 1, 2, true, 1, false),
+        dw((3, 3, 4), 3, 1, 1, true, 1, false),
+        dw((2, 5, 4), 3, 1, 1, true, 1, false),
+        dw((7, 7, 6), 3, 1, 1, true, 2, false),
+        dw((9, 8, 10), 5, 1, 1, true, 1, true),
+        dw((6, 6, 7), 2, 2, 1, false, 1, false),
+    ];
+    let mut models = Vec::new();
+    for (i, case) in cases.into_iter().enumerate() {
+        models.push((format!("{case:?}"), depthwise_model(case, 40 + i as u64)));
+    }
+    for (i, (shape, kernel, stride, same)) in [
+        ((28, 28, 8), 2, 2, false),
+        ((7, 9, 5), 2, 2, true),
+        ((9, 9, 12), 3, 2, true),
+        ((6, 5, 3), 3, 1, true),
+        ((14, 14, 16), 2, 2, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for avg in [true, false] {
+            let name = format!("{} pool {shape:?} k{kernel} s{stride} same={same}", if avg { "avg" } else { "max" });
+            models.push((name, pool_model(shape, kernel, stride, same, avg, 60 + i as u64)));
+        }
+    }
+    models.push(("add (16, 16, 8)".into(), add_model((16, 16, 8), 70)));
+    models.push(("add (5, 3, 7)".into(), add_model((5, 3, 7), 71)));
+    models
+}
+
+fn bit_exact_on(cpu: Cpu) {
+    let firmware = qemu::Firmware::load(&qemu::build_firmware(cpu).unwrap(), cpu).unwrap();
+    for (name, blob) in models() {
+        let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut rng = Xorshift::from_state(0xD3F7 ^ blob.len() as u64);
+        let samples: Vec<i8> = (0..2 * model.input().bytes()).map(|_| rng.i8()).collect();
+        let host = run::run_samples(&model, &samples).unwrap();
+        let device = qemu::infer(&firmware, &blob, &samples).unwrap_or_else(|e| panic!("{name} on {cpu}: {e:#}"));
+        let device: Vec<i8> = device.into_iter().flat_map(|r| r.output).collect();
+        assert_eq!(device, host, "{name}: QEMU {cpu} outputs differ from the host's");
+        assert!(host.iter().any(|&v| v != host[0]), "{name}: constant output tests nothing");
+    }
+}
+
+#[test]
+fn depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m4() {
+    bit_exact_on(Cpu::CortexM4);
+}
+
+#[test]
+fn depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m7() {
+    bit_exact_on(Cpu::CortexM7);
+}
+
+#[test]
+fn depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m0plus() {
+    bit_exact_on(Cpu::CortexM0Plus);
+}
