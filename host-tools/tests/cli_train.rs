@@ -264,3 +264,180 @@ fn a_second_run_into_a_locked_folder_is_refused() {
     run_ok(&["train", "--data", "digits", "--arch", &arch(), "--out", &s(&out), "--epochs", "1"]);
     assert!(out.join("model.safetensors").exists());
 }
+
+/// `--resume` on a folder without a finished epoch (empty, or left by a run stopped
+/// before its first epoch) says so; changed hyper-parameters are refused unless
+/// `--force-resume`.
+#[test]
+fn resume_needs_a_finished_epoch_and_the_same_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("arch.toml"), std::fs::read(arch()).unwrap()).unwrap(); // a run stopped mid-write
+    fails_cleanly(
+        &microcnn(&["train", "--data", "digits", "--out", &s(&empty), "--resume"]),
+        "no finished epoch to resume; start again without --resume",
+    );
+    let run = train(dir.path(), "1", &["--lr", "0.002", "--batch", "16"]);
+    let o = s(&run);
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", "digits", "--out", &o, "--epochs", "2", "--quiet"];
+        args.extend(["--resume"]);
+        args.extend(extra);
+        microcnn(&args)
+    };
+    fails_cleanly(&resume(&["--lr", "0.002"]), "batch 32 (the run's 16) differs from the run being resumed");
+    fails_cleanly(&resume(&["--batch", "16"]), "lr 0.001 (the run's 0.002)");
+    let sgd = resume(&["--lr", "0.002", "--batch", "16", "--optimizer", "sgd"]);
+    fails_cleanly(&sgd, "optimizer sgd (the run's adam)");
+    fails_cleanly(&resume(&["--lr", "0.002", "--batch", "16", "--seed", "3"]), "seed 3 (the run's 0)");
+    fails_cleanly(&resume(&["--lr", "0.002", "--batch", "16", "--horizontal-flip"]), "augmentation");
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "nothing trained by a refused resume");
+    assert!(resume(&["--lr", "0.002", "--batch", "16"]).status.success());
+    let forced = microcnn(&[
+        "train",
+        "--data",
+        "digits",
+        "--out",
+        &o,
+        "--epochs",
+        "3",
+        "--quiet",
+        "--resume",
+        "--force-resume",
+        "--optimizer",
+        "sgd",
+    ]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count(), 4);
+}
+
+/// Ctrl-C (a real SIGINT) stops a run after the batch in progress, exits 130 and
+/// prints the command that resumes it; that command works.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_prints_the_resume_command_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_microcnn"))
+        .args(["train", "--data", "digits", "--arch", &arch(), "--out", &s(&out), "--epochs", "500", "--quiet"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !out.join("state.safetensors").exists() {
+        assert!(started.elapsed().as_secs() < 300, "no epoch finished in 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted; the last finished epoch is saved"), "{err}");
+    let command = err.lines().last().unwrap().trim();
+    assert!(command.starts_with("microcnn train --data digits") && command.ends_with(" --resume"), "{command}");
+    let finished = microcnn_tools::train::checkpoint::load_state(&out).unwrap().metrics.len();
+    assert!((1..500).contains(&finished), "{finished} epochs");
+    // The printed command resumes (here for one more epoch).
+    let mut args: Vec<&str> = command.split(' ').skip(1).collect();
+    let epochs = (finished + 1).to_string();
+    let at = args.iter().position(|a| *a == "500").unwrap();
+    args[at] = &epochs;
+    run_ok(&args);
+    assert_eq!(microcnn_tools::train::checkpoint::load_state(&out).unwrap().metrics.len(), finished + 1);
+}
+
+/// Writes `data`'s images as PNG class folders under `root`.
+fn write_folders(root: &Path, data: &microcnn_tools::data::dataset::Dataset) {
+    for i in 0..data.len() {
+        let class = root.join(&data.classes[data.labels[i]]);
+        std::fs::create_dir_all(&class).unwrap();
+        let [h, w, _] = data.shape;
+        let pixels: Vec<u8> = data.image(i).iter().map(|v| (v * 255.0).round() as u8).collect();
+        image::GrayImage::from_raw(w as u32, h as u32, pixels)
+            .unwrap()
+            .save(class.join(format!("{i:04}.png")))
+            .unwrap();
+    }
+}
+
+/// A model trained on built-in `shapes` (classes in the order given) is evaluated on
+/// class folders of the same images (sorted names: another order) by class name; an
+/// unknown class is named; a class without samples has accuracy null; `eval` works in
+/// a read-only folder with `--no-confusion`, and a confusion plot that cannot be
+/// written is named.
+#[test]
+fn eval_maps_classes_by_name_and_reports_missing_classes_as_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let arch_file = d.join("tiny.toml");
+    std::fs::write(
+        &arch_file,
+        "input = [16, 16, 1]\n[[layer]]\ntype = \"conv2d\"\nfilters = 4\nkernel = 3\nactivation = \"relu\"\n\
+         [[layer]]\ntype = \"maxpool2d\"\npool = 2\n[[layer]]\ntype = \"flatten\"\n\
+         [[layer]]\ntype = \"dense\"\nunits = 3\nactivation = \"softmax\"\n",
+    )
+    .unwrap();
+    let spec = "shapes:classes=triangle+circle+square,count=240";
+    let run = d.join("run");
+    run_ok(&["train", "--data", spec, "--arch", &s(&arch_file), "--out", &s(&run), "--epochs", "2", "--quiet"]);
+    let test = "shapes:classes=triangle+circle+square,count=60,split=test";
+    let data = microcnn_tools::data::dataset::load(test, Some([16, 16, 1])).unwrap();
+    let folders = d.join("folders");
+    write_folders(&folders, &data);
+
+    let builtin = json(&run_ok(&["eval", &s(&run), "--data", test, "--json", "--no-confusion"]));
+    let folder = json(&run_ok(&["eval", &s(&run), "--data", &s(&folders), "--json", "--no-confusion"]));
+    assert_eq!(builtin["classes"], serde_json::json!(["triangle", "circle", "square"]));
+    assert_eq!(folder["classes"], builtin["classes"]);
+    assert_eq!(folder["confusion"], builtin["confusion"], "the same images, mapped by name");
+
+    // A class the model does not know.
+    write_folders(&d.join("more"), &data);
+    std::fs::rename(d.join("more/square"), d.join("more/blob")).unwrap();
+    fails_cleanly(
+        &microcnn(&["eval", &s(&run), "--data", &s(&d.join("more"))]),
+        "[\"blob\"] are not among the model's",
+    );
+
+    // Only two of the three classes: the third's accuracy is null, not 0.
+    std::fs::remove_dir_all(folders.join("circle")).unwrap();
+    let two = json(&run_ok(&["eval", &s(&run), "--data", &s(&folders), "--json", "--no-confusion"]));
+    assert!(two["per_class_accuracy"][1].is_null(), "{two}");
+    assert!(two["per_class_accuracy"][0].is_f64() && two["per_class_accuracy"][2].is_f64(), "{two}");
+    let text = run_ok(&["eval", &s(&run), "--data", &s(&folders), "--no-confusion"]);
+    assert!(text.contains("circle           n/a (no samples)") && !text.contains("confusion matrix"), "{text}");
+
+    // A read-only checkpoint folder: the default plot cannot be written, and is named.
+    let writable = std::fs::metadata(&run).unwrap().permissions();
+    let mut perms = writable.clone();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&run, perms).unwrap();
+    let readonly_blocks = std::fs::write(run.join("probe"), b"").is_err(); // root ignores modes
+    if readonly_blocks {
+        fails_cleanly(
+            &microcnn(&["eval", &s(&run), "--data", test]),
+            "confusion.png: cannot write the confusion matrix",
+        );
+    }
+    run_ok(&["eval", &s(&run), "--data", test, "--no-confusion"]);
+    std::fs::set_permissions(&run, writable).unwrap();
+    assert!(!run.join("confusion.png").exists());
+    let blocked = d.join("plot-dir");
+    std::fs::create_dir(&blocked).unwrap(); // a folder where the plot should go
+    fails_cleanly(
+        &microcnn(&["eval", &s(&run), "--data", test, "--confusion", &s(&blocked)]),
+        "plot-dir: cannot write the confusion matrix",
+    );
+
+    // Fewer than two classes cannot be trained on.
+    let one = d.join("one");
+    std::fs::create_dir_all(one.join("only")).unwrap();
+    std::fs::rename(folders.join("square"), one.join("only/square")).unwrap();
+    fails_cleanly(
+        &microcnn(&["train", "--data", &s(&one), "--arch", &s(&arch_file), "--out", &s(&d.join("r1"))]),
+        "a classifier needs at least two",
+    );
+}

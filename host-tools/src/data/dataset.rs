@@ -141,6 +141,35 @@ impl Dataset {
         Dataset { shape, images, labels: self.labels.clone(), classes: self.classes.clone() }
     }
 
+    /// The same images labelled by `classes` (a model's class names) instead of this
+    /// dataset's own: each image's class is looked up by name, so two sources that
+    /// list the same classes in another order agree. Classes of `classes` without
+    /// images are allowed; a class of the data that `classes` lacks is an error
+    /// naming it.
+    pub fn relabel(self, classes: &[String]) -> Result<Dataset> {
+        let unknown: Vec<&String> = self.classes.iter().filter(|c| !classes.contains(c)).collect();
+        if !unknown.is_empty() {
+            bail!("classes {unknown:?} are not among the model's {classes:?}");
+        }
+        let index: Vec<usize> =
+            self.classes.iter().map(|c| classes.iter().position(|k| k == c).unwrap_or_default()).collect();
+        Ok(Dataset {
+            shape: self.shape,
+            images: self.images,
+            labels: self.labels.iter().map(|&l| index[l]).collect(),
+            classes: classes.to_vec(),
+        })
+    }
+
+    /// Refuses data with fewer than two classes (nothing to tell apart): `what` names
+    /// the data in the one-line error.
+    pub fn require_two_classes(&self, what: &str) -> Result<()> {
+        if self.classes.len() < 2 {
+            bail!("{what}: {} class ({:?}); a classifier needs at least two", self.classes.len(), self.classes);
+        }
+        Ok(())
+    }
+
     /// Per-class image counts.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];

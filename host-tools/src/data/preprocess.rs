@@ -41,13 +41,30 @@ impl Picture {
     }
 }
 
+/// The most pixels a decoded picture may have (8192 × 8192): far beyond any model
+/// input, and small enough that decoding and resizing one stays in memory.
+pub const MAX_PIXELS: u64 = 8192 * 8192;
+
 /// Decodes PNG, JPEG or BMP bytes (the format is taken from the content) from `path`.
+/// A picture with more than [`MAX_PIXELS`] pixels is refused as too large (its size is
+/// read from the header, before any pixel is decoded), not as corrupt.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<Picture> {
-    let image = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| anyhow!("{}: cannot read image: {e}", path.display()))?
-        .decode()
-        .map_err(|e| anyhow!("{}: corrupt or truncated image: {}", path.display(), one_line(&e.to_string())))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| anyhow!("{}: cannot read image: {e}", path.display()))
+    };
+    let corrupt =
+        |e: image::ImageError| anyhow!("{}: corrupt or truncated image: {}", path.display(), one_line(&e.to_string()));
+    let (w, h) = reader()?.into_dimensions().map_err(corrupt)?;
+    let too_large = || anyhow!("{}: image too large ({w}×{h}, limit {MAX_PIXELS} pixels)", path.display());
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(too_large());
+    }
+    let image = reader()?.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => too_large(),
+        e => corrupt(e),
+    })?;
     let (width, height) = (image.width() as usize, image.height() as usize);
     Ok(if image.color().has_color() {
         Picture { height, width, channels: 3, pixels: image.into_rgb8().into_raw() }

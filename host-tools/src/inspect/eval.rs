@@ -34,8 +34,8 @@ pub struct Report {
     pub correct: usize,
     /// Class names.
     pub classes: Vec<String>,
-    /// Accuracy per class (NaN-free: classes without samples report 0).
-    pub per_class_accuracy: Vec<f64>,
+    /// Accuracy per class; `None` (JSON `null`) for a class without samples.
+    pub per_class_accuracy: Vec<Option<f64>>,
     /// `confusion[true][predicted]`.
     pub confusion: Vec<Vec<usize>>,
     /// `int8` (integer engine) or `f32`.
@@ -55,11 +55,7 @@ pub fn report(predicted: &[usize], labels: &[usize], classes: &[String], engine:
     let per_class_accuracy = (0..k)
         .map(|c| {
             let total: usize = confusion[c].iter().sum();
-            if total == 0 {
-                0.0
-            } else {
-                confusion[c][c] as f64 / total as f64
-            }
+            (total > 0).then(|| confusion[c][c] as f64 / total as f64)
         })
         .collect();
     Report {

@@ -5,7 +5,14 @@
 //! (`classes`, `input`, `epoch`, `val_accuracy`); `DIR/arch.toml` the architecture;
 //! `DIR/labels.txt` one class name per line. `DIR/state.safetensors` holds the last
 //! finished epoch for `--resume`: weights, optimizer moments (`opt.m.*`, `opt.v.*`),
-//! and the metrics so far. Every file is written atomically.
+//! the metrics so far and the run's settings. Every file is written atomically, and
+//! the header's keys are sorted, so identical runs write identical bytes.
+//!
+//! Order after an epoch: the best weights (`model.safetensors` and its companions)
+//! first, `state.safetensors` last. A run stopped between the two resumes from the
+//! epoch before, computes the same epoch again (training is deterministic) and
+//! writes the same files; the other order could record an epoch as finished while
+//! its better weights were never written.
 
 use crate::io::fs::{self, write_atomic};
 use crate::train::arch::Arch;
@@ -15,7 +22,7 @@ use crate::train::nn::{Grads, Network};
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The lock file a run holds inside its folder while it writes there.
@@ -80,7 +87,39 @@ fn serialize(tensors: Vec<(String, Vec<usize>, Vec<u8>)>, meta: HashMap<String, 
         .iter()
         .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
-    Ok(safetensors::serialize(views, Some(meta))?)
+    sorted_header(safetensors::serialize(views, Some(meta))?)
+}
+
+/// The same safetensors file with its JSON header's keys in sorted order: `safetensors`
+/// writes the metadata map in a `HashMap`'s random order, so two identical runs would
+/// give checkpoints that differ byte for byte. Offsets are unchanged and the header
+/// keeps its length (the same entries, compact, padded with spaces as before).
+fn sorted_header(mut file: Vec<u8>) -> Result<Vec<u8>> {
+    let corrupt = || anyhow!("internal error: safetensors wrote a header that does not parse");
+    let n = file.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or_else(corrupt)? as usize;
+    let header = file.get(8..8 + n).ok_or_else(corrupt)?;
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|_| corrupt())?;
+    let mut text = String::from("{");
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text += &serde_json::to_string(key)?;
+        text.push(':');
+        text += &if key == "__metadata__" {
+            let meta: BTreeMap<String, String> = serde_json::from_value(value.clone()).map_err(|_| corrupt())?;
+            serde_json::to_string(&meta)?
+        } else {
+            serde_json::to_string(value)?
+        };
+    }
+    text.push('}');
+    if text.len() > n {
+        return Err(corrupt());
+    }
+    let padded = format!("{text:<n$}");
+    file[8..8 + n].copy_from_slice(padded.as_bytes());
+    Ok(file)
 }
 
 fn weight_tensors(net: &Network) -> Vec<(String, Vec<usize>, Vec<u8>)> {
@@ -104,13 +143,27 @@ fn info_meta(net: &Network, info: &Info) -> HashMap<String, String> {
     meta
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: the file name whose next writes fail, as a kill before that write would.
+    pub(crate) static FAIL_WRITE: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    #[cfg(test)]
+    if FAIL_WRITE.with(std::cell::Cell::get).is_some_and(|name| path.file_name().is_some_and(|n| n == name)) {
+        bail!("{}: simulated failure", path.display());
+    }
+    write_atomic(path, bytes)
+}
+
 /// Writes `model.safetensors`, `arch.toml` and `labels.txt` into `dir`.
 pub fn save(dir: &Path, net: &Network, info: &Info) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
     let bytes = serialize(weight_tensors(net), info_meta(net, info))?;
-    write_atomic(&dir.join("arch.toml"), net.arch.to_toml().as_bytes())?;
-    write_atomic(&dir.join("labels.txt"), (info.classes.join("\n") + "\n").as_bytes())?;
-    write_atomic(&model_path(dir), &bytes)
+    write(&dir.join("arch.toml"), net.arch.to_toml().as_bytes())?;
+    write(&dir.join("labels.txt"), (info.classes.join("\n") + "\n").as_bytes())?;
+    write(&model_path(dir), &bytes)
 }
 
 fn read_tensors<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
@@ -217,8 +270,9 @@ fn opt_tensors(net: &Network, prefix: &str, slots: &Grads) -> Vec<(String, Vec<u
     out
 }
 
-/// Writes `state.safetensors` atomically.
-pub fn save_state(dir: &Path, state: &State) -> Result<()> {
+/// Writes `state.safetensors` atomically, with the run's `settings` (hyper-parameters
+/// that `--resume` must not change silently, see [`load_settings`]).
+pub fn save_state(dir: &Path, state: &State, settings: &BTreeMap<String, String>) -> Result<()> {
     let net = &state.net;
     let mut tensors = weight_tensors(net);
     tensors.extend(opt_tensors(net, "opt.m.", &state.optimizer.m));
@@ -231,11 +285,28 @@ pub fn save_state(dir: &Path, state: &State) -> Result<()> {
     meta.insert("momentum".into(), state.optimizer.momentum.to_string());
     meta.insert("step".into(), state.optimizer.step.to_string());
     meta.insert("metrics".into(), serde_json::to_string(&state.metrics)?);
-    write_atomic(&state_path(dir), &serialize(tensors, meta)?)
+    meta.insert("settings".into(), serde_json::to_string(settings)?);
+    write(&state_path(dir), &serialize(tensors, meta)?)
 }
 
-/// Loads `state.safetensors` for the architecture in `dir`.
+/// The settings a run's `state.safetensors` was written with (empty for a state
+/// written before settings were recorded).
+pub fn load_settings(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let path = state_path(dir);
+    let bytes = fs::read(&path)?;
+    let (_, meta) = read_tensors(&path, &bytes)?;
+    match meta.get("settings") {
+        None => Ok(BTreeMap::new()),
+        Some(s) => serde_json::from_str(s).map_err(|e| anyhow!("{}: bad `settings` metadata ({e})", path.display())),
+    }
+}
+
+/// Loads `state.safetensors` for the architecture in `dir`. A folder without one (a run
+/// stopped before its first epoch finished) is "no finished epoch", whatever else it holds.
 pub fn load_state(dir: &Path) -> Result<State> {
+    if !state_path(dir).is_file() {
+        bail!("{}: no finished epoch to resume; start again without --resume", dir.display());
+    }
     let arch = Arch::load(&dir.join("arch.toml"))?;
     let mut net = Network::new(&arch, 0)?;
     let path = state_path(dir);

@@ -14,14 +14,22 @@ pub struct EpochMetrics {
     pub train_loss: f32,
     /// Training accuracy, 0 to 1.
     pub train_accuracy: f32,
-    /// Validation loss after the epoch.
+    /// Validation loss after the epoch (NaN without validation data).
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_loss: f32,
-    /// Validation accuracy, 0 to 1.
+    /// Validation accuracy, 0 to 1 (NaN without validation data).
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_accuracy: f32,
     /// Learning rate used in the epoch.
     pub learning_rate: f32,
     /// Wall-clock seconds the epoch took.
     pub seconds: f32,
+}
+
+/// JSON has no NaN: serde writes it as `null`, read back here as NaN (a run without
+/// validation data resumes).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Ok(<Option<f32> as serde::Deserialize>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 /// The CSV columns, in the order they are written.

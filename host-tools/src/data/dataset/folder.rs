@@ -4,6 +4,7 @@ use super::Dataset;
 use crate::data::preprocess::{self, Picture};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Loads `dir` as a class-folder tree (see the module docs of [`super`]).
@@ -12,7 +13,7 @@ pub(super) fn load(dir: &Path, shape: Option<[usize; 3]>) -> Result<Dataset> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list folder", dir.display()))? {
         let entry = entry.with_context(|| format!("{}: cannot list folder", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.path().is_dir() && !name.starts_with('.') {
+        if entry.path().is_dir() && !is_skipped_name(&name) {
             classes.push(name);
         }
     }
@@ -20,11 +21,18 @@ pub(super) fn load(dir: &Path, shape: Option<[usize; 3]>) -> Result<Dataset> {
     if classes.is_empty() {
         bail!("{}: no class subfolders (expected one folder of images per class)", dir.display());
     }
+    // Every folder is read at most once: the root and the class folders are marked
+    // first, so a link to `.`, to `..` or to another class is skipped, not followed.
+    let mut walk = Walk { root: canonical(dir)?, seen: HashSet::new() };
+    walk.seen.insert(walk.root.clone());
+    for class in &classes {
+        walk.seen.insert(canonical(&dir.join(class))?);
+    }
     let mut files: Vec<(PathBuf, usize)> = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let class_dir = dir.join(class);
         let mut images = Vec::new();
-        collect_images(&class_dir, &mut images)?;
+        walk.collect_images(&class_dir, &mut images)?;
         if images.is_empty() {
             bail!("{}: no PNG, JPEG or BMP images", class_dir.display());
         }
@@ -61,17 +69,45 @@ pub(super) fn load(dir: &Path, shape: Option<[usize; 3]>) -> Result<Dataset> {
     Ok(Dataset { shape, images: images.concat(), labels, classes })
 }
 
-/// Adds the image files under `dir` (recursively) to `out`.
-fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list folder", dir.display()))? {
-        let path = entry.with_context(|| format!("{}: cannot list folder", dir.display()))?.path();
-        if path.is_dir() {
-            collect_images(&path, out)?;
-        } else if is_image_name(&path) {
-            out.push(path);
+/// Hidden files and folders (`.DS_Store`, macOS's `._name` resource forks, `.git`) and
+/// the `__MACOSX` folder of zip archives made on a Mac: never classes, never images.
+fn is_skipped_name(name: &str) -> bool {
+    name.starts_with('.') || name == "__MACOSX"
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).with_context(|| format!("{}: cannot resolve the path", path.display()))
+}
+
+/// The folders already read (canonical paths) under a dataset's `root`.
+struct Walk {
+    root: PathBuf,
+    seen: HashSet<PathBuf>,
+}
+
+impl Walk {
+    /// Adds the image files under `dir` (recursively) to `out`. A subfolder (or a link
+    /// to one) already read, or one holding the dataset itself (a link to `..`), is
+    /// skipped: symlink loops end and no image outside the class is taken.
+    fn collect_images(&mut self, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list folder", dir.display()))? {
+            let entry = entry.with_context(|| format!("{}: cannot list folder", dir.display()))?;
+            if is_skipped_name(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                let real = canonical(&path)?;
+                if self.root.starts_with(&real) || !self.seen.insert(real) {
+                    continue;
+                }
+                self.collect_images(&path, out)?;
+            } else if is_image_name(&path) {
+                out.push(path);
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Whether the extension is png, jpg, jpeg or bmp, in any case.

@@ -365,3 +365,166 @@ fn shapes_are_deterministic_and_have_the_requested_shape() {
     assert_eq!(load("shapes:count=12,size=32,channels=1", Some([16, 16, 3])).expect("shapes").shape, [16, 16, 3]);
     assert_eq!(load("shapes:count=6", None).expect("shapes").shape, [32, 32, 3]);
 }
+
+/// Two classes of two 4×4 gray images each, pixel values 10·class + image.
+fn two_class_tree(root: &Path) {
+    for (c, class) in ["a", "b"].iter().enumerate() {
+        for i in 0..2u8 {
+            save_gray(&root.join(class).join(format!("{i}.png")), 4, 4, |_, _| 10 * c as u8 + i);
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_end_and_links_out_of_a_class_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tmp();
+    let root = dir.path().join("data");
+    two_class_tree(&root);
+    // Two links to `.` (a loop that grows without end if followed), one to `..` (the
+    // whole dataset again, other classes' images under this class) and one to another class.
+    symlink(".", root.join("a/self1")).expect("symlink");
+    symlink(".", root.join("a/self2")).expect("symlink");
+    symlink("..", root.join("a/up")).expect("symlink");
+    symlink("../b", root.join("a/other")).expect("symlink");
+    symlink("../..", root.join("b/outside")).expect("symlink");
+    save_gray(&dir.path().join("foreign.png"), 4, 4, |_, _| 99);
+    let data = load(&root.display().to_string(), None).expect("loads");
+    assert_eq!(data.classes, ["a", "b"]);
+    assert_eq!(data.labels, [0, 0, 1, 1]);
+    let firsts: Vec<f32> = (0..data.len()).map(|i| (data.image(i)[0] * 255.0).round()).collect();
+    assert_eq!(firsts, [0.0, 1.0, 10.0, 11.0]);
+
+    // A real subfolder reached also through a link is read once.
+    save_gray(&root.join("b/deep/2.png"), 4, 4, |_, _| 12);
+    symlink("deep", root.join("b/deep-again")).expect("symlink");
+    assert_eq!(load(&root.display().to_string(), None).expect("loads").labels, [0, 0, 1, 1, 1]);
+}
+
+#[test]
+fn hidden_files_and_macos_metadata_are_skipped() {
+    let dir = tmp();
+    two_class_tree(dir.path());
+    // What unzipping a Mac's archive leaves: resource forks that are not PNGs.
+    std::fs::write(dir.path().join("a/._0.png"), b"\0\x05\x16\x07 AppleDouble").expect("write");
+    std::fs::write(dir.path().join("a/.DS_Store"), b"Bud1").expect("write");
+    std::fs::create_dir_all(dir.path().join("__MACOSX/a")).expect("mkdir");
+    std::fs::write(dir.path().join("__MACOSX/a/._0.png"), b"\0\x05\x16\x07").expect("write");
+    std::fs::create_dir_all(dir.path().join("b/.thumbnails")).expect("mkdir");
+    std::fs::write(dir.path().join("b/.thumbnails/t.png"), b"junk").expect("write");
+    let data = load(&dir.path().display().to_string(), None).expect("loads");
+    assert_eq!(
+        (data.classes.as_slice(), data.labels.as_slice()),
+        (&["a".to_string(), "b".into()][..], &[0, 0, 1, 1][..])
+    );
+}
+
+#[test]
+fn relabel_maps_classes_by_name_and_names_unknown_ones() {
+    let data = Dataset {
+        shape: [1, 1, 1],
+        images: vec![0.0, 0.1, 0.2],
+        labels: vec![0, 1, 1],
+        classes: vec!["circle".into(), "square".into()],
+    };
+    let model: Vec<String> = ["square", "triangle", "circle"].iter().map(|s| s.to_string()).collect();
+    let mapped = data.clone().relabel(&model).expect("relabels");
+    assert_eq!((mapped.labels.as_slice(), mapped.classes.as_slice()), (&[2, 0, 0][..], model.as_slice()));
+    let err = format!("{:#}", data.relabel(&model[..2]).expect_err("circle unknown"));
+    assert!(err.contains("\"circle\"") && err.contains("not among"), "{err}");
+}
+
+#[test]
+fn fewer_than_two_classes_are_refused_for_training() {
+    let dir = tmp();
+    save_gray(&dir.path().join("only/1.png"), 4, 4, |_, _| 0);
+    save_gray(&dir.path().join("only/2.png"), 4, 4, |_, _| 0);
+    let spec = dir.path().display().to_string();
+    let data = load(&spec, None).expect("one class loads (eval, calibration)");
+    let err = format!("{:#}", data.require_two_classes(&spec).expect_err("refused"));
+    assert!(err.contains(&spec) && err.contains("at least two"), "{err}");
+}
+
+/// A valid PNG of `width × height` black gray pixels, a few kilobytes: one fixed-Huffman
+/// deflate block of a literal zero and copies of 258 bytes at distance 1.
+fn black_png(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    struct Bits(Vec<u8>, u32, u32);
+    impl Bits {
+        /// `n` bits of `v`, least significant first (deflate's header fields).
+        fn lsb(&mut self, v: u32, n: u32) {
+            for i in 0..n {
+                self.1 |= ((v >> i) & 1) << self.2;
+                self.2 += 1;
+                if self.2 == 8 {
+                    self.0.push(self.1 as u8);
+                    (self.1, self.2) = (0, 0);
+                }
+            }
+        }
+        /// A Huffman code of `n` bits, most significant first.
+        fn code(&mut self, v: u32, n: u32) {
+            for i in (0..n).rev() {
+                self.lsb((v >> i) & 1, 1);
+            }
+        }
+    }
+    let total = u64::from(height) * (u64::from(width) + 1); // a filter byte per row
+    let mut bits = Bits(vec![0x78, 0x01], 0, 0);
+    bits.lsb(1, 1); // last block
+    bits.lsb(1, 2); // fixed Huffman codes
+    bits.code(0x30, 8); // literal 0
+    for _ in 0..(total - 1) / 258 {
+        bits.code(0xC5, 8); // length 258 (code 285)
+        bits.code(0, 5); // distance 1
+    }
+    for _ in 0..(total - 1) % 258 {
+        bits.code(0x30, 8);
+    }
+    bits.code(0, 7); // end of block
+    bits.lsb(0, 7); // pad to a byte
+    let mut zlib = bits.0;
+    let adler = ((total % 65521) as u32) << 16 | 1; // all bytes zero: a = 1, b = n
+    zlib.extend(adler.to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        png.extend((data.len() as u32).to_be_bytes());
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        png.extend(&body);
+        png.extend(crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]); // 8-bit gray, no interlace
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &zlib);
+    chunk(b"IEND", &[]);
+    png
+}
+
+#[test]
+fn a_huge_valid_png_is_too_large_not_corrupt() {
+    let dir = tmp();
+    let small = dir.path().join("small.png");
+    std::fs::write(&small, black_png(300, 200)).expect("write");
+    let picture = preprocess::read(&small).expect("the hand-made PNG is valid");
+    assert_eq!((picture.width, picture.height, picture.channels), (300, 200, 1));
+    assert!(picture.pixels.iter().all(|&p| p == 0));
+
+    let huge = dir.path().join("huge.png");
+    let bytes = black_png(14000, 14000);
+    assert!(bytes.len() < 2_000_000, "{} bytes", bytes.len());
+    std::fs::write(&huge, bytes).expect("write");
+    let err = format!("{:#}", preprocess::read(&huge).expect_err("refused"));
+    assert!(err.contains("huge.png: image too large (14000×14000, limit 67108864 pixels)"), "{err}");
+}

@@ -2,7 +2,7 @@
 //! (a `.mcnn`, with its own classifier or a learned `--head`) or in f32 (a checkpoint
 //! directory), per class, and a confusion matrix.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use microcnn_tools::data::dataset;
 use microcnn_tools::inspect::eval;
@@ -24,8 +24,11 @@ pub struct Cmd {
     pub json: bool,
     /// Confusion-matrix PNG (default: `confusion.png` in a checkpoint directory, or
     /// `MODEL.confusion.png` beside a `.mcnn`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_confusion")]
     pub confusion: Option<PathBuf>,
+    /// Write no confusion-matrix PNG (a model in a read-only folder, say).
+    #[arg(long)]
+    pub no_confusion: bool,
     /// Also write the int8 inputs fed to the engine (`.npy`, `.mcnn` only).
     #[arg(long)]
     pub save_inputs: Option<PathBuf>,
@@ -71,8 +74,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         eval::report(&predicted, &data.labels, &data.classes, "int8 + learned head")
     } else if cmd.model.is_dir() || is_zoo_name(&cmd.model) {
         let (net, info) = microcnn_tools::train::zoo::load(&cmd.model.to_string_lossy())?;
-        let data = dataset::load(&cmd.data, Some(net.input_shape()))?;
-        check_classes(&cmd.data, &data.classes, &info.classes)?;
+        let data = by_name(&cmd.data, dataset::load(&cmd.data, Some(net.input_shape()))?, &info.classes)?;
         eval::report(&fit::predictions(&net, &data), &data.labels, &info.classes, "f32")
     } else {
         let bytes = fs::read(&cmd.model)?;
@@ -80,18 +82,18 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let s = model.input().shape;
         let data = dataset::load(&cmd.data, Some([s.height, s.width, s.channels]))?;
         let outputs = model.output().bytes();
-        let labels: Vec<String> = if model.labels().next().is_some() {
+        let (data, labels): (_, Vec<String>) = if model.labels().next().is_some() {
             let labels: Vec<String> =
                 (0..outputs).map(|i| model.label(i).map_or_else(|| i.to_string(), str::to_string)).collect();
-            check_classes(&cmd.data, &data.classes, &labels)?;
-            labels
+            (by_name(&cmd.data, data, &labels)?, labels)
         } else {
             // A model without labels (an imported TFLite model, say): output i is the
             // data's class i, as Keras's sorted class folders would have it.
             if data.classes.len() != outputs {
                 anyhow::bail!("{}: {} classes, the model has {outputs} outputs", cmd.data, data.classes.len());
             }
-            data.classes.clone()
+            let labels = data.classes.clone();
+            (data, labels)
         };
         let (inputs, outputs, predicted) =
             eval::run_model(&model, &data).map_err(|e| anyhow!("{}: {e}", cmd.model.display()))?;
@@ -108,8 +110,19 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         }
         eval::report(&predicted, &data.labels, &labels, "int8")
     };
-    let confusion = cmd.confusion.clone().unwrap_or_else(|| default_confusion(&cmd.model));
-    plot::write_confusion_png(&confusion, &report.confusion, &report.classes)?;
+    let confusion = if cmd.no_confusion {
+        None
+    } else {
+        Some(cmd.confusion.clone().unwrap_or_else(|| default_confusion(&cmd.model)))
+    };
+    if let Some(path) = &confusion {
+        plot::write_confusion_png(path, &report.confusion, &report.classes).with_context(|| {
+            format!(
+                "{}: cannot write the confusion matrix (choose another --confusion, or --no-confusion)",
+                path.display()
+            )
+        })?;
+    }
     if cmd.json {
         outln!("{}", serde_json::to_string(&report)?);
     } else {
@@ -123,16 +136,20 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             report.samples
         );
         for (name, acc) in report.classes.iter().zip(&report.per_class_accuracy) {
-            outln!("  {name:<16} {acc:.4}");
+            match acc {
+                Some(acc) => outln!("  {name:<16} {acc:.4}"),
+                None => outln!("  {name:<16} n/a (no samples)"),
+            }
         }
-        outln!("confusion matrix: {}", confusion.display());
+        if let Some(path) = &confusion {
+            outln!("confusion matrix: {}", path.display());
+        }
     }
     Ok(())
 }
 
-fn check_classes(data: &str, found: &[String], expected: &[String]) -> Result<()> {
-    if found != expected {
-        anyhow::bail!("{data}: classes {found:?} differ from the model's {expected:?}");
-    }
-    Ok(())
+/// The data labelled with the model's classes, matched by name (another order is fine;
+/// a class the model does not know is an error naming the data).
+fn by_name(spec: &str, data: dataset::Dataset, classes: &[String]) -> Result<dataset::Dataset> {
+    data.relabel(classes).map_err(|e| anyhow!("{spec}: {e}"))
 }

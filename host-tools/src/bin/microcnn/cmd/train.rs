@@ -1,7 +1,7 @@
 //! `microcnn train --data D --arch A.toml --out DIR`: f32 training with a checkpoint
 //! after every epoch.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use microcnn_tools::data::augment::AugmentArgs;
 use microcnn_tools::data::dataset::{self, Dataset};
@@ -55,9 +55,14 @@ pub struct Cmd {
     /// Stop after this many epochs without a better validation accuracy.
     #[arg(long)]
     pub patience: Option<usize>,
-    /// Continue the run in --out from its last finished epoch.
+    /// Continue the run in --out from its last finished epoch (with the same
+    /// optimizer, momentum, learning rate, batch, seed and augmentation).
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: continue even though those settings differ from the run's (a new
+    /// optimizer starts with fresh moments).
+    #[arg(long, requires = "resume")]
+    pub force_resume: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -82,6 +87,31 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let state = if cmd.resume {
         let state =
             checkpoint::load_state(&cmd.out).with_context(|| format!("{}: cannot resume", cmd.out.display()))?;
+        let mut state = state;
+        let before = checkpoint::load_settings(&cmd.out)?;
+        let mut now = cfg.settings();
+        now.insert("optimizer".into(), format!("{:?}", cmd.optimizer).to_lowercase());
+        now.insert("momentum".into(), cmd.momentum.to_string());
+        let mut was = before;
+        was.insert("optimizer".into(), format!("{:?}", state.optimizer.kind).to_lowercase());
+        was.insert("momentum".into(), state.optimizer.momentum.to_string());
+        let changed: Vec<String> = now
+            .iter()
+            .filter(|(k, v)| was.get(*k).is_some_and(|w| w != *v))
+            .map(|(k, v)| format!("{k} {v} (the run's {})", was[k]))
+            .collect();
+        if !changed.is_empty() {
+            if !cmd.force_resume {
+                bail!(
+                    "{}: {} differs from the run being resumed; pass the run's values, or --force-resume to continue with the new ones",
+                    cmd.out.display(),
+                    changed.join(", ")
+                );
+            }
+            if cmd.optimizer != state.optimizer.kind || cmd.momentum != state.optimizer.momentum {
+                state.optimizer = Optimizer::new(cmd.optimizer, cmd.momentum, &state.net);
+            }
+        }
         if let Some(spec) = &cmd.arch {
             let (arch, preset) = presets::resolve(spec)?;
             let arch = if preset { presets::with_classes(arch, state.net.output_size()) } else { arch };
@@ -120,9 +150,13 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     if train_set.classes.len() != outputs {
         bail!("{}: {} classes, but the network's last layer has {outputs} units", cmd.data, train_set.classes.len());
     }
-    if !state.classes.is_empty() && state.classes != train_set.classes {
-        bail!("{}: classes {:?} differ from the checkpoint's {:?}", cmd.data, train_set.classes, state.classes);
-    }
+    // A resumed run keeps the checkpoint's classes, matched by name.
+    let (train_set, val_set) = if state.classes.is_empty() {
+        (train_set, val_set)
+    } else {
+        let relabel = |d: Dataset| d.relabel(&state.classes).map_err(|e| anyhow!("{}: {e}", cmd.data));
+        (relabel(train_set)?, val_set.map(relabel).transpose()?)
+    };
     let state = State { classes: train_set.classes.clone(), ..state };
     let created = !cmd.out.exists();
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
@@ -135,8 +169,18 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         shape[2],
         val_set.as_ref().map_or(0, Dataset::len)
     );
+    interrupt_handler(cmd)?;
     let state = match fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg) {
         Ok(state) => state,
+        Err(e) if e.is::<fit::Interrupted>() => {
+            let finished = checkpoint::state_path(&cmd.out).is_file();
+            if created && !finished {
+                let _ = std::fs::remove_file(cmd.out.join(checkpoint::LOCK_FILE));
+                let _ = std::fs::remove_dir(&cmd.out);
+            }
+            eprintln!("{}", interrupted_message(cmd, finished));
+            std::process::exit(130);
+        }
         Err(e) => {
             // A run that stopped before its first epoch was saved leaves no empty
             // folder behind (remove_dir only removes an empty one).
@@ -159,4 +203,49 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         per_epoch
     );
     Ok(())
+}
+
+/// Ctrl-C stops training after the batch in progress (see [`fit::INTERRUPT`]); a second
+/// Ctrl-C ends the process at once.
+fn interrupt_handler(cmd: &Cmd) -> Result<()> {
+    let out = cmd.out.clone();
+    ctrlc::set_handler(move || {
+        if fit::INTERRUPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("\n{}: interrupted again; stopping now", out.display());
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")
+}
+
+/// What to run next after Ctrl-C: this command with `--resume`, or (nothing finished)
+/// the same command again.
+fn interrupted_message(cmd: &Cmd, finished: bool) -> String {
+    let quote = |a: String| {
+        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@".contains(c)) {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    let mut args: Vec<String> = std::env::args().map(quote).collect();
+    if let Some(first) = args.first_mut() {
+        *first = "microcnn".into();
+    }
+    if finished {
+        if !cmd.resume {
+            args.push("--resume".into());
+        }
+        format!(
+            "\ninterrupted; the last finished epoch is saved in {}. Continue with:\n  {}",
+            cmd.out.display(),
+            args.join(" ")
+        )
+    } else {
+        args.retain(|a| a != "--resume" && a != "--force-resume");
+        format!(
+            "\ninterrupted before the first epoch finished; nothing was saved. Start again with:\n  {}",
+            args.join(" ")
+        )
+    }
 }
