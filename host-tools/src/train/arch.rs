@@ -63,6 +63,10 @@ pub enum PaddingSpec {
     Valid,
     /// Output size `ceil(input / stride)`.
     Same,
+    /// Zero padding `[top, bottom, left, right]` (`padding = { explicit = [1, 1, 1, 1] }`):
+    /// a TFLite `PAD` folded into the convolution after it. Pooling windows do not count
+    /// padded cells, as with `same`.
+    Explicit([usize; 4]),
 }
 
 /// A fused activation.

@@ -1,11 +1,13 @@
 //! f32 training: networks and their kernels ([`nn`]), architecture files ([`arch`]) and
 //! [`presets`], one training [`step`] (with optional fake quantization), the loop
 //! ([`fit`]), [`checkpoint`]s, the training record ([`metrics`]) and its [`plot`]s,
-//! transfer learning ([`transfer`]) and the pretrained bases ([`zoo`]).
+//! transfer learning ([`transfer`]), the pretrained bases ([`zoo`]) and float32 TFLite
+//! models as networks ([`float_tflite`]).
 
 pub mod arch;
 pub mod checkpoint;
 pub mod fit;
+pub mod float_tflite;
 pub mod metrics;
 pub mod nn;
 pub mod plot;

@@ -228,7 +228,7 @@ struct Builder {
 fn padding(p: PaddingSpec) -> Padding {
     match p {
         PaddingSpec::Same => Padding::Same,
-        PaddingSpec::Valid => Padding::Valid,
+        PaddingSpec::Valid | PaddingSpec::Explicit(_) => Padding::Valid,
     }
 }
 
@@ -288,9 +288,15 @@ impl Builder {
     ) -> Result<Geom> {
         let s = self.nodes[input].shape;
         let (p, dil) = (padding(pad), 1);
-        let (Some(oh), Some(ow)) =
-            (output_size(s[0], kernel[0], strides[0], dil, p), output_size(s[1], kernel[1], strides[1], dil, p))
-        else {
+        // Explicit padding: a valid window over the padded input.
+        let extra = match pad {
+            PaddingSpec::Explicit([t, b, l, r]) => [t + b, l + r],
+            _ => [0, 0],
+        };
+        let (Some(oh), Some(ow)) = (
+            output_size(s[0] + extra[0], kernel[0], strides[0], dil, p),
+            output_size(s[1] + extra[1], kernel[1], strides[1], dil, p),
+        ) else {
             bail!("a {}×{} window does not fit the {}×{} input (padding \"valid\")", kernel[0], kernel[1], s[0], s[1]);
         };
         if bounded_product(&[oh, ow, out_c], MAX_ACTIVATION).is_none() {
@@ -301,10 +307,13 @@ impl Builder {
             output: [oh, ow, out_c],
             kernel,
             strides,
-            pad: [
-                padding_before(s[0], kernel[0], strides[0], dil, oh),
-                padding_before(s[1], kernel[1], strides[1], dil, ow),
-            ],
+            pad: match pad {
+                PaddingSpec::Explicit([t, _, l, _]) => [t, l],
+                _ => [
+                    padding_before(s[0], kernel[0], strides[0], dil, oh),
+                    padding_before(s[1], kernel[1], strides[1], dil, ow),
+                ],
+            },
         })
     }
 

@@ -5,15 +5,18 @@ use clap::Args;
 use microcnn_tools::data::augment::AugmentArgs;
 use microcnn_tools::train::checkpoint::{self, State};
 use microcnn_tools::train::fit::{self, load_data};
+use microcnn_tools::train::float_tflite;
 use microcnn_tools::train::nn::optim::{Kind, Optimizer};
 use microcnn_tools::train::transfer::{self, Mode};
 use microcnn_tools::train::zoo;
 use std::path::PathBuf;
 
-/// Transfer learning from a pretrained base (a zoo name or a checkpoint directory).
+/// Transfer learning from a pretrained base (a zoo name, a checkpoint directory or a
+/// float32 `.tflite` model).
 #[derive(Args, Debug)]
 pub struct Cmd {
-    /// Zoo name (`microcnn zoo`) or checkpoint directory.
+    /// Zoo name (`microcnn zoo`), checkpoint directory, or float32 `.tflite` model whose
+    /// last FULLY_CONNECTED (+ SOFTMAX) is the classifier to replace.
     #[arg(long)]
     pub base: String,
     /// Training data; images are resized and converted to the base's input.
@@ -80,7 +83,19 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         fake_quant: None,
     };
     cfg.check()?;
-    let (base, _) = zoo::load(&cmd.base)?;
+    let tflite = float_tflite::is_tflite(&cmd.base);
+    let base = if tflite {
+        let path = std::path::Path::new(&cmd.base);
+        let net = float_tflite::load(path)?;
+        float_tflite::check_classifier(&net).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        float_tflite::check_data_size(&cmd.data, path, net.input_shape())?;
+        if let Some(v) = &cmd.val_data {
+            float_tflite::check_data_size(v, path, net.input_shape())?;
+        }
+        net
+    } else {
+        zoo::load(&cmd.base)?.0
+    };
     let depth = transfer::base_depth(&base.arch);
     if cmd.mode == Mode::FineTuning && (cmd.unfreeze_top == 0 || cmd.unfreeze_top > depth) {
         bail!("--unfreeze-top {}: the base {} has {depth} layers; choose 1 to {depth}", cmd.unfreeze_top, cmd.base);

@@ -9,12 +9,15 @@ use microcnn_tools::data::dataset;
 use microcnn_tools::inspect::summary;
 use microcnn_tools::io::fs;
 use microcnn_tools::quantize::{ptq, qat};
+use microcnn_tools::train::checkpoint::Info;
+use microcnn_tools::train::float_tflite;
 use std::path::PathBuf;
 
 /// Quantize a trained checkpoint to an int8 `.mcnn` model.
 #[derive(Args, Debug)]
 pub struct Cmd {
-    /// Checkpoint directory (from `train` or `finetune`).
+    /// Checkpoint directory (from `train` or `finetune`), zoo base, or float32 `.tflite`
+    /// model (quantized whole, classifier included).
     pub dir: PathBuf,
     /// Calibration data (typically the training data).
     #[arg(long)]
@@ -45,9 +48,20 @@ pub struct Cmd {
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     // A checkpoint directory or a zoo base's name (`microcnn quantize vgg-shapes …`).
-    let (mut net, info) = microcnn_tools::train::zoo::load(&cmd.dir.to_string_lossy())?;
+    let spec = cmd.dir.to_string_lossy();
+    let tflite = float_tflite::is_tflite(&spec);
+    let (mut net, info) = if tflite {
+        let net = float_tflite::load(&cmd.dir)?;
+        float_tflite::check_data_size(&cmd.calib, &cmd.dir, net.input_shape())?;
+        // A TFLite file has no label names: the classes are numbered.
+        let classes = (0..net.output_size()).map(|k| k.to_string()).collect();
+        (net, Info { classes, epoch: 0, val_accuracy: None })
+    } else {
+        microcnn_tools::train::zoo::load(&spec)?
+    };
     let data = dataset::load(&cmd.calib, Some(net.input_shape()))?;
-    if data.classes.len() != info.classes.len() {
+
+    if !tflite && data.classes.len() != info.classes.len() {
         eprintln!(
             "warning: {} has {} classes, the checkpoint {}; calibration only needs images",
             cmd.calib,
@@ -61,7 +75,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         net = qat::fit(&net, &data, cmd.qat_epochs, cmd.qat_lr, cmd.batch, cmd.seed, &calib)?;
     }
     let name = cmd.name.clone().unwrap_or_else(|| {
-        cmd.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+        let stem = if tflite { cmd.dir.file_stem() } else { cmd.dir.file_name() };
+        stem.map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
     });
     let graph = ptq::quantize(&net, &calib, &name, &info.classes).with_context(|| format!("{}", cmd.dir.display()))?;
     let plan = plan::plan(&graph);
