@@ -53,7 +53,9 @@ pub struct ConvParams<'a> {
 /// Runs a 2-D convolution. `input` holds `input_shape.elements()` values,
 /// `output` holds `output_shape.elements()`.
 ///
-/// Filters up to 16 values long run the row kernel (`conv_rows.rs`; 7 KiB of stack);
+/// On DSP cores, 3-row filters with rows of up to 10 values (3×3 on 1–3 channels) run
+/// the three-row kernel (`conv_rows.rs`; 8 KiB of stack). Filters up to 16 values long
+/// run the row kernel (`conv_rows.rs`; 7 KiB of stack);
 /// longer ones up to 1024 values (`KH·KW·C_in ≤ 1024`) run
 /// the im2col kernel (two output pixels × two output channels per pass; 4 KiB of
 /// stack for two columns); longer ones the [reference kernel](mod@super::reference).
