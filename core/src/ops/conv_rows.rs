@@ -14,7 +14,7 @@
 //! |x − zp| ≤ 255 and |w| ≤ 128, far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, ROWS3_STRIDE};
+use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, sums_row8, ROWS3_STRIDE};
 use super::conv::ConvParams;
 #[cfg(microcnn_arm_dsp)]
 use super::FastRequant;
@@ -238,6 +238,12 @@ fn channel_row<const N: usize>(
 /// The sums of the widened filter `f` over the row's receptive fields.
 #[inline(always)]
 fn channel_sums<const N: usize>(row: &[[u32; N]], sums: &mut [i32], f: &[u32; N]) {
+    #[cfg(microcnn_arm_dsp)]
+    if let Ok(f8) = <&[u32; 8]>::try_from(&f[..]) {
+        let n = row.len().min(sums.len());
+        sums_row8(row.as_flattened(), f8, &mut sums[..n]);
+        return;
+    }
     let f = *f;
     for (col, a) in row.iter().zip(sums.iter_mut()) {
         let mut acc = 0;
