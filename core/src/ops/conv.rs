@@ -53,7 +53,9 @@ pub struct ConvParams<'a> {
 /// Runs a 2-D convolution. `input` holds `input_shape.elements()` values,
 /// `output` holds `output_shape.elements()`.
 ///
-/// Filters up to 16 values long run the row kernel (`conv_rows.rs`; 7 KiB of stack);
+/// On DSP cores, 3-row filters with rows of up to 10 values (3×3 on 1–3 channels) run
+/// the three-row kernel (`conv_rows.rs`; 8 KiB of stack). Filters up to 16 values long
+/// run the row kernel (`conv_rows.rs`; 7 KiB of stack);
 /// longer ones up to 1024 values (`KH·KW·C_in ≤ 1024`) run
 /// the im2col kernel (two output pixels × two output channels per pass; 4 KiB of
 /// stack for two columns); longer ones the [reference kernel](mod@super::reference).
@@ -76,7 +78,7 @@ pub fn conv2d_s8(
     // A 3×3 first layer on a three-channel image (and other 3-row filters with rows
     // of up to 10 values).
     #[cfg(microcnn_arm_dsp)]
-    if super::conv_rows::three_rows::<15>(input, input_shape, input_zero_point, output, output_shape, params) {
+    if super::conv_rows::three_rows(input, input_shape, input_zero_point, output, output_shape, params) {
         return;
     }
     conv2d_s8_im2col(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
@@ -167,10 +169,14 @@ fn conv2d_s8_im2col(
     params: &ConvParams<'_>,
     filter_len: usize,
 ) {
-    // The fast requantization when every channel has it (the usual case), else the exact one.
+    // The fast requantization when every channel has it (the usual case); else, on DSP
+    // cores, the reference kernel (one instantiation of the im2col kernel: code size;
+    // such layers have a real scale ≥ 0.5 or a bias near 2^30).
     let bound = acc_bound(filter_len, input_zero_point);
     if (0..output_shape.channels).all(|o| FastRequant::for_channel(&params.quant, o, bound).is_some()) {
         im2col_blocks::<FastRequant>(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
+    } else if cfg!(microcnn_arm_dsp) {
+        reference::conv2d_s8(input, input_shape, input_zero_point, output, output_shape, params);
     } else {
         im2col_blocks::<Requant>(input, input_shape, input_zero_point, output, output_shape, params, filter_len);
     }

@@ -14,7 +14,7 @@
 //! |x − zp| ≤ 255 and |w| ≤ 128, far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, ROWS3_STRIDE};
+use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, sums_row8, ROWS3_STRIDE};
 use super::conv::ConvParams;
 #[cfg(microcnn_arm_dsp)]
 use super::FastRequant;
@@ -77,7 +77,7 @@ pub(crate) fn conv2d_s8_rows(
         }
     }
     #[cfg(microcnn_arm_dsp)]
-    if three_rows::<6>(input, input_shape, input_zero_point, output, output_shape, params) {
+    if three_rows(input, input_shape, input_zero_point, output, output_shape, params) {
         return true;
     }
     match words {
@@ -238,6 +238,12 @@ fn channel_row<const N: usize>(
 /// The sums of the widened filter `f` over the row's receptive fields.
 #[inline(always)]
 fn channel_sums<const N: usize>(row: &[[u32; N]], sums: &mut [i32], f: &[u32; N]) {
+    #[cfg(microcnn_arm_dsp)]
+    if let Ok(f8) = <&[u32; 8]>::try_from(&f[..]) {
+        let n = row.len().min(sums.len());
+        sums_row8(row.as_flattened(), f8, &mut sums[..n]);
+        return;
+    }
     let f = *f;
     for (col, a) in row.iter().zip(sums.iter_mut()) {
         let mut acc = 0;
@@ -260,10 +266,11 @@ const THREE_ROWS_CHANNELS: usize = 64;
 #[cfg(microcnn_arm_dsp)]
 const ROW_HALVES: usize = ROWS3_STRIDE / 2;
 
-/// DSP kernel for three kernel rows of at most `2·W/3` values each (`KH = 3`,
-/// `KW·C_in ≤ 4` with `W = 6`, `≤ 10` with `W = 15`; dilation 1 along the width: a
-/// 3×3 first layer on a one- or three-channel image), when every channel has the fast
-/// requantization.
+/// DSP kernel for three kernel rows of at most ten values each (`KH = 3`,
+/// `KW·C_in ≤ 10`, dilation 1 along the width: a 3×3 first layer on a one- to
+/// three-channel image), when every channel has the fast requantization. Rows of up
+/// to four values take two words per kernel row (the filter in registers), longer
+/// ones five (the filter read from memory).
 ///
 /// Per output row, the three input rows it reads are widened once (`x − zp` as `i16`,
 /// padding columns 0) into rows of `ROWS3_STRIDE` bytes; then per output channel the
@@ -273,7 +280,7 @@ const ROW_HALVES: usize = ROWS3_STRIDE / 2;
 /// `false` (having written nothing) when the layer does not fit.
 #[cfg(microcnn_arm_dsp)]
 #[inline(never)]
-pub(crate) fn three_rows<const W: usize>(
+pub(crate) fn three_rows(
     input: &[i8],
     input_shape: Shape,
     input_zero_point: i32,
@@ -286,18 +293,17 @@ pub(crate) fn three_rows<const W: usize>(
     let run = window.kernel_w * in_c; // values per kernel row
     let (out_w, out_c) = (output_shape.width, output_shape.channels);
     let step = window.stride_w * in_c; // halfwords between neighbouring pixels' fields
-    let words = W / 3; // per kernel row
-                       // The last pixel's loads reach halfword (out_w − 1)·step + 2·words − 1 of each row.
+    let words = if run <= 4 { 2 } else { 5 }; // per kernel row
+                                              // The last pixel's loads reach halfword (out_w − 1)·step + 2·words − 1 of each row.
     let span = (out_w.max(1) - 1) * step + 2 * words;
     if window.kernel_h != 3
         || window.dilation_w != 1
         || run == 0
         || run > 2 * words
-        || (W != 6 && W != 15)
         || out_w == 0
         || out_w > ROW_WORDS / 2
         || span > ROW_HALVES
-        || out_c * W > FILTER_WORDS
+        || out_c * 15 > FILTER_WORDS
     {
         return false;
     }
@@ -314,7 +320,8 @@ pub(crate) fn three_rows<const W: usize>(
     }
     // Filters widened once: kernel row r of channel o in words 2r, 2r + 1, unused lanes 0.
     let mut filter_words = [0_u32; FILTER_WORDS];
-    let Some(filters) = filter_words.as_chunks_mut::<W>().0.get_mut(..out_c) else {
+    // Each channel's filter in a 15-word slot (its first 3·words words used).
+    let Some(filters) = filter_words.as_chunks_mut::<15>().0.get_mut(..out_c) else {
         return false;
     };
     for (o, f) in filters.iter_mut().enumerate() {
@@ -362,10 +369,11 @@ pub(crate) fn three_rows<const W: usize>(
             }
         }
         for (o, (f, r)) in filters.iter().zip(&requants).enumerate() {
-            // W is 6 or 15 (checked above).
-            if let Ok(f) = <&[u32; 6]>::try_from(&f[..]) {
-                sums_3x2(&rows, 2 * step, f, sums);
-            } else if let Ok(f) = <&[u32; 15]>::try_from(&f[..]) {
+            if words == 2 {
+                if let Ok(f) = <&[u32; 6]>::try_from(&f[..6]) {
+                    sums_3x2(&rows, 2 * step, f, sums);
+                }
+            } else {
                 sums_3x5(&rows, 2 * step, f, sums);
             }
             let Some(out) = out_row.get_mut(o..) else {

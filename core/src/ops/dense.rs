@@ -41,7 +41,7 @@ pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8]
         return;
     };
     let bound = acc_bound(n, input_zero_point);
-    let requant = |o: usize, acc: i32| ChannelRequant::new(&params.quant, o, bound).map_or(0, |r| r.output(acc));
+    let requant = |o: usize, acc: i32| unit_output(&params.quant, o, bound, acc);
     let mut o = 0;
     // DSP cores: three output units per pass (one column load for three rows).
     #[cfg(microcnn_arm_dsp)]
@@ -76,6 +76,12 @@ pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8]
     if let (Some(y), Some(w)) = (outputs.into_remainder().first_mut(), weights.get(o * n..)) {
         *y = requant(o, dot_2x1(w, w, n, &columns)[0]);
     }
+}
+
+/// Unit `o`'s output for `acc` (one call per unit: code size over a few instructions).
+#[inline(never)]
+fn unit_output(quant: &ChannelQuant<'_>, o: usize, bound: i64, acc: i32) -> i8 {
+    ChannelRequant::new(quant, o, bound).map_or(0, |r| r.output(acc))
 }
 
 #[cfg(test)]

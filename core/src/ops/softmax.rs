@@ -24,7 +24,8 @@ pub struct SoftmaxParams {
 }
 
 impl SoftmaxParams {
-    #[inline]
+    /// Not inlined: called from both passes (code size).
+    #[inline(never)]
     fn exp(&self, diff: i32) -> i32 {
         let shifted = diff.wrapping_mul(1_i32.wrapping_shl(self.input_left_shift as u32));
         let rescaled = saturating_rounding_doubling_high_mul(shifted, self.input_multiplier);

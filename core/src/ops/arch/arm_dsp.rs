@@ -383,6 +383,56 @@ pub fn dot_3x1_groups(rows: &[i8], stride: usize, column: &[u32], groups: usize)
     [a0, a1, a2]
 }
 
+/// The row kernel's sums for filters of eight words (`conv_rows.rs`, 11 to 16 values):
+/// `sums[i] = Σ_{j < 8} SMLAD(row[8i + j], f[j])`, filter and row read by `LDRD` (both
+/// word-aligned). Stops (writing nothing) when `row` is shorter than `8·sums.len()`.
+/// 19 instructions per output.
+#[inline(always)]
+pub fn sums_row8(row: &[u32], f: &[u32; 8], sums: &mut [i32]) {
+    let n = sums.len();
+    if n == 0 || row.len() < n.saturating_mul(8) {
+        return;
+    }
+    // SAFETY: iteration i reads row words [8i, 8i + 8) and the 8 words of `f`, and
+    // writes sums[i], i < n, inside the slices (checked above); both are word-aligned
+    // `u32` data, as LDRD needs. The pointer and counter operands are inout and
+    // discarded; SUBS clobbers the flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {xa}, {xb}, [{p}], #32",
+            "ldrd {fa}, {fb}, [{f}]",
+            "smuad {a}, {xa}, {fa}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-24]",
+            "ldrd {fa}, {fb}, [{f}, #8]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-16]",
+            "ldrd {fa}, {fb}, [{f}, #16]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-8]",
+            "ldrd {fa}, {fb}, [{f}, #24]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "str {a}, [{s}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) row.as_ptr() => _,
+            s = inout(reg) sums.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            f = in(reg) f.as_ptr(),
+            xa = out(reg) _,
+            xb = out(reg) _,
+            fa = out(reg) _,
+            fb = out(reg) _,
+            a = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
 /// Bytes between the three widened input rows of [`sums_3x2`].
 pub const ROWS3_STRIDE: usize = 512;
 
