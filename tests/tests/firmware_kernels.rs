@@ -107,7 +107,7 @@ fn pool_model(shape: (usize, usize, usize), kernel: usize, stride: usize, same: 
     let input = b.tensor(shape, 0.02, 3);
     let (window, h, w) = window(shape, kernel, stride, 1, same);
     let output = b.tensor(Shape::new(h, w, shape.channels), 0.02, 3);
-    let act = if seed % 2 == 0 { (i8::MIN, i8::MAX) } else { (3, 100) };
+    let act = if seed.is_multiple_of(2) { (i8::MIN, i8::MAX) } else { (3, 100) };
     let params = if avg { LayerParams::AvgPool2d { window, act } } else { LayerParams::MaxPool2d { window, act } };
     b.graph.ops.push(OpDef { inputs: vec![input], output, params });
     b.finish(input, output)
