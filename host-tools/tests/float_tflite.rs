@@ -85,6 +85,12 @@ fn mobilenetv2_maps_onto_residual_blocks() {
     assert_eq!((adds, depthwise), (3, 7));
     let concat = float_tflite::load(&file("concat.tflite")).unwrap();
     assert_eq!(concat.nodes.iter().filter(|n| matches!(n.layer, Layer::Concat)).count(), 1);
+    // VGG's second ZeroPadding2D(1) before a stride-2 valid conv is not SAME: explicit
+    // padding, which a checkpoint's arch.toml keeps.
+    let vgg = float_tflite::load(&file("vgg.tflite")).unwrap();
+    let toml = vgg.arch.to_toml();
+    assert!(toml.contains("explicit = [1, 1, 1, 1]"), "{toml}");
+    assert_eq!(microcnn_tools::train::arch::Arch::parse(&toml).unwrap(), vgg.arch);
 }
 
 fn predictions(bytes: &[u8], data: &Dataset) -> Vec<usize> {
