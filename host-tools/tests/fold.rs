@@ -27,7 +27,7 @@ fn folded_batchnorm_equals_the_unfolded_network() {
     let mut batchnorms = 0;
     for node in &mut net.nodes {
         for p in &mut node.params {
-            let range = match &*p.name {
+            let range = match p.name {
                 "gamma" => 0.5..2.0,
                 "beta" | "moving_mean" => -0.5..0.5,
                 "moving_variance" => 0.2..3.0,
