@@ -47,6 +47,11 @@ qemu-system-arm --version | head -1
 step "tests (unit, property, vectors, robustness, CLI, doctests, QEMU firmware)"
 cargo test --workspace --locked
 
+step "fuzz targets compile (a standalone cargo-fuzz project; campaigns are run by hand, see fuzz/README.md)"
+# cargo check on stable (libfuzzer-sys needs no nightly flag to type-check); the shared
+# target directory reuses the workspace's dependency builds.
+cargo check --locked --manifest-path fuzz/Cargo.toml --bins --target-dir target
+
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 

@@ -66,6 +66,25 @@ fn digits_train_quantize_eval_and_infer_agree() {
     let again = dir.path().join("again.npy");
     run_ok(&["infer", &s(&model), "--input", &s(&inputs), "--output", &s(&again)]);
     assert_eq!(std::fs::read(&outputs).unwrap(), std::fs::read(&again).unwrap());
+    // Another path than both (which share inspect::run::run_samples): one core
+    // interpreter, sample after sample, in this test; and the accuracy recomputed from
+    // those outputs with the labels of the same folder.
+    let blob = std::fs::read(&model).unwrap();
+    let parsed = microcnn_core::Model::from_bytes(&blob).unwrap();
+    let mut arena = vec![0u8; parsed.arena_size()];
+    let mut engine = microcnn_core::Interpreter::new(&parsed, &mut arena).unwrap();
+    let saved_in = microcnn_tools::io::npy::read_i8(&inputs).unwrap().data;
+    let saved_out = microcnn_tools::io::npy::read_i8(&outputs).unwrap().data;
+    let labels = microcnn_tools::data::dataset::load(&digits_folder("test"), Some([16, 16, 1])).unwrap().labels;
+    let (k, mut correct) = (10, 0);
+    for (i, x) in saved_in.chunks_exact(16 * 16).enumerate() {
+        engine.input_mut().copy_from_slice(x);
+        engine.invoke().unwrap();
+        assert_eq!(engine.output(), &saved_out[i * k..(i + 1) * k], "sample {i}");
+        let top = (0..k).rev().max_by_key(|&c| engine.output()[c]).unwrap(); // ties to the lower class
+        correct += usize::from(top == labels[i]);
+    }
+    assert_eq!(int8["correct"], correct);
 
     // The architecture's summary predicts the int8 model's arena.
     let arch_summary = json(&run_ok(&["summary", &arch(), "--json"]));

@@ -173,3 +173,42 @@ fn capture_times_out_when_done_never_comes() {
     spi.done();
     i2c.done();
 }
+
+/// The register tables against the OV2640's published register map, written here by
+/// hand (not from the driver's constants). Source: OmniVision, "OV2640 Color CMOS UXGA
+/// (2.0 MegaPixel) CameraChip Implementation Guide / datasheet", register tables for
+/// the sensor bank (0xFF = 0x01) and the DSP bank (0xFF = 0x00): COM7 = 0x12 (bit 7
+/// SRST, bits 6:4 resolution, 100 = SVGA), CLKRC = 0x11 (bits 5:0 divider, clock /
+/// (n + 1)), PIDH/PIDL = 0x0A/0x0B (0x26, 0x41 or 0x42); R_BYPASS = 0x05 (bit 0 bypass
+/// the DSP), RESET = 0xE0 (bit 2 DVP), HSIZE8/VSIZE8 = 0xC0/0xC1 (size / 8), CTRL2 =
+/// 0x86, CTRLI = 0x50, HSIZE/VSIZE = 0x51/0x52 (size / 4), XOFFL/YOFFL/VHYX =
+/// 0x53/0x54/0x55, R_DVP_SP = 0xD3, IMAGE_MODE = 0xDA (bits 3:2 = 10 RGB565), ZMOW/ZMOH/
+/// ZMHH = 0x5A/0x5B/0x5C (output size / 4), BANK_SEL = 0xFF.
+#[test]
+fn register_tables_match_the_ov2640_register_map() {
+    assert_eq!(SENSOR_ADDRESS, 0x30, "SCCB write address 0x60 >> 1");
+    assert_eq!((sensor::BANK, sensor::BANK_DSP, sensor::BANK_SENSOR), (0xFF, 0x00, 0x01));
+    assert_eq!((sensor::COM7, sensor::PIDH, sensor::PIDL), (0x12, 0x0A, 0x0B));
+    assert_eq!((sensor::R_BYPASS, sensor::RESET), (0x05, 0xE0));
+    assert_eq!((sensor::ZMOW, sensor::ZMOH, sensor::ZMHH), (0x5A, 0x5B, 0x5C));
+    // SVGA (COM7 bits 6:4 = 100), clock divided by 2 (CLKRC = 1).
+    assert_eq!(SENSOR_REGISTERS, [(0x12, 0x40), (0x11, 0x01)]);
+    assert_eq!(
+        DSP_REGISTERS,
+        [
+            (0x05, 0x01), // R_BYPASS: DSP bypassed while configured
+            (0xE0, 0x04), // RESET: DVP held in reset
+            (0xC0, 100),  // HSIZE8: 800 / 8
+            (0xC1, 75),   // VSIZE8: 600 / 8
+            (0x86, 0x3D), // CTRL2: DCW, SDE, UV_ADJ, UV_AVG, CMX
+            (0x50, 0x00), // CTRLI
+            (0x51, 200),  // HSIZE: 800 / 4
+            (0x52, 150),  // VSIZE: 600 / 4
+            (0x53, 0x00), // XOFFL
+            (0x54, 0x00), // YOFFL
+            (0x55, 0x00), // VHYX
+            (0xD3, 0x04), // R_DVP_SP
+            (0xDA, 0x08), // IMAGE_MODE: RGB565
+        ]
+    );
+}

@@ -15,8 +15,26 @@ fn check(toml: &str) {
 }
 
 /// [`check`] after `adjust` changes the network (for example a layer's mode).
-#[allow(clippy::needless_range_loop)]
 fn check_with(toml: &str, adjust: impl Fn(&mut Network)) {
+    check_tolerance(toml, Tolerance { input: 1.0, eps: 3e-3, absolute: 2e-3, relative: 0.03 }, adjust);
+}
+
+/// How a check draws inputs and compares: inputs in `[-input, input]`, central
+/// differences of step `eps`, `|numeric − analytic| ≤ absolute + relative · max(|·|)`.
+#[derive(Clone, Copy)]
+struct Tolerance {
+    input: f32,
+    eps: f32,
+    absolute: f32,
+    relative: f32,
+}
+
+/// Near the true error of central differences in f32 (correct code errs ≤ 0.2 %): a
+/// gradient 2 % off fails.
+const TIGHT: Tolerance = Tolerance { input: 1.0, eps: 1e-3, absolute: 3e-4, relative: 0.005 };
+
+#[allow(clippy::needless_range_loop)]
+fn check_tolerance(toml: &str, tol: Tolerance, adjust: impl Fn(&mut Network)) {
     let arch = Arch::parse(toml).unwrap();
     let mut net = Network::new(&arch, 3).unwrap();
     adjust(&mut net);
@@ -30,7 +48,7 @@ fn check_with(toml: &str, adjust: impl Fn(&mut Network)) {
     }
     let n = 3;
     let size: usize = arch.input.iter().product();
-    let x: Vec<f32> = (0..n * size).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let x: Vec<f32> = (0..n * size).map(|_| rng.random_range(-tol.input..tol.input)).collect();
     let classes = net.output_size();
     let labels: Vec<usize> = (0..n).map(|i| (i * 7 + 1) % classes).collect();
 
@@ -39,7 +57,7 @@ fn check_with(toml: &str, adjust: impl Fn(&mut Network)) {
     let (_, _, d) = cross_entropy(trace.output(), &labels, classes, net.ends_in_softmax());
     let grads = net.backward(&trace, d);
 
-    let eps = 3e-3;
+    let eps = tol.eps;
     let mut checked = 0;
     for i in 0..net.nodes.len() {
         for j in 0..net.nodes[i].params.len() {
@@ -59,7 +77,7 @@ fn check_with(toml: &str, adjust: impl Fn(&mut Network)) {
                 net.nodes[i].params[j].data[k] = orig;
                 let numeric = (up - down) / (2.0 * eps);
                 let analytic = grads[i][j][k];
-                let tolerance = 2e-3 + 0.03 * numeric.abs().max(analytic.abs());
+                let tolerance = tol.absolute + tol.relative * numeric.abs().max(analytic.abs());
                 assert!(
                     (numeric - analytic).abs() <= tolerance,
                     "{}.{}[{k}]: analytic {analytic}, numeric {numeric}",
@@ -74,6 +92,61 @@ fn check_with(toml: &str, adjust: impl Fn(&mut Network)) {
 }
 
 const HEAD: &str = "[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nunits = 4\n";
+
+/// Convolutions padded on every side (SAME, 3×3 stride 1; 4×4 stride 2, which pads
+/// one more on the bottom and right; 3×3 stride 2 on an odd size), each after a
+/// trainable 1×1 convolution so that its input gradient (col2im, edge rows and
+/// columns included) is checked through the kernel before it, at [`TIGHT`] tolerance.
+#[test]
+fn conv_input_gradients_with_padding_on_every_side_tight() {
+    for (kernel, strides) in [(3, 1), (4, 2), (3, 2), (5, 1)] {
+        check_tolerance(
+            &format!(
+                "input = [7, 6, 2]\n[[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 1\n\
+                 [[layer]]\ntype = \"conv2d\"\nfilters = 2\nkernel = {kernel}\nstrides = {strides}\npadding = \"same\"\n{HEAD}"
+            ),
+            TIGHT,
+            |_| {},
+        );
+    }
+}
+
+/// Depthwise convolutions (stride 1 and 2, SAME, multiplier 1 and 2) after a trainable
+/// 1×1 convolution: the depthwise input gradient, at [`TIGHT`] tolerance.
+#[test]
+fn depthwise_input_gradients_tight() {
+    for (strides, multiplier) in [(1, 1), (2, 2), (1, 2)] {
+        check_tolerance(
+            &format!(
+                "input = [7, 6, 2]\n[[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 1\n\
+                 [[layer]]\ntype = \"depthwise_conv2d\"\nkernel = 3\nstrides = {strides}\npadding = \"same\"\ndepth_multiplier = {multiplier}\n{HEAD}"
+            ),
+            TIGHT,
+            |_| {},
+        );
+    }
+}
+
+/// ReLU6 with inputs well past both clip points (many activations at 0 and at 6, as
+/// asserted): the gradient is zero beyond the clips, at [`TIGHT`] tolerance.
+#[test]
+fn relu6_past_both_clip_points_tight() {
+    let toml = format!(
+        "input = [5, 5, 2]\n[[layer]]\ntype = \"conv2d\"\nfilters = 4\nkernel = 1\nactivation = \"relu6\"\n\
+         [[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 3\npadding = \"same\"\nactivation = \"relu6\"\n{HEAD}"
+    );
+    let net = Network::new(&Arch::parse(&toml).unwrap(), 3).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let x: Vec<f32> = (0..3 * 50).map(|_| rng.random_range(-12.0..12.0)).collect();
+    let trace = net.forward(&x, 3, Mode::Train, &mut rng);
+    for (layer, share) in [(1, 8), (2, 100)] {
+        let y = &trace.outputs[layer];
+        let (low, high) = (y.iter().filter(|&&v| v == 0.0).count(), y.iter().filter(|&&v| v == 6.0).count());
+        let enough = low * share >= y.len() && high * share >= y.len();
+        assert!(enough, "layer {layer}: {low} at 0, {high} at 6 of {}", y.len());
+    }
+    check_tolerance(&toml, Tolerance { input: 12.0, ..TIGHT }, |_| {});
+}
 
 #[test]
 fn conv2d_same_and_valid_strided() {
