@@ -52,6 +52,16 @@ fn datasets_beyond_the_memory_budget_are_refused() {
         .output()
         .unwrap();
     fails_cleanly(&out, "memory budget of 0.0 GiB");
+    // The flag sets it too, and wins over the environment.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_microcnn"))
+        .args(["augment", "--data", "shapes:count=200", "--preview", &s(&grid), "--memory-budget", "1M"])
+        .env("MICROCNN_MEMORY_BUDGET", "64G")
+        .output()
+        .unwrap();
+    fails_cleanly(&out, "memory budget of 0.0 GiB");
+    let bad = microcnn(&["augment", "--data", "shapes:count=200", "--preview", &s(&grid), "--memory-budget", "lots"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected bytes, or a number with K, M or G"));
     fails_cleanly(
         &microcnn(&["augment", "--data", "shapes:classes=circle+circle", "--preview", &s(&grid)]),
         "circle is named twice",

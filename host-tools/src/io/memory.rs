@@ -3,13 +3,26 @@
 //! is a one-line error instead of the kernel's out-of-memory kill.
 //!
 //! The budget is half of this machine's physical memory (`MemTotal` of
-//! `/proc/meminfo`; 8 GiB where that cannot be read), or `MICROCNN_MEMORY_BUDGET`
-//! (bytes, or with a `K`, `M` or `G` suffix, powers of 1,024).
+//! `/proc/meminfo`; 8 GiB where that cannot be read), or the command line's
+//! `--memory-budget SIZE` ([`set_budget`]), or `MICROCNN_MEMORY_BUDGET` (bytes, or
+//! with a `K`, `M` or `G` suffix, powers of 1,024), the flag first.
 
 use anyhow::{bail, Result};
+use std::sync::OnceLock;
+
+static FLAG: OnceLock<u64> = OnceLock::new();
+
+/// Sets the budget for this process (the `--memory-budget` flag); it wins over
+/// `MICROCNN_MEMORY_BUDGET`. Only the first call counts.
+pub fn set_budget(bytes: u64) {
+    let _ = FLAG.set(bytes);
+}
 
 /// The budget in bytes (see the module doc).
 pub fn budget() -> Result<u64> {
+    if let Some(&bytes) = FLAG.get() {
+        return Ok(bytes);
+    }
     if let Some(value) = std::env::var_os("MICROCNN_MEMORY_BUDGET") {
         let text = value.to_string_lossy();
         return parse_size(&text).ok_or_else(|| {
@@ -23,7 +36,7 @@ pub fn budget() -> Result<u64> {
 }
 
 /// `123`, `64K`, `512M`, `3G` (powers of 1,024).
-fn parse_size(text: &str) -> Option<u64> {
+pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let (digits, unit) = match text.char_indices().last()? {
         (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
@@ -46,7 +59,7 @@ pub fn check(what: &str, bytes: Option<u64>) -> Result<()> {
     match bytes {
         Some(b) if b <= budget => Ok(()),
         Some(b) => bail!(
-            "{what} needs {:.1} GiB, more than the memory budget of {:.1} GiB (half the machine's memory; set MICROCNN_MEMORY_BUDGET to change it)",
+            "{what} needs {:.1} GiB, more than the memory budget of {:.1} GiB (half the machine's memory unless --memory-budget or MICROCNN_MEMORY_BUDGET sets it)",
             b as f64 / f64::from(1 << 30),
             budget as f64 / f64::from(1 << 30)
         ),

@@ -46,6 +46,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Bytes a command may plan to hold (datasets, networks, batches) before it refuses
+    /// with an error: a number with K, M or G (powers of 1,024). Default: half the
+    /// machine's memory, or MICROCNN_MEMORY_BUDGET.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_budget)]
+    memory_budget: Option<u64>,
+}
+
+fn parse_budget(text: &str) -> Result<u64, String> {
+    microcnn_tools::io::memory::parse_size(text).ok_or_else(|| "expected bytes, or a number with K, M or G".into())
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +91,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(bytes) = cli.memory_budget {
+        microcnn_tools::io::memory::set_budget(bytes);
+    }
     let result = match &cli.command {
         Command::Export(c) => cmd::export::run(c),
         Command::Augment(c) => cmd::augment::run(c),
