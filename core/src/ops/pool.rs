@@ -156,7 +156,7 @@ pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output
                 let mut quads = out.chunks_exact_mut(4);
                 let mut c = 0;
                 for quad in &mut quads {
-                    let Some(sums) = window_sums(input, window, base + c) else {
+                    let Some(sums) = sums4(input, window.iter().map(|&t| base + c + t)) else {
                         return;
                     };
                     for (y, s) in quad.iter_mut().zip(sums) {
@@ -190,7 +190,7 @@ pub fn avg_pool2d_s8(input: &[i8], input_shape: Shape, output: &mut [i8], output
             let mut quads = out.chunks_exact_mut(4);
             let mut c = 0;
             for quad in &mut quads {
-                let Some(sums) = quad_sums(input, &taps, c) else {
+                let Some(sums) = sums4(input, taps.offsets().map(|at| at + c)) else {
                     return;
                 };
                 for (y, s) in quad.iter_mut().zip(sums) {
@@ -242,16 +242,16 @@ impl Divider {
     }
 }
 
-/// Sums of channels `at..at + 4` over a whole window (`window`: tap offsets);
-/// `None` when the input is shorter than its shape says.
+/// Sums of four consecutive channels over the taps starting at `starts` (at most
+/// [`MAX_POOL_TAPS`]); `None` when the input is shorter than its shape says.
 #[inline(always)]
-fn window_sums(input: &[i8], window: &[usize], at: usize) -> Option<[i32; 4]> {
+fn sums4(input: &[i8], starts: impl Iterator<Item = usize>) -> Option<[i32; 4]> {
     #[cfg(microcnn_arm_dsp)]
     {
         // |sum| ≤ 64 · 128 = 2^13 fits an i16 lane.
         let (mut even, mut odd) = (0_u32, 0_u32);
-        for &t in window {
-            let x = input.get(at + t..at + t + 4)?;
+        for at in starts {
+            let x = input.get(at..at + 4)?;
             let word = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
             even = sadd16(even, sxtb16(word));
             odd = sadd16(odd, sxtb16_ror8(word));
@@ -263,8 +263,8 @@ fn window_sums(input: &[i8], window: &[usize], at: usize) -> Option<[i32; 4]> {
     #[cfg(not(microcnn_arm_dsp))]
     {
         let mut sums = [0_i32; 4];
-        for &t in window {
-            let x = input.get(at + t..at + t + 4)?;
+        for at in starts {
+            let x = input.get(at..at + 4)?;
             for (s, &v) in sums.iter_mut().zip(x) {
                 *s += i32::from(v);
             }
@@ -291,37 +291,6 @@ impl PixelTaps {
             let row = (self.origin_y + ky as isize) as usize * self.width;
             self.cols.clone().map(move |kx| (row + (self.origin_x + kx as isize) as usize) * self.channels)
         })
-    }
-}
-
-/// Sums of channels `c..c + 4` over the valid taps (at most [`MAX_POOL_TAPS`]);
-/// `None` when the input is shorter than its shape says.
-#[inline(always)]
-fn quad_sums(input: &[i8], taps: &PixelTaps, c: usize) -> Option<[i32; 4]> {
-    #[cfg(microcnn_arm_dsp)]
-    {
-        // |sum| ≤ 64 · 128 = 2^13 fits an i16 lane.
-        let (mut even, mut odd) = (0_u32, 0_u32);
-        for at in taps.offsets() {
-            let x = input.get(at + c..at + c + 4)?;
-            let word = u32::from_le_bytes([x[0] as u8, x[1] as u8, x[2] as u8, x[3] as u8]);
-            even = sadd16(even, sxtb16(word));
-            odd = sadd16(odd, sxtb16_ror8(word));
-        }
-        let low = |v: u32| i32::from(v as u16 as i16);
-        let high = |v: u32| (v as i32) >> 16;
-        Some([low(even), low(odd), high(even), high(odd)])
-    }
-    #[cfg(not(microcnn_arm_dsp))]
-    {
-        let mut sums = [0_i32; 4];
-        for at in taps.offsets() {
-            let x = input.get(at + c..at + c + 4)?;
-            for (s, &v) in sums.iter_mut().zip(x) {
-                *s += i32::from(v);
-            }
-        }
-        Some(sums)
     }
 }
 
