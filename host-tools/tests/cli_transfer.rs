@@ -89,6 +89,8 @@ fn fine_tuning_changes_only_the_top_layers() {
         "1",
         "--fine-tune-epochs",
         "1",
+        "--val-split",
+        "0",
         "--unfreeze-top",
         "3",
         "--quiet",

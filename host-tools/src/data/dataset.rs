@@ -11,6 +11,7 @@
 //! | `FILE` (an IDX images file) or `DIR` holding one IDX pair | MNIST-format IDX data (see [`idx`]) |
 //! | `digits`, `digits:train`, `digits:test` | the built-in 8×8 handwritten digits (1438 train / 359 test, classes `0`…`9`) |
 //! | `shapes[:key=value,...]` | built-in, procedurally drawn camera-like shapes (see [`shapes`]) |
+//! | `atoms[:key=value,...]` | built-in, formula-driven: up to 396 classes of radial contours drawn like `shapes` (for pretraining) |
 //!
 //! A path that happens to be called `digits` or `shapes` is reached as `./digits`.
 //!
@@ -194,8 +195,12 @@ pub fn load(spec: &str, shape: Option<[usize; 3]>) -> Result<Dataset> {
     };
     match name {
         "digits" => return digits(options.unwrap_or("train"), shape),
-        "shapes" => {
-            let params = shapes::Params::parse(options.unwrap_or(""), shape)?;
+        "shapes" | "atoms" => {
+            let params = if name == "atoms" {
+                shapes::Params::parse_atoms(options.unwrap_or(""), shape)?
+            } else {
+                shapes::Params::parse(options.unwrap_or(""), shape)?
+            };
             let dataset = shapes::generate(&params);
             return Ok(match shape {
                 Some(s) => dataset.convert(s),
@@ -207,7 +212,7 @@ pub fn load(spec: &str, shape: Option<[usize; 3]>) -> Result<Dataset> {
     let path = Path::new(spec);
     if !path.exists() {
         if options.is_some() && !name.contains(['/', '\\']) && !name.is_empty() {
-            bail!("{spec}: no such file or folder, and {name:?} is not a built-in dataset (digits, shapes)");
+            bail!("{spec}: no such file or folder, and {name:?} is not a built-in dataset (digits, shapes, atoms)");
         }
         bail!("{}: no such file or folder", path.display());
     }

@@ -24,6 +24,13 @@
 //! under it), shaded along a random direction and antialiased by 4×4 supersampling; then
 //! a random exposure, vignetting, sometimes defocus blur, Gaussian sensor noise, and 8-bit
 //! quantization. Gray images are the luma of the colour picture.
+//!
+//! `atoms[:key=value,...]` draws formula-driven classes the same way, for pretraining
+//! general-purpose bases (formula-driven supervised learning, as FractalDB and
+//! VisualAtom do for ImageNet-size nets): class `k` of `classes=N` (default 200, at most
+//! [`ATOM_CLASSES`]) is a closed radial contour given by two sine waves (see `Atom`),
+//! filled, stroked or hollow. The keys are those above, `classes` being a count; the
+//! pictures use the same random streams as `shapes`, with the outline's own draws last.
 
 use super::Dataset;
 use anyhow::{bail, Context, Result};
@@ -66,38 +73,129 @@ pub struct Params {
     pub split: Split,
     /// The classes drawn, names from [`ALL_CLASSES`]; label = position here.
     pub classes: Vec<&'static str>,
+    /// `Some(n)`: the formula-driven `atoms` set of `n` classes instead (`classes` unused).
+    pub atoms: Option<usize>,
+}
+
+/// Number of distinct formula-driven classes (`atoms:classes=N`, N up to this).
+pub const ATOM_CLASSES: usize = 336;
+
+/// The formula of `atoms` class `label`: a closed radial contour
+/// `R(θ) = 1 + a₁ sin(n₁θ + φ) + a₂ sin(n₂θ + n₂φ/n₁ + δ)` (scaled to fit the unit
+/// circle) with `1 ≤ n₁ < n₂ ≤ 8` (28 frequency pairs), drawn filled, as a stroke or
+/// hollow (3 styles), with moderate or strong amplitudes (2 regimes) and the second
+/// wave in phase or in quadrature with the first (δ = 0 or π/2, 2 settings): 336
+/// classes, each a distinct outline at 32×32 pixels. φ (a rotation) is drawn per
+/// picture. Consecutive labels change the style first, so any first `N` classes mix all three.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Atom {
+    n1: f64,
+    n2: f64,
+    style: usize,
+    amplitude: (f64, f64),
+    delta: f64,
+}
+
+impl Atom {
+    fn of(label: usize) -> Atom {
+        let pair = (label / 3) % 28;
+        let (mut n1, mut left) = (1, pair);
+        while left >= 8 - n1 {
+            left -= 8 - n1;
+            n1 += 1;
+        }
+        let amplitude = if (label / 84).is_multiple_of(2) { (0.12, 0.2) } else { (0.22, 0.32) };
+        let delta = if label / 168 == 0 { 0.0 } else { PI / 2.0 };
+        Atom { n1: n1 as f64, n2: (n1 + 1 + left) as f64, style: label % 3, amplitude, delta }
+    }
+}
+
+/// One picture's instance of an [`Atom`]: amplitudes, phases and stroke width.
+#[derive(Clone, Copy, Debug)]
+struct AtomShape {
+    atom: Atom,
+    a1: f64,
+    a2: f64,
+    phi: f64,
+    stroke: f64,
+}
+
+impl AtomShape {
+    fn draw(atom: Atom, rng: &mut ChaCha8Rng) -> AtomShape {
+        let (lo, hi) = atom.amplitude;
+        AtomShape {
+            atom,
+            a1: rng.random_range(lo..hi),
+            a2: rng.random_range(lo..hi),
+            phi: rng.random_range(0.0..2.0 * PI),
+            stroke: rng.random_range(0.1..0.2),
+        }
+    }
+
+    fn inside(&self, u: f64, v: f64) -> bool {
+        let theta = v.atan2(u);
+        let Atom { n1, n2, delta, .. } = self.atom;
+        let first = self.a1 * (n1 * theta + self.phi).sin();
+        let second = self.a2 * (n2 * theta + n2 * self.phi / n1 + delta).sin();
+        let contour = (1.0 + first + second) / (1.0 + self.a1 + self.a2);
+        let r = u.hypot(v);
+        match self.atom.style {
+            0 => r <= contour,
+            1 => (r - contour * (1.0 - self.stroke / 2.0)).abs() <= self.stroke / 2.0,
+            _ => (0.55 * contour..=contour).contains(&r),
+        }
+    }
 }
 
 impl Params {
-    /// Parses the `key=value,...` part of a spec; defaults follow the model's input `shape`.
+    /// Parses the `key=value,...` part of a `shapes` spec; defaults follow the model's input `shape`.
     pub fn parse(options: &str, shape: Option<[usize; 3]>) -> Result<Params> {
+        Self::parse_family("shapes", options, shape)
+    }
+
+    /// Parses the `key=value,...` part of an `atoms` spec: the same keys, with
+    /// `classes=N` the number of formula-driven classes (default 200, at most
+    /// [`ATOM_CLASSES`]).
+    pub fn parse_atoms(options: &str, shape: Option<[usize; 3]>) -> Result<Params> {
+        Self::parse_family("atoms", options, shape)
+    }
+
+    fn parse_family(family: &str, options: &str, shape: Option<[usize; 3]>) -> Result<Params> {
         let [height, width, channels] = shape.unwrap_or([32, 32, 3]);
-        let mut params =
-            Params { height, width, channels, count: 2000, seed: 0, split: Split::Train, classes: CLASSES.to_vec() };
+        let mut params = Params {
+            height,
+            width,
+            channels,
+            count: 2000,
+            seed: 0,
+            split: Split::Train,
+            classes: CLASSES.to_vec(),
+            atoms: (family == "atoms").then_some(200),
+        };
         for item in options.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((key, value)) = item.split_once('=') else {
-                bail!("shapes: {item:?} is not key=value (keys: size, channels, count, seed, split, classes)");
+                bail!("{family}: {item:?} is not key=value (keys: size, channels, count, seed, split, classes)");
             };
-            let bad = || format!("shapes: {key}={value}: not a valid value");
+            let bad = || format!("{family}: {key}={value}: not a valid value");
             match key.trim() {
                 "size" => {
                     let (h, w) = value.split_once(['x', 'X']).unwrap_or((value, value));
                     params.height = h.trim().parse().with_context(bad)?;
                     params.width = w.trim().parse().with_context(bad)?;
                     if params.height < 4 || params.width < 4 || params.height > 1024 || params.width > 1024 {
-                        bail!("shapes: size={value}: each side must be 4 to 1024 pixels");
+                        bail!("{family}: size={value}: each side must be 4 to 1024 pixels");
                     }
                 }
                 "channels" => {
                     params.channels = value.trim().parse().with_context(bad)?;
                     if params.channels != 1 && params.channels != 3 {
-                        bail!("shapes: channels={value}: must be 1 or 3");
+                        bail!("{family}: channels={value}: must be 1 or 3");
                     }
                 }
                 "count" => {
                     params.count = value.trim().parse().with_context(bad)?;
                     if params.count == 0 {
-                        bail!("shapes: count=0: need at least one image");
+                        bail!("{family}: count=0: need at least one image");
                     }
                 }
                 "seed" => params.seed = value.trim().parse().with_context(bad)?,
@@ -105,8 +203,15 @@ impl Params {
                     params.split = match value.trim() {
                         "train" => Split::Train,
                         "test" => Split::Test,
-                        _ => bail!("shapes: split={value}: must be train or test"),
+                        _ => bail!("{family}: split={value}: must be train or test"),
                     }
+                }
+                "classes" if params.atoms.is_some() => {
+                    let n: usize = value.trim().parse().with_context(bad)?;
+                    if !(2..=ATOM_CLASSES).contains(&n) {
+                        bail!("{family}: classes={value}: must be 2 to {ATOM_CLASSES}");
+                    }
+                    params.atoms = Some(n);
                 }
                 "classes" => {
                     params.classes = value
@@ -114,14 +219,14 @@ impl Params {
                         .map(|name| {
                             ALL_CLASSES.iter().copied().find(|c| *c == name.trim()).with_context(|| {
                                 format!(
-                                    "shapes: classes={value}: unknown shape {name:?} (known: {})",
+                                    "{family}: classes={value}: unknown shape {name:?} (known: {})",
                                     ALL_CLASSES.join(", ")
                                 )
                             })
                         })
                         .collect::<Result<_>>()?;
                     if params.classes.len() < 2 {
-                        bail!("shapes: classes={value}: need at least two shapes, joined by +");
+                        bail!("{family}: classes={value}: need at least two shapes, joined by +");
                     }
                     if let Some(twice) = params
                         .classes
@@ -129,18 +234,25 @@ impl Params {
                         .enumerate()
                         .find_map(|(i, c)| params.classes[..i].contains(c).then_some(c))
                     {
-                        bail!("shapes: classes={value}: {twice} is named twice");
+                        bail!("{family}: classes={value}: {twice} is named twice");
                     }
                 }
-                other => bail!("shapes: unknown key {other:?} (keys: size, channels, count, seed, split, classes)"),
+                other => bail!("{family}: unknown key {other:?} (keys: size, channels, count, seed, split, classes)"),
             }
         }
         // The set is held as f32: refuse a count the machine cannot hold before drawing.
         let bytes = [params.count, params.height, params.width, params.channels, 4]
             .iter()
             .try_fold(1_u64, |acc, &d| acc.checked_mul(d as u64));
-        crate::io::memory::check(&format!("shapes: count={}", params.count), bytes)?;
+        crate::io::memory::check(&format!("{family}: count={}", params.count), bytes)?;
         Ok(params)
+    }
+}
+
+impl Params {
+    /// Number of classes (labels are `index % class_count`).
+    pub fn class_count(&self) -> usize {
+        self.atoms.unwrap_or(self.classes.len())
     }
 }
 
@@ -150,8 +262,11 @@ pub fn generate(params: &Params) -> Dataset {
     Dataset {
         shape: [params.height, params.width, params.channels],
         images: images.concat(),
-        labels: (0..params.count).map(|i| i % params.classes.len()).collect(),
-        classes: params.classes.iter().map(|c| c.to_string()).collect(),
+        labels: (0..params.count).map(|i| i % params.class_count()).collect(),
+        classes: match params.atoms {
+            Some(n) => (0..n).map(|k| format!("atom{k:03}")).collect(),
+            None => params.classes.iter().map(|c| c.to_string()).collect(),
+        },
     }
 }
 
@@ -289,7 +404,8 @@ fn draw(params: &Params, index: usize) -> Vec<f32> {
     let (h, w) = (params.height, params.width);
     let (hf, wf) = (h as f64, w as f64);
     let side = hf.min(wf);
-    let class = params.classes[index % params.classes.len()];
+    let label = index % params.class_count();
+    let class = if params.atoms.is_some() { "" } else { params.classes[label] };
 
     // Background: two colours along a random direction, texture, maybe a stray line.
     let colour_a = random_colour(&mut rng);
@@ -345,6 +461,8 @@ fn draw(params: &Params, index: usize) -> Vec<f32> {
     let (shade_sin, shade_cos) = rng.random_range(0.0..2.0 * PI).sin_cos();
     let shading = rng.random_range(0.0..0.25);
     let outline = polygon(class);
+    // Drawn last, so that the named shapes' pictures keep their random streams.
+    let atom = params.atoms.map(|_| AtomShape::draw(Atom::of(label), &mut rng));
     let reach = radius * 1.15 + 1.5;
     const SUB: usize = 4;
     for y in 0..h {
@@ -360,7 +478,10 @@ fn draw(params: &Params, index: usize) -> Vec<f32> {
                     let oy = dy + (sy as f64 + 0.5) / SUB as f64 - 0.5;
                     let u = (ox * cos + oy * sin) / (radius * aspect);
                     let v = (-ox * sin + oy * cos) / radius;
-                    covered += usize::from(inside(class, outline.as_deref(), u, v));
+                    covered += usize::from(match &atom {
+                        Some(atom) => atom.inside(u, v),
+                        None => inside(class, outline.as_deref(), u, v),
+                    });
                 }
             }
             if covered > 0 {
@@ -420,4 +541,36 @@ fn blur(picture: &[Rgb], h: usize, w: usize) -> Vec<Rgb> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_atom_class_has_its_own_formula() {
+        let all: Vec<Atom> = (0..ATOM_CLASSES).map(Atom::of).collect();
+        for (i, a) in all.iter().enumerate() {
+            assert!(1.0 <= a.n1 && a.n1 < a.n2 && a.n2 <= 8.0, "class {i}: {a:?}");
+            assert!(all[..i].iter().all(|b| b != a), "class {i} repeats an earlier one: {a:?}");
+        }
+        // Any first few classes mix the three styles.
+        assert_eq!((0..3).map(|k| all[k].style).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn an_atom_contour_stays_inside_the_unit_circle_and_around_the_centre() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for label in 0..ATOM_CLASSES {
+            let shape = AtomShape::draw(Atom::of(label), &mut rng);
+            for k in 0..360 {
+                let (s, c) = (k as f64).to_radians().sin_cos();
+                // Just outside the unit circle is never inside; the filled style covers the centre.
+                assert!(!shape.inside(1.001 * c, 1.001 * s), "class {label} leaves the unit circle");
+            }
+            if shape.atom.style == 0 {
+                assert!(shape.inside(0.01, 0.0), "class {label}");
+            }
+        }
+    }
 }

@@ -528,3 +528,23 @@ fn a_huge_valid_png_is_too_large_not_corrupt() {
     let err = format!("{:#}", preprocess::read(&huge).expect_err("refused"));
     assert!(err.contains("huge.png: image too large (14000×14000, limit 67108864 pixels)"), "{err}");
 }
+
+#[test]
+fn atoms_are_formula_driven_classes_drawn_like_shapes() {
+    let a = load("atoms:count=24,classes=12,seed=3", None).expect("atoms");
+    assert_eq!((a.shape, a.len(), a.classes.len()), ([32, 32, 3], 24, 12));
+    assert_eq!(a.classes[0], "atom000");
+    assert_eq!(a.classes[11], "atom011");
+    assert_eq!(a.class_counts(), [2; 12]);
+    assert_eq!(a.images, load("atoms:classes=12,seed=3,count=24", None).expect("atoms").images);
+    assert_eq!(load("atoms:count=4", None).expect("atoms").classes.len(), 200);
+    // Same picture streams as `shapes`, another outline: no picture equals its shapes twin.
+    let s = load("shapes:count=24,seed=3", None).expect("shapes");
+    let size = 32 * 32 * 3;
+    for i in 0..24 {
+        assert_ne!(a.images[i * size..(i + 1) * size], s.images[i * size..(i + 1) * size], "picture {i}");
+    }
+    assert!(error_of("atoms:classes=1", None).contains("classes=1: must be 2 to 336"));
+    assert!(error_of("atoms:classes=337", None).contains("classes=337"));
+    assert!(error_of("atoms:classes=circle+square", None).contains("atoms: classes=circle+square"));
+}

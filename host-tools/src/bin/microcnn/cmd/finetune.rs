@@ -7,6 +7,7 @@ use microcnn_tools::train::checkpoint::{self, State};
 use microcnn_tools::train::fit::{self, load_data};
 use microcnn_tools::train::float_tflite;
 use microcnn_tools::train::nn::optim::{Kind, Optimizer};
+use microcnn_tools::train::schedule;
 use microcnn_tools::train::transfer::{self, Mode};
 use microcnn_tools::train::zoo;
 use std::path::PathBuf;
@@ -28,15 +29,17 @@ pub struct Cmd {
     /// How to use the base.
     #[arg(long, value_enum)]
     pub mode: Mode,
-    /// Epochs of training (for fine-tuning: of the head, before unfreezing).
-    #[arg(long, default_value_t = 20)]
-    pub epochs: usize,
-    /// Fine-tuning epochs after the top layers are unfrozen.
-    #[arg(long, default_value_t = 10)]
-    pub fine_tune_epochs: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.001)]
-    pub lr: f32,
+    /// Epochs of training (for fine-tuning: of the head, before unfreezing). Default:
+    /// from the data, enough for 600 optimizer steps (20 to 300 epochs), stopping early.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Fine-tuning epochs after the top layers are unfrozen (default: half of --epochs).
+    #[arg(long)]
+    pub fine_tune_epochs: Option<usize>,
+    /// Learning rate (Adam). Default: 0.003 for feature extraction and fine-tuning,
+    /// 0.001 from scratch.
+    #[arg(long)]
+    pub lr: Option<f32>,
     /// Learning rate once the top layers are unfrozen (default: lr / 10).
     #[arg(long)]
     pub fine_tune_lr: Option<f32>,
@@ -45,7 +48,7 @@ pub struct Cmd {
     pub unfreeze_top: usize,
     /// The new classifier head: `gap` or `flatten`, then `dense:UNITS[:ACT]` and `dropout:RATE` items, comma-separated; a
     /// softmax layer over the data's classes is appended.
-    #[arg(long, default_value = "gap")]
+    #[arg(long, default_value = schedule::HEAD)]
     pub head: String,
     /// Batch size.
     #[arg(long, default_value_t = 32)]
@@ -56,9 +59,14 @@ pub struct Cmd {
     /// Use at most this many training images per class (a seeded draw).
     #[arg(long)]
     pub per_class: Option<usize>,
-    /// Fraction held out for validation (0: keep the last epoch).
-    #[arg(long, default_value_t = 0.0)]
-    pub val_split: f32,
+    /// Fraction held out for validation, stratified; the best epoch is kept (0: no
+    /// validation, keep the last epoch). Default 0.2.
+    #[arg(long)]
+    pub val_split: Option<f32>,
+    /// Stop after this many epochs without a better validation accuracy (default: a
+    /// quarter of the epochs, at least 10; 0: never stop early).
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// Separate validation data.
     #[arg(long)]
     pub val_data: Option<String>,
@@ -72,17 +80,23 @@ pub struct Cmd {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
-    let mut cfg = fit::Config {
-        epochs: cmd.epochs,
+    let augment = cmd.augment.config()?;
+    let lr = cmd.lr.unwrap_or(schedule::learning_rate(Some(cmd.mode)));
+    // The counts the user gave are checked before anything is loaded.
+    fit::Config {
+        epochs: cmd.epochs.unwrap_or(1),
         batch: cmd.batch,
-        lr: cmd.lr,
+        lr,
         seed: cmd.seed,
         patience: None,
-        augment: cmd.augment.config()?,
-        progress: !cmd.quiet,
+        augment: augment.clone(),
+        progress: false,
         fake_quant: None,
-    };
-    cfg.check()?;
+    }
+    .check()?;
+    if cmd.fine_tune_epochs == Some(0) && cmd.mode == Mode::FineTuning {
+        bail!("--fine-tune-epochs 0: use --mode feature-extraction to train the head alone");
+    }
     let tflite = float_tflite::is_tflite(&cmd.base);
     let base = if tflite {
         let path = std::path::Path::new(&cmd.base);
@@ -101,13 +115,45 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         bail!("--unfreeze-top {}: the base {} has {depth} layers; choose 1 to {depth}", cmd.unfreeze_top, cmd.base);
     }
     let shape = base.input_shape();
-    let (train_set, val_set) =
-        load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)
-            .with_context(|| format!("the base {} takes {}×{}×{} images", cmd.base, shape[0], shape[1], shape[2]))?;
+    let val_split = if cmd.val_data.is_some() { 0.0 } else { cmd.val_split.unwrap_or(schedule::VAL_SPLIT) };
+    let (train_set, val_set) = load_data(&cmd.data, cmd.val_data.as_deref(), val_split, cmd.seed, shape, cmd.per_class)
+        .with_context(|| format!("the base {} takes {}×{}×{} images", cmd.base, shape[0], shape[1], shape[2]))?;
+    let epochs = cmd.epochs.unwrap_or_else(|| schedule::epochs(train_set.len(), cmd.batch));
+    let fine_tune_epochs = cmd.fine_tune_epochs.unwrap_or_else(|| schedule::fine_tune_epochs(epochs));
+    let patience = match cmd.patience {
+        Some(0) => None,
+        Some(p) => Some(p),
+        None => val_set.is_some().then(|| schedule::patience(epochs)),
+    };
+    let mut cfg = fit::Config {
+        epochs,
+        batch: cmd.batch,
+        lr,
+        seed: cmd.seed,
+        patience,
+        augment,
+        progress: !cmd.quiet,
+        fake_quant: None,
+    };
     let classes = train_set.classes.clone();
     let mut net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
     if checkpoint::state_path(&cmd.out).exists() {
         bail!("{}: holds a training run already; choose a new --out", cmd.out.display());
+    }
+    if !cmd.quiet {
+        eprintln!(
+            "{} training images, {}: {epochs} epochs{} at lr {lr}, head {}{}",
+            train_set.len(),
+            match &val_set {
+                Some(v) => format!("{} validation images (best epoch kept)", v.len()),
+                None => "no validation (last epoch kept)".to_string(),
+            },
+            if cmd.mode == Mode::FineTuning { format!(" + {fine_tune_epochs} fine-tuning") } else { String::new() },
+            cmd.head,
+            patience
+                .map(|p| format!(", early stop after {p} epochs without a better val_accuracy"))
+                .unwrap_or_default()
+        );
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
     if cmd.mode != Mode::Scratch {
@@ -117,10 +163,15 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let state = State { net, optimizer, metrics: vec![], classes };
     let mut state = fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg)?;
     if cmd.mode == Mode::FineTuning {
+        if val_set.is_some() {
+            // Unfreeze from the best head (as Keras's EarlyStopping(restore_best_weights=True)
+            // would), not from the epoch the first phase happened to stop at.
+            state.net = checkpoint::load(&cmd.out)?.0;
+        }
         transfer::freeze_base(&mut state.net, depth, cmd.unfreeze_top);
         state.optimizer = Optimizer::new(Kind::Adam, 0.0, &state.net);
-        cfg.lr = cmd.fine_tune_lr.unwrap_or(cmd.lr / 10.0);
-        cfg.epochs = cmd.epochs + cmd.fine_tune_epochs;
+        cfg.lr = cmd.fine_tune_lr.unwrap_or(lr / 10.0);
+        cfg.epochs = state.metrics.len() + fine_tune_epochs;
         state = fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg)?;
     }
     let (_, info) = checkpoint::load(&cmd.out)?;

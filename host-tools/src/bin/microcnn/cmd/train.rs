@@ -10,6 +10,7 @@ use microcnn_tools::train::fit::{self, load_data};
 use microcnn_tools::train::nn::optim::{Kind, Optimizer};
 use microcnn_tools::train::nn::Network;
 use microcnn_tools::train::presets;
+use microcnn_tools::train::schedule;
 use std::path::PathBuf;
 
 /// Train a CNN in f32 on a dataset.
@@ -24,9 +25,10 @@ pub struct Cmd {
     /// Checkpoint directory to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// Epochs.
-    #[arg(long, default_value_t = 20)]
-    pub epochs: usize,
+    /// Epochs. Default: from the data, enough for 600 optimizer steps (20 to 300
+    /// epochs), stopping early (see --patience).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Batch size.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -52,7 +54,8 @@ pub struct Cmd {
     /// small-data training.
     #[arg(long)]
     pub per_class: Option<usize>,
-    /// Stop after this many epochs without a better validation accuracy.
+    /// Stop after this many epochs without a better validation accuracy. Default: with
+    /// the default --epochs, a quarter of them (at least 10); with --epochs, never.
     #[arg(long)]
     pub patience: Option<usize>,
     /// Continue the run in --out from its last finished epoch (with the same
@@ -73,8 +76,8 @@ pub struct Cmd {
 
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
-    let cfg = fit::Config {
-        epochs: cmd.epochs,
+    let mut cfg = fit::Config {
+        epochs: cmd.epochs.unwrap_or(1),
         batch: cmd.batch,
         lr: cmd.lr,
         seed: cmd.seed,
@@ -158,16 +161,24 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         (relabel(train_set)?, val_set.map(relabel).transpose()?)
     };
     let state = State { classes: train_set.classes.clone(), ..state };
+    if cmd.epochs.is_none() {
+        cfg.epochs = schedule::epochs(train_set.len(), cmd.batch);
+        if cfg.patience.is_none() && val_set.as_ref().is_some_and(|v| !v.is_empty()) {
+            cfg.patience = Some(schedule::patience(cfg.epochs));
+        }
+    }
     let created = !cmd.out.exists();
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
     eprintln!(
-        "training on {} images ({} classes, {}×{}×{}), validating on {}",
+        "training on {} images ({} classes, {}×{}×{}), validating on {}: {} epochs{}",
         train_set.len(),
         train_set.classes.len(),
         shape[0],
         shape[1],
         shape[2],
-        val_set.as_ref().map_or(0, Dataset::len)
+        val_set.as_ref().map_or(0, Dataset::len),
+        cfg.epochs,
+        cfg.patience.map(|p| format!(", early stop after {p} without a better val_accuracy")).unwrap_or_default()
     );
     interrupt_handler(cmd)?;
     let state = match fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg) {
