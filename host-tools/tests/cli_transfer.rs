@@ -258,3 +258,79 @@ fn quantize_and_eval_take_a_zoo_name() {
     assert_eq!(report["samples"], 24);
     fails_cleanly(&microcnn(&["quantize", "no-such-base", "--calib", "digits", "-o", &s(&blob)]), "unknown zoo base");
 }
+
+/// `(epoch, val_accuracy, val_loss)` rows of a metrics.csv.
+fn metrics(path: &Path) -> Vec<(usize, f64, f64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column"));
+    let (e, a, l) = (col("epoch"), col("val_accuracy"), col("val_loss"));
+    lines
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (f[e].parse().unwrap(), f[a].parse().unwrap(), f[l].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn default_schedule_validates_then_trains_again_on_every_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ft");
+    let data = format!("{NEW_TASK},count=30");
+    // No --val-split: a stratified fifth is held out to choose the epoch; with 5 images
+    // a class the model is then trained again on all 30 for that many epochs.
+    let said = run_ok(&[
+        "finetune",
+        "--base",
+        "vgg-shapes",
+        "--data",
+        &data,
+        "--out",
+        &s(&out),
+        "--mode",
+        "fine-tuning",
+        "--epochs",
+        "4",
+        "--fine-tune-epochs",
+        "3",
+        "--quiet",
+    ]);
+    let chosen = metrics(&out.join("validation-metrics.csv"));
+    assert!((4..=7).contains(&chosen.len()), "{} validation epochs", chosen.len());
+    // The best: highest accuracy, ties to the lower loss, then the earlier epoch.
+    let best = chosen
+        .iter()
+        .fold(None, |acc: Option<(usize, f64, f64)>, &r| match acc {
+            Some(b) if b.1 > r.1 || (b.1 == r.1 && b.2 <= r.2) => acc,
+            _ => Some(r),
+        })
+        .unwrap()
+        .0;
+    assert!(said.contains(&format!("on all 30 images for the {best} epochs")), "{said}");
+    let refit = metrics(&out.join("metrics.csv"));
+    assert_eq!(refit.len(), best);
+    // Trained on everything: no validation figures.
+    assert!(refit.iter().all(|r| r.1.is_nan()));
+    // With an explicit split there is no second run.
+    let kept = dir.path().join("kept");
+    let said = run_ok(&[
+        "finetune",
+        "--base",
+        "vgg-shapes",
+        "--data",
+        &data,
+        "--out",
+        &s(&kept),
+        "--mode",
+        "feature-extraction",
+        "--epochs",
+        "2",
+        "--val-split",
+        "0.2",
+        "--quiet",
+    ]);
+    assert!(said.contains("on 24 images, kept epoch"), "{said}");
+    assert!(!kept.join("validation-metrics.csv").exists());
+}

@@ -3,10 +3,12 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use microcnn_tools::data::augment::AugmentArgs;
+use microcnn_tools::data::dataset::Dataset;
 use microcnn_tools::train::checkpoint::{self, State};
 use microcnn_tools::train::fit::{self, load_data};
 use microcnn_tools::train::float_tflite;
 use microcnn_tools::train::nn::optim::{Kind, Optimizer};
+use microcnn_tools::train::nn::Network;
 use microcnn_tools::train::schedule;
 use microcnn_tools::train::transfer::{self, Mode};
 use microcnn_tools::train::zoo;
@@ -136,7 +138,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         fake_quant: None,
     };
     let classes = train_set.classes.clone();
-    let mut net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
+    let net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
     if checkpoint::state_path(&cmd.out).exists() {
         bail!("{}: holds a training run already; choose a new --out", cmd.out.display());
     }
@@ -156,33 +158,79 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         );
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
-    if cmd.mode != Mode::Scratch {
-        transfer::freeze_base(&mut net, depth, 0);
-    }
-    let optimizer = Optimizer::new(Kind::Adam, 0.0, &net);
-    let state = State { net, optimizer, metrics: vec![], classes };
-    let mut state = fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg)?;
-    if cmd.mode == Mode::FineTuning {
-        if val_set.is_some() {
-            // Unfreeze from the best head (as Keras's EarlyStopping(restore_best_weights=True)
-            // would), not from the epoch the first phase happened to stop at.
-            state.net = checkpoint::load(&cmd.out)?.0;
-        }
-        transfer::freeze_base(&mut state.net, depth, cmd.unfreeze_top);
-        state.optimizer = Optimizer::new(Kind::Adam, 0.0, &state.net);
-        cfg.lr = cmd.fine_tune_lr.unwrap_or(lr / 10.0);
-        cfg.epochs = state.metrics.len() + fine_tune_epochs;
-        state = fit::run(&cmd.out, state, &train_set, val_set.as_ref(), &cfg)?;
-    }
+    let phases = Phases { cmd, depth, lr, fine_tune_epochs };
+    let state = phases.run(net, &train_set, val_set.as_ref(), &mut cfg)?;
     let (_, info) = checkpoint::load(&cmd.out)?;
-    outln!(
-        "{}: {:?} from {} on {} images, {} epochs (kept epoch {})",
-        cmd.out.display(),
-        cmd.mode,
-        cmd.base,
-        train_set.len(),
-        state.metrics.len(),
-        info.epoch
-    );
+    // Few images: the validation run chose the epoch; the model is then trained again
+    // on every image (the held-out ones too) for that many epochs.
+    let refit = val_set.as_ref().filter(|v| {
+        cmd.val_split.is_none() && cmd.val_data.is_none() && schedule::refit(train_set.len() + v.len(), classes.len())
+    });
+    let (state, kept) = if refit.is_some() {
+        let (all, _) = load_data(&cmd.data, None, 0.0, cmd.seed, shape, cmd.per_class)?;
+        for (from, to) in [("metrics.csv", "validation-metrics.csv"), ("curves.png", "validation-curves.png")] {
+            let (from, to) = (cmd.out.join(from), cmd.out.join(to));
+            std::fs::rename(&from, &to).with_context(|| format!("{}: cannot rename", from.display()))?;
+        }
+        let best = info.epoch;
+        let first = best.min(state.phase_one);
+        if !cmd.quiet {
+            eprintln!("best epoch {best} of the validation run; training again on all {} images", all.len());
+        }
+        let net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
+        let mut cfg = fit::Config { epochs: first, patience: None, lr, ..cfg };
+        let refit_phases = Phases { fine_tune_epochs: best - first, ..phases };
+        let state = refit_phases.run(net, &all, None, &mut cfg)?;
+        (state, format!("on all {} images for the {best} epochs a validation split chose", all.len()))
+    } else {
+        (state, format!("on {} images, kept epoch {}", train_set.len(), info.epoch))
+    };
+    outln!("{}: {:?} from {} {kept} ({} epochs run)", cmd.out.display(), cmd.mode, cmd.base, state.state.metrics.len());
     Ok(())
+}
+
+/// The training phases of a mode: the head on the frozen base, then (fine-tuning) the
+/// top layers unfrozen.
+#[derive(Clone, Copy)]
+struct Phases<'a> {
+    cmd: &'a Cmd,
+    depth: usize,
+    lr: f32,
+    fine_tune_epochs: usize,
+}
+
+/// A trained state and how many epochs its first phase ran.
+struct Trained {
+    state: State,
+    phase_one: usize,
+}
+
+impl Phases<'_> {
+    fn run(&self, mut net: Network, train: &Dataset, val: Option<&Dataset>, cfg: &mut fit::Config) -> Result<Trained> {
+        let cmd = self.cmd;
+        if cmd.mode != Mode::Scratch {
+            transfer::freeze_base(&mut net, self.depth, 0);
+        }
+        let optimizer = Optimizer::new(Kind::Adam, 0.0, &net);
+        let classes = train.classes.clone();
+        let state = State { net, optimizer, metrics: vec![], classes };
+        let mut state = fit::run(&cmd.out, state, train, val, cfg)?;
+        let phase_one = state.metrics.len();
+        if cmd.mode == Mode::FineTuning && self.fine_tune_epochs > 0 {
+            if val.is_some() {
+                // Unfreeze from the best head (as Keras's EarlyStopping(restore_best_weights=True)
+                // would), not from the epoch the first phase happened to stop at; the
+                // second phase gets its full patience from its own start.
+                let (best, info) = checkpoint::load(&cmd.out)?;
+                state.net = best;
+                cfg.patience = cfg.patience.map(|p| p + phase_one - info.epoch);
+            }
+            transfer::freeze_base(&mut state.net, self.depth, cmd.unfreeze_top);
+            state.optimizer = Optimizer::new(Kind::Adam, 0.0, &state.net);
+            cfg.lr = cmd.fine_tune_lr.unwrap_or(self.lr / 10.0);
+            cfg.epochs = phase_one + self.fine_tune_epochs;
+            state = fit::run(&cmd.out, state, train, val, cfg)?;
+        }
+        Ok(Trained { state, phase_one })
+    }
 }
