@@ -182,16 +182,19 @@ fn run<const N: usize>(
             let Some(r) = ChannelRequant::new(&params.quant, o, bound) else {
                 return;
             };
-            match r {
-                #[cfg(microcnn_arm_dsp)]
-                ChannelRequant::Fast(r) => {
-                    // The sums, then the requantization loop of arm_dsp.rs.
-                    channel_sums(row, sums, f);
-                    if let Some(out) = out_row.get_mut(o..) {
-                        requant_strided(sums, out, out_c, r.parts());
-                    }
+            #[cfg(microcnn_arm_dsp)]
+            if let Some(parts) = match &r {
+                ChannelRequant::Fast(fast) => fast.parts_unshifted(),
+                ChannelRequant::Exact(_) => None,
+            } {
+                // The sums, then the requantization loop of arm_dsp.rs.
+                channel_sums(row, sums, f);
+                if let Some(out) = out_row.get_mut(o..) {
+                    requant_strided(sums, out, out_c, parts);
                 }
-                #[cfg(not(microcnn_arm_dsp))]
+                continue;
+            }
+            match r {
                 ChannelRequant::Fast(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
                 ChannelRequant::Exact(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
             }
@@ -308,12 +311,12 @@ pub(crate) fn three_rows(
         return false;
     }
     let bound = acc_bound(3 * run, input_zero_point);
-    let mut requants = [FastRequant::ZERO; THREE_ROWS_CHANNELS];
+    let mut requants = [[0_i32; 6]; THREE_ROWS_CHANNELS];
     if out_c > requants.len() {
         return false;
     }
     for (o, r) in requants.iter_mut().take(out_c).enumerate() {
-        match Requant::new(&params.quant, o).and_then(|r| FastRequant::new(&r, bound)) {
+        match Requant::new(&params.quant, o).and_then(|r| FastRequant::new(&r, bound)?.parts_unshifted()) {
             Some(f) => *r = f,
             None => return false,
         }
@@ -379,7 +382,7 @@ pub(crate) fn three_rows(
             let Some(out) = out_row.get_mut(o..) else {
                 return true;
             };
-            requant_strided(sums, out, out_c, r.parts());
+            requant_strided(sums, out, out_c, *r);
         }
     }
     true

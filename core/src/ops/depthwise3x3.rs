@@ -11,21 +11,15 @@
 //! multiple of four, reads a 3×3 patch copied to the stack with the padded taps (and
 //! missing channels) set to the input zero point, which adds nothing.
 //!
-//! Requantization per output (bit for bit TFLM's `MultiplyByQuantizedMultiplier`
-//! with its double rounding, proven per channel at preparation, or the layer runs the
-//! generic kernel): the weights and the accumulator start are scaled by
-//! `f = 2^(left_shift + 1)`, so the accumulator holds `f·x` (`x` the biased sum) and
-//! one `SMMULR` gives `h = ⌊(f·x·M + 2^31) / 2^32⌋ = ⌊(x·2^ls·M + 2^30) / 2^31⌋`,
-//! TFLM's saturating rounding doubling high multiply (no saturation: `|f·x| < 2^31`).
-//! Its rounding division by `2^r` (ties away from zero) plus the output zero point is
-//! `(2h + 2^r + (h >> 31) + zp·2^(r+1)) >> (r + 1)`: for `h ≥ 0` that is
-//! `⌊(h + 2^(r−1)) / 2^r⌋ + zp` (and `h` for `r = 0`); for `h < 0` the numerator is odd,
-//! one less than `2h + 2^r`, and `⌊(2h + 2^r − 1) / 2^(r+1)⌋ = ⌊(h + 2^(r−1) − 1) / 2^r⌋`
-//! (ties round down, away from zero) because an odd number is never a multiple of
-//! `2^(r+1)`; adding `zp·2^(r+1)` adds exactly `zp` after the shift. The bound check
-//! keeps every term inside `i32`. Then saturate to `i8` and clamp.
+//! Requantization per output: [`FastRequant`](super::FastRequant), bit for bit
+//! TFLM's `MultiplyByQuantizedMultiplier` with its double rounding, proven per channel
+//! at preparation (or the layer runs the generic kernel). Its factor
+//! `f = 2^(left_shift + 1)` is folded into the weights and the accumulator start, so
+//! the accumulator holds `f·x` and one `SMMULR` and four more instructions give the
+//! output (the table holds the multiplier, the rounding constant and the shift).
 
 use super::conv::ConvParams;
+use super::{FastRequant, Requant};
 use crate::shape::Shape;
 
 /// Words of one group's table: 4 accumulator starts, 16 tap-pair words, 2 words of
@@ -92,21 +86,21 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
                 }
             }
             let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
-            let (multiplier, shift) = (quant.multipliers.get(c), quant.shifts.get(c));
-            let (left, right) = if shift > 0 { (shift, 0) } else { (0, shift.wrapping_neg()) };
-            if multiplier == i32::MIN || !(0..=6).contains(&left) || !(0..=30).contains(&right) {
+            let Some(r) = Requant::from_parts(
+                bias,
+                quant.multipliers.get(c),
+                quant.shifts.get(c),
+                quant.output_zero_point,
+                (quant.act_min, quant.act_max),
+            ) else {
                 return false;
-            }
-            let f = 1_i64 << (left + 1);
+            };
+            // |Σ w·(x − zp)| ≤ 255·Σ|w|: the bound from this channel's own weights.
             let sum_abs: i64 = w.iter().map(|&v| i64::from(v.abs())).sum();
-            let bound = 255 * sum_abs + i64::from(bias).abs();
-            let zp = i64::from(quant.output_zero_point);
-            let rounding = (1_i64 << right) + zp * (1_i64 << (right + 1));
-            // |f·x| < 2^31; |2h + 2^r + zp·2^(r+1)| + 1 < 2^31 with |h| ≤ f·bound/2 + 1.
-            let limit = 1_i64 << 31;
-            if f * bound >= limit || f * bound + 2 + rounding.abs() + 1 >= limit {
+            let Some(fast) = FastRequant::new(&r, 255 * sum_abs) else {
                 return false;
-            }
+            };
+            let f = i64::from(fast.scale());
             let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
             words[k] = (f * (i64::from(bias) - i64::from(input_zero_point) * sum)) as i32 as u32;
             let scaled = |t: usize| (i64::from(w[t]) * f) as i32;
@@ -119,9 +113,10 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
             // Tap 8: channels (0, 2) in word 20, (1, 3) in word 21.
             let (word, half) = (20 + k % 2, k / 2);
             words[word] |= lanes(scaled(8), 0) << (16 * half);
+            let [multiplier, round, down] = fast.tail();
             words[22 + 3 * k] = multiplier as u32;
-            words[22 + 3 * k + 1] = rounding as i32 as u32;
-            words[22 + 3 * k + 2] = right as u32 + 1;
+            words[22 + 3 * k + 1] = round as u32;
+            words[22 + 3 * k + 2] = down as u32;
         }
     }
     true
@@ -352,9 +347,8 @@ pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Ru
                 let w8 = words[20 + k % 2];
                 acc = acc.wrapping_add(tap(8, k) * if k < 2 { low(w8) } else { high(w8) });
                 let (m, r, s) = (words[22 + 3 * k] as i32, words[23 + 3 * k] as i32, words[24 + 3 * k]);
-                let h = ((i64::from(acc) * i64::from(m) + (1 << 31)) >> 32) as i32;
-                let n = r.wrapping_add(h.wrapping_mul(2)).wrapping_add(h >> 31);
-                let v = (n >> s).clamp(-128, 127).max(i32::from(act.0)).min(i32::from(act.1));
+                let n = super::fast_requant_scaled(acc, m, r, s);
+                let v = n.clamp(-128, 127).max(i32::from(act.0)).min(i32::from(act.1));
                 output[p * run.out_step + 4 * g + k] = v as i8;
             }
         }
