@@ -299,6 +299,14 @@ pub(crate) fn depthwise3x3_s8(
 const STRIP_BYTES: usize = 2048;
 
 /// `dst = src` four bytes at a time (both as long, a multiple of 4).
+#[cfg(microcnn_arm_dsp)]
+#[inline(always)]
+fn copy_words(dst: &mut [i8], src: &[i8]) {
+    super::arch::arm_dsp::copy_words(dst, src);
+}
+
+/// `dst = src` four bytes at a time (both as long, a multiple of 4).
+#[cfg(not(microcnn_arm_dsp))]
 #[inline(always)]
 fn copy_words(dst: &mut [i8], src: &[i8]) {
     for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {

@@ -649,6 +649,36 @@ pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32;
 
 // ---- depthwise / pooling / add (kdw) ----
 
+/// `dst[..4k] = src[..4k]` one word at a time, `k = min(dst.len(), src.len()) / 4`:
+/// the depthwise kernel's border patches and padded rows (a Rust loop there becomes a
+/// `memcpy` call, and a `memset` of the empty tail: ~100 instructions per 16 bytes;
+/// this is 4 per word).
+#[inline(always)]
+pub fn copy_words(dst: &mut [i8], src: &[i8]) {
+    let words = dst.len().min(src.len()) / 4;
+    if words == 0 {
+        return;
+    }
+    // SAFETY: iteration i < words reads src bytes [4i, 4i + 4) and writes dst bytes
+    // [4i, 4i + 4), inside both slices (words ≥ 1 by the check above); unaligned LDR/STR
+    // are allowed on ARMv7E-M and ARMv8-M Mainline. SUBS clobbers the flags, which
+    // `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) words => _,
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
 /// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly).
 #[repr(C)]
 struct Dw3x3Args {
