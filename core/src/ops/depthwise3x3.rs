@@ -122,6 +122,28 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
     true
 }
 
+/// `table` with kernel column `column` (0 or 2) removed from every group: its three
+/// taps' weights set to 0 and their zero-point term taken out of the accumulator start
+/// (the start holds `f·(bias − zp·Σw)`, the lanes `f·w`), so a pixel whose only outside
+/// column is that one reads anything there and gets the padded result. The bound of
+/// the fast requantization holds: fewer taps, a smaller sum.
+fn edge_table(table: &[u32], edge: &mut [u32], column: usize, input_zero_point: i32) {
+    for (src, dst) in table.chunks_exact(GROUP_WORDS).zip(edge.chunks_exact_mut(GROUP_WORDS)) {
+        dst.copy_from_slice(src);
+        for k in 0..4 {
+            let mut removed = 0_i32;
+            for t in [column, column + 3, column + 6] {
+                // Tap 8: channels (0, 2) in word 20, (1, 3) in word 21; others two taps a word.
+                let (word, half) = if t == 8 { (20 + k % 2, k / 2) } else { (4 + 4 * (t / 2) + k, t % 2) };
+                let shift = 16 * half as u32;
+                removed = removed.wrapping_add(i32::from((dst[word] >> shift) as u16 as i16));
+                dst[word] &= !(0xFFFF << shift);
+            }
+            dst[k] = (dst[k] as i32).wrapping_add(input_zero_point.wrapping_mul(removed)) as u32;
+        }
+    }
+}
+
 /// Runs a 3×3, depth-multiplier-1 depthwise convolution; `false` (nothing useful
 /// written) when the layer is not of that kind or a channel's requantization has no
 /// proven fast form, for the caller to run another kernel.
@@ -162,6 +184,9 @@ pub(crate) fn depthwise3x3_s8(
     }
     .max(x_lo);
     let mut table = [0_u32; GROUP_WORDS * BLOCK_GROUPS];
+    // The table with kernel column 0 (left) or 2 (right) removed, for border pixels of
+    // interior rows with only that column outside the input.
+    let mut edges = [[0_u32; GROUP_WORDS * BLOCK_GROUPS]; 2];
     // Scratch, every byte written before it is read: one pixel's 3×3 patch, or three
     // padded input rows of a border row.
     let mut patch = [0_i8; 9 * 4 * BLOCK_GROUPS];
@@ -176,6 +201,14 @@ pub(crate) fn depthwise3x3_s8(
         let table = &mut table[..GROUP_WORDS * groups];
         if !prepare(params, channels, input_zero_point, block_start, table) {
             return false;
+        }
+        // Only the sides that have border columns (a layer may pad one side only).
+        let [left_edge, right_edge] = &mut edges;
+        if x_lo > 0 {
+            edge_table(&table[..GROUP_WORDS * full], &mut left_edge[..GROUP_WORDS * full], 0, input_zero_point);
+        }
+        if x_hi < output_shape.width {
+            edge_table(&table[..GROUP_WORDS * full], &mut right_edge[..GROUP_WORDS * full], 2, input_zero_point);
         }
         for out_y in 0..output_shape.height {
             let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
@@ -245,6 +278,24 @@ pub(crate) fn depthwise3x3_s8(
                     continue;
                 }
                 let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
+                if first_group == 0 && full == groups && rows_inside {
+                    // One kernel column outside: the input in place (the outside column
+                    // reads neighbouring pixels, against zero weights) with its edge table.
+                    let (reach, width) = (dw as isize, width as isize);
+                    let left = origin_x < 0 && origin_x + reach >= 0 && origin_x + 2 * reach < width;
+                    let right = origin_x >= 0 && origin_x + reach < width && origin_x + 2 * reach >= width;
+                    let start = (origin_y * width + origin_x) * channels as isize + block_start as isize;
+                    let at = out_row + out_x * channels;
+                    if (left || right) && start >= 0 {
+                        let edge = &edges[usize::from(right)][..GROUP_WORDS * full];
+                        let run = Run { col, row, groups: full, pixels: 1, in_step: 0, out_step: 0 };
+                        if let (Some(x), Some(y)) = (input.get(start as usize..), output.get_mut(at..at + 4 * full)) {
+                            if groups_s8(x, y, edge, &run, act) {
+                                continue;
+                            }
+                        }
+                    }
+                }
                 let first = block_start + 4 * first_group;
                 let n = 4 * (groups - first_group);
                 // The patch: tap t's n channels at t·n, the padding at the zero point.

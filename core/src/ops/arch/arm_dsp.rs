@@ -827,7 +827,9 @@ extern "C" {
 /// The 3×3 depthwise kernel (`ops::depthwise3x3`): `run.pixels` output pixels of
 /// `run.groups` groups of four channels, reading `input` from its start and writing
 /// `output` from its start; `false` (nothing done) when a slice is shorter than the
-/// run needs. 105 instructions per group and pixel (36 multiply-accumulates).
+/// run needs. 105 instructions per group and pixel (36 multiply-accumulates). Not
+/// inlined: the driver calls it from four places (flash).
+#[inline(never)]
 pub(crate) fn depthwise3x3_groups(
     input: &[i8],
     output: &mut [i8],
