@@ -96,17 +96,21 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
                 return false;
             };
             // |Σ w·(x − zp)| ≤ 255·Σ|w|: the bound from this channel's own weights.
-            let sum_abs: i64 = w.iter().map(|&v| i64::from(v.abs())).sum();
-            let Some(fast) = FastRequant::new(&r, 255 * sum_abs) else {
+            let sum_abs: i32 = w.iter().map(|&v| v.abs()).sum();
+            let Some(fast) = FastRequant::new(&r, 255 * i64::from(sum_abs)) else {
                 return false;
             };
-            let f = i64::from(fast.scale());
-            let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
-            words[k] = (f * (i64::from(bias) - i64::from(input_zero_point) * sum)) as i32 as u32;
-            let scaled = |t: usize| (i64::from(w[t]) * f) as i32;
-            if w.iter().any(|&v| !(-32768..=32767).contains(&(i64::from(v) * f))) {
+            // Each f·w must fit an i16 lane: always for f ≤ 256 (|w| ≤ 128).
+            let f = fast.scale();
+            if f > 256 && w.iter().any(|&v| !(-32768..=32767).contains(&(i64::from(v) * i64::from(f)))) {
                 return false;
             }
+            // 32-bit arithmetic (this runs per channel): the start f·(bias − zp·Σw) is
+            // f·x for an all-zero input, inside the bound FastRequant proved, so its
+            // wrapping computation is exact; so are the lanes.
+            let sum: i32 = w.iter().sum();
+            words[k] = bias.wrapping_sub(input_zero_point.wrapping_mul(sum)).wrapping_mul(f) as u32;
+            let scaled = |t: usize| w[t].wrapping_mul(f);
             for j in 0..4 {
                 words[4 + 4 * j + k] = lanes(scaled(2 * j), scaled(2 * j + 1));
             }
