@@ -6,7 +6,7 @@
 //! `2·max(s_1, s_2) / (2^20 · s_out)`, then the output zero point is added and the
 //! fused activation clamps. Works in place (the output may be either input).
 
-use super::Requant;
+use super::{FastRequant, Requant};
 use crate::quant::multiply_by_quantized_multiplier;
 use core::cell::Cell;
 
@@ -71,7 +71,7 @@ pub fn add_s8(input1: &[Cell<i8>], input2: &[Cell<i8>], output: &[Cell<i8>], par
         params.output_zero_point,
         (params.act_min, params.act_max),
     );
-    let Some(out) = prepared.filter(|_| input1.len() >= TABLE_FROM) else {
+    let Some(exact) = prepared.filter(|_| input1.len() >= TABLE_FROM) else {
         for ((a, b), o) in input1.iter().zip(input2).zip(output) {
             o.set(params.apply(a.get(), b.get()));
         }
@@ -89,7 +89,8 @@ pub fn add_s8(input1: &[Cell<i8>], input2: &[Cell<i8>], output: &[Cell<i8>], par
     }
     let index = |q: i8| usize::from(q as u8 ^ 0x80);
     let largest = |t: &[i32; 256]| t.iter().map(|v| i64::from(*v).abs()).max().unwrap_or(0);
-    if let Some(fast) = FastScale::new(params, largest(&table1) + largest(&table2)) {
+    // The table sums are the accumulators of the output scaling (bias 0).
+    if let Some(fast) = FastRequant::new(&exact, largest(&table1) + largest(&table2)) {
         for ((a, b), o) in input1.iter().zip(input2).zip(output) {
             let sum = table1[index(a.get())].wrapping_add(table2[index(b.get())]);
             o.set(fast.output(sum));
@@ -98,55 +99,7 @@ pub fn add_s8(input1: &[Cell<i8>], input2: &[Cell<i8>], output: &[Cell<i8>], par
     }
     for ((a, b), o) in input1.iter().zip(input2).zip(output) {
         let sum = table1[index(a.get())].wrapping_add(table2[index(b.get())]);
-        o.set(out.output(sum));
-    }
-}
-
-/// The output scaling of sums bounded by a known value, with one rounding multiply:
-/// `h = ⌊(x·2^(ls+1)·M + 2^31) / 2^32⌋` is TFLM's saturating rounding doubling high
-/// multiply of `x·2^ls` (no saturation: `|x·2^(ls+1)| < 2^31`), and its rounding division
-/// by `2^r` (ties away from zero) plus the output zero point is
-/// `(2h + 2^r + (h >> 31) + zp·2^(r+1)) >> (r + 1)` (the same form, and proof, as the
-/// depthwise kernel's of DSP cores, `ops/depthwise3x3.rs`).
-#[derive(Clone, Copy, Debug)]
-struct FastScale {
-    up: u32,
-    multiplier: i32,
-    rounding: i32,
-    down: u32,
-    act_min: i32,
-    act_max: i32,
-}
-
-impl FastScale {
-    /// For sums `|x| ≤ bound`, or `None` when a term could leave `i32`.
-    fn new(params: &AddParams, bound: i64) -> Option<Self> {
-        let (multiplier, shift) = (params.output_multiplier, params.output_shift);
-        let (left, right) = if shift > 0 { (shift, 0) } else { (0, shift.wrapping_neg()) };
-        if multiplier == i32::MIN || !(0..=30).contains(&left) || !(0..=30).contains(&right) {
-            return None;
-        }
-        let scaled = bound.checked_mul(1_i64 << (left + 1))?;
-        let rounding = (1_i64 << right) + i64::from(params.output_zero_point) * (1_i64 << (right + 1));
-        let limit = 1_i64 << 31;
-        if scaled >= limit || scaled + 2 + rounding.abs() + 1 >= limit {
-            return None;
-        }
-        Some(Self {
-            up: left as u32 + 1,
-            multiplier,
-            rounding: rounding as i32,
-            down: right as u32 + 1,
-            act_min: i32::from(params.act_min),
-            act_max: i32::from(params.act_max),
-        })
-    }
-
-    #[inline(always)]
-    fn output(&self, x: i32) -> i8 {
-        let h = ((i64::from(x << self.up) * i64::from(self.multiplier) + (1 << 31)) >> 32) as i32;
-        let n = self.rounding + 2 * h + (h >> 31);
-        (n >> self.down).max(self.act_min).min(self.act_max) as i8
+        o.set(exact.output(sum));
     }
 }
 
@@ -191,7 +144,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The fast output scaling is TFLM's, ties included (small right shifts, all
+        /// The fast output scaling (`FastRequant` on the table sums) is TFLM's, ties included (small right shifts, all
         /// sums near zero and up to the bound).
         #[test]
         fn fast_scale_is_exact(
@@ -206,7 +159,7 @@ mod tests {
             p.output_shift = so;
             p.act_min = -100;
             let exact = Requant::from_parts(0, mo, so, zp, (p.act_min, p.act_max)).unwrap();
-            let fast = FastScale::new(&p, bound).unwrap();
+            let fast = FastRequant::new(&exact, bound).unwrap();
             let mut state = seed | 1;
             for x in (-300..300).chain((0..2000).map(|_| {
                 state ^= state << 13; state ^= state >> 7; state ^= state << 17;

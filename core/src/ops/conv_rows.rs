@@ -18,7 +18,7 @@ use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, sums_row8
 use super::conv::ConvParams;
 #[cfg(microcnn_arm_dsp)]
 use super::FastRequant;
-use super::{acc_bound, ChannelRequant, Requant};
+use super::{acc_bound, ChannelQuant, ChannelRequant, Requant};
 use crate::shape::Shape;
 
 /// The longest filter the row kernel takes.
@@ -30,6 +30,10 @@ const ROW_WORDS: usize = 512;
 
 /// Words of the widened filters of all output channels (4 KiB of stack).
 const FILTER_WORDS: usize = 1024;
+
+/// Channels whose requantization the row kernel prepares once per layer (1.3 KiB of
+/// stack); further channels prepare theirs per output row.
+const CACHED_CHANNELS: usize = 32;
 
 /// `acc + lo(x)·lo(w) + hi(x)·hi(w)` on the signed `i16` lanes.
 #[inline(always)]
@@ -131,6 +135,10 @@ fn run<const N: usize>(
     let (height, width) = (input_shape.height as isize, input_shape.width as isize);
     let kernel_w = window.kernel_w as isize;
     let row_len = window.kernel_w * in_c;
+    // The requantization of the first channels, prepared once per layer rather than
+    // per output row.
+    let mut cached = [None; CACHED_CHANNELS];
+    prepare_cached(&params.quant, bound, &mut cached[..out_c.min(CACHED_CHANNELS)]);
     for (out_y, out_row) in output.chunks_exact_mut(out_w * out_c).take(output_shape.height).enumerate() {
         let origin_y = (out_y * window.stride_h) as isize - window.pad_top as isize;
         for (out_x, col) in row.iter_mut().enumerate() {
@@ -179,24 +187,43 @@ fn run<const N: usize>(
             }
         }
         for (o, f) in filters.iter().enumerate() {
-            let Some(r) = ChannelRequant::new(&params.quant, o, bound) else {
+            let Some(r) = (match cached.get(o) {
+                Some(c) => *c,
+                None => channel_requant(&params.quant, o, bound),
+            }) else {
                 return;
             };
-            match r {
-                #[cfg(microcnn_arm_dsp)]
-                ChannelRequant::Fast(r) => {
-                    // The sums, then the requantization loop of arm_dsp.rs.
-                    channel_sums(row, sums, f);
-                    if let Some(out) = out_row.get_mut(o..) {
-                        requant_strided(sums, out, out_c, r.parts());
-                    }
+            #[cfg(microcnn_arm_dsp)]
+            if let Some(parts) = match &r {
+                ChannelRequant::Fast(fast) => fast.parts_unshifted(),
+                ChannelRequant::Exact(_) => None,
+            } {
+                // The sums, then the requantization loop of arm_dsp.rs.
+                channel_sums(row, sums, f);
+                if let Some(out) = out_row.get_mut(o..) {
+                    requant_strided(sums, out, out_c, parts);
                 }
-                #[cfg(not(microcnn_arm_dsp))]
+                continue;
+            }
+            match r {
                 ChannelRequant::Fast(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
                 ChannelRequant::Exact(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
             }
         }
     }
+}
+
+/// The requantization of channels `0..cached.len()`.
+fn prepare_cached(quant: &ChannelQuant<'_>, bound: i64, cached: &mut [Option<ChannelRequant>]) {
+    for (o, c) in cached.iter_mut().enumerate() {
+        *c = channel_requant(quant, o, bound);
+    }
+}
+
+/// `ChannelRequant::new`, not inlined: one copy for the three filter widths (flash).
+#[inline(never)]
+fn channel_requant(quant: &ChannelQuant<'_>, o: usize, bound: i64) -> Option<ChannelRequant> {
+    ChannelRequant::new(quant, o, bound)
 }
 
 /// Output channel `o` of one output row: the sums of the widened filter `f` over the
@@ -308,12 +335,12 @@ pub(crate) fn three_rows(
         return false;
     }
     let bound = acc_bound(3 * run, input_zero_point);
-    let mut requants = [FastRequant::ZERO; THREE_ROWS_CHANNELS];
+    let mut requants = [[0_i32; 6]; THREE_ROWS_CHANNELS];
     if out_c > requants.len() {
         return false;
     }
     for (o, r) in requants.iter_mut().take(out_c).enumerate() {
-        match Requant::new(&params.quant, o).and_then(|r| FastRequant::new(&r, bound)) {
+        match Requant::new(&params.quant, o).and_then(|r| FastRequant::new(&r, bound)?.parts_unshifted()) {
             Some(f) => *r = f,
             None => return false,
         }
@@ -379,7 +406,7 @@ pub(crate) fn three_rows(
             let Some(out) = out_row.get_mut(o..) else {
                 return true;
             };
-            requant_strided(sums, out, out_c, r.parts());
+            requant_strided(sums, out, out_c, *r);
         }
     }
     true

@@ -11,21 +11,15 @@
 //! multiple of four, reads a 3×3 patch copied to the stack with the padded taps (and
 //! missing channels) set to the input zero point, which adds nothing.
 //!
-//! Requantization per output (bit for bit TFLM's `MultiplyByQuantizedMultiplier`
-//! with its double rounding, proven per channel at preparation, or the layer runs the
-//! generic kernel): the weights and the accumulator start are scaled by
-//! `f = 2^(left_shift + 1)`, so the accumulator holds `f·x` (`x` the biased sum) and
-//! one `SMMULR` gives `h = ⌊(f·x·M + 2^31) / 2^32⌋ = ⌊(x·2^ls·M + 2^30) / 2^31⌋`,
-//! TFLM's saturating rounding doubling high multiply (no saturation: `|f·x| < 2^31`).
-//! Its rounding division by `2^r` (ties away from zero) plus the output zero point is
-//! `(2h + 2^r + (h >> 31) + zp·2^(r+1)) >> (r + 1)`: for `h ≥ 0` that is
-//! `⌊(h + 2^(r−1)) / 2^r⌋ + zp` (and `h` for `r = 0`); for `h < 0` the numerator is odd,
-//! one less than `2h + 2^r`, and `⌊(2h + 2^r − 1) / 2^(r+1)⌋ = ⌊(h + 2^(r−1) − 1) / 2^r⌋`
-//! (ties round down, away from zero) because an odd number is never a multiple of
-//! `2^(r+1)`; adding `zp·2^(r+1)` adds exactly `zp` after the shift. The bound check
-//! keeps every term inside `i32`. Then saturate to `i8` and clamp.
+//! Requantization per output: [`FastRequant`](super::FastRequant), bit for bit
+//! TFLM's `MultiplyByQuantizedMultiplier` with its double rounding, proven per channel
+//! at preparation (or the layer runs the generic kernel). Its factor
+//! `f = 2^(left_shift + 1)` is folded into the weights and the accumulator start, so
+//! the accumulator holds `f·x` and one `SMMULR` and four more instructions give the
+//! output (the table holds the multiplier, the rounding constant and the shift).
 
 use super::conv::ConvParams;
+use super::{FastRequant, Requant};
 use crate::shape::Shape;
 
 /// Words of one group's table: 4 accumulator starts, 16 tap-pair words, 2 words of
@@ -92,39 +86,66 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
                 }
             }
             let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
-            let (multiplier, shift) = (quant.multipliers.get(c), quant.shifts.get(c));
-            let (left, right) = if shift > 0 { (shift, 0) } else { (0, shift.wrapping_neg()) };
-            if multiplier == i32::MIN || !(0..=6).contains(&left) || !(0..=30).contains(&right) {
+            let Some(r) = Requant::from_parts(
+                bias,
+                quant.multipliers.get(c),
+                quant.shifts.get(c),
+                quant.output_zero_point,
+                (quant.act_min, quant.act_max),
+            ) else {
+                return false;
+            };
+            // |Σ w·(x − zp)| ≤ 255·Σ|w|: the bound from this channel's own weights.
+            let sum_abs: i32 = w.iter().map(|&v| v.abs()).sum();
+            let Some(fast) = FastRequant::new(&r, 255 * i64::from(sum_abs)) else {
+                return false;
+            };
+            // Each f·w must fit an i16 lane: always for f ≤ 256 (|w| ≤ 128).
+            let f = fast.scale();
+            if f > 256 && w.iter().any(|&v| !(-32768..=32767).contains(&(i64::from(v) * i64::from(f)))) {
                 return false;
             }
-            let f = 1_i64 << (left + 1);
-            let sum_abs: i64 = w.iter().map(|&v| i64::from(v.abs())).sum();
-            let bound = 255 * sum_abs + i64::from(bias).abs();
-            let zp = i64::from(quant.output_zero_point);
-            let rounding = (1_i64 << right) + zp * (1_i64 << (right + 1));
-            // |f·x| < 2^31; |2h + 2^r + zp·2^(r+1)| + 1 < 2^31 with |h| ≤ f·bound/2 + 1.
-            let limit = 1_i64 << 31;
-            if f * bound >= limit || f * bound + 2 + rounding.abs() + 1 >= limit {
-                return false;
-            }
-            let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
-            words[k] = (f * (i64::from(bias) - i64::from(input_zero_point) * sum)) as i32 as u32;
-            let scaled = |t: usize| (i64::from(w[t]) * f) as i32;
-            if w.iter().any(|&v| !(-32768..=32767).contains(&(i64::from(v) * f))) {
-                return false;
-            }
+            // 32-bit arithmetic (this runs per channel): the start f·(bias − zp·Σw) is
+            // f·x for an all-zero input, inside the bound FastRequant proved, so its
+            // wrapping computation is exact; so are the lanes.
+            let sum: i32 = w.iter().sum();
+            words[k] = bias.wrapping_sub(input_zero_point.wrapping_mul(sum)).wrapping_mul(f) as u32;
+            let scaled = |t: usize| w[t].wrapping_mul(f);
             for j in 0..4 {
                 words[4 + 4 * j + k] = lanes(scaled(2 * j), scaled(2 * j + 1));
             }
             // Tap 8: channels (0, 2) in word 20, (1, 3) in word 21.
             let (word, half) = (20 + k % 2, k / 2);
             words[word] |= lanes(scaled(8), 0) << (16 * half);
+            let [multiplier, round, down] = fast.tail();
             words[22 + 3 * k] = multiplier as u32;
-            words[22 + 3 * k + 1] = rounding as i32 as u32;
-            words[22 + 3 * k + 2] = right as u32 + 1;
+            words[22 + 3 * k + 1] = round as u32;
+            words[22 + 3 * k + 2] = down as u32;
         }
     }
     true
+}
+
+/// `table` with kernel column `column` (0 or 2) removed from every group: its three
+/// taps' weights set to 0 and their zero-point term taken out of the accumulator start
+/// (the start holds `f·(bias − zp·Σw)`, the lanes `f·w`), so a pixel whose only outside
+/// column is that one reads anything there and gets the padded result. The bound of
+/// the fast requantization holds: fewer taps, a smaller sum.
+fn edge_table(table: &[u32], edge: &mut [u32], column: usize, input_zero_point: i32) {
+    for (src, dst) in table.chunks_exact(GROUP_WORDS).zip(edge.chunks_exact_mut(GROUP_WORDS)) {
+        dst.copy_from_slice(src);
+        for k in 0..4 {
+            let mut removed = 0_i32;
+            for t in [column, column + 3, column + 6] {
+                // Tap 8: channels (0, 2) in word 20, (1, 3) in word 21; others two taps a word.
+                let (word, half) = if t == 8 { (20 + k % 2, k / 2) } else { (4 + 4 * (t / 2) + k, t % 2) };
+                let shift = 16 * half as u32;
+                removed = removed.wrapping_add(i32::from((dst[word] >> shift) as u16 as i16));
+                dst[word] &= !(0xFFFF << shift);
+            }
+            dst[k] = (dst[k] as i32).wrapping_add(input_zero_point.wrapping_mul(removed)) as u32;
+        }
+    }
 }
 
 /// Runs a 3×3, depth-multiplier-1 depthwise convolution; `false` (nothing useful
@@ -167,6 +188,9 @@ pub(crate) fn depthwise3x3_s8(
     }
     .max(x_lo);
     let mut table = [0_u32; GROUP_WORDS * BLOCK_GROUPS];
+    // The table with kernel column 0 (left) or 2 (right) removed, for border pixels of
+    // interior rows with only that column outside the input.
+    let mut edges = [[0_u32; GROUP_WORDS * BLOCK_GROUPS]; 2];
     // Scratch, every byte written before it is read: one pixel's 3×3 patch, or three
     // padded input rows of a border row.
     let mut patch = [0_i8; 9 * 4 * BLOCK_GROUPS];
@@ -181,6 +205,14 @@ pub(crate) fn depthwise3x3_s8(
         let table = &mut table[..GROUP_WORDS * groups];
         if !prepare(params, channels, input_zero_point, block_start, table) {
             return false;
+        }
+        // Only the sides that have border columns (a layer may pad one side only).
+        let [left_edge, right_edge] = &mut edges;
+        if x_lo > 0 {
+            edge_table(&table[..GROUP_WORDS * full], &mut left_edge[..GROUP_WORDS * full], 0, input_zero_point);
+        }
+        if x_hi < output_shape.width {
+            edge_table(&table[..GROUP_WORDS * full], &mut right_edge[..GROUP_WORDS * full], 2, input_zero_point);
         }
         for out_y in 0..output_shape.height {
             let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
@@ -250,6 +282,24 @@ pub(crate) fn depthwise3x3_s8(
                     continue;
                 }
                 let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
+                if first_group == 0 && full == groups && rows_inside {
+                    // One kernel column outside: the input in place (the outside column
+                    // reads neighbouring pixels, against zero weights) with its edge table.
+                    let (reach, width) = (dw as isize, width as isize);
+                    let left = origin_x < 0 && origin_x + reach >= 0 && origin_x + 2 * reach < width;
+                    let right = origin_x >= 0 && origin_x + reach < width && origin_x + 2 * reach >= width;
+                    let start = (origin_y * width + origin_x) * channels as isize + block_start as isize;
+                    let at = out_row + out_x * channels;
+                    if (left || right) && start >= 0 {
+                        let edge = &edges[usize::from(right)][..GROUP_WORDS * full];
+                        let run = Run { col, row, groups: full, pixels: 1, in_step: 0, out_step: 0 };
+                        if let (Some(x), Some(y)) = (input.get(start as usize..), output.get_mut(at..at + 4 * full)) {
+                            if groups_s8(x, y, edge, &run, act) {
+                                continue;
+                            }
+                        }
+                    }
+                }
                 let first = block_start + 4 * first_group;
                 let n = 4 * (groups - first_group);
                 // The patch: tap t's n channels at t·n, the padding at the zero point.
@@ -304,6 +354,14 @@ pub(crate) fn depthwise3x3_s8(
 const STRIP_BYTES: usize = 2048;
 
 /// `dst = src` four bytes at a time (both as long, a multiple of 4).
+#[cfg(microcnn_arm_dsp)]
+#[inline(always)]
+fn copy_words(dst: &mut [i8], src: &[i8]) {
+    super::arch::arm_dsp::copy_words(dst, src);
+}
+
+/// `dst = src` four bytes at a time (both as long, a multiple of 4).
+#[cfg(not(microcnn_arm_dsp))]
 #[inline(always)]
 fn copy_words(dst: &mut [i8], src: &[i8]) {
     for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
@@ -352,9 +410,8 @@ pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Ru
                 let w8 = words[20 + k % 2];
                 acc = acc.wrapping_add(tap(8, k) * if k < 2 { low(w8) } else { high(w8) });
                 let (m, r, s) = (words[22 + 3 * k] as i32, words[23 + 3 * k] as i32, words[24 + 3 * k]);
-                let h = ((i64::from(acc) * i64::from(m) + (1 << 31)) >> 32) as i32;
-                let n = r.wrapping_add(h.wrapping_mul(2)).wrapping_add(h >> 31);
-                let v = (n >> s).clamp(-128, 127).max(i32::from(act.0)).min(i32::from(act.1));
+                let n = super::fast_requant_scaled(acc, m, r, s);
+                let v = n.clamp(-128, 127).max(i32::from(act.0)).min(i32::from(act.1));
                 output[p * run.out_step + 4 * g + k] = v as i8;
             }
         }

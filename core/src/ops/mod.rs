@@ -226,71 +226,122 @@ pub(crate) fn mul_high_rounded(a: i32, b: i32) -> i32 {
     }
 }
 
+/// `SMMULR(xf, M)` then the rounding division by `2^(down − 1)` plus the output zero
+/// point (folded into `round`): the fast requantization's arithmetic after the scaled
+/// sum, shared by [`FastRequant::output`] and the depthwise table of DSP cores.
+#[inline(always)]
+pub(crate) fn fast_requant_scaled(xf: i32, multiplier: i32, round: i32, down: u32) -> i32 {
+    let h = mul_high_rounded(xf, multiplier);
+    h.wrapping_mul(2).wrapping_add(h >> 31).wrapping_add(round) >> down
+}
+
 /// A channel's requantization in the fast form, bit for bit [`Requant::output`] (and so
 /// TFLM's `MultiplyByQuantizedMultiplier` + zero point + clamp) for every accumulator
-/// within the bound it was prepared for.
+/// within the bound it was prepared for. The one form of the kit: the convolutions
+/// use it per output, the 3×3 depthwise kernel of DSP cores folds `f` into its weights
+/// and accumulator start, ADD applies it to its table sums.
 ///
-/// With `x = acc + bias` and right shift `e ≥ 1` (no left shift):
-/// - SaturatingRoundingDoublingHighMul(x, M) = ⌊(x·M + 2^30) / 2^31⌋ (see
-///   [`Requant::output`]) = ⌊(2x·M + 2^31) / 2^32⌋ = `SMMULR(2x, M)`, as long as `2x`
-///   fits an `i32` (the saturating case `x = M = i32::MIN` cannot occur then);
-/// - RoundingDivideByPOT(h, e) rounds half up for `h ≥ 0` and half down (away from
-///   zero) for `h < 0`: `(h + 2^(e−1) + (h >> 31)) >> e` (for `h < 0`, up exactly when
-///   the remainder exceeds `2^(e−1)`), and adding the zero point times `2^e` before the
-///   shift adds the zero point after it.
+/// With `x = acc + bias`, left shift `ls` and right shift `r` (one of them 0), and
+/// `f = 2^(ls + 1)`:
+/// - one rounding high multiply gives TFLM's saturating rounding doubling high multiply
+///   of `x·2^ls`: `h = ⌊(f·x·M + 2^31) / 2^32⌋ = ⌊(x·2^ls·M + 2^30) / 2^31⌋` (see
+///   [`Requant::output`]; `SMMULR` on DSP cores), with no saturation as `|f·x| < 2^31`
+///   (the saturating case `x·2^ls = M = i32::MIN` cannot occur then);
+/// - its rounding division by `2^r` (ties away from zero) plus the output zero point is
+///   `(2h + 2^r + (h >> 31) + zp·2^(r+1)) >> (r + 1)`: for `h ≥ 0` that is
+///   `⌊(h + 2^(r−1)) / 2^r⌋ + zp` (and `h + zp` for `r = 0`); for `h < 0` the numerator
+///   is odd, one less than `2h + 2^r + zp·2^(r+1)`, and
+///   `⌊(2h + 2^r − 1) / 2^(r+1)⌋ = ⌊(h + 2^(r−1) − 1) / 2^r⌋` (ties round down, away
+///   from zero) because an odd number is never a multiple of `2^(r+1)`; adding
+///   `zp·2^(r+1)` adds exactly `zp` after the shift.
 ///
-/// So `out = clamp((h + (h >> 31) + round) >> e)` with `round = 2^(e−1) + zp·2^e`.
-/// [`FastRequant::new`] refuses (the caller keeps the exact [`Requant`]) when a left
-/// shift or no right shift is asked for, or when `|acc| ≤ bound` does not prove that no
-/// step overflows.
+/// So `out = clamp((2h + (h >> 31) + round) >> (r + 1))` with
+/// `round = 2^r + zp·2^(r+1)`. [`FastRequant::new`] refuses (the caller keeps the exact
+/// [`Requant`]) when `|acc| ≤ bound` does not prove that every step stays inside `i32`,
+/// or for shifts beyond `ls ≤ 29`, `r ≤ 30`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FastRequant {
-    /// `2 · bias`.
-    bias2: i32,
+    /// `f = 2^(ls + 1)`.
+    scale: i32,
+    /// `f · bias`.
+    bias_scaled: i32,
     multiplier: i32,
-    /// `2^(e−1) + zp·2^e`.
+    /// `2^r + zp·2^(r+1)`.
     round: i32,
-    shift: u32,
+    /// `r + 1`.
+    down: u32,
     act_min: i32,
     act_max: i32,
 }
 
 impl FastRequant {
     /// A placeholder for prepared blocks.
-    pub(crate) const ZERO: Self = Self { bias2: 0, multiplier: 0, round: 0, shift: 1, act_min: 0, act_max: 0 };
+    pub(crate) const ZERO: Self =
+        Self { scale: 2, bias_scaled: 0, multiplier: 0, round: 0, down: 1, act_min: 0, act_max: 0 };
 
     /// The fast form of `r` for accumulators with `|acc| ≤ acc_bound`, or `None`.
     #[inline(always)]
     pub(crate) fn new(r: &Requant, acc_bound: i64) -> Option<Self> {
-        let e = r.right_shift;
-        if r.left_shift != 0 || !(1..=31).contains(&e) || r.multiplier == i32::MIN {
+        let (ls, e) = (r.left_shift, r.right_shift);
+        if ls > 29 || !(0..=30).contains(&e) || r.multiplier == i32::MIN {
             return None;
         }
-        // |x| < 2^30: 2x and 2·bias fit an i32.
+        // Cheap arithmetic only (kernels prepare per output row): 32-bit shifts, no
+        // 64-bit multiply.
+        let up = ls + 1;
+        // |f·x| < 2^31 for every |x| ≤ |acc| + |bias|, i.e. |x| < 2^(31 − up): f·x and
+        // f·bias fit an i32.
         let x_bound = acc_bound.checked_add(i64::from(r.bias).abs())?;
-        if x_bound >= 1 << 30 {
+        if x_bound >= 1 << 31 || (x_bound as u32) >> (31 - up) != 0 {
             return None;
         }
-        // |h| ≤ (|x|·|M| + 2^30) / 2^31 ≤ |x| + 1 (|M| < 2^31); then h + (h >> 31) + round.
-        let round = (1_i64 << (e - 1)) + i64::from(r.output_zero_point) * (1_i64 << e);
-        if x_bound + 2 + round.abs() > i64::from(i32::MAX) {
+        let x_bound = i64::from((x_bound as u32) << up);
+        // |h| ≤ (|f·x|·|M| + 2^31) / 2^32 + 1 ≤ x_bound / 2 + 1 (|M| < 2^31); then
+        // |2h + (h >> 31) + round| ≤ x_bound + 3 + |round|, round = (1 + 2·zp)·2^e.
+        let round = (1 + 2 * i64::from(r.output_zero_point)) << e;
+        if x_bound + 3 + round.abs() >= 1 << 31 {
             return None;
         }
         Some(Self {
-            bias2: r.bias << 1,
+            scale: 1 << up,
+            bias_scaled: r.bias << up,
             multiplier: r.multiplier,
             round: round as i32,
-            shift: e as u32,
+            down: e as u32 + 1,
             act_min: r.act_min,
             act_max: r.act_max,
         })
     }
 
-    /// `[2·bias, multiplier, round, shift, act_min, act_max]`, for the DSP loops.
+    /// `f = 2^(ls + 1)`, the factor of the accumulator (and of the weights and bias
+    /// when a kernel folds it into them).
+    #[cfg(any(test, microcnn_arm_dsp))]
+    #[inline(always)]
+    pub(crate) fn scale(&self) -> i32 {
+        self.scale
+    }
+
+    /// `[multiplier, round, down]`, the constants after the scaled sum.
+    #[cfg(any(test, microcnn_arm_dsp))]
+    #[inline(always)]
+    pub(crate) fn tail(&self) -> [i32; 3] {
+        [self.multiplier, self.round, self.down as i32]
+    }
+
+    /// `[2·bias, multiplier, round, r + 1, act_min, act_max]` for the DSP loop
+    /// (`arm_dsp::requant_strided`, which doubles the sum with a shifted add), or `None`
+    /// under a left shift (`f > 2`: the callers then use [`output`](Self::output)).
     #[cfg(microcnn_arm_dsp)]
     #[inline(always)]
-    pub(crate) fn parts(&self) -> [i32; 6] {
-        [self.bias2, self.multiplier, self.round, self.shift as i32, self.act_min, self.act_max]
+    pub(crate) fn parts_unshifted(&self) -> Option<[i32; 6]> {
+        (self.scale == 2).then_some([
+            self.bias_scaled,
+            self.multiplier,
+            self.round,
+            self.down as i32,
+            self.act_min,
+            self.act_max,
+        ])
     }
 
     /// The int8 outputs of two accumulators (two pixels); not inlined on DSP cores, as
@@ -304,8 +355,8 @@ impl FastRequant {
     /// The int8 output for accumulator `acc` (`|acc|` within the prepared bound).
     #[inline(always)]
     pub(crate) fn output(&self, acc: i32) -> i8 {
-        let h = mul_high_rounded(acc.wrapping_shl(1).wrapping_add(self.bias2), self.multiplier);
-        let v = h.wrapping_add(h >> 31).wrapping_add(self.round) >> self.shift;
+        let xf = acc.wrapping_mul(self.scale).wrapping_add(self.bias_scaled);
+        let v = fast_requant_scaled(xf, self.multiplier, self.round, self.down);
         v.max(self.act_min).min(self.act_max) as i8
     }
 }
@@ -463,21 +514,25 @@ mod tests {
             acc in proptest::prelude::any::<i32>(),
             bias in proptest::prelude::any::<i32>(),
             multiplier in 0x4000_0000_i32..=i32::MAX,
-            shift in -31_i32..2,
+            shift in -31_i32..32,
             zp in -128_i32..128,
             bound in 0_i64..(1 << 31),
             small in proptest::prelude::any::<bool>(),
             bounds in proptest::prelude::any::<(i8, i8)>(),
         ) {
             let (act_min, act_max) = (bounds.0.min(bounds.1), bounds.0.max(bounds.1));
-            // Half the cases with realistic magnitudes, so the fast form is accepted.
-            let (bias, bound) = if small { (bias % 100_000, bound % 40_000_000) } else { (bias, bound) };
+            // Half the cases with realistic magnitudes, so the fast form is accepted
+            // (a left shift scales the sum: smaller bounds then).
+            let ls = shift.clamp(0, 31) as u32;
+            let (bias, bound) =
+                if small { (bias % 100_000, (bound % 40_000_000) >> ls) } else { (bias, bound) };
             let Some(r) = Requant::from_parts(bias, multiplier, shift, zp, (act_min, act_max)) else {
                 return Ok(());
             };
             let Some(f) = FastRequant::new(&r, bound) else {
-                // Refused: only without a right shift or with a wide bound (or a huge round term).
-                proptest::prop_assert!(!(-20..0).contains(&shift) || bound + i64::from(bias).abs() >= 1 << 29);
+                // Refused: only for a large shift or a wide bound (or a huge round term).
+                let scaled = || (bound + i64::from(bias).abs()) << (ls + 1);
+                proptest::prop_assert!(!(-20..=20).contains(&shift) || scaled() >= 1 << 30);
                 return Ok(());
             };
             let clamp = |a: i64| a.clamp(-bound, bound) as i32;
@@ -498,14 +553,26 @@ mod tests {
         assert_eq!(r.output(2), 1); // 0.5 rounds up
         assert_eq!(r.output(-2), -1); // −0.5 rounds away from zero
         assert_eq!(r.output(-6), -2); // −1.5 as well
-                                      // |acc| + |bias| must stay below 2^30.
+                                      // No right shift (r = 0, the zero point alone in `round`), and left shifts.
+        for shift in [0, 1, 5] {
+            let r = Requant::from_parts(7, 0x5A82_7999, shift, -3, (-128, 127)).unwrap_or(Requant::ZERO);
+            let f =
+                FastRequant::new(&r, 1000).map(|f| (-1000..=1000).map(|a| f.output(a)).collect::<std::vec::Vec<_>>());
+            assert_eq!(f, Some((-1000..=1000).map(|a| r.output(a)).collect()), "shift {shift}");
+        }
+        // 2·(|acc| + |bias|) + 3 + |round| < 2^31 (round = 2^3 + 5·2^4 = 88).
         let r = Requant::from_parts(1000, 1 << 30, -3, 5, (-128, 127)).unwrap_or(Requant::ZERO);
-        assert!(FastRequant::new(&r, (1 << 30) - 1001).is_some());
-        assert!(FastRequant::new(&r, (1 << 30) - 1000).is_none());
+        assert!(FastRequant::new(&r, (1 << 30) - 1046).is_some());
+        assert!(FastRequant::new(&r, (1 << 30) - 1045).is_none());
+        // Left shift 4: f = 32, so |acc| + |bias| < 2^26 (less the round term).
+        let r = Requant::from_parts(1000, 1 << 30, 4, 0, (-128, 127)).unwrap_or(Requant::ZERO);
+        assert!(FastRequant::new(&r, (1 << 26) - 1001).is_some());
+        assert!(FastRequant::new(&r, (1 << 26) - 1000).is_none());
         assert!(matches!(ChannelRequant::new(&one_channel(1000, -3), 0, 1 << 30), Some(ChannelRequant::Exact(_))));
         assert!(matches!(ChannelRequant::new(&one_channel(1000, -3), 0, 1 << 20), Some(ChannelRequant::Fast(_))));
-        // No right shift: exact form.
-        assert!(matches!(ChannelRequant::new(&one_channel(0, 0), 0, 10), Some(ChannelRequant::Exact(_))));
+        // No right shift: fast form too; a left shift of 30: exact form.
+        assert!(matches!(ChannelRequant::new(&one_channel(0, 0), 0, 10), Some(ChannelRequant::Fast(_))));
+        assert!(matches!(ChannelRequant::new(&one_channel(0, 30), 0, 10), Some(ChannelRequant::Exact(_))));
         assert_eq!(acc_bound(9, -128), 9 * 128 * 255);
         assert_eq!(acc_bound(9, 127), 9 * 128 * 255);
         assert_eq!(acc_bound(9, 0), 9 * 128 * 128);

@@ -563,8 +563,9 @@ pub fn sums_3x5(rows: &[u32], step: usize, f: &[u32; 15], sums: &mut [i32]) {
     };
 }
 
-/// The fast requantization (`FastRequant::output` in `ops/mod.rs`, with its prepared
-/// parts `[2·bias, multiplier, round, shift, act_min, act_max]`) of `sums`, written to
+/// The fast requantization (`FastRequant::output` in `ops/mod.rs` without a left shift,
+/// `f = 2`, with its prepared parts `[2·bias, multiplier, round, r + 1, act_min,
+/// act_max]`, see `FastRequant::parts_unshifted`) of `sums`, written to
 /// `out[0], out[stride], out[2·stride], …`. Stops (writing nothing) when the last
 /// output would fall outside `out`. 16 instructions per output; 11 when the clamp is
 /// the whole int8 range (one `SSAT`: no activation, or ReLU with output zero point −128).
@@ -583,11 +584,11 @@ pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32;
                 "ldr {x}, [{s}], #4",
                 "add {x}, {b2}, {x}, lsl #1",
                 "smmulr {x}, {x}, {m}",
-                "add {x}, {x}, {x}, asr #31",
-                "add {x}, {x}, {rd}",
-                "asr {x}, {x}, {sh}",
-                "ssat {x}, #8, {x}",
-                "strb {x}, [{o}]",
+                "add {t}, {rd}, {x}, lsl #1",
+                "add {t}, {t}, {x}, asr #31",
+                "asr {t}, {t}, {sh}",
+                "ssat {t}, #8, {t}",
+                "strb {t}, [{o}]",
                 "add {o}, {o}, {st}",
                 "subs {n}, {n}, #1",
                 "bne 2b",
@@ -600,6 +601,7 @@ pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32;
                 rd = in(reg) round,
                 sh = in(reg) shift,
                 x = out(reg) _,
+                t = out(reg) _,
                 options(nostack)
             )
         };
@@ -615,16 +617,16 @@ pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32;
             "ldr {x}, [{s}], #4",
             "add {x}, {b2}, {x}, lsl #1",
             "smmulr {x}, {x}, {m}",
-            "add {x}, {x}, {x}, asr #31",
-            "add {x}, {x}, {rd}",
-            "asr {x}, {x}, {sh}",
-            "cmp {x}, {lo}",
+            "add {t}, {rd}, {x}, lsl #1",
+            "add {t}, {t}, {x}, asr #31",
+            "asr {t}, {t}, {sh}",
+            "cmp {t}, {lo}",
             "it lt",
-            "movlt {x}, {lo}",
-            "cmp {x}, {hi}",
+            "movlt {t}, {lo}",
+            "cmp {t}, {hi}",
             "it gt",
-            "movgt {x}, {hi}",
-            "strb {x}, [{o}]",
+            "movgt {t}, {hi}",
+            "strb {t}, [{o}]",
             "add {o}, {o}, {st}",
             "subs {n}, {n}, #1",
             "bne 2b",
@@ -639,12 +641,43 @@ pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32;
             lo = in(reg) act_min,
             hi = in(reg) act_max,
             x = out(reg) _,
+                t = out(reg) _,
             options(nostack)
         )
     };
 }
 
 // ---- depthwise / pooling / add (kdw) ----
+
+/// `dst[..4k] = src[..4k]` one word at a time, `k = min(dst.len(), src.len()) / 4`:
+/// the depthwise kernel's border patches and padded rows (a Rust loop there becomes a
+/// `memcpy` call, and a `memset` of the empty tail: ~100 instructions per 16 bytes;
+/// this is 4 per word).
+#[inline(always)]
+pub fn copy_words(dst: &mut [i8], src: &[i8]) {
+    let words = dst.len().min(src.len()) / 4;
+    if words == 0 {
+        return;
+    }
+    // SAFETY: iteration i < words reads src bytes [4i, 4i + 4) and writes dst bytes
+    // [4i, 4i + 4), inside both slices (words ≥ 1 by the check above); unaligned LDR/STR
+    // are allowed on ARMv7E-M and ARMv8-M Mainline. SUBS clobbers the flags, which
+    // `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) words => _,
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
+}
 
 /// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly).
 #[repr(C)]
@@ -794,7 +827,9 @@ extern "C" {
 /// The 3×3 depthwise kernel (`ops::depthwise3x3`): `run.pixels` output pixels of
 /// `run.groups` groups of four channels, reading `input` from its start and writing
 /// `output` from its start; `false` (nothing done) when a slice is shorter than the
-/// run needs. 105 instructions per group and pixel (36 multiply-accumulates).
+/// run needs. 105 instructions per group and pixel (36 multiply-accumulates). Not
+/// inlined: the driver calls it from four places (flash).
+#[inline(never)]
 pub(crate) fn depthwise3x3_groups(
     input: &[i8],
     output: &mut [i8],
