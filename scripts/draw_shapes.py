@@ -5,7 +5,7 @@ defaults on images microcnn's own generator never made:
     python3 scripts/draw_shapes.py OUT [--train 20] [--test 100] [--size 64] [--seed 1]
 
 writes OUT/train/<class>/*.png and OUT/test/<class>/*.png for four colour classes
-(heart, moon, diamond, zigzag), drawn with wobbly "hand-drawn" strokes: random colours,
+(heart, moon, diamond, zigzag; or --classes a+b+..., also circle, square, triangle, star), drawn with wobbly "hand-drawn" strokes: random colours,
 stroke widths, fills, positions, sizes and rotations on noisy coloured backgrounds.
 Needs Pillow and numpy (`pip install pillow numpy`).
 """
@@ -21,6 +21,7 @@ except ImportError as e:  # pragma: no cover
     raise SystemExit(f"error: {e.name} is missing: pip install pillow numpy")
 
 CLASSES = ["heart", "moon", "diamond", "zigzag"]
+KNOWN = CLASSES + ["circle", "square", "triangle", "star"]
 
 
 def outline(name, rng):
@@ -41,6 +42,15 @@ def outline(name, rng):
     if name == "diamond":
         w = rng.uniform(0.5, 0.8)
         return [(0, -1), (w, 0), (0, 1), (-w, 0)], True
+    if name == "circle":
+        return [(math.cos(a), math.sin(a)) for a in np.linspace(0, 2 * math.pi, 36, endpoint=False)], True
+    if name == "square":
+        return [(-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8)], True
+    if name == "triangle":
+        return [(math.cos(a), math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)], True
+    if name == "star":
+        return [((1 if k % 2 == 0 else 0.45) * math.cos(-math.pi / 2 + k * math.pi / 5),
+                 (1 if k % 2 == 0 else 0.45) * math.sin(-math.pi / 2 + k * math.pi / 5)) for k in range(10)], True
     # zigzag: an open stroke
     n = rng.randint(3, 5)
     return [(-1 + 2 * i / n, 0.6 if i % 2 else -0.6) for i in range(n + 1)], False
@@ -84,15 +94,19 @@ def main():
     p.add_argument("--test", type=int, default=100)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--classes", default="+".join(CLASSES), help=f"classes joined by + (known: {', '.join(KNOWN)})")
     args = p.parse_args()
+    classes = args.classes.split("+")
+    if unknown := [c for c in classes if c not in KNOWN]:
+        p.error(f"unknown classes {unknown} (known: {', '.join(KNOWN)})")
     rng = random.Random(args.seed)
     for split, n in (("train", args.train), ("test", args.test)):
-        for c in CLASSES:
+        for c in classes:
             folder = args.out / split / c
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 draw(c, args.size, rng).save(folder / f"{c}_{i:04}.png")
-    print(f"{args.out}: {len(CLASSES)} classes, {args.train} train and {args.test} test images each")
+    print(f"{args.out}: {len(classes)} classes, {args.train} train and {args.test} test images each")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ base vgg-shapes vgg shapes:count=4000 shapes:split=test 30
 base resnet-shapes resnet shapes:count=4000 shapes:split=test 30
 base xception-shapes xception shapes:count=4000 shapes:split=test 30
 base inception-shapes inception shapes:count=4000 shapes:split=test 30
+# General-purpose: 200 formula-driven classes (radial contours), 100 pictures each.
+base resnet-atoms resnet atoms:count=20000,classes=200 atoms:classes=200,split=test,count=2000 70
 base vgg-digits vgg digits digits:test 20
 
 echo "]" >> "$index"
