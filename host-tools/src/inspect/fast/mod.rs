@@ -3,15 +3,17 @@
 //!
 //! [`Plan::new`] looks at each operator once. CONV_2D and FULLY_CONNECTED layers whose
 //! requantization has the prepared form core's own kernels use (multiplier not
-//! `i32::MIN`, right shift at most 31) become matrix products: the weights are laid out
-//! once as `i16` pairs (`[K/2][C_out][2]`), each output pixel's receptive field is
-//! gathered as `x − zp_in` in `i16` (taps outside the input are 0, which is TFLM's
-//! "skip the tap"), and the products run two taps at a time into `i32` lanes, eight
-//! output channels per vector ([`x86`], AVX2 `vpmaddwd`, behind a runtime check), or in
-//! plain Rust ([`Kernels::Scalar`], the same arithmetic). Products of at most
-//! 255 · 128 and sums of two fit `i32` exactly, so no order of summation changes a bit.
-//! Requantization is core's (`MultiplyByQuantizedMultiplier`, zero point, clamp), lane
-//! by lane.
+//! `i32::MIN`, right shift at most 31) become matrix products ([`Gemm`]): the weights
+//! are laid out once as `i16` pairs (`[pairs][C_out][2]`); the layer's input is
+//! centred once into `i16` (`x − zp_in`) inside a border of zeros as wide as the
+//! window reaches past it (TFLM skips those taps; a zero product is the same), so that
+//! each kernel row of an output pixel is one run of that image, read in place; and the
+//! products run two inputs at a time into `i32` lanes, eight output channels per
+//! vector ([`x86`], AVX2 `vpmaddwd`, behind a runtime check), or in plain Rust
+//! ([`Kernels::Scalar`], the same arithmetic). Products of at most 255 · 128 and sums
+//! of two fit `i32` exactly and the sums wrap as core's do, so no order of summation
+//! changes a bit. Requantization is core's (`MultiplyByQuantizedMultiplier`, zero
+//! point, clamp), lane by lane. MAX_POOL_2D runs a host loop with core's arithmetic.
 //!
 //! Every other operator (and any conv or dense layer outside that form) runs core's
 //! own kernel on the same arena through [`Interpreter::invoke_op`]: a layer is either
@@ -101,60 +103,85 @@ impl Requant {
     }
 }
 
-/// A matrix product with requantization: `pixels × k` centred inputs (`i16`, `k`
-/// padded to `kp`, an even count) times the weights, `channels` outputs per pixel.
+/// A matrix product with requantization. Output pixel `p` reads its centred inputs
+/// (`i16`) from `src` at `pixels[p]` plus each segment's offset, two at a time, and
+/// gives `channels` int8 outputs.
 #[derive(Clone, Debug)]
 struct Gemm {
-    /// Taps per output (before padding).
-    k: usize,
-    /// `k` rounded up to even.
-    kp: usize,
     channels: usize,
     /// `channels` rounded up to a multiple of 8.
     padded: usize,
-    /// `[kp / 2][padded][2]`: weight pairs of tap `2j` and `2j + 1`, channel after channel.
+    /// `(offset from the pixel's start, pairs)` of each run of inputs, in weight order.
+    segments: Vec<(usize, usize)>,
+    /// Pairs over all segments.
+    pairs: usize,
+    /// How far past a pixel's start its reads reach.
+    reach: usize,
+    /// `[pairs][padded][2]`: the weights of each input pair, channel after channel.
     weights: Vec<i16>,
     requant: Requant,
 }
 
 impl Gemm {
-    /// From `[channels, k]` row-major int8 weights.
-    fn new(weights: &[i8], channels: usize, k: usize, quant: &ChannelQuant<'_>) -> Option<Self> {
+    /// From `[channels, k]` row-major int8 weights: `taps[s]` is the weight column
+    /// (in `0..k`) of input slot `s` of the segments laid end to end, `None` for a
+    /// slot whose weight is 0 (an odd run's last pair).
+    fn new(
+        weights: &[i8],
+        (channels, k): (usize, usize),
+        segments: Vec<(usize, usize)>,
+        taps: &[Option<usize>],
+        quant: &ChannelQuant<'_>,
+    ) -> Option<Self> {
         let weights = weights.get(..channels * k)?;
-        let kp = k + k % 2;
+        let pairs: usize = segments.iter().map(|s| s.1).sum();
+        if taps.len() != 2 * pairs || taps.iter().flatten().any(|&t| t >= k) {
+            return None;
+        }
         let padded = channels.div_ceil(8) * 8;
         let requant = Requant::new(quant, channels, padded)?;
-        let mut laid = vec![0_i16; kp * padded];
-        for (c, row) in weights.chunks_exact(k).enumerate() {
-            for (t, &w) in row.iter().enumerate() {
-                laid[((t / 2) * padded + c) * 2 + t % 2] = i16::from(w);
+        let mut laid = vec![0_i16; 2 * pairs * padded];
+        for (slot, tap) in taps.iter().enumerate() {
+            let Some(t) = tap else { continue };
+            for c in 0..channels {
+                laid[((slot / 2) * padded + c) * 2 + slot % 2] = i16::from(weights[c * k + t]);
             }
         }
-        Some(Gemm { k, kp, channels, padded, weights: laid, requant })
+        let reach = segments.iter().map(|&(at, n)| at + 2 * n).max().unwrap_or(0);
+        Some(Gemm { channels, padded, segments, pairs, reach, weights: laid, requant })
     }
 
-    /// `out[p · channels + c]` for every pixel `p` of `columns` (`pixels × kp`).
-    fn run(&self, kernels: Kernels, columns: &[i16], out: &mut [i8]) {
-        let pixels = columns.len() / self.kp;
-        debug_assert_eq!(out.len(), pixels * self.channels);
+    /// One segment of `k` inputs (`k` rounded up to even, the extra weight 0): a dense
+    /// layer, whose input is `k` centred values and a zero.
+    fn dense(weights: &[i8], channels: usize, k: usize, quant: &ChannelQuant<'_>) -> Option<Self> {
+        let taps: Vec<Option<usize>> = (0..k + k % 2).map(|t| (t < k).then_some(t)).collect();
+        Self::new(weights, (channels, k), vec![(0, k.div_ceil(2))], &taps, quant)
+    }
+
+    /// `out[p · channels + c]` for every pixel `p` of `pixels`.
+    fn run(&self, kernels: Kernels, src: &[i16], pixels: &[usize], out: &mut [i8]) {
         #[cfg(target_arch = "x86_64")]
         if kernels == Kernels::Auto && x86::available() {
-            x86::gemm(self, columns, out);
+            x86::gemm(self, src, pixels, out);
             return;
         }
         let _ = kernels;
-        self.run_scalar(columns, out);
+        self.run_scalar(src, pixels, out);
     }
 
     /// The scalar product: the same pairs, the same wrapping `i32` sums.
-    fn run_scalar(&self, columns: &[i16], out: &mut [i8]) {
+    fn run_scalar(&self, src: &[i16], pixels: &[usize], out: &mut [i8]) {
         let mut acc = vec![0_i32; self.padded];
-        for (column, y) in columns.chunks_exact(self.kp).zip(out.chunks_exact_mut(self.channels)) {
+        for (&base, y) in pixels.iter().zip(out.chunks_exact_mut(self.channels)) {
             acc.fill(0);
-            for (pair, w) in column.chunks_exact(2).zip(self.weights.chunks_exact(2 * self.padded)) {
-                let (x0, x1) = (i32::from(pair[0]), i32::from(pair[1]));
-                for (a, w) in acc.iter_mut().zip(w.chunks_exact(2)) {
-                    *a = a.wrapping_add(x0 * i32::from(w[0]) + x1 * i32::from(w[1]));
+            let mut w = self.weights.chunks_exact(2 * self.padded);
+            for &(at, n) in &self.segments {
+                for pair in src[base + at..base + at + 2 * n].chunks_exact(2) {
+                    let Some(w) = w.next() else { return };
+                    let (x0, x1) = (i32::from(pair[0]), i32::from(pair[1]));
+                    for (a, w) in acc.iter_mut().zip(w.chunks_exact(2)) {
+                        *a = a.wrapping_add(x0 * i32::from(w[0]) + x1 * i32::from(w[1]));
+                    }
                 }
             }
             for (c, v) in y.iter_mut().enumerate() {
@@ -164,69 +191,85 @@ impl Gemm {
     }
 }
 
-/// A convolution as im2col + [`Gemm`].
+/// A convolution as a [`Gemm`] reading straight from the centred input: `image` is
+/// the input minus its zero point, with a border of zeros as wide as the window
+/// reaches past the input (TFLM skips those taps; a zero product is the same), so
+/// each kernel row's taps of an output pixel are one run of `image` (one run per tap
+/// with dilation), and the pixels are offsets into it.
 #[derive(Clone, Debug)]
 struct Conv {
     input: TensorInfo,
     output: TensorInfo,
-    window: Window,
+    pad_top: usize,
+    pad_left: usize,
+    /// Width of the bordered image, in pixels.
+    padded_width: usize,
+    /// Values of the bordered image, plus one (an odd run's last pair reads one past).
+    image_len: usize,
+    /// Each output pixel's first value in the image.
+    pixels: Vec<usize>,
     gemm: Gemm,
 }
 
 impl Conv {
-    /// Gathers each output pixel's receptive field, centred, into `columns`: first
-    /// the whole input centred into `image` with a border of zeros as wide as the
-    /// window reaches past the input (TFLM skips those taps; a zero product is the
-    /// same), then one run of `kernel_w · C_in` values per kernel row.
-    fn im2col(&self, x: &[i8], image: &mut Vec<i16>, columns: &mut Vec<i16>) {
-        let (i, o, w) = (self.input.shape, self.output.shape, &self.window);
-        let c = i.channels;
-        let (kp, k) = (self.gemm.kp, self.gemm.k);
+    fn new(
+        input: TensorInfo,
+        output: TensorInfo,
+        w: &Window,
+        weights: &[i8],
+        quant: &ChannelQuant<'_>,
+    ) -> Option<Self> {
+        let (i, o, c) = (input.shape, output.shape, input.shape.channels);
         let reach_h = (o.height - 1) * w.stride_h + (w.kernel_h - 1) * w.dilation_h + 1;
         let reach_w = (o.width - 1) * w.stride_w + (w.kernel_w - 1) * w.dilation_w + 1;
         let padded_h = reach_h.max(w.pad_top + i.height);
         let padded_w = reach_w.max(w.pad_left + i.width);
+        let row = padded_w * c;
+        // One run per kernel row (dilation 1 across), else one per tap.
+        let (runs_per_row, run) = if w.dilation_w == 1 { (1, w.kernel_w * c) } else { (w.kernel_w, c) };
+        let mut segments = Vec::new();
+        let mut taps = Vec::new();
+        for ky in 0..w.kernel_h {
+            for r in 0..runs_per_row {
+                segments.push((ky * w.dilation_h * row + r * w.dilation_w * c, run.div_ceil(2)));
+                let first = (ky * w.kernel_w + r) * c;
+                taps.extend((0..run).map(|t| Some(first + t)));
+                if run % 2 == 1 {
+                    taps.push(None);
+                }
+            }
+        }
+        let k = w.kernel_h * w.kernel_w * c;
+        let gemm = Gemm::new(weights, (o.channels, k), segments, &taps, quant)?;
+        let pixels = (0..o.height)
+            .flat_map(|oy| (0..o.width).map(move |ox| (oy * w.stride_h * padded_w + ox * w.stride_w) * c))
+            .collect();
+        Some(Conv {
+            input,
+            output,
+            pad_top: w.pad_top,
+            pad_left: w.pad_left,
+            padded_width: padded_w,
+            image_len: padded_h * row + 1,
+            pixels,
+            gemm,
+        })
+    }
+
+    /// The input, centred, inside its border of zeros.
+    #[inline(never)]
+    fn centre(&self, x: &[i8], image: &mut Vec<i16>) {
+        let i = self.input.shape;
+        let c = i.channels;
         image.clear();
-        image.resize(padded_h * padded_w * c, 0);
+        image.resize(self.image_len, 0);
         let zp = self.input.zero_point;
         for (y, row) in x.chunks_exact(i.width * c).enumerate() {
-            let at = ((y + w.pad_top) * padded_w + w.pad_left) * c;
+            let at = ((y + self.pad_top) * self.padded_width + self.pad_left) * c;
             for (d, &s) in image[at..at + row.len()].iter_mut().zip(row) {
                 *d = (i32::from(s) - zp) as i16;
             }
         }
-        columns.resize(o.pixels() * kp, 0);
-        let run = w.kernel_w * c;
-        let image = &image[..];
-        let mut column = columns.chunks_exact_mut(kp);
-        for oy in 0..o.height {
-            for ox in 0..o.width {
-                let Some(col) = column.next() else { return };
-                let corner = oy * w.stride_h * padded_w + ox * w.stride_w;
-                for ky in 0..w.kernel_h {
-                    let start = (corner + ky * w.dilation_h * padded_w) * c;
-                    let dst = &mut col[ky * run..(ky + 1) * run];
-                    if w.dilation_w == 1 {
-                        copy(dst, &image[start..start + run]);
-                    } else {
-                        for (kx, d) in dst.chunks_exact_mut(c).enumerate() {
-                            let at = start + kx * w.dilation_w * c;
-                            copy(d, &image[at..at + c]);
-                        }
-                    }
-                }
-                col[k..].fill(0);
-            }
-        }
-    }
-}
-
-/// `dst ← src` (same length), as a plain loop: short runs copy faster inline than
-/// through `memcpy`.
-#[inline(always)]
-fn copy(dst: &mut [i16], src: &[i16]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = s;
     }
 }
 
@@ -240,6 +283,7 @@ struct MaxPool {
 }
 
 impl MaxPool {
+    #[inline(never)]
     fn run(&self, x: &[i8], y: &mut [i8]) {
         let (i, o, w) = (self.input.shape, self.output.shape, &self.params.window);
         let c = i.channels;
@@ -256,18 +300,47 @@ impl MaxPool {
                 let Some(out) = out.next() else { return };
                 out.fill(i8::MIN);
                 for yy in ys.clone() {
+                    let row = yy * i.width;
                     for xx in xs.clone() {
-                        let at = (yy * i.width + xx) * c;
-                        for (m, &v) in out.iter_mut().zip(&x[at..at + c]) {
-                            *m = (*m).max(v);
-                        }
+                        let at = (row + xx) * c;
+                        max_into(out, &x[at..at + c]);
                     }
                 }
-                for m in out.iter_mut() {
-                    *m = (*m).max(lo).min(hi);
+                if (lo, hi) != (i8::MIN, i8::MAX) {
+                    for m in out.iter_mut() {
+                        *m = (*m).max(lo).min(hi);
+                    }
                 }
             }
         }
+    }
+}
+
+/// `max(a, b)` as an unsigned maximum of the bytes with the sign bit flipped: the same
+/// value, and one instruction on baseline x86_64 (`pmaxub`; `pmaxsb` needs SSE4.1).
+#[inline(always)]
+fn max_i8(a: i8, b: i8) -> i8 {
+    ((a as u8 ^ 0x80).max(b as u8 ^ 0x80) ^ 0x80) as i8
+}
+
+/// `out[i] ← max(out[i], x[i])`, sixteen and eight lanes at a time where it can.
+#[inline(always)]
+fn max_into(out: &mut [i8], x: &[i8]) {
+    fn lanes<const N: usize>(out: &mut [i8], x: &[i8]) -> usize {
+        let mut done = 0;
+        for (o, x) in out.chunks_exact_mut(N).zip(x.chunks_exact(N)) {
+            let (o, x): (&mut [i8; N], &[i8; N]) = (o.try_into().expect("N lanes"), x.try_into().expect("N lanes"));
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = max_i8(*o, x);
+            }
+            done += N;
+        }
+        done
+    }
+    let done = lanes::<16>(out, x);
+    let done = done + lanes::<8>(&mut out[done..], &x[done..]);
+    for (o, &x) in out[done..].iter_mut().zip(&x[done..]) {
+        *o = max_i8(*o, x);
     }
 }
 
@@ -321,7 +394,7 @@ impl<'m, 'a> Plan<'m, 'a> {
 
     /// A runner with its own arena and scratch.
     pub fn runner(&self) -> Runner<'_, 'm, 'a> {
-        Runner { plan: self, arena: vec![0; self.model.arena_size()], image: Vec::new(), columns: Vec::new() }
+        Runner { plan: self, arena: vec![0; self.model.arena_size()], columns: Vec::new() }
     }
 }
 
@@ -337,12 +410,10 @@ fn fast_step(model: &Model<'_>, op: &microcnn_core::Operator<'_>) -> Result<Opti
     }
     Ok(match &op.params {
         OpParams::Conv2d(ConvParams { window, weights, quant, .. }) => {
-            let k = window.kernel_h * window.kernel_w * input.shape.channels;
-            Gemm::new(weights, output.shape.channels, k, quant)
-                .map(|gemm| Step::Conv(Conv { input, output, window: *window, gemm }))
+            Conv::new(input, output, window, weights, quant).map(Step::Conv)
         }
         OpParams::FullyConnected(DenseParams { weights, quant }) => {
-            Gemm::new(weights, output.shape.channels, input.shape.elements(), quant)
+            Gemm::dense(weights, output.shape.channels, input.shape.elements(), quant)
                 .map(|gemm| Step::Dense(Dense { input, output, gemm }))
         }
         OpParams::MaxPool2d(params) if params.act_min <= params.act_max => {
@@ -356,7 +427,7 @@ fn fast_step(model: &Model<'_>, op: &microcnn_core::Operator<'_>) -> Result<Opti
 pub struct Runner<'p, 'm, 'a> {
     plan: &'p Plan<'m, 'a>,
     arena: Vec<u8>,
-    image: Vec<i16>,
+    /// Centred inputs of the current layer.
     columns: Vec<i16>,
 }
 
@@ -379,8 +450,8 @@ impl Runner<'_, '_, '_> {
                 }
                 Step::Conv(conv) => {
                     let (x, y) = split(&mut self.arena, &conv.input, &conv.output)?;
-                    conv.im2col(x, &mut self.image, &mut self.columns);
-                    conv.gemm.run(kernels, &self.columns, y);
+                    conv.centre(x, &mut self.columns);
+                    conv.gemm.run(kernels, &self.columns, &conv.pixels, y);
                 }
                 Step::MaxPool(pool) => {
                     let (x, y) = split(&mut self.arena, &pool.input, &pool.output)?;
@@ -391,9 +462,8 @@ impl Runner<'_, '_, '_> {
                     let gemm = &dense.gemm;
                     self.columns.clear();
                     self.columns.extend(x.iter().map(|&v| (i32::from(v) - dense.input.zero_point) as i16));
-                    self.columns.resize(gemm.kp, 0);
-                    debug_assert_eq!(x.len(), gemm.k);
-                    gemm.run(kernels, &self.columns, y);
+                    self.columns.resize(2 * gemm.pairs, 0);
+                    gemm.run(kernels, &self.columns, &[0], y);
                 }
             }
         }
@@ -491,9 +561,10 @@ mod tests {
             let weights: Vec<i8> = (0..channels * k)
                 .map(|_| if extreme { [-128, 127][rng.random_range(0..2)] } else { rng.random() })
                 .collect();
-            let gemm = Gemm::new(&weights, channels, k, &quant).unwrap();
-            let mut columns = vec![0_i16; pixels * gemm.kp];
-            for column in columns.chunks_exact_mut(gemm.kp) {
+            let gemm = Gemm::dense(&weights, channels, k, &quant).unwrap();
+            let kp = 2 * gemm.pairs;
+            let mut columns = vec![0_i16; pixels * kp];
+            for column in columns.chunks_exact_mut(kp) {
                 for v in &mut column[..k] {
                     *v = if extreme { [-255, 255][rng.random_range(0..2)] } else { rng.random_range(-255..=255) };
                 }
@@ -501,14 +572,15 @@ mod tests {
             let mut want = vec![0_i8; pixels * channels];
             for (p, y) in want.chunks_exact_mut(channels).enumerate() {
                 for (c, v) in y.iter_mut().enumerate() {
-                    let x = &columns[p * gemm.kp..p * gemm.kp + k];
+                    let x = &columns[p * kp..p * kp + k];
                     let sum: i64 = x.iter().zip(&weights[c * k..]).map(|(&x, &w)| i64::from(x) * i64::from(w)).sum();
                     *v = quant.output(c, sum as i32);
                 }
             }
             for kernels in [Kernels::Scalar, Kernels::Auto] {
                 let mut got = vec![0_i8; pixels * channels];
-                gemm.run(kernels, &columns, &mut got);
+                let starts: Vec<usize> = (0..pixels).map(|p| p * kp).collect();
+                gemm.run(kernels, &columns, &starts, &mut got);
                 assert_eq!(got, want, "case {case} ({kernels:?}): {pixels} pixels × {k} taps × {channels} channels");
             }
         }

@@ -2,8 +2,8 @@
 //! inference. AVX2, checked at run time ([`available`]); each entry point checks every
 //! length its loops rely on before the `unsafe` call.
 //!
-//! The product ([`Gemm`]): for each pair of taps, the pixel's two centred inputs are
-//! broadcast as one `i32` to every lane and `vpmaddwd` against the weight pairs of
+//! The product ([`Gemm`]): for each pair of inputs (segment after segment, from each
+//! pixel's own offset in the source), the pixel's two centred inputs are broadcast as one `i32` to every lane and `vpmaddwd` against the weight pairs of
 //! eight channels gives eight exact `x₀w₀ + x₁w₁` sums, added to eight `i32`
 //! accumulators; four pixels × sixteen channels at a time share the loads. The
 //! requantization ([`requant8`]) is core's, lane by lane: `vpmuldq` on the even and the
@@ -18,52 +18,55 @@ pub(super) fn available() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
-/// `out[p · channels + c]` for the `columns.len() / kp` pixels of `columns`.
-pub(super) fn gemm(g: &Gemm, columns: &[i16], out: &mut [i8]) {
+/// `out[p · channels + c]` for every pixel `p` of `pixels` (offsets into `src`).
+pub(super) fn gemm(g: &Gemm, src: &[i16], pixels: &[usize], out: &mut [i8]) {
     assert!(available(), "AVX2 kernels called on a CPU without AVX2");
-    assert!(g.kp.is_multiple_of(2) && g.padded.is_multiple_of(8) && g.channels <= g.padded, "bad product shape");
-    assert_eq!(g.weights.len(), g.kp * g.padded, "weights do not match the product's shape");
+    assert!(g.padded.is_multiple_of(8) && g.channels <= g.padded, "bad product shape");
+    assert_eq!(g.segments.iter().map(|s| s.1).sum::<usize>(), g.pairs, "segments do not add up to the pairs");
+    assert!(g.segments.iter().all(|&(at, n)| at + 2 * n <= g.reach), "a segment reaches past `reach`");
+    assert_eq!(g.weights.len(), 2 * g.pairs * g.padded, "weights do not match the product's shape");
     let q = &g.requant;
     for v in [&q.bias, &q.multiplier, &q.left_shift, &q.right_shift, &q.mask, &q.half] {
         assert_eq!(v.len(), g.padded, "requantization does not cover the padded channels");
     }
-    assert!(columns.len().is_multiple_of(g.kp), "columns are not whole pixels");
-    let pixels = columns.len() / g.kp;
-    assert_eq!(out.len(), pixels * g.channels, "output does not hold every pixel's channels");
-    // SAFETY: AVX2 is present (checked above), and the shapes checked above are exactly
-    // what `gemm_avx2` reads and writes: `kp` (even) values per pixel, `kp / 2 · padded`
-    // weight pairs, `padded` requantization lanes, `channels` outputs per pixel.
-    unsafe { gemm_avx2(g, columns, pixels, out) }
+    let last = pixels.iter().max().copied().unwrap_or(0);
+    assert!(last + g.reach <= src.len(), "a pixel's inputs run past the source");
+    assert_eq!(out.len(), pixels.len() * g.channels, "output does not hold every pixel's channels");
+    // SAFETY: AVX2 is present (checked above), and what `gemm_avx2` reads and writes
+    // was checked above: every pixel's reads lie in `src[pixel..pixel + reach]`,
+    // `pairs · padded` weight pairs, `padded` requantization lanes, `channels`
+    // outputs per pixel.
+    unsafe { gemm_avx2(g, src, pixels, out) }
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn gemm_avx2(g: &Gemm, columns: &[i16], pixels: usize, out: &mut [i8]) {
+unsafe fn gemm_avx2(g: &Gemm, src: &[i16], pixels: &[usize], out: &mut [i8]) {
     let mut p = 0;
-    while p + 4 <= pixels {
+    while p + 4 <= pixels.len() {
         // SAFETY: pixels p..p + 4 exist (loop condition); shapes checked by `gemm`.
-        unsafe { tile::<4>(g, columns, p, out) };
+        unsafe { tile::<4>(g, src, pixels, p, out) };
         p += 4;
     }
-    while p < pixels {
+    while p < pixels.len() {
         // SAFETY: pixel p exists (loop condition); shapes checked by `gemm`.
-        unsafe { tile::<1>(g, columns, p, out) };
+        unsafe { tile::<1>(g, src, pixels, p, out) };
         p += 1;
     }
 }
 
 /// Pixels `p..p + R`, every channel block.
 #[target_feature(enable = "avx2")]
-unsafe fn tile<const R: usize>(g: &Gemm, columns: &[i16], p: usize, out: &mut [i8]) {
+unsafe fn tile<const R: usize>(g: &Gemm, src: &[i16], pixels: &[usize], p: usize, out: &mut [i8]) {
     let blocks = g.padded / 8;
     let mut b = 0;
     while b < blocks {
         if b + 2 <= blocks {
             // SAFETY: channel blocks b, b + 1 are within `padded`; pixels as the caller's.
-            unsafe { block::<R, 2>(g, columns, p, b, out) };
+            unsafe { block::<R, 2>(g, src, pixels, p, b, out) };
             b += 2;
         } else {
             // SAFETY: channel block b is within `padded`; pixels as the caller's.
-            unsafe { block::<R, 1>(g, columns, p, b, out) };
+            unsafe { block::<R, 1>(g, src, pixels, p, b, out) };
             b += 1;
         }
     }
@@ -72,26 +75,38 @@ unsafe fn tile<const R: usize>(g: &Gemm, columns: &[i16], p: usize, out: &mut [i
 /// Pixels `p..p + R` × channels `8b..8(b + V)`.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn block<const R: usize, const V: usize>(g: &Gemm, columns: &[i16], p: usize, b: usize, out: &mut [i8]) {
-    let pairs = g.kp / 2;
+unsafe fn block<const R: usize, const V: usize>(
+    g: &Gemm,
+    src: &[i16],
+    pixels: &[usize],
+    p: usize,
+    b: usize,
+    out: &mut [i8],
+) {
     let mut acc = [[_mm256_setzero_si256(); V]; R];
-    // SAFETY: pixels p..p + R hold kp values each in `columns` and weight pair j of
-    // channels 8b..8(b + V) lies at (j · padded + 8b) · 2 .. + 16V < kp · padded; the
-    // reads are unaligned loads of those ranges (checked by `gemm`).
+    let mut base = [src.as_ptr(); R];
+    for (r, x) in base.iter_mut().enumerate() {
+        // SAFETY: pixel p + r's reads lie in src[pixels[p + r]..+ reach] (checked by `gemm`).
+        *x = unsafe { x.add(pixels[p + r]) };
+    }
+    // SAFETY: each pixel reads pairs at segment offset + 2q < reach, within `src`;
+    // weight pair j of channels 8b..8(b + V) lies at (j · padded + 8b) · 2 .. + 16V,
+    // within the `2 · pairs · padded` weights (j < pairs). Unaligned loads throughout.
     unsafe {
-        let x = columns.as_ptr().add(p * g.kp);
-        let w = g.weights.as_ptr().add(b * 16);
-        for j in 0..pairs {
-            let wj = w.add(j * g.padded * 2);
-            let mut wv = [_mm256_setzero_si256(); V];
-            for (v, slot) in wv.iter_mut().enumerate() {
-                *slot = _mm256_loadu_si256(wj.add(v * 16).cast());
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let pair = _mm256_set1_epi32(x.add(r * g.kp + 2 * j).cast::<i32>().read_unaligned());
-                for (a, &wv) in row.iter_mut().zip(&wv) {
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pair, wv));
+        let mut wj = g.weights.as_ptr().add(b * 16);
+        for &(at, n) in &g.segments {
+            for q in 0..n {
+                let mut wv = [_mm256_setzero_si256(); V];
+                for (v, slot) in wv.iter_mut().enumerate() {
+                    *slot = _mm256_loadu_si256(wj.add(v * 16).cast());
                 }
+                for (row, &x) in acc.iter_mut().zip(&base) {
+                    let pair = _mm256_set1_epi32(x.add(at + 2 * q).cast::<i32>().read_unaligned());
+                    for (a, &wv) in row.iter_mut().zip(&wv) {
+                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pair, wv));
+                    }
+                }
+                wj = wj.add(g.padded * 2);
             }
         }
     }
