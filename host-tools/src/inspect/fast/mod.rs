@@ -29,6 +29,9 @@ use microcnn_core::ops::pool::PoolParams;
 use microcnn_core::ops::ChannelQuant;
 use microcnn_core::{Interpreter, Model, OpParams, TensorInfo};
 
+/// The most `i16` weights one layer's product may hold (64 MiB).
+const MAX_LAID_WEIGHTS: usize = 32 << 20;
+
 /// Which kernels the fast layers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
@@ -139,6 +142,11 @@ impl Gemm {
             return None;
         }
         let padded = channels.div_ceil(8) * 8;
+        // A layer whose re-laid weights would pass 64 MiB stays on core (a blob's
+        // weights can grow up to 32-fold here: `i16`, eight lanes, even runs).
+        if 2 * pairs * padded > MAX_LAID_WEIGHTS {
+            return None;
+        }
         let requant = Requant::new(quant, channels, padded)?;
         let mut laid = vec![0_i16; 2 * pairs * padded];
         for (slot, tap) in taps.iter().enumerate() {
