@@ -11,9 +11,13 @@ one sample per `invoke` in a Python loop on one core; microcnn runs `microcnn in
 on the whole array, pinned to one core (`taskset -c 0`, RAYON_NUM_THREADS=1) and on
 every core. Both outputs must be equal byte for byte (exit 1 otherwise). Times are
 wall-clock: the best of three runs each, including reading and writing the arrays.
+The CPU time (user + system, of this process for TFLM and of the `microcnn` child)
+of the same best runs is printed too: on a machine that other jobs share, wall times
+swing with the load while CPU times barely move.
 """
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,13 +34,22 @@ except ImportError as e:  # pragma: no cover
     sys.exit(f"error: {e.name} is missing: pip install tflite-micro numpy")
 
 
+def cpu_seconds():
+    """User + system time of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def best_of(runs, fn):
-    times = []
+    """(best wall time, best CPU time) over `runs` runs."""
+    walls, cpus = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        cpu, start = cpu_seconds(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(cpu_seconds() - cpu)
+    return min(walls), min(cpus)
 
 
 def main():
@@ -63,6 +76,7 @@ def main():
         np.save(work / "x.npy", x)
 
         tflm_out = []
+        load_before = f"{os.getloadavg()[0]:.2f}"
 
         def tflm():
             tflm_out.clear()
@@ -92,11 +106,13 @@ def main():
         exact = bool((y == reference).all())
         n = args.samples
         print(f"model {Path(args.model).name}, {n} samples, bit-exact with TFLM: {exact}")
-        print(f"| engine | images/s | vs TFLM |")
-        print(f"| --- | ---: | ---: |")
-        print(f"| TFLite Micro (Python interpreter, 1 core) | {n / t_tflm:,.0f} | 1.0× |")
-        print(f"| microcnn infer, 1 core | {n / t_one:,.0f} | {t_tflm / t_one:.1f}× |")
-        print(f"| microcnn infer, {cores} cores | {n / t_all:,.0f} | {t_tflm / t_all:.1f}× |")
+        print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f}")
+        print(f"| engine | images/s (wall) | vs TFLM | images per CPU-second | vs TFLM |")
+        print(f"| --- | ---: | ---: | ---: | ---: |")
+        rows = [("TFLite Micro (Python interpreter, 1 core)", t_tflm), ("microcnn infer, 1 core", t_one),
+                (f"microcnn infer, {cores} cores", t_all)]
+        for name, (wall, cpu) in rows:
+            print(f"| {name} | {n / wall:,.0f} | {t_tflm[0] / wall:.1f}× | {n / cpu:,.0f} | {t_tflm[1] / cpu:.1f}× |")
         if not exact:
             sys.exit("error: microcnn's outputs differ from TFLM's")
     finally:

@@ -1,4 +1,6 @@
-//! Criterion benchmarks of `Interpreter::invoke` and `Model::from_bytes`.
+//! Criterion benchmarks of `Interpreter::invoke` (core's kernels, as on the chip), of
+//! the host kernel path (`inspect::fast`, what `microcnn infer` and `eval` run) and of
+//! `Model::from_bytes`.
 //!
 //! One "image" = copy one sample into the input tensor, `invoke`, copy the output
 //! tensor out (the way TensorFlow Lite Micro's own images/s figure is measured).
@@ -8,6 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use microcnn_core::{Interpreter, Model};
+use microcnn_tools::inspect::fast::Plan;
 use std::hint::black_box;
 use std::path::Path;
 
@@ -84,6 +87,36 @@ fn bench_invoke(c: &mut Criterion) {
     group.finish();
 }
 
+/// One image through the host kernels: the same bytes as `invoke` (checked first).
+fn bench_host(c: &mut Criterion) {
+    let mut group = c.benchmark_group("host");
+    group.throughput(Throughput::Elements(1));
+    for &name in CASES {
+        let case = load_case(name);
+        let model = Model::from_bytes(&case.blob).unwrap_or_else(|e| panic!("{name}: Model::from_bytes failed: {e:?}"));
+        let plan = Plan::new(&model).unwrap_or_else(|e| panic!("{name}: Plan::new failed: {e:#}"));
+        let mut runner = plan.runner();
+        let mut arena = vec![0u8; model.arena_size()];
+        let mut net = Interpreter::new(&model, &mut arena).expect("Interpreter::new");
+        for (i, sample) in case.samples.iter().enumerate() {
+            net.input_mut().copy_from_slice(sample);
+            net.invoke().expect("invoke failed");
+            assert_eq!(runner.run(sample).expect("run failed"), net.output(), "{name}: sample {i} differs from core");
+        }
+        let mut out = vec![0i8; model.output().bytes()];
+        let mut next = 0usize;
+        group.bench_function(BenchmarkId::from_parameter(case.name), |b| {
+            b.iter(|| {
+                let sample = &case.samples[next];
+                next = (next + 1) % case.samples.len();
+                out.copy_from_slice(runner.run(black_box(sample)).expect("run failed"));
+                black_box(&out);
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_from_bytes(c: &mut Criterion) {
     let case = load_case("small_cnn_28x28");
     let mut group = c.benchmark_group("from_bytes");
@@ -97,5 +130,5 @@ fn bench_from_bytes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_invoke, bench_from_bytes);
+criterion_group!(benches, bench_invoke, bench_host, bench_from_bytes);
 criterion_main!(benches);
