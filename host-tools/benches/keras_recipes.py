@@ -4,8 +4,9 @@
 #   python host-tools/benches/keras_recipes.py mobilenet96 [EPOCHS]  96×96×3, the `mobilenet` preset (host-tools/archs/mobilenet.toml)
 # 4,000 images, 4 classes, batch 32, Adam 1e-3, numpy arrays in memory, 2 threads.
 # The data is a fixed formula both sides compute (pixel i = hash(i) / 2^24, label s % 4),
-# so no files are shared. Prints each epoch's seconds and the median of epochs 2.. (the
-# first one includes tracing).
+# so no files are shared. Prints each epoch's wall and CPU seconds (all threads: on a
+# machine shared with other work the CPU time is the steadier figure) and the medians
+# of epochs 2.. (the first one includes tracing).
 import sys, time, statistics, numpy as np, tensorflow as tf, keras
 tf.config.threading.set_intra_op_parallelism_threads(2)
 tf.config.threading.set_inter_op_parallelism_threads(2)
@@ -43,11 +44,13 @@ else:
 x, y = data(shape)
 m = keras.Sequential([keras.Input(shape)] + layers)
 m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-times = []
+times, cpu = [], []
 class T(keras.callbacks.Callback):
-    def on_epoch_begin(s, e, l=None): s.t = time.time()
+    def on_epoch_begin(s, e, l=None): s.t, s.c = time.time(), time.process_time()
     def on_epoch_end(s, e, l=None):
         times.append(time.time() - s.t)
-        print("epoch", e + 1, "%.3fs" % times[-1], {k: round(v, 4) for k, v in l.items()}, flush=True)
+        cpu.append(time.process_time() - s.c)
+        print("epoch", e + 1, "%.3fs" % times[-1], "cpu %.3fs" % cpu[-1], {k: round(v, 4) for k, v in l.items()}, flush=True)
 m.fit(x, y, batch_size=32, epochs=epochs, verbose=0, shuffle=True, callbacks=[T()])
-print(f"keras {recipe}: params {m.count_params()}, median s/epoch (epochs 2..{epochs}) %.3f" % statistics.median(times[1:]))
+print(f"keras {recipe}: params {m.count_params()}, median s/epoch (epochs 2..{epochs}) %.3f, cpu s/epoch %.3f"
+      % (statistics.median(times[1:]), statistics.median(cpu[1:])))

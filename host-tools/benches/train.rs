@@ -114,8 +114,29 @@ fn formula_data(shape: [usize; 3]) -> (Vec<f32>, Vec<usize>) {
     (x.collect(), (0..IMAGES).map(|s| s % CLASSES).collect())
 }
 
-/// Trains `arch` on the formula data for `epochs`, printing each epoch's seconds and
-/// the median of epochs 2.. (as the Keras script does).
+/// CPU seconds this process has used, all threads, user and system (`/proc/self/stat`,
+/// 100 ticks a second as on Linux); 0 where that file does not exist.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
+/// The middle value, or the mean of the two middle ones (as Python's `statistics.median`).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let h = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[h - 1] + v[h]) / 2.0
+    } else {
+        v[h]
+    }
+}
+
+/// Trains `arch` on the formula data for `epochs`, printing each epoch's wall and CPU
+/// seconds and their medians over epochs 2.. (as the Keras script does).
 fn timed(name: &str, arch: &Arch, epochs: usize) {
     let (x, y) = formula_data(arch.input);
     let size: usize = arch.input.iter().product();
@@ -124,9 +145,9 @@ fn timed(name: &str, arch: &Arch, epochs: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut order: Vec<usize> = (0..IMAGES).collect();
     let (mut bx, mut by) = (Vec::with_capacity(BATCH * size), Vec::with_capacity(BATCH));
-    let mut times = Vec::new();
+    let (mut times, mut cpu) = (Vec::new(), Vec::new());
     for e in 1..=epochs {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         order.shuffle(&mut rng);
         let (mut loss, mut correct) = (0.0, 0);
         for chunk in order.chunks(BATCH) {
@@ -142,18 +163,20 @@ fn timed(name: &str, arch: &Arch, epochs: usize) {
         }
         let s = t.elapsed().as_secs_f64();
         times.push(s);
+        cpu.push(cpu_seconds() - c);
         println!(
-            "{name} epoch {e} {s:.3}s loss {:.4} accuracy {:.4}",
+            "{name} epoch {e} {s:.3}s cpu {:.3}s loss {:.4} accuracy {:.4}",
+            cpu[e - 1],
             loss / IMAGES as f32,
             correct as f32 / IMAGES as f32
         );
     }
-    let mut rest = times[1.min(times.len() - 1)..].to_vec();
-    rest.sort_by(f64::total_cmp);
+    let skip = 1.min(times.len() - 1);
     println!(
-        "microcnn {name}: params {}, median s/epoch (epochs 2..{epochs}) {:.3}",
+        "microcnn {name}: params {}, median s/epoch (epochs 2..{epochs}) {:.3}, cpu s/epoch {:.3}",
         net.param_count(),
-        rest[rest.len() / 2]
+        median(times[skip..].to_vec()),
+        median(cpu[skip..].to_vec())
     );
 }
 
