@@ -23,7 +23,7 @@ def data(shape):
     return x.reshape((N,) + shape), (np.arange(N) % CLASSES).astype(np.int64)
 
 def bn_relu6():
-    return [L.BatchNormalization(momentum=0.99, epsilon=1e-3), L.ReLU(6.0)]
+    return [L.BatchNormalization(momentum=0.9, epsilon=1e-3), L.ReLU(6.0)]
 
 if recipe == "cnn32":
     shape = (32, 32, 3)
