@@ -14,6 +14,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("resnet", include_str!("../../archs/resnet.toml")),
     ("xception", include_str!("../../archs/xception.toml")),
     ("inception", include_str!("../../archs/inception.toml")),
+    ("mobilenet", include_str!("../../archs/mobilenet.toml")),
 ];
 
 /// The names, for messages.
@@ -54,7 +55,7 @@ mod tests {
     #[test]
     fn unknown_names_list_the_presets() {
         let e = resolve("alexnet").unwrap_err().to_string();
-        assert!(e.contains("vgg, resnet, xception, inception"), "{e}");
+        assert!(e.contains("vgg, resnet, xception, inception, mobilenet"), "{e}");
         assert!(resolve("resnet").unwrap().1);
     }
 }

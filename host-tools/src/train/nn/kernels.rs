@@ -72,10 +72,15 @@ fn part(n: usize) -> usize {
     n.div_ceil(PARTS).max(1)
 }
 
+/// Values per task of the element-wise passes below.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
 fn activate(act: Act, y: &mut [f32]) {
     match act {
-        Act::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Act::Relu6 => y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+        Act::Relu => y.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0))),
+        Act::Relu6 => {
+            y.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)))
+        }
         Act::Softmax => {
             // Softmax is only on a dense layer's units (rows of the output).
         }
@@ -83,18 +88,16 @@ fn activate(act: Act, y: &mut [f32]) {
     }
 }
 
-/// `dy` times the activation's derivative, from the activation's output `y`.
+/// `dy` times the activation's derivative, from the activation's output `y`; a select
+/// rather than a branch, so that it vectorizes.
 fn act_backward(act: Act, y: &[f32], dy: &mut [f32]) {
+    let chunks = dy.par_chunks_mut(ELEMENTWISE_CHUNK).zip(y.par_chunks(ELEMENTWISE_CHUNK));
     match act {
-        Act::Relu => dy.iter_mut().zip(y).for_each(|(d, &v)| {
-            if v <= 0.0 {
-                *d = 0.0
-            }
+        Act::Relu => chunks.for_each(|(d, y)| {
+            d.iter_mut().zip(y).for_each(|(d, &v)| *d = if v <= 0.0 { 0.0 } else { *d });
         }),
-        Act::Relu6 => dy.iter_mut().zip(y).for_each(|(d, &v)| {
-            if v <= 0.0 || v >= 6.0 {
-                *d = 0.0
-            }
+        Act::Relu6 => chunks.for_each(|(d, y)| {
+            d.iter_mut().zip(y).for_each(|(d, &v)| *d = if v <= 0.0 || v >= 6.0 { 0.0 } else { *d });
         }),
         Act::None | Act::Softmax => {}
     }
@@ -281,7 +284,191 @@ fn conv_backward(
     reduce_parts(parts, k * cout, has_bias.then_some(cout), need_dx.then(|| n * g.in_size()))
 }
 
-fn depthwise_forward(g: &Geom, m: usize, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], n: usize) -> Vec<f32> {
+/// The output columns `ox0..ox1` whose kernel column `kx` lands inside the input.
+#[inline]
+fn valid_cols(g: &Geom, kx: usize) -> (usize, usize) {
+    let (s, pad, w) = (g.strides[1], g.pad[1], g.input[1]);
+    let ox0 = pad.saturating_sub(kx).div_ceil(s);
+    // ix = ox·s + kx − pad < w  ⇔  ox·s < w + pad − kx.
+    let ox1 = (w + pad).checked_sub(kx).map_or(0, |lim| lim.div_ceil(s)).min(g.output[1]);
+    (ox0, ox1.max(ox0))
+}
+
+/// Each tap's `c` weights repeated across an output row (`kh·kw` rows of `ow·c`), so
+/// that a stride-1 row of taps is one long element-wise product.
+fn tiled_taps(g: &Geom, w: &[f32]) -> Vec<f32> {
+    let [_, ow, c] = g.output;
+    let taps = g.kernel[0] * g.kernel[1];
+    let mut t = Vec::with_capacity(taps * ow * c);
+    for tap in 0..taps {
+        for _ in 0..ow {
+            t.extend_from_slice(&w[tap * c..][..c]);
+        }
+    }
+    t
+}
+
+/// Depthwise convolution with multiplier 1, one output row at a time: for each tap,
+/// the valid run of output columns gets `x · w` as one contiguous element-wise pass
+/// (stride 1) or one `c`-wide pass per column. Taps add in `(ky, kx)` order onto the
+/// bias, as in [`depthwise_forward_general`], so the result is the same to the bit.
+pub(super) fn depthwise_forward_m1(
+    g: &Geom,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
+    let [h, wd, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let (row, out_size) = (ow * c, oh * ow * c);
+    let tiles = tiled_taps(g, w);
+    let mut y = vec![0.0; n * out_size];
+    y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
+        for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
+            if let Some(b) = bias {
+                yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b));
+            }
+            for ky in 0..g.kernel[0] {
+                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                    continue;
+                };
+                let xrow = &xs[iy * wd * c..][..wd * c];
+                for kx in 0..g.kernel[1] {
+                    let tap = ky * g.kernel[1] + kx;
+                    let (ox0, ox1) = valid_cols(g, kx);
+                    if ox0 == ox1 {
+                        continue;
+                    }
+                    let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                    if g.strides[1] == 1 {
+                        let len = (ox1 - ox0) * c;
+                        let wt = &tiles[tap * row..][..len];
+                        for ((o, &xv), &wv) in yrow[ox0 * c..][..len].iter_mut().zip(&xrow[ix0 * c..][..len]).zip(wt) {
+                            *o += xv * wv;
+                        }
+                    } else {
+                        let wk = &w[tap * c..][..c];
+                        for (i, ox) in (ox0..ox1).enumerate() {
+                            let xin = &xrow[(ix0 + i * g.strides[1]) * c..][..c];
+                            for ((o, &xv), &wv) in yrow[ox * c..][..c].iter_mut().zip(xin).zip(wk) {
+                                *o += xv * wv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        activate(act, ys);
+    });
+    y
+}
+
+/// Depthwise backward with multiplier 1, laid out like [`depthwise_forward_m1`]: the
+/// input gradient as contiguous runs, the weight and bias gradients accumulated in
+/// row-wide tiles (one lane per output column and channel) folded at the end of each
+/// part, in a fixed order.
+pub(super) fn depthwise_backward_m1(
+    g: &Geom,
+    w: &[f32],
+    has_bias: bool,
+    x: &[f32],
+    dpre: &[f32],
+    n: usize,
+    need_dx: bool,
+) -> Gradients {
+    let [h, wd, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let (row, out_size) = (ow * c, oh * ow * c);
+    let taps = g.kernel[0] * g.kernel[1];
+    let tiles = tiled_taps(g, w);
+    let cs = part(n);
+    let parts: Vec<Part> = dpre
+        .par_chunks(cs * out_size)
+        .zip(x.par_chunks(cs * g.in_size()))
+        .map(|(dc, xc)| {
+            let samples = xc.len() / g.in_size();
+            let mut dw_tile = vec![0.0; taps * row];
+            let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
+            let mut dx = vec![0.0; if need_dx { xc.len() } else { 0 }];
+            for s in 0..samples {
+                let xs = &xc[s * g.in_size()..][..g.in_size()];
+                for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
+                    if has_bias {
+                        db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
+                    }
+                    for ky in 0..g.kernel[0] {
+                        let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                            continue;
+                        };
+                        let at = (s * h + iy) * wd * c;
+                        let xrow = &xs[iy * wd * c..][..wd * c];
+                        for kx in 0..g.kernel[1] {
+                            let tap = ky * g.kernel[1] + kx;
+                            let (ox0, ox1) = valid_cols(g, kx);
+                            if ox0 == ox1 {
+                                continue;
+                            }
+                            let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                            let acc = &mut dw_tile[tap * row..][..row];
+                            if g.strides[1] == 1 {
+                                let len = (ox1 - ox0) * c;
+                                let (d, xr) = (&drow[ox0 * c..][..len], &xrow[ix0 * c..][..len]);
+                                for ((a, &xv), &dv) in acc[ox0 * c..][..len].iter_mut().zip(xr).zip(d) {
+                                    *a += xv * dv;
+                                }
+                                if need_dx {
+                                    let wt = &tiles[tap * row..][..len];
+                                    for ((o, &dv), &wv) in dx[at + ix0 * c..][..len].iter_mut().zip(d).zip(wt) {
+                                        *o += dv * wv;
+                                    }
+                                }
+                            } else {
+                                let wk = &w[tap * c..][..c];
+                                for (i, ox) in (ox0..ox1).enumerate() {
+                                    let ix = ix0 + i * g.strides[1];
+                                    let d = &drow[ox * c..][..c];
+                                    for ((a, &xv), &dv) in
+                                        acc[ox * c..][..c].iter_mut().zip(&xrow[ix * c..][..c]).zip(d)
+                                    {
+                                        *a += xv * dv;
+                                    }
+                                    if need_dx {
+                                        for ((o, &dv), &wv) in dx[at + ix * c..][..c].iter_mut().zip(d).zip(wk) {
+                                            *o += dv * wv;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let fold = |tile: &[f32]| -> Vec<f32> {
+                let mut out = vec![0.0; c];
+                for lane in tile.chunks_exact(c) {
+                    out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
+                }
+                out
+            };
+            let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
+            let db = if has_bias { fold(&db_tile) } else { Vec::new() };
+            (dw, db, need_dx.then_some(dx))
+        })
+        .collect();
+    reduce_parts(parts, w.len(), has_bias.then_some(c), need_dx.then(|| n * g.in_size()))
+}
+
+pub(super) fn depthwise_forward_general(
+    g: &Geom,
+    m: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
     let [_, wd, cin] = g.input;
     let [oh, ow, cout] = g.output;
     let out_size = oh * ow * cout;
@@ -313,7 +500,7 @@ fn depthwise_forward(g: &Geom, m: usize, w: &[f32], bias: Option<&[f32]>, act: A
 }
 
 #[allow(clippy::too_many_arguments)]
-fn depthwise_backward(
+pub(super) fn depthwise_backward_general(
     g: &Geom,
     m: usize,
     w: &[f32],
@@ -469,39 +656,153 @@ fn avgpool_backward(g: &Geom, dy: &[f32], n: usize) -> Vec<f32> {
     dx
 }
 
-fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], train: bool) -> (Vec<f32>, Cache) {
+/// Lanes of a batch-norm tile: whole rows of `c` channels, about 256 values, so the
+/// per-channel passes run as long element-wise loops over `tile_len` values.
+fn tile_len(c: usize) -> usize {
+    (256 / c).max(1) * c
+}
+
+/// `v` repeated to `len` values.
+fn tiled<T: Copy>(v: &[T], len: usize) -> Vec<T> {
+    v.iter().copied().cycle().take(len).collect()
+}
+
+/// Values per part of a batch-norm pass: whole tiles, the rows cut into [`PARTS`]
+/// (a function of the size only, so sums do not depend on the thread count).
+fn bn_part(len: usize, c: usize) -> usize {
+    let t = tile_len(c);
+    (len.div_ceil(PARTS)).div_ceil(t).max(1) * t
+}
+
+/// Adds the lanes of `tile` into `c` per-channel values, lane after lane.
+fn fold_tile<T: Copy + std::ops::AddAssign + Default>(tile: &[T], c: usize) -> Vec<T> {
+    let mut out = vec![T::default(); c];
+    for lane in tile.chunks_exact(c) {
+        out.iter_mut().zip(lane).for_each(|(a, &b)| *a += b);
+    }
+    out
+}
+
+/// Per-channel sums over the rows of `x` (`c` channels a row), in f64: of `x` itself,
+/// or of `(x − center)²` when `center` is given. Each part sums into a tile, the parts
+/// add up in order.
+fn channel_sums(x: &[f32], c: usize, center: Option<&[f64]>) -> Vec<f64> {
+    let t = tile_len(c);
+    let center = center.map(|m| tiled(m, t));
+    let parts: Vec<Vec<f64>> = x
+        .par_chunks(bn_part(x.len(), c))
+        .map(|xp| {
+            let mut acc = vec![0.0f64; t];
+            for chunk in xp.chunks(t) {
+                match &center {
+                    None => acc.iter_mut().zip(chunk).for_each(|(a, &v)| *a += f64::from(v)),
+                    Some(m) => {
+                        acc.iter_mut().zip(chunk).zip(m).for_each(|((a, &v), &m)| *a += (f64::from(v) - m).powi(2))
+                    }
+                }
+            }
+            fold_tile(&acc, c)
+        })
+        .collect();
+    let mut sums = vec![0.0f64; c];
+    for p in parts {
+        sums.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    sums
+}
+
+pub(super) fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], train: bool) -> (Vec<f32>, Cache) {
     let c = node.shape[2];
     let rows = x.len() / c;
     let [gamma, beta, moving_mean, moving_var] = [0, 1, 2, 3].map(|i| &node.params[i].data);
     let (mean, var) = if train {
-        let mut mean = vec![0.0f64; c];
-        for row in x.chunks_exact(c) {
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += f64::from(*v));
-        }
-        mean.iter_mut().for_each(|m| *m /= rows as f64);
-        let mut var = vec![0.0f64; c];
-        for row in x.chunks_exact(c) {
-            var.iter_mut().zip(row).zip(&mean).for_each(|((s, v), m)| *s += (f64::from(*v) - m).powi(2));
-        }
-        let var: Vec<f32> = var.iter().map(|s| (s / rows as f64) as f32).collect();
+        let mean: Vec<f64> = channel_sums(x, c, None).iter().map(|s| s / rows as f64).collect();
+        let var: Vec<f32> = channel_sums(x, c, Some(&mean)).iter().map(|s| (s / rows as f64) as f32).collect();
         (mean.iter().map(|&m| m as f32).collect::<Vec<f32>>(), var)
     } else {
         (moving_mean.clone(), moving_var.clone())
     };
     let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let t = tile_len(c);
+    let [mean_t, inv_t, gamma_t, beta_t] = [&mean, &inv_std, gamma, beta].map(|v| tiled(v, t));
     let mut y = vec![0.0; x.len()];
     let mut xhat = vec![0.0; if train { x.len() } else { 0 }];
-    for (r, (yr, xr)) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).enumerate() {
-        for ch in 0..c {
-            let h = (xr[ch] - mean[ch]) * inv_std[ch];
-            if train {
-                xhat[r * c + ch] = h;
+    let part_len = bn_part(x.len(), c);
+    let pass = |yp: &mut [f32], xp: &[f32], mut hp: Option<&mut [f32]>| {
+        for (k, (yc, xc)) in yp.chunks_mut(t).zip(xp.chunks(t)).enumerate() {
+            let affine = gamma_t.iter().zip(&beta_t);
+            if let Some(hp) = hp.as_deref_mut() {
+                let hc = &mut hp[k * t..][..xc.len()];
+                for ((h, &xv), (&m, &s)) in hc.iter_mut().zip(xc).zip(mean_t.iter().zip(&inv_t)) {
+                    *h = (xv - m) * s;
+                }
+                for ((yv, &h), (&g, &b)) in yc.iter_mut().zip(hc.iter()).zip(affine) {
+                    *yv = g * h + b;
+                }
+            } else {
+                for (((yv, &xv), (&m, &s)), (&g, &b)) in
+                    yc.iter_mut().zip(xc).zip(mean_t.iter().zip(&inv_t)).zip(affine)
+                {
+                    *yv = g * ((xv - m) * s) + b;
+                }
             }
-            yr[ch] = gamma[ch] * h + beta[ch];
+            activate(act, yc);
         }
+    };
+    if train {
+        y.par_chunks_mut(part_len)
+            .zip(x.par_chunks(part_len))
+            .zip(xhat.par_chunks_mut(part_len))
+            .for_each(|((yp, xp), hp)| pass(yp, xp, Some(hp)));
+    } else {
+        y.par_chunks_mut(part_len).zip(x.par_chunks(part_len)).for_each(|(yp, xp)| pass(yp, xp, None));
     }
-    activate(act, &mut y);
     (y, Cache::BatchNorm { mean, var, xhat, inv_std })
+}
+
+/// Batch norm backward in training mode (batch statistics): `dγ = Σ dy·x̂`, `dβ = Σ dy`
+/// per channel (tiles per part, parts in order), then the input gradient as one
+/// element-wise pass.
+pub(super) fn batchnorm_backward_train(gamma: &[f32], inv_std: &[f32], xhat: &[f32], dy: &[f32]) -> [Vec<f32>; 3] {
+    let c = gamma.len();
+    let t = tile_len(c);
+    let part_len = bn_part(dy.len(), c);
+    let parts: Vec<(Vec<f32>, Vec<f32>)> = dy
+        .par_chunks(part_len)
+        .zip(xhat.par_chunks(part_len))
+        .map(|(dp, hp)| {
+            let (mut g, mut b) = (vec![0.0f32; t], vec![0.0f32; t]);
+            for (dc, hc) in dp.chunks(t).zip(hp.chunks(t)) {
+                for (((g, b), &d), &h) in g.iter_mut().zip(b.iter_mut()).zip(dc).zip(hc) {
+                    *g += d * h;
+                    *b += d;
+                }
+            }
+            (fold_tile(&g, c), fold_tile(&b, c))
+        })
+        .collect();
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
+    for (g, b) in parts {
+        dgamma.iter_mut().zip(&g).for_each(|(a, v)| *a += v);
+        dbeta.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
+    }
+    let rows = (dy.len() / c) as f32;
+    let scale: Vec<f32> = inv_std.iter().map(|s| s / rows).collect();
+    let gdb: Vec<f32> = gamma.iter().zip(&dbeta).map(|(g, b)| g * b).collect();
+    let gdg: Vec<f32> = gamma.iter().zip(&dgamma).map(|(g, d)| g * d).collect();
+    let [scale_t, gamma_t, gdb_t, gdg_t] = [&scale, gamma, &gdb, &gdg].map(|v| tiled(v, t));
+    let mut dx = vec![0.0; dy.len()];
+    dx.par_chunks_mut(part_len).zip(dy.par_chunks(part_len)).zip(xhat.par_chunks(part_len)).for_each(
+        |((xp, dp), hp)| {
+            for ((xc, dc), hc) in xp.chunks_mut(t).zip(dp.chunks(t)).zip(hp.chunks(t)) {
+                let coef = scale_t.iter().zip(&gamma_t).zip(gdb_t.iter().zip(&gdg_t));
+                for (((xv, &d), &h), ((&s, &g), (&gb, &gg))) in xc.iter_mut().zip(dc).zip(hc).zip(coef) {
+                    *xv = s * (rows * (d * g) - gb - h * gg);
+                }
+            }
+        },
+    );
+    [dx, dgamma, dbeta]
 }
 
 /// Runs one node forward over `n` samples.
@@ -534,7 +835,13 @@ pub fn forward(
             (y, cache)
         }
         Layer::Depthwise { geom, multiplier, act } => {
-            (depthwise_forward(geom, *multiplier, &node.params[0].data, bias, *act, x, n), Cache::None)
+            let w = &node.params[0].data;
+            let y = if *multiplier == 1 {
+                depthwise_forward_m1(geom, w, bias, *act, x, n)
+            } else {
+                depthwise_forward_general(geom, *multiplier, w, bias, *act, x, n)
+            };
+            (y, Cache::None)
         }
         Layer::MaxPool { geom } => pool_forward(geom, true, x, n),
         Layer::AvgPool { geom } => pool_forward(geom, false, x, n),
@@ -619,8 +926,12 @@ pub fn backward(
             (vec![dx], with_bias(dw, db))
         }
         (Layer::Depthwise { geom, multiplier, .. }, _) => {
-            let (dw, db, dx) =
-                depthwise_backward(geom, *multiplier, &node.params[0].data, has_bias, x, &dy, n, need_dx[0]);
+            let w = &node.params[0].data;
+            let (dw, db, dx) = if *multiplier == 1 {
+                depthwise_backward_m1(geom, w, has_bias, x, &dy, n, need_dx[0])
+            } else {
+                depthwise_backward_general(geom, *multiplier, w, has_bias, x, &dy, n, need_dx[0])
+            };
             (vec![dx], with_bias(dw, db))
         }
         (Layer::MaxPool { geom }, _) => (vec![Some(maxpool_backward(geom, x, y, &dy))], vec![]),
@@ -665,21 +976,7 @@ pub fn backward(
                 }
                 return (vec![Some(dx)], vec![dgamma, dbeta, vec![], vec![]]);
             }
-            let rows = (dy.len() / c) as f32;
-            for (dr, hr) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)) {
-                for ch in 0..c {
-                    dgamma[ch] += dr[ch] * hr[ch];
-                    dbeta[ch] += dr[ch];
-                }
-            }
-            let mut dx = vec![0.0; dy.len()];
-            for ((xr, dr), hr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(xhat.chunks_exact(c)) {
-                for ch in 0..c {
-                    let dxhat = dr[ch] * gamma[ch];
-                    xr[ch] =
-                        inv_std[ch] / rows * (rows * dxhat - gamma[ch] * dbeta[ch] - hr[ch] * gamma[ch] * dgamma[ch]);
-                }
-            }
+            let [dx, dgamma, dbeta] = batchnorm_backward_train(gamma, inv_std, xhat, &dy);
             (vec![Some(dx)], vec![dgamma, dbeta, vec![], vec![]])
         }
         (Layer::Add { .. }, _) => (vec![Some(dy.clone()), Some(dy)], vec![]),

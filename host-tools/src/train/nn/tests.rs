@@ -249,22 +249,152 @@ fn impossible_shapes_name_the_layer() {
     assert!(e.contains("layer 2 (dense): softmax is only allowed on the last layer"), "{e}");
 }
 
+/// Whole training steps (forward, backward, Adam, batch-norm statistics) give the same
+/// weights on 1 and 3 threads: a plain convolution, and the `mobilenet` preset
+/// (depthwise and pointwise convolutions, batch norm, ReLU6) at a size where the batch
+/// norm and element-wise passes split into several parts and chunks.
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let arch = Arch::parse(&format!(
+    use crate::train::nn::optim::{Kind, Optimizer};
+    let conv = Arch::parse(&format!(
         "input = [8, 8, 1]\n[[layer]]\ntype = \"conv2d\"\nfilters = 4\nkernel = 3\npadding = \"same\"\n{HEAD}"
     ))
     .unwrap();
-    let net = Network::new(&arch, 1).unwrap();
-    let x: Vec<f32> = (0..10 * 64).map(|i| (i as f32 * 0.1).sin()).collect();
-    let labels: Vec<usize> = (0..10).map(|i| i % 4).collect();
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
-            let trace = net.forward(&x, 10, Mode::Train, &mut ChaCha8Rng::seed_from_u64(0));
-            let (_, _, d) = cross_entropy(trace.output(), &labels, 4, false);
-            net.backward(&trace, d)
-        })
-    };
-    assert_eq!(run(1), run(3));
+    let mut mobilenet = crate::train::presets::with_classes(crate::train::presets::preset("mobilenet").unwrap(), 4);
+    mobilenet.input = [24, 20, 3];
+    for arch in [conv, mobilenet] {
+        let size: usize = arch.input.iter().product();
+        let net = Network::new(&arch, 1).unwrap();
+        let x: Vec<f32> = (0..10 * size).map(|i| (i as f32 * 0.1).sin()).collect();
+        let labels: Vec<usize> = (0..10).map(|i| i % 4).collect();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut net = net.clone();
+                let mut opt = Optimizer::new(Kind::Adam, 0.0, &net);
+                let mut rng = ChaCha8Rng::seed_from_u64(0);
+                let trace = net.forward(&x, 10, Mode::Train, &mut rng);
+                let (_, _, d) = cross_entropy(trace.output(), &labels, 4, net.ends_in_softmax());
+                let grads = net.backward(&trace, d);
+                for _ in 0..2 {
+                    crate::train::step::step(&mut net, &mut opt, &x, &labels, 1e-2, None, &mut rng);
+                }
+                (grads, net)
+            })
+        };
+        let (one, three) = (run(1), run(3));
+        assert!(one.0.iter().flatten().any(|g| g.iter().any(|&v| v != 0.0)));
+        assert_eq!(one, three, "{:?}", arch.name);
+    }
+}
+
+/// A node's depthwise geometry, from a one-layer architecture.
+fn depthwise_geom(input: [usize; 3], layer: &str) -> Geom {
+    let toml = format!("input = {input:?}\n[[layer]]\ntype = \"depthwise_conv2d\"\n{layer}\n");
+    match Network::new(&Arch::parse(&toml).unwrap(), 0).unwrap().nodes[1].layer {
+        Layer::Depthwise { geom, .. } => geom,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+fn close(name: &str, got: &[f32], want: &[f32], tolerance: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((a - b).abs() <= tolerance * (1.0 + b.abs()), "{name}[{i}]: {a} against {b}");
+    }
+}
+
+/// The multiplier-1 depthwise kernels against the general ones, over strides 1 and 2,
+/// SAME, VALID and explicit padding, square and oblong windows, odd sizes and a batch
+/// that splits unevenly into parts: the forward pass is the same to the bit (same
+/// order of additions), the gradients agree to float rounding (they add in another
+/// order).
+#[test]
+fn depthwise_multiplier_one_matches_the_general_kernels() {
+    let cases = [
+        ([7, 6, 3], "kernel = 3\npadding = \"same\""),
+        ([7, 6, 3], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([8, 9, 5], "kernel = [3, 5]\nstrides = [1, 2]"),
+        ([6, 7, 4], "kernel = 5\npadding = { explicit = [2, 1, 0, 3] }"),
+        ([5, 5, 8], "kernel = 2\nstrides = 2\npadding = \"same\""),
+        ([4, 6, 2], "kernel = 1"),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for (input, layer) in cases {
+        let g = depthwise_geom(input, layer);
+        let n = 5;
+        let c = input[2];
+        let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let (x, w, b) = (draw(n * input.iter().product::<usize>()), draw(g.kernel[0] * g.kernel[1] * c), draw(c));
+        let dy = draw(n * g.output.iter().product::<usize>());
+        for act in [Act::None, Act::Relu6] {
+            let want = kernels::depthwise_forward_general(&g, 1, &w, Some(&b), act, &x, n);
+            assert_eq!(kernels::depthwise_forward_m1(&g, &w, Some(&b), act, &x, n), want, "{layer}");
+        }
+        let (dw, db, dx) = kernels::depthwise_backward_m1(&g, &w, true, &x, &dy, n, true);
+        let (rw, rb, rx) = kernels::depthwise_backward_general(&g, 1, &w, true, &x, &dy, n, true);
+        close(&format!("{layer}: dw"), &dw, &rw, 1e-5);
+        close(&format!("{layer}: db"), &db.unwrap(), &rb.unwrap(), 1e-5);
+        close(&format!("{layer}: dx"), &dx.unwrap(), &rx.unwrap(), 1e-5);
+        let (dw2, db2, dx2) = kernels::depthwise_backward_m1(&g, &w, false, &x, &dy, n, false);
+        assert_eq!((dw2, db2, dx2), (dw, None, None));
+    }
+}
+
+/// Batch norm in training mode, forward and backward, against the plain per-row
+/// formulas (the kernels before they were tiled and split into parts), for channel
+/// counts that do and do not divide the tile and batches that split unevenly.
+#[test]
+#[allow(clippy::needless_range_loop)]
+fn batchnorm_matches_the_per_row_formulas() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for (rows, c) in [(1, 3), (37, 3), (1000, 8), (333, 64), (50, 300)] {
+        let toml = format!("input = [{rows}, 1, {c}]\n[[layer]]\ntype = \"batchnorm\"\nactivation = \"relu6\"\n");
+        let mut net = Network::new(&Arch::parse(&toml).unwrap(), 0).unwrap();
+        for p in &mut net.nodes[1].params[..2] {
+            p.data.iter_mut().for_each(|v| *v += rng.random_range(-0.5..0.5));
+        }
+        let node = &net.nodes[1];
+        let (gamma, beta) = (&node.params[0].data, &node.params[1].data);
+        let x: Vec<f32> = (0..rows * c).map(|_| rng.random_range(-3.0..5.0)).collect();
+        let dy: Vec<f32> = (0..rows * c).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // Reference forward.
+        let mut mean = vec![0.0f64; c];
+        let mut var = vec![0.0f64; c];
+        for r in 0..rows {
+            for ch in 0..c {
+                mean[ch] += f64::from(x[r * c + ch]) / rows as f64;
+            }
+        }
+        for r in 0..rows {
+            for ch in 0..c {
+                var[ch] += (f64::from(x[r * c + ch]) - mean[ch]).powi(2) / rows as f64;
+            }
+        }
+        let inv: Vec<f32> = var.iter().map(|&v| 1.0 / (v as f32 + 1e-3).sqrt()).collect();
+        let xhat: Vec<f32> = (0..rows * c).map(|i| (x[i] - mean[i % c] as f32) * inv[i % c]).collect();
+        let y: Vec<f32> = (0..rows * c).map(|i| (gamma[i % c] * xhat[i] + beta[i % c]).clamp(0.0, 6.0)).collect();
+        let (got, cache) = kernels::batchnorm_forward(node, 1e-3, Act::Relu6, &x, true);
+        close("y", &got, &y, 1e-5);
+        let kernels::Cache::BatchNorm { xhat: got_xhat, inv_std, var: got_var, .. } = cache else { panic!() };
+        close("xhat", &got_xhat, &xhat, 1e-4);
+        close("var", &got_var, &var.iter().map(|&v| v as f32).collect::<Vec<_>>(), 1e-6);
+        // Reference backward (before the activation).
+        let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for i in 0..rows * c {
+            dgamma[i % c] += dy[i] * xhat[i];
+            dbeta[i % c] += dy[i];
+        }
+        let n = rows as f32;
+        let dx: Vec<f32> = (0..rows * c)
+            .map(|i| {
+                let ch = i % c;
+                inv[ch] / n * (n * dy[i] * gamma[ch] - gamma[ch] * dbeta[ch] - xhat[i] * gamma[ch] * dgamma[ch])
+            })
+            .collect();
+        let [gdx, gdgamma, gdbeta] = kernels::batchnorm_backward_train(gamma, &inv_std, &got_xhat, &dy);
+        close("dgamma", &gdgamma, &dgamma, 1e-4);
+        close("dbeta", &gdbeta, &dbeta, 1e-4);
+        close("dx", &gdx, &dx, 1e-4);
+    }
 }
