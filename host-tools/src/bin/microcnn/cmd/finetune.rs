@@ -19,8 +19,9 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct Cmd {
     /// Zoo name (`microcnn zoo`), checkpoint directory, or float32 `.tflite` model whose
-    /// last FULLY_CONNECTED (+ SOFTMAX) is the classifier to replace.
-    #[arg(long)]
+    /// last FULLY_CONNECTED (+ SOFTMAX) is the classifier to replace. Default: the
+    /// general-purpose `resnet-atoms`.
+    #[arg(long, default_value = "resnet-atoms")]
     pub base: String,
     /// Training data; images are resized and converted to the base's input.
     #[arg(long)]
