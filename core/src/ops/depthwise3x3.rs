@@ -275,7 +275,14 @@ pub(crate) fn depthwise3x3_s8(
                     return true;
                 }
             }
-            for out_x in 0..output_shape.width {
+            // The pixels left: all of them for the last group when the channels are not a
+            // multiple of four, else those the calls above did not cover.
+            let (skip_lo, skip_hi) = match (full == groups, strip_row) {
+                (false, _) => (0, 0),
+                (true, true) => (0, output_shape.width),
+                (true, false) => (first_x, end_x),
+            };
+            for out_x in (0..skip_lo).chain(skip_hi..output_shape.width) {
                 let done = (first_x..end_x).contains(&out_x) || strip_row;
                 let first_group = if done { full } else { 0 };
                 if first_group == groups {
