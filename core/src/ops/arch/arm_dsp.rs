@@ -679,22 +679,23 @@ pub fn copy_words(dst: &mut [i8], src: &[i8]) {
     };
 }
 
-/// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly).
+/// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly: the first seven
+/// words become its stack locals as they are, the last four its registers).
 #[repr(C)]
 struct Dw3x3Args {
-    input: *const i8,
-    col: usize,
-    row: usize,
-    table: *const u32,
-    output: *mut i8,
-    groups: usize,
-    pixels: usize,
+    act_min: u32,
+    act_max: u32,
+    table_end: *const u32,
     /// Input bytes from the end of one pixel's groups to the next pixel's start.
     in_step: usize,
     /// Output bytes from the end of one pixel's groups to the next pixel's start.
     out_step: usize,
-    act_min: u32,
-    act_max: u32,
+    pixels: usize,
+    table: *const u32,
+    input: *const i8,
+    col: usize,
+    row: usize,
+    output: *mut i8,
 }
 
 // The 3×3 depthwise kernel of `ops::depthwise3x3` (table layout and arithmetic
@@ -712,29 +713,12 @@ core::arch::global_asm!(
     ".type microcnn_dw3x3_groups, %function",
     "microcnn_dw3x3_groups:",
     "push {{r4-r11, lr}}",
-    "sub sp, sp, #32",
     // Locals: [sp] act_min, [sp+4] act_max, [sp+8] table end (one LDM reads the
-    // three), [sp+12] in_step, [sp+16] out_step, [sp+20] pixels left, [sp+24] table.
-    "ldr r1, [r0, #24]",
-    "str r1, [sp, #20]",
-    "ldr r1, [r0, #12]",
-    "str r1, [sp, #24]",
-    "ldr r2, [r0, #20]",
-    "movs r3, #136",
-    "mla r1, r2, r3, r1",
-    "str r1, [sp, #8]",
-    "ldr r1, [r0, #28]",
-    "str r1, [sp, #12]",
-    "ldr r1, [r0, #32]",
-    "str r1, [sp, #16]",
-    "ldr r1, [r0, #36]",
-    "str r1, [sp]",
-    "ldr r1, [r0, #40]",
-    "str r1, [sp, #4]",
-    "ldr lr, [r0, #16]",
-    "ldr r2, [r0, #8]",
-    "ldr r1, [r0, #4]",
-    "ldr r0, [r0]",
+    // three), [sp+12] in_step, [sp+16] out_step, [sp+20] pixels left, [sp+24] table:
+    // the first seven words of the arguments, pushed as they are.
+    "ldm r0!, {{r1-r7}}",
+    "push {{r1-r7}}",
+    "ldm r0, {{r0, r1, r2, lr}}",
     // One tap pair: input words in r8, r9, the first two weight words in r11, r12
     // (loaded here when `load` is 1), the last LDRD advancing the table by `step`.
     ".macro MICROCNN_DW_PAIR load, step",
@@ -822,7 +806,7 @@ core::arch::global_asm!(
     "subs r8, r8, #1",
     "str r8, [sp, #20]",
     "bne 1b",
-    "add sp, sp, #32",
+    "add sp, sp, #28",
     "pop {{r4-r11, pc}}",
     ".purgem MICROCNN_DW_PAIR",
     ".purgem MICROCNN_DW_REQUANT",
@@ -854,25 +838,26 @@ pub(crate) fn depthwise3x3_groups(
         return false;
     }
     let args = Dw3x3Args {
+        act_min: u32::from_le_bytes([act.0 as u8; 4]),
+        act_max: u32::from_le_bytes([act.1 as u8; 4]),
+        table_end: table.as_ptr().wrapping_add(34 * run.groups),
+        in_step: run.in_step.wrapping_sub(4 * run.groups),
+        out_step: run.out_step.wrapping_sub(4 * run.groups),
+        pixels: run.pixels,
+        table: table.as_ptr(),
         input: input.as_ptr(),
         col: run.col,
         row: run.row,
-        table: table.as_ptr(),
         output: output.as_mut_ptr(),
-        groups: run.groups,
-        pixels: run.pixels,
-        in_step: run.in_step.wrapping_sub(4 * run.groups),
-        out_step: run.out_step.wrapping_sub(4 * run.groups),
-        act_min: u32::from_le_bytes([act.0 as u8; 4]),
-        act_max: u32::from_le_bytes([act.1 as u8; 4]),
     };
     // SAFETY: the routine reads input bytes [0, reach) (pixel p, group g, tap (i, j),
     // byte k at p·in_step + 4·g + i·row + j·col + k, checked above), table words
     // [0, 34·groups) (word-aligned `u32`s, as LDM and LDRD need), and writes output
     // bytes [0, out_len) (p·out_step + 4·g + k); unaligned LDR/STR are allowed on
-    // ARMv7E-M and ARMv8-M Mainline. It follows the AAPCS: saves and restores
-    // r4–r11 and lr, uses 32 bytes of stack below them, returns nothing; r0–r3 and r12
-    // and the flags are caller-saved, which the `extern "C"` call assumes.
+    // ARMv7E-M and ARMv8-M Mainline; it reads the eleven words of `args`. It follows
+    // the AAPCS: saves and restores r4–r11 and lr, uses 28 bytes of stack below them
+    // (the first seven argument words), returns nothing; r0–r3 and r12 and the flags
+    // are caller-saved, which the `extern "C"` call assumes.
     unsafe { microcnn_dw3x3_groups(&args) };
     true
 }
