@@ -247,6 +247,22 @@ pub(crate) fn depthwise3x3_s8(
                 for (r, cells) in strip.chunks_exact_mut(strip_w * n).enumerate() {
                     let in_y = origin_y + (r * dh) as isize;
                     let row_inside = in_y >= 0 && (in_y as usize) < height;
+                    if row_inside && n == channels {
+                        // The block is every channel: the row's pixels inside the input
+                        // are contiguous there, one copy between the padding.
+                        let lo = w.pad_left.min(strip_w);
+                        let hi = (w.pad_left + width).min(strip_w).max(lo);
+                        let at = in_y as usize * width * channels;
+                        let Some(src) = input.get(at..at + (hi - lo) * n) else {
+                            return true;
+                        };
+                        let (pad, rest) = cells.split_at_mut(lo * n);
+                        let (inside, tail) = rest.split_at_mut((hi - lo) * n);
+                        fill_words(pad, zp_word);
+                        copy_words(inside, src);
+                        fill_words(tail, zp_word);
+                        continue;
+                    }
                     for (sx, cell) in cells.chunks_exact_mut(n).enumerate() {
                         let in_x = sx as isize - w.pad_left as isize;
                         if row_inside && in_x >= 0 && (in_x as usize) < width {
