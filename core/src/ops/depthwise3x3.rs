@@ -238,6 +238,9 @@ pub(crate) fn depthwise3x3_s8(
             (left || right).then_some(usize::from(right))
         };
         let mut edge_done = 0_u64;
+        // Interior rows from `all_edges_from` on have every border column done by those
+        // calls (when each border column has one): the row pass then skips them.
+        let mut all_edges_from = Some(0);
         let y_lo = (0..output_shape.height).find(|&y| inside(y)).unwrap_or(output_shape.height);
         let y_hi = (y_lo..output_shape.height).find(|&y| !inside(y)).unwrap_or(output_shape.height);
         // A pixel's start (the tap (0, 0) it would read) may lie before the input (left
@@ -250,9 +253,11 @@ pub(crate) fn depthwise3x3_s8(
             for out_x in (0..x_lo).chain(x_hi..output_shape.width) {
                 let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
                 let (Some(bit), Some(side)) = (edge_bit(out_x), single_outside(origin_x)) else {
+                    all_edges_from = None;
                     continue;
                 };
                 let Some(first_y) = (y_lo..y_hi).find(|&y| edge_start(y, origin_x) >= 0) else {
+                    all_edges_from = None;
                     continue;
                 };
                 let start = edge_start(first_y, origin_x) as usize;
@@ -269,8 +274,11 @@ pub(crate) fn depthwise3x3_s8(
                 if let (Some(x), Some(y)) = (input.get(start..), output.get_mut(at..)) {
                     if groups_s8(x, y, edge, &run, act) {
                         edge_done |= 1 << bit;
+                        all_edges_from = all_edges_from.map(|from: usize| from.max(first_y));
+                        continue;
                     }
                 }
+                all_edges_from = None;
             }
         }
         for out_y in 0..output_shape.height {
@@ -355,6 +363,9 @@ pub(crate) fn depthwise3x3_s8(
             let (skip_lo, skip_hi) = match (full == groups, strip_row) {
                 (false, _) => (0, 0),
                 (true, true) => (0, output_shape.width),
+                (true, false) if all_edges_from.is_some_and(|from| rows_inside && out_y >= from) => {
+                    (0, output_shape.width)
+                }
                 (true, false) => (first_x, end_x),
             };
             for out_x in (0..skip_lo).chain(skip_hi..output_shape.width) {
