@@ -220,67 +220,6 @@ pub(crate) fn depthwise3x3_s8(
         if x_hi < output_shape.width {
             edge_table(&table[..GROUP_WORDS * full], &mut right_edge[..GROUP_WORDS * full], 2, input_zero_point);
         }
-        // Border columns with one kernel column outside, over all interior rows: one
-        // call each down the column (the kernel's pixel step a row's) with its edge
-        // table; bit i of `edge_done` marks border column i of `edge_bit`.
-        let edge_bit = |out_x: usize| -> Option<u32> {
-            let bit = if out_x < x_lo { out_x } else { 32 + (output_shape.width - 1 - out_x) };
-            (bit < 64 && (out_x < x_lo || bit >= 32)).then_some(bit as u32)
-        };
-        let inside = |out_y: usize| {
-            let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
-            origin_y >= 0 && origin_y as usize + 2 * dh < height
-        };
-        let single_outside = |origin_x: isize| {
-            let (reach, width) = (dw as isize, width as isize);
-            let left = origin_x < 0 && origin_x + reach >= 0 && origin_x + 2 * reach < width;
-            let right = origin_x >= 0 && origin_x + reach < width && origin_x + 2 * reach >= width;
-            (left || right).then_some(usize::from(right))
-        };
-        let mut edge_done = 0_u64;
-        // Interior rows from `all_edges_from` on have every border column done by those
-        // calls (when each border column has one): the row pass then skips them.
-        let mut all_edges_from = Some(0);
-        let y_lo = (0..output_shape.height).find(|&y| inside(y)).unwrap_or(output_shape.height);
-        let y_hi = (y_lo..output_shape.height).find(|&y| !inside(y)).unwrap_or(output_shape.height);
-        // A pixel's start (the tap (0, 0) it would read) may lie before the input (left
-        // columns of the first row): those rows run per pixel, the column from the next.
-        let edge_start = |out_y: usize, origin_x: isize| {
-            let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
-            (origin_y * width as isize + origin_x) * channels as isize + block_start as isize
-        };
-        if full == groups && full > 0 {
-            for out_x in (0..x_lo).chain(x_hi..output_shape.width) {
-                let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
-                let (Some(bit), Some(side)) = (edge_bit(out_x), single_outside(origin_x)) else {
-                    all_edges_from = None;
-                    continue;
-                };
-                let Some(first_y) = (y_lo..y_hi).find(|&y| edge_start(y, origin_x) >= 0) else {
-                    all_edges_from = None;
-                    continue;
-                };
-                let start = edge_start(first_y, origin_x) as usize;
-                let at = first_y * output_shape.width * channels + out_x * channels + block_start;
-                let run = Run {
-                    col,
-                    row,
-                    groups: full,
-                    pixels: y_hi - first_y,
-                    in_step: w.stride_h * width * channels,
-                    out_step: output_shape.width * channels,
-                };
-                let edge = &edges[side][..GROUP_WORDS * full];
-                if let (Some(x), Some(y)) = (input.get(start..), output.get_mut(at..)) {
-                    if groups_s8(x, y, edge, &run, act) {
-                        edge_done |= 1 << bit;
-                        all_edges_from = all_edges_from.map(|from: usize| from.max(first_y));
-                        continue;
-                    }
-                }
-                all_edges_from = None;
-            }
-        }
         for out_y in 0..output_shape.height {
             let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
             let rows_inside = origin_y >= 0 && origin_y as usize + 2 * dh < height;
@@ -363,9 +302,6 @@ pub(crate) fn depthwise3x3_s8(
             let (skip_lo, skip_hi) = match (full == groups, strip_row) {
                 (false, _) => (0, 0),
                 (true, true) => (0, output_shape.width),
-                (true, false) if all_edges_from.is_some_and(|from| rows_inside && out_y >= from) => {
-                    (0, output_shape.width)
-                }
                 (true, false) => (first_x, end_x),
             };
             for out_x in (0..skip_lo).chain(skip_hi..output_shape.width) {
@@ -378,14 +314,13 @@ pub(crate) fn depthwise3x3_s8(
                 if first_group == 0 && full == groups && rows_inside {
                     // One kernel column outside: the input in place (the outside column
                     // reads neighbouring pixels, against zero weights) with its edge table.
-                    let start = edge_start(out_y, origin_x);
+                    let (reach, width) = (dw as isize, width as isize);
+                    let left = origin_x < 0 && origin_x + reach >= 0 && origin_x + 2 * reach < width;
+                    let right = origin_x >= 0 && origin_x + reach < width && origin_x + 2 * reach >= width;
+                    let start = (origin_y * width + origin_x) * channels as isize + block_start as isize;
                     let at = out_row + out_x * channels;
-                    if let (Some(side), true) = (single_outside(origin_x), start >= 0) {
-                        // Done by the column's call above.
-                        if edge_bit(out_x).is_some_and(|bit| edge_done >> bit & 1 != 0) {
-                            continue;
-                        }
-                        let edge = &edges[side][..GROUP_WORDS * full];
+                    if (left || right) && start >= 0 {
+                        let edge = &edges[usize::from(right)][..GROUP_WORDS * full];
                         let run = Run { col, row, groups: full, pixels: 1, in_step: 0, out_step: 0 };
                         if let (Some(x), Some(y)) = (input.get(start as usize..), output.get_mut(at..at + 4 * full)) {
                             if groups_s8(x, y, edge, &run, act) {
