@@ -686,12 +686,12 @@ struct Dw3x3Args {
     act_min: u32,
     act_max: u32,
     table_end: *const u32,
+    table: *const u32,
     /// Input bytes from the end of one pixel's groups to the next pixel's start.
     in_step: usize,
     /// Output bytes from the end of one pixel's groups to the next pixel's start.
     out_step: usize,
     pixels: usize,
-    table: *const u32,
     input: *const i8,
     col: usize,
     row: usize,
@@ -714,8 +714,9 @@ core::arch::global_asm!(
     "microcnn_dw3x3_groups:",
     "push {{r4-r11, lr}}",
     // Locals: [sp] act_min, [sp+4] act_max, [sp+8] table end (one LDM reads the
-    // three), [sp+12] in_step, [sp+16] out_step, [sp+20] pixels left, [sp+24] table:
-    // the first seven words of the arguments, pushed as they are.
+    // three), [sp+12] table, [sp+16] in_step, [sp+20] out_step, [sp+24] pixels left
+    // (another LDM reads these four): the first seven words of the arguments, pushed
+    // as they are.
     "ldm r0!, {{r1-r7}}",
     "push {{r1-r7}}",
     "ldm r0, {{r0, r1, r2, lr}}",
@@ -745,8 +746,7 @@ core::arch::global_asm!(
     "asr \\round, \\round, \\shift",
     "ssat \\acc, #8, \\round",
     ".endm",
-    "1:",
-    "ldr r3, [sp, #24]",
+    "ldr r3, [sp, #12]",
     "2:",
     // accumulator starts and the first pair's weights of channels 0, 1
     "ldm r3!, {{r4-r7, r11, r12}}",
@@ -799,13 +799,14 @@ core::arch::global_asm!(
     "str r4, [lr], #4",
     "cmp r3, r10",
     "bne 2b",
-    "ldrd r8, r9, [sp, #12]",
+    // next pixel: the table again, the steps, one pixel fewer
+    "add r12, sp, #12",
+    "ldm r12, {{r3, r8, r9, r10}}",
     "add r0, r0, r8",
     "add lr, lr, r9",
-    "ldr r8, [sp, #20]",
-    "subs r8, r8, #1",
-    "str r8, [sp, #20]",
-    "bne 1b",
+    "subs r10, r10, #1",
+    "str r10, [sp, #24]",
+    "bne 2b",
     "add sp, sp, #28",
     "pop {{r4-r11, pc}}",
     ".purgem MICROCNN_DW_PAIR",
@@ -841,10 +842,10 @@ pub(crate) fn depthwise3x3_groups(
         act_min: u32::from_le_bytes([act.0 as u8; 4]),
         act_max: u32::from_le_bytes([act.1 as u8; 4]),
         table_end: table.as_ptr().wrapping_add(34 * run.groups),
+        table: table.as_ptr(),
         in_step: run.in_step.wrapping_sub(4 * run.groups),
         out_step: run.out_step.wrapping_sub(4 * run.groups),
         pixels: run.pixels,
-        table: table.as_ptr(),
         input: input.as_ptr(),
         col: run.col,
         row: run.row,
