@@ -70,12 +70,18 @@ fn lanes(low: i32, high: i32) -> u32 {
 fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, first: usize, table: &mut [u32]) -> bool {
     let quant = &params.quant;
     for (g, words) in table.chunks_exact_mut(GROUP_WORDS).enumerate() {
-        words.fill(0);
+        // Tap 8's words are or-ed into; every other word is written below.
+        words[20] = 0;
+        words[21] = 0;
         for k in 0..4 {
             let c = first + 4 * g + k;
             if c >= channels {
                 // Zero weights and start, multiplier 0: output 0, discarded.
-                words[22 + 3 * k + 2] = 1;
+                words[k] = 0;
+                for j in 0..4 {
+                    words[4 + 4 * j + k] = 0;
+                }
+                words[22 + 3 * k..25 + 3 * k].copy_from_slice(&[0, 0, 1]);
                 continue;
             }
             let mut w = [0_i32; 9];
@@ -247,6 +253,22 @@ pub(crate) fn depthwise3x3_s8(
                 for (r, cells) in strip.chunks_exact_mut(strip_w * n).enumerate() {
                     let in_y = origin_y + (r * dh) as isize;
                     let row_inside = in_y >= 0 && (in_y as usize) < height;
+                    if row_inside && n == channels {
+                        // The block is every channel: the row's pixels inside the input
+                        // are contiguous there, one copy between the padding.
+                        let lo = w.pad_left.min(strip_w);
+                        let hi = (w.pad_left + width).min(strip_w).max(lo);
+                        let at = in_y as usize * width * channels;
+                        let Some(src) = input.get(at..at + (hi - lo) * n) else {
+                            return true;
+                        };
+                        let (pad, rest) = cells.split_at_mut(lo * n);
+                        let (inside, tail) = rest.split_at_mut((hi - lo) * n);
+                        fill_words(pad, zp_word);
+                        copy_words(inside, src);
+                        fill_words(tail, zp_word);
+                        continue;
+                    }
                     for (sx, cell) in cells.chunks_exact_mut(n).enumerate() {
                         let in_x = sx as isize - w.pad_left as isize;
                         if row_inside && in_x >= 0 && (in_x as usize) < width {
@@ -275,7 +297,14 @@ pub(crate) fn depthwise3x3_s8(
                     return true;
                 }
             }
-            for out_x in 0..output_shape.width {
+            // The pixels left: all of them for the last group when the channels are not a
+            // multiple of four, else those the calls above did not cover.
+            let (skip_lo, skip_hi) = match (full == groups, strip_row) {
+                (false, _) => (0, 0),
+                (true, true) => (0, output_shape.width),
+                (true, false) => (first_x, end_x),
+            };
+            for out_x in (0..skip_lo).chain(skip_hi..output_shape.width) {
                 let done = (first_x..end_x).contains(&out_x) || strip_row;
                 let first_group = if done { full } else { 0 };
                 if first_group == groups {

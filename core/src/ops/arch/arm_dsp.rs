@@ -679,30 +679,32 @@ pub fn copy_words(dst: &mut [i8], src: &[i8]) {
     };
 }
 
-/// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly).
+/// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly: the first seven
+/// words become its stack locals as they are, the last four its registers).
 #[repr(C)]
 struct Dw3x3Args {
-    input: *const i8,
-    col: usize,
-    row: usize,
+    act_min: u32,
+    act_max: u32,
+    table_end: *const u32,
     table: *const u32,
-    output: *mut i8,
-    groups: usize,
-    pixels: usize,
     /// Input bytes from the end of one pixel's groups to the next pixel's start.
     in_step: usize,
     /// Output bytes from the end of one pixel's groups to the next pixel's start.
     out_step: usize,
-    act_min: u32,
-    act_max: u32,
+    pixels: usize,
+    input: *const i8,
+    col: usize,
+    row: usize,
+    output: *mut i8,
 }
 
 // The 3×3 depthwise kernel of `ops::depthwise3x3` (table layout and arithmetic
 // documented there). r0: input (tap 0 of the group), r1: column step, r2: row step,
 // r3: table, r4–r7: the four channels' accumulators, r8–r12: taps, lanes and weights,
 // lr: output. Per group: 14 instructions per tap pair of four channels (two loads, two
-// PKH, four SXTB16, four SMLAD, two LDRD), 9 for tap 8, 6 per requantization, 9 to
-// pack, clamp, store and loop.
+// PKH, four SXTB16, four SMLAD, two LDRD; the first pair's weights come with the
+// accumulator starts in one LDM), 9 for tap 8, 5 per requantization (the constants
+// of four channels in three LDMs), 9 to pack, clamp, store and loop: 101 in all.
 core::arch::global_asm!(
     ".syntax unified",
     ".section .text.microcnn_dw3x3_groups,\"ax\",%progbits",
@@ -711,108 +713,101 @@ core::arch::global_asm!(
     ".type microcnn_dw3x3_groups, %function",
     "microcnn_dw3x3_groups:",
     "push {{r4-r11, lr}}",
-    "sub sp, sp, #32",
-    // Locals: [sp] pixels left, [sp+4] table, [sp+8] table end, [sp+12] in_step,
-    // [sp+16] out_step, [sp+20] act_min, [sp+24] act_max.
-    "ldr r1, [r0, #24]",
-    "str r1, [sp]",
-    "ldr r1, [r0, #12]",
-    "str r1, [sp, #4]",
-    "ldr r2, [r0, #20]",
-    "movs r3, #136",
-    "mla r1, r2, r3, r1",
-    "str r1, [sp, #8]",
-    "ldr r1, [r0, #28]",
-    "str r1, [sp, #12]",
-    "ldr r1, [r0, #32]",
-    "str r1, [sp, #16]",
-    "ldr r1, [r0, #36]",
-    "str r1, [sp, #20]",
-    "ldr r1, [r0, #40]",
-    "str r1, [sp, #24]",
-    "ldr lr, [r0, #16]",
-    "ldr r2, [r0, #8]",
-    "ldr r1, [r0, #4]",
-    "ldr r0, [r0]",
-    ".macro MICROCNN_DW_PAIR",
+    // Locals: [sp] act_min, [sp+4] act_max, [sp+8] table end (one LDM reads the
+    // three), [sp+12] table, [sp+16] in_step, [sp+20] out_step, [sp+24] pixels left
+    // (another LDM reads these four): the first seven words of the arguments, pushed
+    // as they are.
+    "ldm r0!, {{r1-r7}}",
+    "push {{r1-r7}}",
+    "ldm r0, {{r0, r1, r2, lr}}",
+    // One tap pair: input words in r8, r9, the first two weight words in r11, r12
+    // (loaded here when `load` is 1), the last LDRD advancing the table by `step`.
+    ".macro MICROCNN_DW_PAIR load, step",
     "pkhbt r10, r8, r9, lsl #16",
     "pkhtb r8, r9, r8, asr #16",
+    ".if \\load",
     "ldrd r11, r12, [r3], #8",
+    ".endif",
     "sxtb16 r9, r10",
     "smlad r4, r9, r11, r4",
     "sxtb16 r10, r10, ror #8",
     "smlad r5, r10, r12, r5",
-    "ldrd r11, r12, [r3], #8",
+    "ldrd r11, r12, [r3], #\\step",
     "sxtb16 r9, r8",
     "smlad r6, r9, r11, r6",
     "sxtb16 r8, r8, ror #8",
     "smlad r7, r8, r12, r7",
     ".endm",
-    ".macro MICROCNN_DW_REQUANT acc",
-    "ldm r3!, {{r8, r9, r10}}",
-    "smmulr r11, \\acc, r8",
-    "add r9, r9, r11, lsl #1",
-    "add r9, r9, r11, asr #31",
-    "asr r9, r9, r10",
-    "ssat \\acc, #8, r9",
+    // acc = saturate8(((2h + (h >> 31) + round) >> shift)), h = SMMULR(acc, M).
+    ".macro MICROCNN_DW_REQUANT acc, m, round, shift",
+    "smmulr \\acc, \\acc, \\m",
+    "add \\round, \\round, \\acc, lsl #1",
+    "add \\round, \\round, \\acc, asr #31",
+    "asr \\round, \\round, \\shift",
+    "ssat \\acc, #8, \\round",
     ".endm",
-    "1:",
-    "ldr r3, [sp, #4]",
+    "ldr r3, [sp, #12]",
     "2:",
-    "ldm r3!, {{r4-r7}}",
+    // accumulator starts and the first pair's weights of channels 0, 1
+    "ldm r3!, {{r4-r7, r11, r12}}",
     // taps (0,0), (0,1)
     "ldr r8, [r0]",
     "ldr r9, [r0, r1]",
-    "MICROCNN_DW_PAIR",
+    "MICROCNN_DW_PAIR 0, 8",
     // taps (0,2), (1,0)
     "ldr r8, [r0, r1, lsl #1]",
     "ldr r9, [r0, r2]",
-    "MICROCNN_DW_PAIR",
+    "MICROCNN_DW_PAIR 1, 8",
     // taps (1,1), (1,2)
     "add r9, r0, r2",
     "ldr r8, [r9, r1]",
     "ldr r9, [r9, r1, lsl #1]",
-    "MICROCNN_DW_PAIR",
-    // taps (2,0), (2,1)
-    "add r9, r0, r2, lsl #1",
-    "ldr r8, [r9]",
-    "ldr r9, [r9, r1]",
-    "MICROCNN_DW_PAIR",
-    // tap (2,2): lanes (c0, c2) and (c1, c3), one product each
-    "add r9, r0, r2, lsl #1",
-    "ldr r9, [r9, r1, lsl #1]",
-    "ldrd r11, r12, [r3], #8",
+    "MICROCNN_DW_PAIR 1, 8",
+    // tap (2,2) before taps (2,0), (2,1), r10 keeping the row: lanes (c0, c2) and
+    // (c1, c3), one product each, its weights 16 bytes on
+    "add r10, r0, r2, lsl #1",
+    "ldr r9, [r10, r1, lsl #1]",
+    "ldrd r11, r12, [r3, #16]",
     "sxtb16 r8, r9",
     "sxtb16 r9, r9, ror #8",
     "smlabb r4, r8, r11, r4",
     "smlatt r6, r8, r11, r6",
     "smlabb r5, r9, r12, r5",
     "smlatt r7, r9, r12, r7",
+    // taps (2,0), (2,1); the table then skips tap 8's words
+    "ldr r8, [r10]",
+    "ldr r9, [r10, r1]",
+    "MICROCNN_DW_PAIR 1, 16",
     "add r0, r0, #4",
-    "MICROCNN_DW_REQUANT r4",
-    "MICROCNN_DW_REQUANT r5",
-    "MICROCNN_DW_REQUANT r6",
-    "MICROCNN_DW_REQUANT r7",
+    // multipliers, rounding constants and shifts: M0 R0 S0 M1 R1 | S1 M2 R2 | S2 M3 R3 S3
+    "ldm r3!, {{r8-r12}}",
+    "MICROCNN_DW_REQUANT r4, r8, r9, r10",
+    "ldm r3!, {{r8-r10}}",
+    "MICROCNN_DW_REQUANT r5, r11, r12, r8",
     "bfi r4, r5, #8, #8",
+    "ldm r3!, {{r5, r8, r11, r12}}",
+    "MICROCNN_DW_REQUANT r6, r9, r10, r5",
     "bfi r4, r6, #16, #8",
+    "MICROCNN_DW_REQUANT r7, r8, r11, r12",
     "bfi r4, r7, #24, #8",
-    "ldrd r8, r9, [sp, #20]",
-    "ssub8 r10, r4, r8",
+    // clamp to [act_min, act_max] per byte, store, next group until the table end
+    "ldm sp, {{r8-r10}}",
+    "ssub8 r12, r4, r8",
     "sel r4, r4, r8",
-    "ssub8 r10, r4, r9",
+    "ssub8 r12, r4, r9",
     "sel r4, r9, r4",
     "str r4, [lr], #4",
-    "ldr r8, [sp, #8]",
-    "cmp r3, r8",
+    "cmp r3, r10",
     "bne 2b",
-    "ldrd r8, r9, [sp, #12]",
+    // next pixel: the table again, the steps, one pixel fewer
+    "add r12, sp, #12",
+    "ldm r12, {{r3, r8, r9, r10}}",
     "add r0, r0, r8",
     "add lr, lr, r9",
-    "ldr r8, [sp]",
-    "subs r8, r8, #1",
-    "str r8, [sp]",
-    "bne 1b",
-    "add sp, sp, #32",
+    "subs r10, r10, #1",
+    "str r10, [sp, #24]",
+    "bne 2b",
+    "add sp, sp, #28",
     "pop {{r4-r11, pc}}",
     ".purgem MICROCNN_DW_PAIR",
     ".purgem MICROCNN_DW_REQUANT",
@@ -827,7 +822,7 @@ extern "C" {
 /// The 3×3 depthwise kernel (`ops::depthwise3x3`): `run.pixels` output pixels of
 /// `run.groups` groups of four channels, reading `input` from its start and writing
 /// `output` from its start; `false` (nothing done) when a slice is shorter than the
-/// run needs. 105 instructions per group and pixel (36 multiply-accumulates). Not
+/// run needs. 101 instructions per group and pixel (36 multiply-accumulates). Not
 /// inlined: the driver calls it from four places (flash).
 #[inline(never)]
 pub(crate) fn depthwise3x3_groups(
@@ -844,25 +839,26 @@ pub(crate) fn depthwise3x3_groups(
         return false;
     }
     let args = Dw3x3Args {
+        act_min: u32::from_le_bytes([act.0 as u8; 4]),
+        act_max: u32::from_le_bytes([act.1 as u8; 4]),
+        table_end: table.as_ptr().wrapping_add(34 * run.groups),
+        table: table.as_ptr(),
+        in_step: run.in_step.wrapping_sub(4 * run.groups),
+        out_step: run.out_step.wrapping_sub(4 * run.groups),
+        pixels: run.pixels,
         input: input.as_ptr(),
         col: run.col,
         row: run.row,
-        table: table.as_ptr(),
         output: output.as_mut_ptr(),
-        groups: run.groups,
-        pixels: run.pixels,
-        in_step: run.in_step.wrapping_sub(4 * run.groups),
-        out_step: run.out_step.wrapping_sub(4 * run.groups),
-        act_min: u32::from_le_bytes([act.0 as u8; 4]),
-        act_max: u32::from_le_bytes([act.1 as u8; 4]),
     };
     // SAFETY: the routine reads input bytes [0, reach) (pixel p, group g, tap (i, j),
     // byte k at p·in_step + 4·g + i·row + j·col + k, checked above), table words
     // [0, 34·groups) (word-aligned `u32`s, as LDM and LDRD need), and writes output
     // bytes [0, out_len) (p·out_step + 4·g + k); unaligned LDR/STR are allowed on
-    // ARMv7E-M and ARMv8-M Mainline. It follows the AAPCS: saves and restores
-    // r4–r11 and lr, uses 32 bytes of stack below them, returns nothing; r0–r3 and r12
-    // and the flags are caller-saved, which the `extern "C"` call assumes.
+    // ARMv7E-M and ARMv8-M Mainline; it reads the eleven words of `args`. It follows
+    // the AAPCS: saves and restores r4–r11 and lr, uses 28 bytes of stack below them
+    // (the first seven argument words), returns nothing; r0–r3 and r12 and the flags
+    // are caller-saved, which the `extern "C"` call assumes.
     unsafe { microcnn_dw3x3_groups(&args) };
     true
 }
