@@ -41,12 +41,7 @@ pub fn decode(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str
     }
     let labels: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
     let class_count = labels.iter().max().map_or(0, |&m| m + 1);
-    Ok(Dataset {
-        shape,
-        images: pixels.iter().map(|&v| f32::from(v) / 255.0).collect(),
-        labels,
-        classes: (0..class_count).map(|c| c.to_string()).collect(),
-    })
+    Ok(Dataset::new(shape, pixels.to_vec(), labels, (0..class_count).map(|c| c.to_string()).collect()))
 }
 
 /// Checks the header and size; returns the dimensions and the data.
@@ -77,8 +72,8 @@ fn parse<'a>(bytes: &'a [u8], name: &str, magics: &[u32]) -> Result<(Vec<usize>,
     Ok((dims, data))
 }
 
-/// Encodes the images as an IDX file (`0x803` for gray, `0x804` otherwise), each value
-/// as `round(v · 255)` clamped to a byte.
+/// Encodes the images as an IDX file (`0x803` for gray, `0x804` otherwise), their bytes
+/// as they are.
 pub fn encode_images(dataset: &Dataset) -> Vec<u8> {
     let [h, w, c] = dataset.shape;
     let (magic, dims) = if c == 1 {
@@ -87,7 +82,7 @@ pub fn encode_images(dataset: &Dataset) -> Vec<u8> {
         (MAGIC_IMAGES_4D, vec![dataset.len(), h, w, c])
     };
     let mut out = header(magic, &dims);
-    out.extend(dataset.images.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8));
+    out.extend(dataset.bytes());
     out
 }
 

@@ -133,5 +133,6 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         state.metrics.len(),
         info.epoch
     );
+    outln!("{}", microcnn_tools::io::memory::peak_rss_line());
     Ok(())
 }
