@@ -100,3 +100,56 @@ fn a_short_run_trains_to_the_weights_it_trained_to_before_u8_datasets() {
     let want = [0xc430_4cf8_7465_de8a_u64, 0xccc4_2aa2_7c43_481c, 0x5069_5b92_6c25_4ce6, 0x1476_26eb_2e6a_5b94];
     assert_eq!(got, want, "{got:#018x?}");
 }
+
+mod common;
+use common::*;
+
+/// A class-folder tree of 8×8 gray PNGs, `per_class` of each of two classes.
+fn png_tree(root: &std::path::Path, per_class: u32) {
+    for (class, level) in [("dark", 40u8), ("light", 200)] {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for i in 0..per_class {
+            let picture =
+                image::GrayImage::from_fn(8, 8, |x, y| image::Luma([level.wrapping_add((x * y + i) as u8 % 30)]));
+            picture.save(dir.join(format!("{i:03}.png"))).expect("png");
+        }
+    }
+}
+
+const TINY_ARCH: &str = "input = [8, 8, 1]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\nunits = 2\nactivation = \"softmax\"\n";
+
+/// `train` ends with its peak resident memory; a corrupt image among good ones is one
+/// line naming it, before any epoch: a new run leaves no folder, a resumed one keeps its
+/// last finished epoch byte for byte.
+#[test]
+fn train_reports_peak_rss_and_a_corrupt_image_leaves_the_last_good_epoch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    png_tree(&data, 6);
+    let arch = dir.path().join("tiny.toml");
+    std::fs::write(&arch, TINY_ARCH).expect("arch");
+    let run = dir.path().join("run");
+    let stdout =
+        run_ok(&["train", "--data", &s(&data), "--arch", &s(&arch), "--out", &s(&run), "--epochs", "1", "--quiet"]);
+    let rss = stdout.lines().last().unwrap_or("");
+    if cfg!(target_os = "linux") {
+        assert!(rss.starts_with("peak RSS ") && rss.ends_with(" MiB)"), "{stdout}");
+    } else {
+        assert_eq!(rss, "peak RSS n/a", "{stdout}");
+    }
+    let state = std::fs::read(run.join("state.safetensors")).expect("state");
+    let model = std::fs::read(run.join("model.safetensors")).expect("model");
+
+    // A PNG cut short, in the middle of a class.
+    let good = std::fs::read(data.join("light/003.png")).expect("png");
+    std::fs::write(data.join("light/003.png"), &good[..good.len() / 2]).expect("truncate");
+    let resumed = microcnn(&["train", "--data", &s(&data), "--out", &s(&run), "--epochs", "2", "--resume", "--quiet"]);
+    fails_cleanly(&resumed, "003.png");
+    assert_eq!(std::fs::read(run.join("state.safetensors")).expect("state"), state, "state changed");
+    assert_eq!(std::fs::read(run.join("model.safetensors")).expect("model"), model, "model changed");
+    let fresh = dir.path().join("fresh");
+    let failed = microcnn(&["train", "--data", &s(&data), "--arch", &s(&arch), "--out", &s(&fresh), "--quiet"]);
+    fails_cleanly(&failed, "light/003.png");
+    assert!(!fresh.exists(), "a failed run left {}", fresh.display());
+}
