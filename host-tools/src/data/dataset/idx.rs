@@ -26,6 +26,31 @@ pub const MAGIC_LABELS: u32 = 0x0000_0801;
 /// Decodes an images file and a labels file into a dataset of native shape. The names are
 /// used in errors only.
 pub fn decode(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str) -> Result<Dataset> {
+    let (shape, header, labels, classes) = check_pair(images, labels, images_name, labels_name)?;
+    Ok(Dataset::new(shape, images[header..].to_vec(), labels, classes))
+}
+
+/// [`decode`] of an images file read into memory, whose bytes become the dataset's
+/// without a copy (the header is cut off in place).
+pub(super) fn decode_owned(
+    mut images: Vec<u8>,
+    labels: &[u8],
+    images_name: &str,
+    labels_name: &str,
+) -> Result<Dataset> {
+    let (shape, header, labels, classes) = check_pair(&images, labels, images_name, labels_name)?;
+    images.drain(..header);
+    Ok(Dataset::new(shape, images, labels, classes))
+}
+
+/// Checks an images file and a labels file: the images' shape, the length of the
+/// images file's header, the labels and the class names.
+fn check_pair(
+    images: &[u8],
+    labels: &[u8],
+    images_name: &str,
+    labels_name: &str,
+) -> Result<([usize; 3], usize, Vec<usize>, Vec<String>)> {
     let (dims, pixels) = parse(images, images_name, &[MAGIC_IMAGES_3D, MAGIC_IMAGES_4D])?;
     let shape = match dims[..] {
         [_, h, w] => [h, w, 1],
@@ -41,7 +66,7 @@ pub fn decode(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str
     }
     let labels: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
     let class_count = labels.iter().max().map_or(0, |&m| m + 1);
-    Ok(Dataset::new(shape, pixels.to_vec(), labels, (0..class_count).map(|c| c.to_string()).collect()))
+    Ok((shape, images.len() - pixels.len(), labels, (0..class_count).map(|c| c.to_string()).collect()))
 }
 
 /// Checks the header and size; returns the dimensions and the data.
@@ -124,7 +149,7 @@ pub(super) fn load_images_file(path: &Path, shape: Option<[usize; 3]>) -> Result
         bail!("{}: labels file {} not found", path.display(), labels_file.display());
     }
     let labels = crate::io::fs::read(&labels_file)?;
-    let dataset = decode(&images, &labels, &path.display().to_string(), &labels_file.display().to_string())?;
+    let dataset = decode_owned(images, &labels, &path.display().to_string(), &labels_file.display().to_string())?;
     if let Some(s) = shape {
         if s != dataset.shape {
             bail!(
