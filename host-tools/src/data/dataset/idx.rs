@@ -26,8 +26,8 @@ pub const MAGIC_LABELS: u32 = 0x0000_0801;
 /// Decodes an images file and a labels file into a dataset of native shape. The names are
 /// used in errors only.
 pub fn decode(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str) -> Result<Dataset> {
-    let (shape, header, labels, classes) = check_pair(images, labels, images_name, labels_name)?;
-    Ok(Dataset::new(shape, images[header..].to_vec(), labels, classes))
+    let pair = check_pair(images, labels, images_name, labels_name)?;
+    Ok(Dataset::new(pair.shape, images[pair.header..].to_vec(), pair.labels, pair.classes))
 }
 
 /// [`decode`] of an images file read into memory, whose bytes become the dataset's
@@ -38,19 +38,25 @@ pub(super) fn decode_owned(
     images_name: &str,
     labels_name: &str,
 ) -> Result<Dataset> {
-    let (shape, header, labels, classes) = check_pair(&images, labels, images_name, labels_name)?;
-    images.drain(..header);
-    Ok(Dataset::new(shape, images, labels, classes))
+    let pair = check_pair(&images, labels, images_name, labels_name)?;
+    images.drain(..pair.header);
+    Ok(Dataset::new(pair.shape, images, pair.labels, pair.classes))
 }
 
-/// Checks an images file and a labels file: the images' shape, the length of the
-/// images file's header, the labels and the class names.
-fn check_pair(
-    images: &[u8],
-    labels: &[u8],
-    images_name: &str,
-    labels_name: &str,
-) -> Result<([usize; 3], usize, Vec<usize>, Vec<String>)> {
+/// What [`check_pair`] finds in an images file and its labels file.
+struct Pair {
+    /// The images' height, width and channels.
+    shape: [usize; 3],
+    /// Bytes of the images file before the pixels.
+    header: usize,
+    /// Class index per image.
+    labels: Vec<usize>,
+    /// `"0"` up to the largest label.
+    classes: Vec<String>,
+}
+
+/// Checks an images file and a labels file.
+fn check_pair(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str) -> Result<Pair> {
     let (dims, pixels) = parse(images, images_name, &[MAGIC_IMAGES_3D, MAGIC_IMAGES_4D])?;
     let shape = match dims[..] {
         [_, h, w] => [h, w, 1],
@@ -66,7 +72,8 @@ fn check_pair(
     }
     let labels: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
     let class_count = labels.iter().max().map_or(0, |&m| m + 1);
-    Ok((shape, images.len() - pixels.len(), labels, (0..class_count).map(|c| c.to_string()).collect()))
+    let classes = (0..class_count).map(|c| c.to_string()).collect();
+    Ok(Pair { shape, header: images.len() - pixels.len(), labels, classes })
 }
 
 /// Checks the header and size; returns the dimensions and the data.
