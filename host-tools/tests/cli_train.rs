@@ -374,7 +374,7 @@ fn write_folders(root: &Path, data: &microcnn_tools::data::dataset::Dataset) {
         let class = root.join(&data.classes[data.labels[i]]);
         std::fs::create_dir_all(&class).unwrap();
         let [h, w, _] = data.shape;
-        let pixels: Vec<u8> = data.image(i).iter().map(|v| (v * 255.0).round() as u8).collect();
+        let pixels: Vec<u8> = data.image(i).to_vec();
         image::GrayImage::from_raw(w as u32, h as u32, pixels)
             .unwrap()
             .save(class.join(format!("{i:04}.png")))

@@ -66,9 +66,9 @@ fn imported_float_networks_compute_what_tflite_computes() {
         let net = float_tflite::load(&file(&format!("{name}.tflite"))).unwrap();
         assert_eq!(net.input_shape(), [32, 32, 3]);
         assert!(net.ends_in_softmax(), "{name}");
-        let logits = without_softmax(&net).predict(&test.images, test.len());
+        let logits = without_softmax(&net).predict(&test.to_unit(), test.len());
         let (d, scale) = max_diff(&logits, &read_f32_npy(&file(&format!("{name}_logits.npy"))));
-        let probs = net.predict(&test.images, test.len());
+        let probs = net.predict(&test.to_unit(), test.len());
         let (dp, _) = max_diff(&probs, &read_f32_npy(&file(&format!("{name}_probs.npy"))));
         eprintln!("{name}: logits max |diff| {d:.3e} (max |logit| {scale:.2}), probabilities max |diff| {dp:.3e}");
         // f32 sums in a different order than TFLite's kernels: measured ≤ 2e-6 relative.
@@ -117,7 +117,7 @@ fn ptq_of_a_float_model_agrees_with_tflites_int8_conversion() {
             .map(|row| (0..row.len()).fold(0, |best, k| if row[k] > row[best] { k } else { best }))
             .collect();
         let float: Vec<usize> = net
-            .predict(&test.images, test.len())
+            .predict(&test.to_unit(), test.len())
             .chunks(net.output_size())
             .map(microcnn_tools::train::nn::argmax)
             .collect();

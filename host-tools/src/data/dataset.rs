@@ -1,7 +1,9 @@
 //! Labelled image datasets in memory, loaded from a *spec*.
 //!
-//! Layout: images are NHWC `f32`, each pixel `value / 255` in `[0, 1]`; `labels[i]` is the
-//! class index of image `i` and `classes[label]` its name.
+//! Layout: images are NHWC bytes, one byte per pixel and channel (100,000 images of
+//! 96×96×3 take 2.76 GB); the network sees each as `byte / 255` in `[0, 1]`
+//! ([`unit`]), converted a batch at a time by the training loop and by evaluation.
+//! `labels[i]` is the class index of image `i` and `classes[label]` its name.
 //!
 //! # Specs
 //!
@@ -46,22 +48,76 @@ use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use std::path::Path;
+use std::sync::{Arc, LazyLock};
 
-/// Images in NHWC f32, pixel/255 in [0, 1].
+/// Labelled images held as bytes, NHWC; the network sees each byte as `byte / 255`
+/// ([`unit`]), converted a batch at a time.
+///
+/// The pixels live in a shared store: [`subset`](Dataset::subset),
+/// [`split_validation`](Dataset::split_validation), `clone` and a no-op
+/// [`convert`](Dataset::convert) make views of it (an index list) instead of copies, so
+/// a split of 100,000 images costs 100,000 indices, not a second copy of the pixels.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     /// Height, width, channels of every image.
     pub shape: [usize; 3],
-    /// Pixels of all images, `len = n * h * w * c`.
-    pub images: Vec<f32>,
+    /// Pixels of the images the store holds, `h * w * c` bytes each.
+    store: Arc<Vec<u8>>,
+    /// Which stored image is image `i` (`None`: image `i` is stored image `i`).
+    view: Option<Arc<Vec<usize>>>,
     /// Class index per image.
     pub labels: Vec<usize>,
     /// Class names, index = label.
     pub classes: Vec<String>,
 }
 
+/// The value the network sees for a pixel byte: `byte / 255`, in `[0, 1]` (the one
+/// scaling of the kit; the same `f32` the datasets held before they were kept as bytes).
+#[inline]
+pub fn unit(byte: u8) -> f32 {
+    UNIT[usize::from(byte)]
+}
+
+/// `k / 255` for every byte `k`, each computed as `f32::from(k) / 255.0`.
+static UNIT: LazyLock<[f32; 256]> = LazyLock::new(|| std::array::from_fn(|k| f32::from(k as u8) / 255.0));
+
+/// Writes `unit(byte)` of every byte of `bytes` to `out` (equal lengths).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn to_unit(bytes: &[u8], out: &mut [f32]) {
+    assert_eq!(bytes.len(), out.len(), "to_unit: {} bytes into {} values", bytes.len(), out.len());
+    let table = &*UNIT;
+    for (o, &b) in out.iter_mut().zip(bytes) {
+        *o = table[usize::from(b)];
+    }
+}
+
 impl Dataset {
+    /// A dataset of `labels.len()` images whose pixels are `images` (HWC bytes, image
+    /// after image).
+    ///
+    /// # Panics
+    /// If `images` does not hold `labels.len()` images of `shape`.
+    pub fn new(shape: [usize; 3], images: Vec<u8>, labels: Vec<usize>, classes: Vec<String>) -> Dataset {
+        let len: usize = shape.iter().product();
+        assert_eq!(images.len(), labels.len() * len, "{} bytes for {} images of {shape:?}", images.len(), labels.len());
+        Dataset { shape, store: Arc::new(images), view: None, labels, classes }
+    }
+
+    /// A dataset from values on the 8-bit grid (`k / 255`), as the datasets were held
+    /// before: each value is stored as `round(v · 255)`, which gives `v` back exactly
+    /// for those values.
+    ///
+    /// # Panics
+    /// As [`Dataset::new`].
+    pub fn from_unit(shape: [usize; 3], values: &[f32], labels: Vec<usize>, classes: Vec<String>) -> Dataset {
+        let bytes = values.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+        Dataset::new(shape, bytes, labels, classes)
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -77,21 +133,51 @@ impl Dataset {
         self.shape.iter().product()
     }
 
-    /// The pixels of image `i`, HWC.
-    pub fn image(&self, i: usize) -> &[f32] {
+    /// The pixel bytes of image `i`, HWC.
+    pub fn image(&self, i: usize) -> &[u8] {
         let n = self.image_len();
-        &self.images[i * n..(i + 1) * n]
+        let stored = self.view.as_ref().map_or(i, |v| v[i]);
+        &self.store[stored * n..(stored + 1) * n]
     }
 
-    /// The images at `indices` (in that order, repeats allowed), with the same classes.
-    pub fn subset(&self, indices: &[usize]) -> Dataset {
-        let mut images = Vec::with_capacity(indices.len() * self.image_len());
-        for &i in indices {
-            images.extend_from_slice(self.image(i));
+    /// Image `i` as the network sees it: `byte / 255` ([`unit`]), HWC.
+    pub fn image_unit(&self, i: usize) -> Vec<f32> {
+        let mut out = vec![0.0; self.image_len()];
+        to_unit(self.image(i), &mut out);
+        out
+    }
+
+    /// Images `range` (in order) as the network sees them, one after the other.
+    pub fn range_unit(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let n = self.image_len();
+        let mut out = vec![0.0; range.len() * n];
+        for (dst, i) in out.chunks_exact_mut(n.max(1)).zip(range) {
+            to_unit(self.image(i), dst);
         }
+        out
+    }
+
+    /// Every image as the network sees it (`len · h · w · c` values: for small sets).
+    pub fn to_unit(&self) -> Vec<f32> {
+        self.range_unit(0..self.len())
+    }
+
+    /// The pixel bytes of every image, in order.
+    pub fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..self.len()).flat_map(|i| self.image(i).iter().copied())
+    }
+
+    /// The images at `indices` (in that order, repeats allowed), with the same classes:
+    /// a view of the same pixels, not a copy.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let stored: Vec<usize> = match &self.view {
+            Some(v) => indices.iter().map(|&i| v[i]).collect(),
+            None => indices.to_vec(),
+        };
         Dataset {
             shape: self.shape,
-            images,
+            store: Arc::clone(&self.store),
+            view: Some(Arc::new(stored)),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             classes: self.classes.clone(),
         }
@@ -134,12 +220,12 @@ impl Dataset {
         if shape == self.shape {
             return self.clone();
         }
-        let n = self.image_len();
-        let mut images = Vec::with_capacity(self.len() * shape.iter().product::<usize>());
-        for i in 0..self.len() {
-            images.extend(convert_image(&self.images[i * n..(i + 1) * n], self.shape, shape));
-        }
-        Dataset { shape, images, labels: self.labels.clone(), classes: self.classes.clone() }
+        let len: usize = shape.iter().product();
+        let mut images = vec![0u8; self.len() * len];
+        images.par_chunks_exact_mut(len.max(1)).enumerate().for_each(|(i, dst)| {
+            dst.copy_from_slice(&convert_image(self.image(i), self.shape, shape));
+        });
+        Dataset::new(shape, images, self.labels.clone(), self.classes.clone())
     }
 
     /// The same images labelled by `classes` (a model's class names) instead of this
@@ -154,12 +240,7 @@ impl Dataset {
         }
         let index: Vec<usize> =
             self.classes.iter().map(|c| classes.iter().position(|k| k == c).unwrap_or_default()).collect();
-        Ok(Dataset {
-            shape: self.shape,
-            images: self.images,
-            labels: self.labels.iter().map(|&l| index[l]).collect(),
-            classes: classes.to_vec(),
-        })
+        Ok(Dataset { labels: self.labels.iter().map(|&l| index[l]).collect(), classes: classes.to_vec(), ..self })
     }
 
     /// Refuses data with fewer than two classes (nothing to tell apart): `what` names
@@ -244,17 +325,16 @@ fn digits(split: &str, shape: Option<[usize; 3]>) -> Result<Dataset> {
     })
 }
 
-/// Converts one HWC image of `[0, 1]` values on the 8-bit grid from `from` to `to`
-/// with the one preprocessing ([`preprocess::resize_pixels`]).
+/// Converts one HWC image of bytes from `from` to `to` with the one preprocessing
+/// ([`preprocess::resize_pixels`]).
 ///
 /// # Panics
 /// If a channel count is neither 1 nor 3, or a dimension is zero.
-pub(crate) fn convert_image(image: &[f32], from: [usize; 3], to: [usize; 3]) -> Vec<f32> {
+pub(crate) fn convert_image(image: &[u8], from: [usize; 3], to: [usize; 3]) -> Vec<u8> {
     let [height, width, channels] = from;
-    let pixels = image.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
-    let picture = Picture { height, width, channels, pixels };
+    let picture = Picture { height, width, channels, pixels: image.to_vec() };
     match preprocess::resize_pixels(&picture, to) {
-        Ok(resized) => resized.into_iter().map(|v| f32::from(v) / 255.0).collect(),
+        Ok(resized) => resized,
         Err(e) => panic!("cannot convert {from:?} to {to:?}: {e}"),
     }
 }

@@ -8,8 +8,8 @@ use microcnn_core::preprocess::InputQuantization;
 use microcnn_core::{top_k, Model};
 use serde::Serialize;
 
-/// The input bytes the engine sees for each image: the 8-bit pixel `value · 255`
-/// (datasets hold `pixel / 255` of the one preprocessing's pixels), mapped to a real by
+/// The input bytes the engine sees for each image: the 8-bit pixel (datasets hold the
+/// one preprocessing's pixels as bytes), mapped to a real by
 /// the blob's preprocessing record (`pixel · scale + offset`; `pixel / 255` without one)
 /// and quantized with the input scale and zero point: the bytes `infer --image` and the
 /// firmware compute from the same picture.
@@ -20,7 +20,7 @@ pub fn quantize_inputs(model: &Model<'_>, data: &Dataset) -> Result<Vec<i8>> {
         bail!("images are {:?}, the model takes {:?}", data.shape, [s.height, s.width, s.channels]);
     }
     let quant = InputQuantization::from_model(model);
-    Ok(data.images.iter().map(|&v| quant.quantize((v * 255.0).round().clamp(0.0, 255.0) as u8)).collect())
+    Ok(data.bytes().map(|v| quant.quantize(v)).collect())
 }
 
 /// Accuracy report.

@@ -10,6 +10,32 @@
 use anyhow::{bail, Result};
 use std::sync::OnceLock;
 
+/// Bytes a dataset holds per pixel and channel: images are kept as bytes and turned
+/// into `f32` a batch at a time (see [`crate::data::dataset`]).
+pub const DATASET_BYTES_PER_VALUE: u64 = 1;
+
+/// The bytes `count` images of `shape` take in a dataset (`None`: beyond `u64`).
+pub fn dataset_bytes(count: usize, shape: [usize; 3]) -> Option<u64> {
+    shape.iter().try_fold(count as u64, |acc, &d| acc.checked_mul(d as u64))?.checked_mul(DATASET_BYTES_PER_VALUE)
+}
+
+/// This process's peak resident memory in bytes (`VmHWM` of `/proc/self/status`), where
+/// the system reports it (Linux).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())?;
+    kib.checked_mul(1024)
+}
+
+/// [`peak_rss`] for people: `"peak RSS 1.23 GB (1,174 MiB)"`-style, or `"peak RSS n/a"`.
+pub fn peak_rss_line() -> String {
+    match peak_rss() {
+        Some(bytes) => format!("peak RSS {:.2} GB ({} MiB)", bytes as f64 / 1e9, bytes >> 20),
+        None => "peak RSS n/a".to_string(),
+    }
+}
+
 static FLAG: OnceLock<u64> = OnceLock::new();
 
 /// Sets the budget for this process (the `--memory-budget` flag); it wins over
@@ -86,5 +112,23 @@ mod tests {
         let err = check("shapes", Some(u64::MAX / 2)).unwrap_err().to_string();
         assert!(err.starts_with("shapes needs ") && err.contains("memory budget"), "{err}");
         assert!(check("huge", None).unwrap_err().to_string().contains("too large"));
+    }
+
+    #[test]
+    fn a_dataset_costs_one_byte_per_value() {
+        assert_eq!(dataset_bytes(100_000, [96, 96, 3]), Some(2_764_800_000));
+        assert_eq!(dataset_bytes(usize::MAX, [2, 1, 1]), None);
+    }
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        let line = peak_rss_line();
+        if cfg!(target_os = "linux") {
+            let bytes = peak_rss().expect("VmHWM");
+            assert!(bytes > 1 << 20, "{bytes}");
+            assert!(line.starts_with("peak RSS ") && line.ends_with(" MiB)"), "{line}");
+        } else {
+            assert_eq!(line, "peak RSS n/a");
+        }
     }
 }

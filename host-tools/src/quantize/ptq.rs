@@ -91,11 +91,10 @@ pub fn calibrate(folded: &Network, data: &Dataset) -> Vec<(f32, f32)> {
         }
     }
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); logits.nodes.len()];
-    let size = data.image_len();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for start in (0..data.len()).step_by(64) {
         let m = (data.len() - start).min(64);
-        let trace = logits.forward(&data.images[start * size..(start + m) * size], m, Mode::Infer, &mut rng);
+        let trace = logits.forward(&data.range_unit(start..start + m), m, Mode::Infer, &mut rng);
         for (r, out) in ranges.iter_mut().zip(&trace.outputs) {
             for &v in out {
                 r.0 = r.0.min(v);

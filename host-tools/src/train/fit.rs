@@ -139,9 +139,25 @@ pub fn load_data(
     Ok((all, None))
 }
 
+/// Images turned into `f32` at a time for inference: a multiple of the 64 that
+/// [`Network::predict`] runs at once, so the forward passes (and their bits) are the
+/// ones of a single call on the whole set.
+const PREDICT_CHUNK: usize = 64 * 4;
+
+/// `net`'s outputs for every image of `data` (inference mode), the images turned into
+/// `f32` [`PREDICT_CHUNK`] at a time: memory grows with the chunk, not the set.
+pub fn predict(net: &Network, data: &Dataset) -> Vec<f32> {
+    let mut out = Vec::with_capacity(data.len() * net.output_size());
+    for start in (0..data.len()).step_by(PREDICT_CHUNK) {
+        let end = (start + PREDICT_CHUNK).min(data.len());
+        out.extend(net.predict(&data.range_unit(start..end), end - start));
+    }
+    out
+}
+
 /// Loss and accuracy of `net` on `data` in inference mode.
 pub fn evaluate(net: &Network, data: &Dataset) -> (f32, f32) {
-    let out = net.predict(&data.images, data.len());
+    let out = predict(net, data);
     let (loss, correct, _) = cross_entropy(&out, &data.labels, net.output_size(), net.ends_in_softmax());
     (loss, correct as f32 / data.len().max(1) as f32)
 }
@@ -149,7 +165,7 @@ pub fn evaluate(net: &Network, data: &Dataset) -> (f32, f32) {
 /// Predicted class per sample (inference mode).
 pub fn predictions(net: &Network, data: &Dataset) -> Vec<usize> {
     let k = net.output_size();
-    net.predict(&data.images, data.len()).chunks_exact(k).map(argmax).collect()
+    predict(net, data).chunks_exact(k).map(argmax).collect()
 }
 
 /// Trains one epoch; returns mean loss and accuracy over the batches (training mode).
@@ -174,14 +190,13 @@ pub fn train_epoch(
     for (b, batch) in order.chunks(cfg.batch).enumerate() {
         x.clear();
         x.resize(batch.len() * size, 0.0);
+        // The batch's images become f32 (byte / 255) here, and only here.
         if cfg.augment.is_identity() {
-            for (dst, &i) in x.chunks_exact_mut(size).zip(batch) {
-                dst.copy_from_slice(data.image(i));
-            }
+            x.par_chunks_exact_mut(size).zip(batch).for_each(|(dst, &i)| dataset::to_unit(data.image(i), dst));
         } else {
             x.par_chunks_exact_mut(size).zip(batch).for_each(|(dst, &i)| {
                 let mut rng = epoch_rng(cfg.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), epoch, 3);
-                augment_image(data.image(i), data.shape, &cfg.augment, &mut rng, dst);
+                augment_image(&data.image_unit(i), data.shape, &cfg.augment, &mut rng, dst);
             });
         }
         if INTERRUPT.load(Ordering::Relaxed) {
@@ -318,10 +333,10 @@ activation = "softmax"
         let images = labels
             .iter()
             .flat_map(|&l| {
-                (0..36).map(|_| 0.3 + 0.4 * l as f32 + rand::Rng::random_range(&mut rng, -0.2..0.2)).collect::<Vec<_>>()
+                (0..36).map(|_| 25 + 102 * l as u8 + rand::Rng::random_range(&mut rng, 0..102)).collect::<Vec<u8>>()
             })
             .collect();
-        Dataset { shape: [6, 6, 1], images, labels, classes: vec!["dark".into(), "bright".into()] }
+        Dataset::new([6, 6, 1], images, labels, vec!["dark".into(), "bright".into()])
     }
 
     fn fresh() -> State {

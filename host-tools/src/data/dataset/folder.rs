@@ -39,34 +39,66 @@ pub(super) fn load(dir: &Path, shape: Option<[usize; 3]>) -> Result<Dataset> {
         images.sort();
         files.extend(images.into_iter().map(|p| (p, label)));
     }
+    let labels: Vec<usize> = files.iter().map(|&(_, label)| label).collect();
+    let (shape, images) = match shape {
+        Some(shape) => (shape, decode_resized(&files, shape)?),
+        None => decode_native(&files)?,
+    };
+    Ok(Dataset::new(shape, images, labels, classes))
+}
+
+/// Reads, decodes and converts every file to `shape` in parallel, each straight into
+/// its place in the dataset's bytes: no decoded picture outlives its conversion, so
+/// loading needs the dataset's bytes plus one picture per thread. The error is the
+/// first file's, in the dataset's order.
+fn decode_resized(files: &[(PathBuf, usize)], shape: [usize; 3]) -> Result<Vec<u8>> {
+    let len: usize = shape.iter().product();
+    let bytes = crate::io::memory::dataset_bytes(files.len(), shape);
+    crate::io::memory::check(&format!("{} images of {}×{}×{}", files.len(), shape[0], shape[1], shape[2]), bytes)?;
+    let mut images = vec![0u8; files.len() * len];
+    let done: Vec<Result<()>> = images
+        .par_chunks_exact_mut(len)
+        .zip(files.par_iter())
+        .map(|(dst, (path, _))| {
+            dst.copy_from_slice(&preprocess::resize_pixels(&preprocess::read(path)?, shape)?);
+            Ok(())
+        })
+        .collect();
+    done.into_iter().collect::<Result<()>>()?;
+    Ok(images)
+}
+
+/// Decodes every file at its native size, which must be the same for all; 3 channels
+/// if any picture has colour, else 1.
+fn decode_native(files: &[(PathBuf, usize)]) -> Result<([usize; 3], Vec<u8>)> {
     let decoded: Vec<Result<Picture>> = files.par_iter().map(|(path, _)| preprocess::read(path)).collect();
     let decoded: Vec<Picture> = decoded.into_iter().collect::<Result<_>>()?;
-    let labels: Vec<usize> = files.iter().map(|&(_, label)| label).collect();
-
-    let shape = match shape {
-        Some(s) => s,
-        None => {
-            let first = &decoded[0];
-            if let Some((i, d)) =
-                decoded.iter().enumerate().find(|(_, d)| (d.height, d.width) != (first.height, first.width))
-            {
-                bail!(
-                    "{}: {}×{} but {} is {}×{}; give the model's input size to resize them",
-                    files[i].0.display(),
-                    d.height,
-                    d.width,
-                    files[0].0.display(),
-                    first.height,
-                    first.width
-                );
-            }
-            let channels = if decoded.iter().any(|d| d.channels == 3) { 3 } else { 1 };
-            [first.height, first.width, channels]
-        }
-    };
-    let images: Vec<Result<Vec<f32>>> = decoded.par_iter().map(|d| to_f32(d, shape)).collect();
-    let images = images.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(Dataset { shape, images: images.concat(), labels, classes })
+    let first = &decoded[0];
+    if let Some((i, d)) = decoded.iter().enumerate().find(|(_, d)| (d.height, d.width) != (first.height, first.width)) {
+        bail!(
+            "{}: {}×{} but {} is {}×{}; give the model's input size to resize them",
+            files[i].0.display(),
+            d.height,
+            d.width,
+            files[0].0.display(),
+            first.height,
+            first.width
+        );
+    }
+    let channels = if decoded.iter().any(|d| d.channels == 3) { 3 } else { 1 };
+    let shape = [first.height, first.width, channels];
+    let len: usize = shape.iter().product();
+    let mut images = vec![0u8; decoded.len() * len];
+    let done: Vec<Result<()>> = images
+        .par_chunks_exact_mut(len)
+        .zip(decoded.par_iter())
+        .map(|(dst, picture)| {
+            dst.copy_from_slice(&preprocess::resize_pixels(picture, shape)?);
+            Ok(())
+        })
+        .collect();
+    done.into_iter().collect::<Result<()>>()?;
+    Ok((shape, images))
 }
 
 /// Hidden files and folders (`.DS_Store`, macOS's `._name` resource forks, `.git`) and
@@ -115,10 +147,4 @@ fn is_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| ["png", "jpg", "jpeg", "bmp"].iter().any(|k| e.eq_ignore_ascii_case(k)))
-}
-
-/// Converts a decoded picture to `shape` with the one preprocessing (see
-/// [`crate::data::preprocess`]) and scales it to `[0, 1]`.
-fn to_f32(picture: &Picture, shape: [usize; 3]) -> Result<Vec<f32>> {
-    Ok(preprocess::resize_pixels(picture, shape)?.into_iter().map(|v| f32::from(v) / 255.0).collect())
 }

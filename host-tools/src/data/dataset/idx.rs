@@ -26,6 +26,37 @@ pub const MAGIC_LABELS: u32 = 0x0000_0801;
 /// Decodes an images file and a labels file into a dataset of native shape. The names are
 /// used in errors only.
 pub fn decode(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str) -> Result<Dataset> {
+    let pair = check_pair(images, labels, images_name, labels_name)?;
+    Ok(Dataset::new(pair.shape, images[pair.header..].to_vec(), pair.labels, pair.classes))
+}
+
+/// [`decode`] of an images file read into memory, whose bytes become the dataset's
+/// without a copy (the header is cut off in place).
+pub(super) fn decode_owned(
+    mut images: Vec<u8>,
+    labels: &[u8],
+    images_name: &str,
+    labels_name: &str,
+) -> Result<Dataset> {
+    let pair = check_pair(&images, labels, images_name, labels_name)?;
+    images.drain(..pair.header);
+    Ok(Dataset::new(pair.shape, images, pair.labels, pair.classes))
+}
+
+/// What [`check_pair`] finds in an images file and its labels file.
+struct Pair {
+    /// The images' height, width and channels.
+    shape: [usize; 3],
+    /// Bytes of the images file before the pixels.
+    header: usize,
+    /// Class index per image.
+    labels: Vec<usize>,
+    /// `"0"` up to the largest label.
+    classes: Vec<String>,
+}
+
+/// Checks an images file and a labels file.
+fn check_pair(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str) -> Result<Pair> {
     let (dims, pixels) = parse(images, images_name, &[MAGIC_IMAGES_3D, MAGIC_IMAGES_4D])?;
     let shape = match dims[..] {
         [_, h, w] => [h, w, 1],
@@ -41,12 +72,8 @@ pub fn decode(images: &[u8], labels: &[u8], images_name: &str, labels_name: &str
     }
     let labels: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
     let class_count = labels.iter().max().map_or(0, |&m| m + 1);
-    Ok(Dataset {
-        shape,
-        images: pixels.iter().map(|&v| f32::from(v) / 255.0).collect(),
-        labels,
-        classes: (0..class_count).map(|c| c.to_string()).collect(),
-    })
+    let classes = (0..class_count).map(|c| c.to_string()).collect();
+    Ok(Pair { shape, header: images.len() - pixels.len(), labels, classes })
 }
 
 /// Checks the header and size; returns the dimensions and the data.
@@ -77,8 +104,8 @@ fn parse<'a>(bytes: &'a [u8], name: &str, magics: &[u32]) -> Result<(Vec<usize>,
     Ok((dims, data))
 }
 
-/// Encodes the images as an IDX file (`0x803` for gray, `0x804` otherwise), each value
-/// as `round(v · 255)` clamped to a byte.
+/// Encodes the images as an IDX file (`0x803` for gray, `0x804` otherwise), their bytes
+/// as they are.
 pub fn encode_images(dataset: &Dataset) -> Vec<u8> {
     let [h, w, c] = dataset.shape;
     let (magic, dims) = if c == 1 {
@@ -87,7 +114,7 @@ pub fn encode_images(dataset: &Dataset) -> Vec<u8> {
         (MAGIC_IMAGES_4D, vec![dataset.len(), h, w, c])
     };
     let mut out = header(magic, &dims);
-    out.extend(dataset.images.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8));
+    out.extend(dataset.bytes());
     out
 }
 
@@ -129,7 +156,7 @@ pub(super) fn load_images_file(path: &Path, shape: Option<[usize; 3]>) -> Result
         bail!("{}: labels file {} not found", path.display(), labels_file.display());
     }
     let labels = crate::io::fs::read(&labels_file)?;
-    let dataset = decode(&images, &labels, &path.display().to_string(), &labels_file.display().to_string())?;
+    let dataset = decode_owned(images, &labels, &path.display().to_string(), &labels_file.display().to_string())?;
     if let Some(s) = shape {
         if s != dataset.shape {
             bail!(

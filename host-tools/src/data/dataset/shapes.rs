@@ -240,10 +240,9 @@ impl Params {
                 other => bail!("{family}: unknown key {other:?} (keys: size, channels, count, seed, split, classes)"),
             }
         }
-        // The set is held as f32: refuse a count the machine cannot hold before drawing.
-        let bytes = [params.count, params.height, params.width, params.channels, 4]
-            .iter()
-            .try_fold(1_u64, |acc, &d| acc.checked_mul(d as u64));
+        // The set is held as bytes, one per pixel and channel: refuse a count the
+        // machine cannot hold before drawing.
+        let bytes = crate::io::memory::dataset_bytes(params.count, [params.height, params.width, params.channels]);
         crate::io::memory::check(&format!("{family}: count={}", params.count), bytes)?;
         Ok(params)
     }
@@ -256,18 +255,21 @@ impl Params {
     }
 }
 
-/// Draws the whole set, in parallel.
+/// Draws the whole set, in parallel, each picture straight into its place.
 pub fn generate(params: &Params) -> Dataset {
-    let images: Vec<Vec<f32>> = (0..params.count).into_par_iter().map(|i| draw(params, i)).collect();
-    Dataset {
-        shape: [params.height, params.width, params.channels],
-        images: images.concat(),
-        labels: (0..params.count).map(|i| i % params.class_count()).collect(),
-        classes: match params.atoms {
+    let shape = [params.height, params.width, params.channels];
+    let len: usize = shape.iter().product();
+    let mut images = vec![0u8; params.count * len];
+    images.par_chunks_exact_mut(len).enumerate().for_each(|(i, dst)| dst.copy_from_slice(&draw(params, i)));
+    Dataset::new(
+        shape,
+        images,
+        (0..params.count).map(|i| i % params.class_count()).collect(),
+        match params.atoms {
             Some(n) => (0..n).map(|k| format!("atom{k:03}")).collect(),
             None => params.classes.iter().map(|c| c.to_string()).collect(),
         },
-    }
+    )
 }
 
 /// The random stream of picture `index`.
@@ -398,8 +400,8 @@ fn inside(class: &str, outline: Option<&[(f64, f64)]>, u: f64, v: f64) -> bool {
     }
 }
 
-/// Draws picture `index` of the set: HWC values in `[0, 1]`, multiples of 1/255.
-fn draw(params: &Params, index: usize) -> Vec<f32> {
+/// Draws picture `index` of the set: HWC bytes (the network sees `byte / 255`).
+fn draw(params: &Params, index: usize) -> Vec<u8> {
     let mut rng = picture_rng(params, index);
     let (h, w) = (params.height, params.width);
     let (hf, wf) = (h as f64, w as f64);
@@ -507,7 +509,9 @@ fn draw(params: &Params, index: usize) -> Vec<f32> {
     }
     let sigma = rng.random_range(0.01..0.05);
     let mut noise = Noise(rng.random());
-    let quantize = |v: f64| ((v.clamp(0.0, 1.0) * 255.0).round() / 255.0) as f32;
+    // A whole number in 0..=255, so the cast is exact; `unit` of the byte is the f32
+    // nearest `byte / 255`, which this set held before it was kept as bytes.
+    let quantize = |v: f64| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
     let mut out = Vec::with_capacity(h * w * params.channels);
     for pixel in picture {
         if params.channels == 1 {

@@ -49,21 +49,21 @@ fn class_folders_mixed_formats_colours_and_sizes_convert_to_the_model_input() {
     assert_eq!(gray.classes, ["cat", "dog"]);
     assert_eq!(gray.labels, [0, 0, 1]);
     assert_eq!(gray.class_counts(), [1 + 1, 1]);
-    assert_eq!(gray.images.len(), 3 * 16);
+    assert_eq!(gray.to_unit().len(), 3 * 16);
     // "cat/flat.png" sorts before "cat/more/grad.JPG". The BT.709 luma of (200, 100, 50)
     // is 118 (the firmware's, core::preprocess::luma).
-    assert_eq!(gray.image(0), [118.0 / 255.0; 16]);
-    assert!(gray.images.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert_eq!(gray.image_unit(0), [118.0 / 255.0; 16]);
+    assert!(gray.to_unit().iter().all(|v| (0.0..=1.0).contains(v)));
 
     let colour = load(&spec, Some([3, 7, 3])).expect("load");
     assert_eq!(colour.shape, [3, 7, 3]);
     let flat: Vec<f32> = [200.0, 100.0, 50.0].iter().map(|v| v / 255.0).cycle().take(3 * 7 * 3).collect();
-    assert_eq!(colour.image(0), flat);
+    assert_eq!(colour.image_unit(0), flat);
     // The gray BMP is replicated to three equal channels.
-    assert!(colour.image(2).chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    assert!(colour.image_unit(2).chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
     // The JPEG gradient survives: red grows to the right, green downwards (over the 3 of
     // 8 rows the centred 7:3 crop keeps, so by about 2 × 30 / 255).
-    let jpeg = colour.image(1);
+    let jpeg = colour.image_unit(1);
     assert!(jpeg[(7 - 1) * 3] > jpeg[0] + 0.5 && jpeg[(2 * 7) * 3 + 1] > jpeg[1] + 0.2);
 }
 
@@ -75,8 +75,8 @@ fn native_size_keeps_pixels_and_uses_colour_if_any_image_has_it() {
     let data = load(&dir.path().display().to_string(), None).expect("load");
     assert_eq!(data.shape, [2, 3, 3]);
     let want: Vec<f32> = [0u8, 10, 20, 100, 110, 120].iter().flat_map(|&v| [f32::from(v) / 255.0; 3]).collect();
-    assert_eq!(data.image(0), want);
-    assert_eq!(data.image(1)[..6], [0.0, 50.0 / 255.0, 60.0 / 255.0, 1.0 / 255.0, 50.0 / 255.0, 60.0 / 255.0]);
+    assert_eq!(data.image_unit(0), want);
+    assert_eq!(data.image_unit(1)[..6], [0.0, 50.0 / 255.0, 60.0 / 255.0, 1.0 / 255.0, 50.0 / 255.0, 60.0 / 255.0]);
 }
 
 #[test]
@@ -84,12 +84,7 @@ fn conversion_is_the_firmware_preprocessing() {
     // 8-bit RGB pixels, 6×4 → 3×3 gray and colour: the dataset holds exactly the pixels
     // the core's preprocess computes (centred crop, triangle resize, BT.709 luma), / 255.
     let pixels: Vec<u8> = (0..6 * 4 * 3).map(|i| (i * 53 % 256) as u8).collect();
-    let rgb = Dataset {
-        shape: [4, 6, 3],
-        images: pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
-        labels: vec![0],
-        classes: vec!["x".into()],
-    };
+    let rgb = Dataset::new([4, 6, 3], pixels.clone(), vec![0], vec!["x".into()]);
     let frame = microcnn_core::preprocess::Image::new(&pixels, 6, 4, microcnn_core::preprocess::PixelFormat::Rgb888)
         .expect("frame");
     for channels in [1, 3] {
@@ -106,27 +101,22 @@ fn conversion_is_the_firmware_preprocessing() {
         let crop = microcnn_core::preprocess::Crop::centered(&frame, 3, 3);
         microcnn_core::preprocess::preprocess(&frame, crop, &quant, &mut input).expect("preprocess");
         let want: Vec<f32> = input.iter().map(|&q| f32::from(i16::from(q) + 128) / 255.0).collect();
-        assert_eq!(rgb.convert([3, 3, channels]).images, want, "{channels} channels");
+        assert_eq!(rgb.convert([3, 3, channels]).to_unit(), want, "{channels} channels");
     }
 }
 
 #[test]
 fn convert_changes_channels_by_luma_and_replication() {
-    let rgb = Dataset {
-        shape: [1, 2, 3],
-        images: vec![1.0, 0.0, 0.0, 0.0, 0.5, 1.0],
-        labels: vec![0],
-        classes: vec!["x".into()],
-    };
+    let rgb = Dataset::from_unit([1, 2, 3], &[1.0, 0.0, 0.0, 0.0, 0.5, 1.0], vec![0], vec!["x".into()]);
     let gray = rgb.convert([1, 2, 1]);
     let luma = |p: [u8; 3]| f32::from(microcnn_core::preprocess::luma(p)) / 255.0;
     // 0.5 is the 8-bit 128 (127.5 rounded half away from zero).
     let (red, blue_green) = (luma([255, 0, 0]), luma([0, 128, 255]));
-    assert_eq!(gray.images, [red, blue_green]);
+    assert_eq!(gray.to_unit(), [red, blue_green]);
     assert_eq!(red, 54.0 / 255.0);
     let back = gray.convert([1, 2, 3]);
-    assert_eq!(back.images, [red, red, red, blue_green, blue_green, blue_green]);
-    assert_eq!(rgb.convert([1, 2, 3]).images, rgb.images);
+    assert_eq!(back.to_unit(), [red, red, red, blue_green, blue_green, blue_green]);
+    assert_eq!(rgb.convert([1, 2, 3]).to_unit(), rgb.to_unit());
 }
 
 #[test]
@@ -208,7 +198,7 @@ fn builtin_digits_has_the_split_sizes_and_ten_classes() {
     assert_eq!(train.shape, [8, 8, 1]);
     assert_eq!(train.classes, (0..10).map(|c| c.to_string()).collect::<Vec<_>>());
     assert_eq!(test.classes.len(), 10);
-    assert_eq!(load("digits:train", None).expect("digits:train").images, train.images);
+    assert_eq!(load("digits:train", None).expect("digits:train").to_unit(), train.to_unit());
     assert!(train.class_counts().iter().all(|&n| n > 100));
 }
 
@@ -246,25 +236,25 @@ fn builtin_digits_equal_the_png_folders_pixel_for_pixel() {
         for (k, original) in indices.iter().enumerate() {
             let i = by_stem[&original.to_string()];
             assert_eq!(builtin.labels[k], folder.labels[i], "{name} image {k}");
-            assert_eq!(builtin.image(k), folder.image(i), "{name} image {k}");
+            assert_eq!(builtin.image_unit(k), folder.image_unit(i), "{name} image {k}");
         }
         // Resized to a model's input, both paths agree too.
         let big = load(spec, Some([16, 16, 3])).expect("resized builtin");
         let big_folder = load(&dir.display().to_string(), Some([16, 16, 3])).expect("resized folder");
         for (k, original) in indices.iter().enumerate().step_by(37) {
-            assert_eq!(big.image(k), big_folder.image(by_stem[&original.to_string()]));
+            assert_eq!(big.image_unit(k), big_folder.image_unit(by_stem[&original.to_string()]));
         }
     }
 }
 
 fn small_dataset(n: usize, shape: [usize; 3], classes: usize) -> Dataset {
     let len = shape.iter().product::<usize>();
-    Dataset {
+    Dataset::new(
         shape,
-        images: (0..n * len).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect(),
-        labels: (0..n).map(|i| (i * 3) % classes).collect(),
-        classes: (0..classes).map(|c| format!("c{c}")).collect(),
-    }
+        (0..n * len).map(|i| ((i * 7919) % 256) as u8).collect(),
+        (0..n).map(|i| (i * 3) % classes).collect(),
+        (0..classes).map(|c| format!("c{c}")).collect(),
+    )
 }
 
 #[test]
@@ -276,7 +266,7 @@ fn idx_round_trip_through_files_and_folder() {
         std::fs::write(&images, idx::encode_images(&data)).expect("write");
         std::fs::write(dir.path().join(format!("{stem}-labels-idx1-ubyte")), idx::encode_labels(&data)).expect("write");
         let back = load(&images.display().to_string(), Some(shape)).expect("load idx");
-        assert_eq!((back.shape, &back.images, &back.labels), (data.shape, &data.images, &data.labels));
+        assert_eq!((back.shape, &back.to_unit(), &back.labels), (data.shape, &data.to_unit(), &data.labels));
         assert_eq!(back.classes, (0..11).map(|c| c.to_string()).collect::<Vec<_>>());
     }
     // A folder with one pair loads as IDX; with two, it names them.
@@ -335,9 +325,9 @@ fn stratified_split_keeps_every_class_on_both_sides() {
         assert_eq!(val, ((all as f32) * 0.2).round() as usize, "class {c}");
     }
     let (train_again, _) = data.split_validation(0.2, 5);
-    assert_eq!(train.images, train_again.images);
+    assert_eq!(train.to_unit(), train_again.to_unit());
     let (train_other, _) = data.split_validation(0.2, 6);
-    assert_ne!(train.images, train_other.images);
+    assert_ne!(train.to_unit(), train_other.to_unit());
     // A class of two keeps one on each side even at a small fraction; one of one stays in train.
     let tiny = Dataset { labels: vec![0, 0, 1], ..small_dataset(3, [1, 1, 1], 2) };
     let (t, v) = tiny.split_validation(0.1, 0);
@@ -349,16 +339,16 @@ fn shapes_are_deterministic_and_have_the_requested_shape() {
     let a = load("shapes:size=20x24,channels=1,count=30,seed=4", None).expect("shapes");
     assert_eq!((a.shape, a.len(), a.classes.len()), ([20, 24, 1], 30, 6));
     assert_eq!(a.class_counts(), [5; 6]);
-    assert!(a.images.iter().all(|&v| (0.0..=1.0).contains(&v) && (v * 255.0 - (v * 255.0).round()).abs() < 1e-3));
+    assert!(a.to_unit().iter().all(|&v| (0.0..=1.0).contains(&v) && (v * 255.0 - (v * 255.0).round()).abs() < 1e-3));
     let again = load("shapes:seed=4,count=30,channels=1,size=20x24", None).expect("shapes");
-    assert_eq!(a.images, again.images);
+    assert_eq!(a.to_unit(), again.to_unit());
     let other_seed = load("shapes:size=20x24,channels=1,count=30,seed=5", None).expect("shapes");
-    assert_ne!(a.images, other_seed.images);
+    assert_ne!(a.to_unit(), other_seed.to_unit());
     let test = load("shapes:size=20x24,channels=1,count=30,seed=4,split=test", None).expect("shapes");
-    assert_ne!(a.images, test.images);
+    assert_ne!(a.to_unit(), test.to_unit());
     // A longer set begins with the shorter one.
     let longer = load("shapes:size=20x24,channels=1,count=40,seed=4", None).expect("shapes");
-    assert_eq!(longer.images[..a.images.len()], a.images[..]);
+    assert_eq!(longer.to_unit()[..a.to_unit().len()], a.to_unit()[..]);
     // Defaults follow the model's input; explicit keys are drawn then converted.
     let model = load("shapes:count=12", Some([16, 16, 3])).expect("shapes");
     assert_eq!(model.shape, [16, 16, 3]);
@@ -393,7 +383,7 @@ fn symlink_loops_end_and_links_out_of_a_class_are_not_followed() {
     let data = load(&root.display().to_string(), None).expect("loads");
     assert_eq!(data.classes, ["a", "b"]);
     assert_eq!(data.labels, [0, 0, 1, 1]);
-    let firsts: Vec<f32> = (0..data.len()).map(|i| (data.image(i)[0] * 255.0).round()).collect();
+    let firsts: Vec<f32> = (0..data.len()).map(|i| (data.image_unit(i)[0] * 255.0).round()).collect();
     assert_eq!(firsts, [0.0, 1.0, 10.0, 11.0]);
 
     // A real subfolder reached also through a link is read once.
@@ -422,12 +412,7 @@ fn hidden_files_and_macos_metadata_are_skipped() {
 
 #[test]
 fn relabel_maps_classes_by_name_and_names_unknown_ones() {
-    let data = Dataset {
-        shape: [1, 1, 1],
-        images: vec![0.0, 0.1, 0.2],
-        labels: vec![0, 1, 1],
-        classes: vec!["circle".into(), "square".into()],
-    };
+    let data = Dataset::new([1, 1, 1], vec![0, 25, 51], vec![0, 1, 1], vec!["circle".into(), "square".into()]);
     let model: Vec<String> = ["square", "triangle", "circle"].iter().map(|s| s.to_string()).collect();
     let mapped = data.clone().relabel(&model).expect("relabels");
     assert_eq!((mapped.labels.as_slice(), mapped.classes.as_slice()), (&[2, 0, 0][..], model.as_slice()));
@@ -530,19 +515,60 @@ fn a_huge_valid_png_is_too_large_not_corrupt() {
 }
 
 #[test]
+fn bytes_become_the_values_the_f32_datasets_held() {
+    for k in 0..=255u8 {
+        let v = unit(k);
+        // Folders, IDX files and conversions held f32::from(k) / 255; `shapes` held
+        // (k / 255 in f64) as f32; `eval` turned a value back into k by rounding v · 255.
+        assert_eq!(v.to_bits(), (f32::from(k) / 255.0).to_bits(), "{k}");
+        assert_eq!(v.to_bits(), ((f64::from(k) / 255.0) as f32).to_bits(), "{k}");
+        assert_eq!((v * 255.0).round().clamp(0.0, 255.0) as u8, k);
+    }
+    let bytes: Vec<u8> = (0..=255).collect();
+    let mut out = vec![0.0; 256];
+    to_unit(&bytes, &mut out);
+    assert_eq!(out, bytes.iter().map(|&b| f32::from(b) / 255.0).collect::<Vec<_>>());
+}
+
+#[test]
+fn subsets_and_splits_are_views_of_the_same_pixels() {
+    let data = small_dataset(50, [2, 3, 1], 4);
+    let picked = [7, 3, 3, 49, 0];
+    let sub = data.subset(&picked);
+    for (k, &i) in picked.iter().enumerate() {
+        assert_eq!((sub.image(k), sub.labels[k]), (data.image(i), data.labels[i]));
+    }
+    // A subset of a subset indexes the original.
+    let inner = sub.subset(&[3, 1]);
+    assert_eq!((inner.image(0), inner.image(1)), (data.image(49), data.image(3)));
+    assert_eq!(inner.to_unit(), [data.image_unit(49), data.image_unit(3)].concat());
+    assert_eq!(sub.range_unit(1..4), [data.image_unit(3), data.image_unit(3), data.image_unit(49)].concat());
+    assert_eq!(
+        sub.bytes().collect::<Vec<u8>>(),
+        picked.iter().flat_map(|&i| data.image(i).to_vec()).collect::<Vec<_>>()
+    );
+    // No copy: every view shares the store.
+    let (train, validation) = data.split_validation(0.3, 1);
+    assert!(Arc::ptr_eq(&train.store, &data.store) && Arc::ptr_eq(&validation.store, &data.store));
+    assert!(Arc::ptr_eq(&inner.store, &data.store) && Arc::ptr_eq(&data.convert(data.shape).store, &data.store));
+    // A converted view converts the images of the view.
+    let big = inner.convert([4, 6, 3]);
+    assert_eq!(big.image(1), data.subset(&[3]).convert([4, 6, 3]).image(0));
+}
+
+#[test]
 fn atoms_are_formula_driven_classes_drawn_like_shapes() {
     let a = load("atoms:count=24,classes=12,seed=3", None).expect("atoms");
     assert_eq!((a.shape, a.len(), a.classes.len()), ([32, 32, 3], 24, 12));
     assert_eq!(a.classes[0], "atom000");
     assert_eq!(a.classes[11], "atom011");
     assert_eq!(a.class_counts(), [2; 12]);
-    assert_eq!(a.images, load("atoms:classes=12,seed=3,count=24", None).expect("atoms").images);
+    assert_eq!(a.to_unit(), load("atoms:classes=12,seed=3,count=24", None).expect("atoms").to_unit());
     assert_eq!(load("atoms:count=4", None).expect("atoms").classes.len(), 200);
     // Same picture streams as `shapes`, another outline: no picture equals its shapes twin.
     let s = load("shapes:count=24,seed=3", None).expect("shapes");
-    let size = 32 * 32 * 3;
     for i in 0..24 {
-        assert_ne!(a.images[i * size..(i + 1) * size], s.images[i * size..(i + 1) * size], "picture {i}");
+        assert_ne!(a.image(i), s.image(i), "picture {i}");
     }
     assert!(error_of("atoms:classes=1", None).contains("classes=1: must be 2 to 336"));
     assert!(error_of("atoms:classes=337", None).contains("classes=337"));

@@ -106,7 +106,7 @@ fn render_grid(
     let mut sample = vec![0.0; h * w * c];
     for row in 0..rows {
         let members = present[row % present.len()];
-        let source = data.image(members[rng.random_range(0..members.len())]);
+        let source = &data.image_unit(members[rng.random_range(0..members.len())]);
         for col in 0..cols {
             if col == 0 {
                 sample.copy_from_slice(source);

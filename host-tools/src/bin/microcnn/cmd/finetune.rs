@@ -187,6 +187,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         (state, format!("on {} images, kept epoch {}", train_set.len(), info.epoch))
     };
     outln!("{}: {:?} from {} {kept} ({} epochs run)", cmd.out.display(), cmd.mode, cmd.base, state.state.metrics.len());
+    outln!("{}", microcnn_tools::io::memory::peak_rss_line());
     Ok(())
 }
 

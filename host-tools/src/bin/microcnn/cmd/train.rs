@@ -213,6 +213,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         last.map_or(0.0, |m| m.train_accuracy),
         per_epoch
     );
+    outln!("{}", microcnn_tools::io::memory::peak_rss_line());
     Ok(())
 }
 
