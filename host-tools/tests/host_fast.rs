@@ -69,12 +69,12 @@ fn random_model(toml: &str, seed: u64) -> Vec<u8> {
     let net = Network::new(&arch, seed).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = 24;
-    let calib = Dataset {
-        shape: arch.input,
-        images: (0..n * arch.input.iter().product::<usize>()).map(|_| rng.random_range(0.0..1.0)).collect(),
-        labels: (0..n).map(|i| i % 2).collect(),
-        classes: vec!["a".into(), "b".into()],
-    };
+    let calib = Dataset::new(
+        arch.input,
+        (0..n * arch.input.iter().product::<usize>()).map(|_| rng.random()).collect(),
+        (0..n).map(|i| i % 2).collect(),
+        vec!["a".into(), "b".into()],
+    );
     let graph = ptq::quantize(&net, &calib, "random", &[]).unwrap();
     blob::write(&graph, &plan::plan(&graph)).unwrap()
 }

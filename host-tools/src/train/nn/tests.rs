@@ -276,8 +276,14 @@ fn results_do_not_depend_on_the_thread_count() {
                 let trace = net.forward(&x, 10, Mode::Train, &mut rng);
                 let (_, _, d) = cross_entropy(trace.output(), &labels, 4, net.ends_in_softmax());
                 let grads = net.backward(&trace, d);
+                // Two plain training steps (as `train::step` runs them, written out here
+                // because `nn` sits below `step` in the layering).
                 for _ in 0..2 {
-                    crate::train::step::step(&mut net, &mut opt, &x, &labels, 1e-2, None, &mut rng);
+                    let trace = net.forward(&x, 10, Mode::Train, &mut rng);
+                    let (_, _, d) = cross_entropy(trace.output(), &labels, 4, net.ends_in_softmax());
+                    let grads = net.backward(&trace, d);
+                    opt.apply(&mut net, &grads, 1e-2);
+                    net.update_batch_stats(&trace);
                 }
                 (grads, net)
             })
