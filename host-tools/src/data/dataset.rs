@@ -2,7 +2,7 @@
 //!
 //! Layout: images are NHWC bytes, one byte per pixel and channel (100,000 images of
 //! 96×96×3 take 2.76 GB); the network sees each as `byte / 255` in `[0, 1]`
-//! ([`unit`]), converted a batch at a time by the training loop and by evaluation.
+//! ([`unit()`]), converted a batch at a time by the training loop and by evaluation.
 //! `labels[i]` is the class index of image `i` and `classes[label]` its name.
 //!
 //! # Specs
@@ -53,7 +53,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 /// Labelled images held as bytes, NHWC; the network sees each byte as `byte / 255`
-/// ([`unit`]), converted a batch at a time.
+/// ([`unit()`]), converted a batch at a time.
 ///
 /// The pixels live in a shared store: [`subset`](Dataset::subset),
 /// [`split_validation`](Dataset::split_validation), `clone` and a no-op
@@ -140,7 +140,7 @@ impl Dataset {
         &self.store[stored * n..(stored + 1) * n]
     }
 
-    /// Image `i` as the network sees it: `byte / 255` ([`unit`]), HWC.
+    /// Image `i` as the network sees it: `byte / 255` ([`unit()`]), HWC.
     pub fn image_unit(&self, i: usize) -> Vec<f32> {
         let mut out = vec![0.0; self.image_len()];
         to_unit(self.image(i), &mut out);

@@ -145,7 +145,7 @@ pub fn load_data(
 const PREDICT_CHUNK: usize = 64 * 4;
 
 /// `net`'s outputs for every image of `data` (inference mode), the images turned into
-/// `f32` [`PREDICT_CHUNK`] at a time: memory grows with the chunk, not the set.
+/// `f32` `PREDICT_CHUNK` at a time: memory grows with the chunk, not the set.
 pub fn predict(net: &Network, data: &Dataset) -> Vec<f32> {
     let mut out = Vec::with_capacity(data.len() * net.output_size());
     for start in (0..data.len()).step_by(PREDICT_CHUNK) {

@@ -3,13 +3,13 @@
 //!
 //! [`Plan::new`] looks at each operator once. CONV_2D and FULLY_CONNECTED layers whose
 //! requantization has the prepared form core's own kernels use (multiplier not
-//! `i32::MIN`, right shift at most 31) become matrix products ([`Gemm`]): the weights
+//! `i32::MIN`, right shift at most 31) become matrix products (`Gemm`): the weights
 //! are laid out once as `i16` pairs (`[pairs][C_out][2]`); the layer's input is
 //! centred once into `i16` (`x − zp_in`) inside a border of zeros as wide as the
 //! window reaches past it (TFLM skips those taps; a zero product is the same), so that
 //! each kernel row of an output pixel is one run of that image, read in place; and the
 //! products run two inputs at a time into `i32` lanes, eight output channels per
-//! vector ([`x86`], AVX2 `vpmaddwd`, behind a runtime check), or in plain Rust
+//! vector (`x86`, AVX2 `vpmaddwd`, behind a runtime check), or in plain Rust
 //! ([`Kernels::Scalar`], the same arithmetic). Products of at most 255 · 128 and sums
 //! of two fit `i32` exactly and the sums wrap as core's do, so no order of summation
 //! changes a bit. Requantization is core's (`MultiplyByQuantizedMultiplier`, zero
