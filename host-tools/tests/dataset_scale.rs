@@ -54,7 +54,7 @@ fn fingerprint(state: &State) -> u64 {
 /// validation split, with or without augmentation: the fingerprint of the result.
 fn short_run(data: &str, classes: usize, augment: bool) -> u64 {
     let arch = Arch::parse(&ARCH.replace("units = 6", &format!("units = {classes}"))).expect("arch");
-    let (train, val) = fit::load_data(data, None, 0.2, 3, arch.input, None).expect("data");
+    let fit::Loaded { train, val, .. } = fit::load_data(data, None, 0.2, 3, arch.input, None).expect("data");
     let net = Network::new(&arch, 5).expect("net");
     let optimizer = Optimizer::new(Kind::Adam, 0.0, &net);
     let state = State { net, optimizer, metrics: vec![], classes: train.classes.clone() };

@@ -107,6 +107,17 @@ pub fn per_class(data: &Dataset, n: usize, seed: u64) -> Dataset {
     data.subset(&keep)
 }
 
+/// The data of a run: the whole set (after `--per-class`), and its training and
+/// validation parts (views of the same bytes).
+pub struct Loaded {
+    /// Every image the run may train on: `train` and a split-off `val` together.
+    pub all: Dataset,
+    /// The images trained on.
+    pub train: Dataset,
+    /// The validation images: split off `all`, or another set (`--val-data`).
+    pub val: Option<Dataset>,
+}
+
 /// Loads the training and validation sets for a network input.
 pub fn load_data(
     data: &str,
@@ -115,7 +126,7 @@ pub fn load_data(
     seed: u64,
     shape: [usize; 3],
     per_class: Option<usize>,
-) -> Result<(Dataset, Option<Dataset>)> {
+) -> Result<Loaded> {
     let mut all = dataset::load(data, Some(shape))?;
     all.require_two_classes(data)?;
     if let Some(n) = per_class {
@@ -124,19 +135,18 @@ pub fn load_data(
     if let Some(v) = val_data {
         // By name: the validation classes may come in another order, or some may be missing.
         let val = dataset::load(v, Some(shape))?.relabel(&all.classes).map_err(|e| anyhow!("{v}: {e}"))?;
-        return Ok((all, Some(val)));
+        return Ok(Loaded { train: all.clone(), all, val: Some(val) });
     }
     if !(0.0..1.0).contains(&val_split) {
         bail!("--val-split {val_split}: must be at least 0 and below 1");
     }
-    if val_split > 0.0 {
-        if val_split >= 1.0 {
-            bail!("--val-split {val_split}: must be below 1");
-        }
+    let (train, val) = if val_split > 0.0 {
         let (t, v) = all.split_validation(val_split, seed);
-        return Ok((t, Some(v)));
-    }
-    Ok((all, None))
+        (t, Some(v))
+    } else {
+        (all.clone(), None)
+    };
+    Ok(Loaded { all, train, val })
 }
 
 /// Images turned into `f32` at a time for inference: a multiple of the 64 that

@@ -71,10 +71,17 @@ pub struct Params {
     pub seed: u64,
     /// Stream.
     pub split: Split,
-    /// The classes drawn, names from [`ALL_CLASSES`]; label = position here.
-    pub classes: Vec<&'static str>,
-    /// `Some(n)`: the formula-driven `atoms` set of `n` classes instead (`classes` unused).
-    pub atoms: Option<usize>,
+    /// The classes drawn.
+    pub classes: Classes,
+}
+
+/// What a set's classes are: named shapes or formula-driven atoms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Classes {
+    /// `shapes`: names from [`ALL_CLASSES`]; label = position here.
+    Named(Vec<&'static str>),
+    /// `atoms`: the first `n` formula-driven classes; label `k` is [`Atom::of`]`(k)`.
+    Atoms(usize),
 }
 
 /// Number of distinct formula-driven classes (`atoms:classes=N`, N up to this).
@@ -169,8 +176,7 @@ impl Params {
             count: 2000,
             seed: 0,
             split: Split::Train,
-            classes: CLASSES.to_vec(),
-            atoms: (family == "atoms").then_some(200),
+            classes: if family == "atoms" { Classes::Atoms(200) } else { Classes::Named(CLASSES.to_vec()) },
         };
         for item in options.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((key, value)) = item.split_once('=') else {
@@ -206,15 +212,15 @@ impl Params {
                         _ => bail!("{family}: split={value}: must be train or test"),
                     }
                 }
-                "classes" if params.atoms.is_some() => {
+                "classes" if matches!(params.classes, Classes::Atoms(_)) => {
                     let n: usize = value.trim().parse().with_context(bad)?;
                     if !(2..=ATOM_CLASSES).contains(&n) {
                         bail!("{family}: classes={value}: must be 2 to {ATOM_CLASSES}");
                     }
-                    params.atoms = Some(n);
+                    params.classes = Classes::Atoms(n);
                 }
                 "classes" => {
-                    params.classes = value
+                    let names: Vec<&'static str> = value
                         .split('+')
                         .map(|name| {
                             ALL_CLASSES.iter().copied().find(|c| *c == name.trim()).with_context(|| {
@@ -225,17 +231,14 @@ impl Params {
                             })
                         })
                         .collect::<Result<_>>()?;
-                    if params.classes.len() < 2 {
+                    if names.len() < 2 {
                         bail!("{family}: classes={value}: need at least two shapes, joined by +");
                     }
-                    if let Some(twice) = params
-                        .classes
-                        .iter()
-                        .enumerate()
-                        .find_map(|(i, c)| params.classes[..i].contains(c).then_some(c))
+                    if let Some(twice) = names.iter().enumerate().find_map(|(i, c)| names[..i].contains(c).then_some(c))
                     {
                         bail!("{family}: classes={value}: {twice} is named twice");
                     }
+                    params.classes = Classes::Named(names);
                 }
                 other => bail!("{family}: unknown key {other:?} (keys: size, channels, count, seed, split, classes)"),
             }
@@ -251,7 +254,10 @@ impl Params {
 impl Params {
     /// Number of classes (labels are `index % class_count`).
     pub fn class_count(&self) -> usize {
-        self.atoms.unwrap_or(self.classes.len())
+        match &self.classes {
+            Classes::Named(names) => names.len(),
+            Classes::Atoms(n) => *n,
+        }
     }
 }
 
@@ -265,9 +271,9 @@ pub fn generate(params: &Params) -> Dataset {
         shape,
         images,
         (0..params.count).map(|i| i % params.class_count()).collect(),
-        match params.atoms {
-            Some(n) => (0..n).map(|k| format!("atom{k:03}")).collect(),
-            None => params.classes.iter().map(|c| c.to_string()).collect(),
+        match &params.classes {
+            Classes::Named(names) => names.iter().map(|c| c.to_string()).collect(),
+            Classes::Atoms(n) => (0..*n).map(|k| format!("atom{k:03}")).collect(),
         },
     )
 }
@@ -407,7 +413,10 @@ fn draw(params: &Params, index: usize) -> Vec<u8> {
     let (hf, wf) = (h as f64, w as f64);
     let side = hf.min(wf);
     let label = index % params.class_count();
-    let class = if params.atoms.is_some() { "" } else { params.classes[label] };
+    let class = match &params.classes {
+        Classes::Named(names) => names[label],
+        Classes::Atoms(_) => "",
+    };
 
     // Background: two colours along a random direction, texture, maybe a stray line.
     let colour_a = random_colour(&mut rng);
@@ -464,7 +473,7 @@ fn draw(params: &Params, index: usize) -> Vec<u8> {
     let shading = rng.random_range(0.0..0.25);
     let outline = polygon(class);
     // Drawn last, so that the named shapes' pictures keep their random streams.
-    let atom = params.atoms.map(|_| AtomShape::draw(Atom::of(label), &mut rng));
+    let atom = matches!(params.classes, Classes::Atoms(_)).then(|| AtomShape::draw(Atom::of(label), &mut rng));
     let reach = radius * 1.15 + 1.5;
     const SUB: usize = 4;
     for y in 0..h {

@@ -119,8 +119,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     let shape = base.input_shape();
     let val_split = if cmd.val_data.is_some() { 0.0 } else { cmd.val_split.unwrap_or(schedule::VAL_SPLIT) };
-    let (train_set, val_set) = load_data(&cmd.data, cmd.val_data.as_deref(), val_split, cmd.seed, shape, cmd.per_class)
-        .with_context(|| format!("the base {} takes {}×{}×{} images", cmd.base, shape[0], shape[1], shape[2]))?;
+    let fit::Loaded { all, train: train_set, val: val_set } =
+        load_data(&cmd.data, cmd.val_data.as_deref(), val_split, cmd.seed, shape, cmd.per_class)
+            .with_context(|| format!("the base {} takes {}×{}×{} images", cmd.base, shape[0], shape[1], shape[2]))?;
     let epochs = cmd.epochs.unwrap_or_else(|| schedule::epochs(train_set.len(), cmd.batch));
     let fine_tune_epochs = cmd.fine_tune_epochs.unwrap_or_else(|| schedule::fine_tune_epochs(epochs));
     let patience = match cmd.patience {
@@ -168,7 +169,6 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         cmd.val_split.is_none() && cmd.val_data.is_none() && schedule::refit(train_set.len() + v.len(), classes.len())
     });
     let (state, kept) = if refit.is_some() {
-        let (all, _) = load_data(&cmd.data, None, 0.0, cmd.seed, shape, cmd.per_class)?;
         for (from, to) in [("metrics.csv", "validation-metrics.csv"), ("curves.png", "validation-curves.png")] {
             let (from, to) = (cmd.out.join(from), cmd.out.join(to));
             std::fs::rename(&from, &to).with_context(|| format!("{}: cannot rename", from.display()))?;

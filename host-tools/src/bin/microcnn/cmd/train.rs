@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use microcnn_tools::data::augment::AugmentArgs;
-use microcnn_tools::data::dataset::{self, Dataset};
+use microcnn_tools::data::dataset::Dataset;
 use microcnn_tools::train::checkpoint::{self, State};
 use microcnn_tools::train::fit::{self, load_data};
 use microcnn_tools::train::nn::optim::{Kind, Optimizer};
@@ -87,6 +87,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         fake_quant: None,
     };
     cfg.check()?;
+    let load = |shape| load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class);
+    // A preset's data is read before its network is built (for the class count); kept here.
+    let mut early = None;
     let state = if cmd.resume {
         let state =
             checkpoint::load_state(&cmd.out).with_context(|| format!("{}: cannot resume", cmd.out.display()))?;
@@ -131,7 +134,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let (arch, preset) = presets::resolve(spec)?;
         let arch = if preset {
             // A preset's classifier takes as many units as the data has classes.
-            let classes = dataset::load(&cmd.data, Some(arch.input))?.classes.len();
+            let loaded = load(arch.input)?;
+            let classes = loaded.all.classes.len();
+            early = Some(loaded);
             presets::with_classes(arch, classes)
         } else {
             arch
@@ -147,8 +152,10 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         State { net, optimizer, metrics: vec![], classes: vec![] }
     };
     let shape = state.net.input_shape();
-    let (train_set, val_set) =
-        load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class)?;
+    let fit::Loaded { train: train_set, val: val_set, .. } = match early {
+        Some(loaded) => loaded,
+        None => load(shape)?,
+    };
     let outputs = state.net.output_size();
     if train_set.classes.len() != outputs {
         bail!("{}: {} classes, but the network's last layer has {outputs} units", cmd.data, train_set.classes.len());
