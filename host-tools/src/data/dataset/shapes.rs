@@ -80,7 +80,7 @@ pub struct Params {
 pub enum Classes {
     /// `shapes`: names from [`ALL_CLASSES`]; label = position here.
     Named(Vec<&'static str>),
-    /// `atoms`: the first `n` formula-driven classes; label `k` is [`Atom::of`]`(k)`.
+    /// `atoms`: the first `n` formula-driven classes; label `k` is atom formula `k`.
     Atoms(usize),
 }
 
