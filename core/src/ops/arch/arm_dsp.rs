@@ -647,6 +647,88 @@ pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32;
     };
 }
 
+/// Widens `4·words.len() / 2` int8 values of `input` into `words` in `SXTB16` lane
+/// order with the input offset added: the group of four values `x0..x3` becomes the
+/// words `(x0 + off, x2 + off)` and `(x1 + off, x3 + off)` (`i16` lanes). Stops (writing
+/// nothing) when `input` is shorter than that or `words` is odd. 8 instructions per four
+/// values (a Rust loop over `i16`s costs several times that).
+#[inline(always)]
+pub fn widen_groups(input: &[i8], words: &mut [u32], offset: i32) {
+    let groups = words.len() / 2;
+    if groups == 0 || !words.len().is_multiple_of(2) || input.len() < 4 * groups {
+        return;
+    }
+    let off = (offset as u32 & 0xFFFF).wrapping_mul(0x1_0001);
+    // SAFETY: iteration g < groups reads input bytes [4g, 4g + 4) and writes words
+    // [2g, 2g + 2), inside both slices (checked above); `words` is a word-aligned `u32`
+    // slice, as STRD needs, and unaligned LDR is allowed on ARMv7E-M and ARMv8-M
+    // Mainline. SADD16 sets the GE flags and SUBS the condition flags, which `asm!`
+    // assumes clobbered.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {b}, {t}, ror #8",
+            "sadd16 {a}, {a}, {off}",
+            "sadd16 {b}, {b}, {off}",
+            "strd {a}, {b}, [{d}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) input.as_ptr() => _,
+            d = inout(reg) words.as_mut_ptr() => _,
+            n = inout(reg) groups => _,
+            off = in(reg) off,
+            t = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// Clamps every byte of `out` to `[lo, hi]` (signed), four at a time (`SSUB8`/`SEL`
+/// twice per word, unaligned `LDR`/`STR`), the last `len % 4` bytes one by one. The
+/// row kernels requantize with the plain int8 saturation (`SSAT`) and clamp a whole
+/// output row here afterwards: the same values as clamping each output, since
+/// `[lo, hi]` lies inside the int8 range. 7 instructions per four bytes.
+#[inline(always)]
+pub fn clamp_bytes(out: &mut [i8], lo: i8, hi: i8) {
+    let words = out.len() / 4;
+    if words > 0 {
+        let lo4 = u32::from_le_bytes([lo as u8; 4]);
+        let hi4 = u32::from_le_bytes([hi as u8; 4]);
+        // SAFETY: iteration i < words reads and writes out bytes [4i, 4i + 4), inside
+        // the slice (words = len / 4); unaligned LDR/STR are allowed on ARMv7E-M and
+        // ARMv8-M Mainline. SSUB8 sets the GE flags that the next SEL reads, within
+        // the block; GE and the condition flags (SUBS) are clobbered, which `asm!`
+        // assumes.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {t}, [{p}]",
+                "ssub8 {x}, {t}, {lo}",
+                "sel {t}, {t}, {lo}",
+                "ssub8 {x}, {t}, {hi}",
+                "sel {t}, {hi}, {t}",
+                "str {t}, [{p}], #4",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) words => _,
+                lo = in(reg) lo4,
+                hi = in(reg) hi4,
+                t = out(reg) _,
+                x = out(reg) _,
+                options(nostack)
+            )
+        };
+    }
+    for y in out.iter_mut().skip(4 * words) {
+        *y = (*y).max(lo).min(hi);
+    }
+}
+
 // ---- depthwise / pooling / add (kdw) ----
 
 /// `dst[..4k] = src[..4k]` one word at a time, `k = min(dst.len(), src.len()) / 4`:
