@@ -1,7 +1,8 @@
 //! The DSP and portable kernels of convolution, depthwise convolution, pooling and ADD
 //! on the emulated chips, one single-layer model per shape class, each output compared
 //! byte for byte with the host's: 1×1 convolutions on 4, 16 and 24 channels (the row
-//! kernel's single-pass widening, strides 1 and 2, clamps deferred to the row), 3×3
+//! kernel's single-pass widening, several rows per pass with a shorter last pass,
+//! strides 1 and 2, clamps deferred to the row), 3×3
 //! convolutions on 1 and 3 channels (the three-row kernel) and on 8; 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
 //! widths, channel counts that are not multiples of four and beyond one 32-channel
 //! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps; average and max
@@ -199,6 +200,9 @@ fn models() -> Vec<(String, Vec<u8>)> {
         ((5, 7, 4), 9, 1, 1, true, -128),
         ((7, 6, 16), 6, 1, 2, true, 3),
         ((8, 8, 24), 32, 1, 1, true, -7),
+        ((11, 5, 24), 7, 1, 1, false, 9),
+        ((13, 9, 16), 5, 1, 1, true, -100),
+        ((9, 9, 24), 12, 1, 2, true, 0),
         ((32, 32, 3), 16, 3, 2, true, -7),
         ((9, 11, 1), 8, 3, 1, true, 12),
         ((7, 7, 8), 16, 3, 1, false, -7),

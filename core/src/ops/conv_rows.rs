@@ -15,7 +15,7 @@
 
 #[cfg(microcnn_arm_dsp)]
 use super::arch::arm_dsp::{
-    clamp_bytes, requant_strided, smlad, sums_3x2, sums_3x5, sums_row8, widen_groups, ROWS3_STRIDE,
+    clamp_bytes, requant_strided, smlad, sums_3x2, sums_3x5, sums_row12, sums_row8, widen_groups, ROWS3_STRIDE,
 };
 use super::conv::ConvParams;
 #[cfg(microcnn_arm_dsp)]
@@ -61,15 +61,17 @@ pub(crate) fn conv2d_s8_rows(
     params: &ConvParams<'_>,
 ) -> bool {
     let filter_len = params.window.kernel_h * params.window.kernel_w * input_shape.channels;
-    // Three sizes (padded with zero words) rather than one per length: code size.
+    // Three sizes (padded with zero words) rather than one per length: code size; on
+    // DSP cores also twelve words for a 1×1 convolution on 24 channels (lane order).
     let words = match filter_len.div_ceil(2) {
         0..=2 => 2,
         3..=5 => 5,
+        12 if lane_order(&params.window, input_shape, output_shape, 12) => 12,
         _ => 8,
     };
     let out_c = output_shape.channels;
     if filter_len == 0
-        || filter_len > ROW_FILTER_MAX
+        || filter_len > ROW_FILTER_MAX.max(2 * words)
         || out_c == 0
         || output_shape.width * words > ROW_WORDS
         || out_c * words > FILTER_WORDS
@@ -89,9 +91,30 @@ pub(crate) fn conv2d_s8_rows(
     match words {
         2 => run::<2>(input, input_shape, input_zero_point, output, output_shape, params),
         5 => run::<5>(input, input_shape, input_zero_point, output, output_shape, params),
+        #[cfg(microcnn_arm_dsp)]
+        12 => run::<12>(input, input_shape, input_zero_point, output, output_shape, params),
         _ => run::<8>(input, input_shape, input_zero_point, output, output_shape, params),
     }
     true
+}
+
+/// Whether a row's receptive fields with `words` words each are its input row as it
+/// is (DSP cores): a 1×1 convolution with stride 1 along the width, no padding and
+/// exactly `2·words` input channels, a multiple of 4. The row kernel then widens the
+/// row in one pass (`widen_groups`) in `SXTB16` lane order, and the filters take that
+/// order too.
+fn lane_order(window: &super::conv::Window, input_shape: Shape, output_shape: Shape, words: usize) -> bool {
+    let in_c = input_shape.channels;
+    cfg!(microcnn_arm_dsp)
+        && window.kernel_h == 1
+        && window.kernel_w == 1
+        && window.stride_w == 1
+        && window.pad_top == 0
+        && window.pad_left == 0
+        && in_c == 2 * words
+        && in_c.is_multiple_of(4)
+        && output_shape.width <= input_shape.width
+        && (output_shape.height.max(1) - 1) * window.stride_h < input_shape.height
 }
 
 /// The row kernel with `N` words (`2·N` values, the tail zeros) per filter.
@@ -115,16 +138,7 @@ fn run<const N: usize>(
     // input channels (a multiple of 4): a row's receptive fields are its input row as
     // it is, widened in one pass (`widen_groups`) in `SXTB16` lane order, so the
     // filters take that order too.
-    let lane_order = cfg!(microcnn_arm_dsp)
-        && window.kernel_h == 1
-        && window.kernel_w == 1
-        && window.stride_w == 1
-        && window.pad_top == 0
-        && window.pad_left == 0
-        && in_c == 2 * N
-        && in_c.is_multiple_of(4)
-        && out_w <= input_shape.width
-        && (output_shape.height.max(1) - 1) * window.stride_h < input_shape.height;
+    let lane_order = lane_order(window, input_shape, output_shape, N);
     // Filters widened once per layer: word j of channel o holds weights 2j, 2j + 1 (in
     // lane order: words 2g, 2g + 1 hold weights (4g, 4g + 2), (4g + 1, 4g + 3)).
     let mut filter_words = [0_u32; FILTER_WORDS];
@@ -142,12 +156,23 @@ fn run<const N: usize>(
             *word = u32::from(lo) | (u32::from(hi) << 16);
         }
     }
+    // In lane order with the output as wide as the input and stride 1, consecutive
+    // output rows read consecutive input rows: one pass takes as many rows as the row
+    // buffer holds, so the per-channel work of a pass spreads over more pixels.
+    let merge = if lane_order && out_w == input_shape.width && window.stride_h == 1 {
+        (ROW_WORDS / (N * out_w.max(1))).max(1)
+    } else {
+        1
+    };
     let mut row_words = [0_u32; ROW_WORDS];
-    let Some(row) = row_words.as_chunks_mut::<N>().0.get_mut(..out_w) else {
+    let Some(rows) = row_words.as_chunks_mut::<N>().0.get_mut(..out_w * merge) else {
         return;
     };
-    let mut sums = [0_i32; ROW_WORDS / 2];
-    let Some(sums) = sums.get_mut(..out_w) else {
+    let mut sums_words = [0_i32; ROW_WORDS / 2];
+    let Some(all_sums) = sums_words.get_mut(..out_w * merge) else {
+        return;
+    };
+    let Some(output) = output.get_mut(..output_shape.height * out_w * out_c) else {
         return;
     };
     let (height, width) = (input_shape.height as isize, input_shape.width as isize);
@@ -161,12 +186,16 @@ fn run<const N: usize>(
     // the layer's clamp then runs over each whole output row (`clamp_bytes`).
     #[cfg(microcnn_arm_dsp)]
     let (act_min, act_max) = (params.quant.act_min, params.quant.act_max);
-    for (out_y, out_row) in output.chunks_exact_mut(out_w * out_c).take(output_shape.height).enumerate() {
+    for (pass, out_row) in output.chunks_mut(out_w * out_c * merge).enumerate() {
+        // The pixels of this pass (`out_w` unless rows are merged).
+        let pixels = out_row.len() / out_c;
+        let (row, sums) = (&mut rows[..pixels], &mut all_sums[..pixels]);
+        let out_y = pass * merge;
         let origin_y = (out_y * window.stride_h) as isize - window.pad_top as isize;
         #[cfg(microcnn_arm_dsp)]
         if lane_order {
             let start = out_y * window.stride_h * input_shape.width * in_c;
-            let Some(x) = input.get(start..start + out_w * in_c) else {
+            let Some(x) = input.get(start..start + pixels * in_c) else {
                 return;
             };
             widen_groups(x, row.as_flattened_mut(), offset);
@@ -307,6 +336,12 @@ fn channel_sums<const N: usize>(row: &[[u32; N]], sums: &mut [i32], f: &[u32; N]
     if let Ok(f8) = <&[u32; 8]>::try_from(&f[..]) {
         let n = row.len().min(sums.len());
         sums_row8(row.as_flattened(), f8, &mut sums[..n]);
+        return;
+    }
+    #[cfg(microcnn_arm_dsp)]
+    if let Ok(f12) = <&[u32; 12]>::try_from(&f[..]) {
+        let n = row.len().min(sums.len());
+        sums_row12(row.as_flattened(), f12, &mut sums[..n]);
         return;
     }
     let f = *f;

@@ -433,6 +433,64 @@ pub fn sums_row8(row: &[u32], f: &[u32; 8], sums: &mut [i32]) {
     };
 }
 
+/// As [`sums_row8`] for filters of twelve words (a 1×1 convolution on 24 channels, in
+/// `SXTB16` lane order): `sums[i] = Σ_{j < 12} SMLAD(row[12i + j], f[j])`. Stops
+/// (writing nothing) when `row` is shorter than `12·sums.len()`. 27 instructions per
+/// output.
+#[inline(always)]
+pub fn sums_row12(row: &[u32], f: &[u32; 12], sums: &mut [i32]) {
+    let n = sums.len();
+    if n == 0 || row.len() < n.saturating_mul(12) {
+        return;
+    }
+    // SAFETY: iteration i reads row words [12i, 12i + 12) and the 12 words of `f`, and
+    // writes sums[i], i < n, inside the slices (checked above); both are word-aligned
+    // `u32` data, as LDRD needs. The pointer and counter operands are inout and
+    // discarded; SUBS clobbers the flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {xa}, {xb}, [{p}], #48",
+            "ldrd {fa}, {fb}, [{f}]",
+            "smuad {a}, {xa}, {fa}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-40]",
+            "ldrd {fa}, {fb}, [{f}, #8]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-32]",
+            "ldrd {fa}, {fb}, [{f}, #16]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-24]",
+            "ldrd {fa}, {fb}, [{f}, #24]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-16]",
+            "ldrd {fa}, {fb}, [{f}, #32]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-8]",
+            "ldrd {fa}, {fb}, [{f}, #40]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "str {a}, [{s}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) row.as_ptr() => _,
+            s = inout(reg) sums.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            f = in(reg) f.as_ptr(),
+            xa = out(reg) _,
+            xb = out(reg) _,
+            fa = out(reg) _,
+            fb = out(reg) _,
+            a = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
 /// Bytes between the three widened input rows of [`sums_3x2`].
 pub const ROWS3_STRIDE: usize = 512;
 
