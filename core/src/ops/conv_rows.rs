@@ -15,7 +15,8 @@
 
 #[cfg(microcnn_arm_dsp)]
 use super::arch::arm_dsp::{
-    clamp_bytes, requant_strided, smlad, sums_3x2, sums_3x5, sums_row12, sums_row8, widen_groups, ROWS3_STRIDE,
+    clamp_bytes, requant_strided, smlad, sums_3x2, sums_3x5, sums_row12, sums_row8, widen_groups, widen_in_order,
+    ROWS3_STRIDE,
 };
 use super::conv::ConvParams;
 #[cfg(microcnn_arm_dsp)]
@@ -465,9 +466,7 @@ pub(crate) fn three_rows(
             else {
                 return true;
             };
-            for (d, &v) in dst.iter_mut().zip(x) {
-                *d = (i32::from(v) + offset) as i16;
-            }
+            widen_in_order(x, dst, offset);
         }
         for (o, (f, r)) in filters.iter().zip(&requants).enumerate() {
             if words == 2 {

@@ -745,6 +745,50 @@ pub fn widen_groups(input: &[i8], words: &mut [u32], offset: i32) {
     };
 }
 
+/// `out[i] = input[i] + offset` as `i16`, in order, for `i < min(out.len(),
+/// input.len())`: four values per iteration (`SXTB16` twice, `SADD16` twice, `PKHBT`
+/// and `PKHTB` back into order, two unaligned `STR`s: 11 instructions), the last
+/// `len % 4` one by one. The three-row kernel's input rows.
+#[inline(always)]
+pub fn widen_in_order(input: &[i8], out: &mut [i16], offset: i32) {
+    let n = out.len().min(input.len());
+    let groups = n / 4;
+    if groups > 0 {
+        let off = (offset as u32 & 0xFFFF).wrapping_mul(0x1_0001);
+        // SAFETY: iteration g < groups reads input bytes [4g, 4g + 4) and writes out
+        // halfwords [4g, 4g + 4), inside both slices (4·groups ≤ n); unaligned LDR/STR
+        // are allowed on ARMv7E-M and ARMv8-M Mainline. SADD16 sets the GE flags and
+        // SUBS the condition flags, which `asm!` assumes clobbered.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {t}, [{s}], #4",
+                "sxtb16 {a}, {t}",
+                "sxtb16 {b}, {t}, ror #8",
+                "sadd16 {a}, {a}, {off}",
+                "sadd16 {b}, {b}, {off}",
+                "pkhbt {t}, {a}, {b}, lsl #16",
+                "pkhtb {a}, {b}, {a}, asr #16",
+                "str {t}, [{d}], #4",
+                "str {a}, [{d}], #4",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                s = inout(reg) input.as_ptr() => _,
+                d = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) groups => _,
+                off = in(reg) off,
+                t = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack)
+            )
+        };
+    }
+    for (d, &v) in out.iter_mut().zip(input).skip(4 * groups) {
+        *d = (i32::from(v) + offset) as i16;
+    }
+}
+
 /// Clamps every byte of `out` to `[lo, hi]` (signed), four at a time (`SSUB8`/`SEL`
 /// twice per word, unaligned `LDR`/`STR`), the last `len % 4` bytes one by one. The
 /// row kernels requantize with the plain int8 saturation (`SSAT`) and clamp a whole
