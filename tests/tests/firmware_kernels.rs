@@ -1,8 +1,8 @@
 //! The DSP and portable kernels of convolution, depthwise convolution, pooling and ADD
 //! on the emulated chips, one single-layer model per shape class, each output compared
 //! byte for byte with the host's: 1×1 convolutions on 4, 16 and 24 channels (the row
-//! kernel's single-pass widening, several rows per pass with a shorter last pass,
-//! strides 1 and 2, clamps deferred to the row), 3×3
+//! kernel's single-pass widening, the image regrouped into wider rows — 55 and 117
+//! pixels too —, strides 1 and 2, clamps deferred to the row), 3×3
 //! convolutions on 1 and 3 channels (the three-row kernel) and on 8; 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
 //! widths, channel counts that are not multiples of four and beyond one 32-channel
 //! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps; average and max

@@ -70,6 +70,19 @@ pub(crate) fn conv2d_s8_rows(
         12 if lane_order(&params.window, input_shape, output_shape, 12) => 12,
         _ => 8,
     };
+    // A 1×1 convolution in lane order whose output has the input's size works pixel by
+    // pixel: any [H', W'] with H'·W' = H·W gives the same bytes. The widest row that
+    // fits the row buffer spreads each channel's per-row work over more pixels.
+    let (input_shape, output_shape) = if lane_order(&params.window, input_shape, output_shape, words)
+        && params.window.stride_h == 1
+        && (input_shape.height, input_shape.width) == (output_shape.height, output_shape.width)
+    {
+        let pixels = input_shape.height * input_shape.width;
+        let w = (1..=(ROW_WORDS / words).min(pixels)).rev().find(|w| pixels.is_multiple_of(*w)).unwrap_or(1);
+        (Shape::new(pixels / w, w, input_shape.channels), Shape::new(pixels / w, w, output_shape.channels))
+    } else {
+        (input_shape, output_shape)
+    };
     let out_c = output_shape.channels;
     if filter_len == 0
         || filter_len > ROW_FILTER_MAX.max(2 * words)
@@ -104,6 +117,7 @@ pub(crate) fn conv2d_s8_rows(
 /// exactly `2·words` input channels, a multiple of 4. The row kernel then widens the
 /// row in one pass (`widen_groups`) in `SXTB16` lane order, and the filters take that
 /// order too.
+#[inline(always)]
 fn lane_order(window: &super::conv::Window, input_shape: Shape, output_shape: Shape, words: usize) -> bool {
     let in_c = input_shape.channels;
     cfg!(microcnn_arm_dsp)
@@ -139,7 +153,7 @@ fn run<const N: usize>(
     // input channels (a multiple of 4): a row's receptive fields are its input row as
     // it is, widened in one pass (`widen_groups`) in `SXTB16` lane order, so the
     // filters take that order too.
-    let lane_order = lane_order(window, input_shape, output_shape, N);
+    let lane_order = cfg!(microcnn_arm_dsp) && lane_order(window, input_shape, output_shape, N);
     // Filters widened once per layer: word j of channel o holds weights 2j, 2j + 1 (in
     // lane order: words 2g, 2g + 1 hold weights (4g, 4g + 2), (4g + 1, 4g + 3)).
     let mut filter_words = [0_u32; FILTER_WORDS];
@@ -157,23 +171,12 @@ fn run<const N: usize>(
             *word = u32::from(lo) | (u32::from(hi) << 16);
         }
     }
-    // In lane order with the output as wide as the input and stride 1, consecutive
-    // output rows read consecutive input rows: one pass takes as many rows as the row
-    // buffer holds, so the per-channel work of a pass spreads over more pixels.
-    let merge = if lane_order && out_w == input_shape.width && window.stride_h == 1 {
-        (ROW_WORDS / (N * out_w.max(1))).max(1)
-    } else {
-        1
-    };
     let mut row_words = [0_u32; ROW_WORDS];
-    let Some(rows) = row_words.as_chunks_mut::<N>().0.get_mut(..out_w * merge) else {
+    let Some(row) = row_words.as_chunks_mut::<N>().0.get_mut(..out_w) else {
         return;
     };
-    let mut sums_words = [0_i32; ROW_WORDS / 2];
-    let Some(all_sums) = sums_words.get_mut(..out_w * merge) else {
-        return;
-    };
-    let Some(output) = output.get_mut(..output_shape.height * out_w * out_c) else {
+    let mut sums = [0_i32; ROW_WORDS / 2];
+    let Some(sums) = sums.get_mut(..out_w) else {
         return;
     };
     let (height, width) = (input_shape.height as isize, input_shape.width as isize);
@@ -187,21 +190,20 @@ fn run<const N: usize>(
     // the layer's clamp then runs over each whole output row (`clamp_bytes`).
     #[cfg(microcnn_arm_dsp)]
     let (act_min, act_max) = (params.quant.act_min, params.quant.act_max);
-    for (pass, out_row) in output.chunks_mut(out_w * out_c * merge).enumerate() {
-        // The pixels of this pass (`out_w` unless rows are merged).
-        let pixels = out_row.len() / out_c;
-        let (row, sums) = (&mut rows[..pixels], &mut all_sums[..pixels]);
-        let out_y = pass * merge;
+    for (out_y, out_row) in output.chunks_exact_mut(out_w * out_c).take(output_shape.height).enumerate() {
         let origin_y = (out_y * window.stride_h) as isize - window.pad_top as isize;
         #[cfg(microcnn_arm_dsp)]
         if lane_order {
             let start = out_y * window.stride_h * input_shape.width * in_c;
-            let Some(x) = input.get(start..start + pixels * in_c) else {
+            let Some(x) = input.get(start..start + out_w * in_c) else {
                 return;
             };
             widen_groups(x, row.as_flattened_mut(), offset);
         }
-        for (out_x, col) in row.iter_mut().enumerate().take(if lane_order { 0 } else { out_w }) {
+        for (out_x, col) in row.iter_mut().enumerate() {
+            if lane_order {
+                break;
+            }
             let origin_x = (out_x * window.stride_w) as isize - window.pad_left as isize;
             // Zeros first (N word stores), then only the valid runs are written.
             *col = [0; N];
