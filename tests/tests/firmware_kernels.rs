@@ -3,7 +3,8 @@
 //! byte for byte with the host's: 1×1 convolutions on 4, 16 and 24 channels (the row
 //! kernel's single-pass widening, the image regrouped into wider rows — 55 and 117
 //! pixels too —, strides 1 and 2, clamps deferred to the row), 3×3
-//! convolutions on 1 and 3 channels (the three-row kernel) and on 8; 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
+//! convolutions on 1 and 3 channels (the three-row kernel) and on 8; dense layers of
+//! 2 to 10 units on 37 to 784 inputs; 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
 //! widths, channel counts that are not multiples of four and beyond one 32-channel
 //! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps; average and max
 //! pooling with windows clipped at the border; ADD with different scales.
@@ -133,6 +134,22 @@ fn conv_model(
     b.finish(input, output)
 }
 
+/// One dense layer of `units` outputs on `n` inputs.
+fn dense_model(n: usize, units: usize, zp: i32, seed: u64) -> Vec<u8> {
+    let mut b = Builder::new(seed);
+    let input = b.tensor(Shape::new(1, 1, n), 0.02, zp);
+    let (scale, out_zp) = (0.05_f32, (seed as i32 % 9) - 4);
+    let output = b.tensor(Shape::new(1, 1, units), scale, out_zp);
+    let (multipliers, shifts) = (0..units)
+        .map(|_| quantize_multiplier(0.02 * (0.0005 + 0.004 * f64::from(b.rng.unit())) / f64::from(scale)))
+        .unzip();
+    let bias = Some((0..units).map(|_| (b.rng.next_u64() % 4000) as i32 - 2000).collect());
+    let quant = ChannelConsts { bias, multipliers, shifts, act_min: i8::MIN, act_max: i8::MAX };
+    let weights = (0..units * n).map(|_| b.rng.i8().max(-127)).collect();
+    b.graph.ops.push(OpDef { inputs: vec![input], output, params: LayerParams::FullyConnected { weights, quant } });
+    b.finish(input, output)
+}
+
 fn pool_model(shape: (usize, usize, usize), kernel: usize, stride: usize, same: bool, avg: bool, seed: u64) -> Vec<u8> {
     let mut b = Builder::new(seed);
     let shape = Shape::new(shape.0, shape.1, shape.2);
@@ -212,6 +229,9 @@ fn models() -> Vec<(String, Vec<u8>)> {
     {
         let name = format!("conv {shape:?} -> {out_c} k{kernel} s{stride} relu6={relu6} zp={zp}");
         models.push((name, conv_model(shape, out_c, kernel, stride, relu6, zp, 80 + i as u64)));
+    }
+    for (i, (n, units, zp)) in [(784, 10, -128), (37, 5, 3), (100, 4, -7), (64, 2, 0)].into_iter().enumerate() {
+        models.push((format!("dense {n} -> {units} zp={zp}"), dense_model(n, units, zp, 90 + i as u64)));
     }
     for (i, case) in cases.into_iter().enumerate() {
         models.push((format!("{case:?}"), depthwise_model(case, 40 + i as u64)));

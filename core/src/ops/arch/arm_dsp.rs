@@ -383,6 +383,53 @@ pub fn dot_3x1_groups(rows: &[i8], stride: usize, column: &[u32], groups: usize)
     [a0, a1, a2]
 }
 
+/// Two rows of int8 weights (`w0`, `w1`, any alignment) times one im2col column (the
+/// lane pairs `(x0, x2), (x1, x3)` of each group of four values as words) over `groups`
+/// groups: a dense layer's last two output units. Stops (returning zeros) when a slice
+/// is shorter than `groups` needs. 13 instructions per 8 multiply-accumulates.
+#[inline(always)]
+pub fn dot_2x1_groups(w0: &[i8], w1: &[i8], column: &[u32], groups: usize) -> [i32; 2] {
+    if groups == 0 || w0.len() < 4 * groups || w1.len() < 4 * groups || column.len() < 2 * groups {
+        return [0; 2];
+    }
+    let (mut a0, mut a1) = (0_i32, 0_i32);
+    // SAFETY: the loop reads bytes [0, 4·groups) of `w0` and of `w1` and words
+    // [0, 2·groups) of `column`, inside the slices (checked above). Unaligned LDR is
+    // allowed on ARMv7E-M and ARMv8-M Mainline; the column is word-aligned, as LDRD
+    // needs. The pointer and counter operands are inout and discarded; SUBS clobbers
+    // the flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {c0}, {c1}, [{c}], #8",
+            "ldr {w}, [{p0}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a0}, {t}, {c0}, {a0}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a0}, {t}, {c1}, {a0}",
+            "ldr {w}, [{p1}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a1}, {t}, {c0}, {a1}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a1}, {t}, {c1}, {a1}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p0 = inout(reg) w0.as_ptr() => _,
+            p1 = inout(reg) w1.as_ptr() => _,
+            c = inout(reg) column.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            w = out(reg) _,
+            t = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    [a0, a1]
+}
+
 /// The row kernel's sums for filters of eight words (`conv_rows.rs`, 11 to 16 values):
 /// `sums[i] = Σ_{j < 8} SMLAD(row[8i + j], f[j])`, filter and row read by `LDRD` (both
 /// word-aligned). Stops (writing nothing) when `row` is shorter than `8·sums.len()`.
