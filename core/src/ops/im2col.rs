@@ -17,8 +17,8 @@
 
 #[cfg(microcnn_arm_dsp)]
 use super::arch::arm_dsp::{
-    dot_2x1_groups, dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, dot_3x1_groups, sadd16, sxtb16,
-    sxtb16_ror8, COLUMN_STRIDE,
+    dot_2x1_groups, dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, dot_3x1_groups, sxtb16, sxtb16_ror8,
+    widen_groups, COLUMN_STRIDE,
 };
 
 /// The longest filter (`KH·KW·C_in`, or a dense layer's input length) a column holds;
@@ -90,14 +90,9 @@ impl Column<'_> {
     pub(crate) fn run(&mut self, at: usize, x: &[i8], offset: i32, grouped: bool) {
         #[cfg(microcnn_arm_dsp)]
         if grouped {
-            let lanes = u32::from(offset as u16) * 0x0001_0001;
+            // Lanes stay in [−255, 255]: no wrap. One asm loop, 8 instructions per group.
             if let Some(words) = self.words.get_mut(at / 2..(at + x.len()) / 2) {
-                for (pair, quad) in words.chunks_exact_mut(2).zip(x.chunks_exact(4)) {
-                    let packed = u32::from_le_bytes([quad[0] as u8, quad[1] as u8, quad[2] as u8, quad[3] as u8]);
-                    // Lanes stay in [−255, 255]: no wrap.
-                    pair[0] = sadd16(sxtb16(packed), lanes);
-                    pair[1] = sadd16(sxtb16_ror8(packed), lanes);
-                }
+                widen_groups(x, words, offset);
             }
             return;
         }
