@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 report() { # ELF name
   size -A "$1" | awk -v name="$2" '
-    $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
+    $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" || $1 == ".boot" { flash += $2 }
     $1 == ".data" { flash += $2; ram += $2 }
     $1 == ".bss" || $1 == ".uninit" { ram += $2 }
     $1 == ".model" { model = $2 }

@@ -1,6 +1,10 @@
-//! The DSP and portable kernels of depthwise convolution, pooling and ADD on the
-//! emulated chips, one single-layer model per shape class, each output compared byte
-//! for byte with the host's: 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
+//! The DSP and portable kernels of convolution, depthwise convolution, pooling and ADD
+//! on the emulated chips, one single-layer model per shape class, each output compared
+//! byte for byte with the host's: 1×1 convolutions on 4, 16 and 24 channels (the row
+//! kernel's single-pass widening, the image regrouped into wider rows — 55 and 117
+//! pixels too —, strides 1 and 2, clamps deferred to the row), 3×3
+//! convolutions on 1 and 3 channels (the three-row kernel) and on 8; dense layers of
+//! 2 to 10 units on 37 to 784 inputs; 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
 //! widths, channel counts that are not multiples of four and beyond one 32-channel
 //! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps; average and max
 //! pooling with windows clipped at the border; ADD with different scales.
@@ -101,6 +105,51 @@ fn depthwise_model(case: Dw, seed: u64) -> Vec<u8> {
     b.finish(input, output)
 }
 
+/// One convolution: `out_c` filters of `kernel`×`kernel` on `shape`, input zero point
+/// `zp`, with or without ReLU6.
+fn conv_model(
+    shape: (usize, usize, usize),
+    out_c: usize,
+    kernel: usize,
+    stride: usize,
+    relu6: bool,
+    zp: i32,
+    seed: u64,
+) -> Vec<u8> {
+    let mut b = Builder::new(seed);
+    let shape = Shape::new(shape.0, shape.1, shape.2);
+    let input = b.tensor(shape, 0.02, zp);
+    let (window, oh, ow) = window(shape, kernel, stride, 1, true);
+    let (scale, out_zp) = (0.05_f32, (seed as i32 % 9) - 4);
+    let output = b.tensor(Shape::new(oh, ow, out_c), scale, out_zp);
+    let (multipliers, shifts) = (0..out_c)
+        .map(|_| quantize_multiplier(0.02 * (0.002 + 0.02 * f64::from(b.rng.unit())) / f64::from(scale)))
+        .unzip();
+    let bias = Some((0..out_c).map(|_| (b.rng.next_u64() % 4000) as i32 - 2000).collect());
+    let activation = if relu6 { Activation::Relu6 } else { Activation::None };
+    let (act_min, act_max) = activation_range(activation, scale, out_zp);
+    let quant = ChannelConsts { bias, multipliers, shifts, act_min, act_max };
+    let weights = (0..out_c * kernel * kernel * shape.channels).map(|_| b.rng.i8().max(-127)).collect();
+    b.graph.ops.push(OpDef { inputs: vec![input], output, params: LayerParams::Conv2d { window, weights, quant } });
+    b.finish(input, output)
+}
+
+/// One dense layer of `units` outputs on `n` inputs.
+fn dense_model(n: usize, units: usize, zp: i32, seed: u64) -> Vec<u8> {
+    let mut b = Builder::new(seed);
+    let input = b.tensor(Shape::new(1, 1, n), 0.02, zp);
+    let (scale, out_zp) = (0.05_f32, (seed as i32 % 9) - 4);
+    let output = b.tensor(Shape::new(1, 1, units), scale, out_zp);
+    let (multipliers, shifts) = (0..units)
+        .map(|_| quantize_multiplier(0.02 * (0.0005 + 0.004 * f64::from(b.rng.unit())) / f64::from(scale)))
+        .unzip();
+    let bias = Some((0..units).map(|_| (b.rng.next_u64() % 4000) as i32 - 2000).collect());
+    let quant = ChannelConsts { bias, multipliers, shifts, act_min: i8::MIN, act_max: i8::MAX };
+    let weights = (0..units * n).map(|_| b.rng.i8().max(-127)).collect();
+    b.graph.ops.push(OpDef { inputs: vec![input], output, params: LayerParams::FullyConnected { weights, quant } });
+    b.finish(input, output)
+}
+
 fn pool_model(shape: (usize, usize, usize), kernel: usize, stride: usize, same: bool, avg: bool, seed: u64) -> Vec<u8> {
     let mut b = Builder::new(seed);
     let shape = Shape::new(shape.0, shape.1, shape.2);
@@ -162,6 +211,28 @@ fn models() -> Vec<(String, Vec<u8>)> {
         dw((6, 6, 7), 2, 2, 1, false, 1, false),
     ];
     let mut models = Vec::new();
+    for (i, (shape, out_c, kernel, stride, relu6, zp)) in [
+        ((16, 16, 16), 24, 1, 1, true, -7),
+        ((16, 16, 16), 24, 1, 1, false, 5),
+        ((5, 7, 4), 9, 1, 1, true, -128),
+        ((7, 6, 16), 6, 1, 2, true, 3),
+        ((8, 8, 24), 32, 1, 1, true, -7),
+        ((11, 5, 24), 7, 1, 1, false, 9),
+        ((13, 9, 16), 5, 1, 1, true, -100),
+        ((9, 9, 24), 12, 1, 2, true, 0),
+        ((32, 32, 3), 16, 3, 2, true, -7),
+        ((9, 11, 1), 8, 3, 1, true, 12),
+        ((7, 7, 8), 16, 3, 1, false, -7),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("conv {shape:?} -> {out_c} k{kernel} s{stride} relu6={relu6} zp={zp}");
+        models.push((name, conv_model(shape, out_c, kernel, stride, relu6, zp, 80 + i as u64)));
+    }
+    for (i, (n, units, zp)) in [(784, 10, -128), (37, 5, 3), (100, 4, -7), (64, 2, 0)].into_iter().enumerate() {
+        models.push((format!("dense {n} -> {units} zp={zp}"), dense_model(n, units, zp, 90 + i as u64)));
+    }
     for (i, case) in cases.into_iter().enumerate() {
         models.push((format!("{case:?}"), depthwise_model(case, 40 + i as u64)));
     }
@@ -200,16 +271,16 @@ fn bit_exact_on(cpu: Cpu) {
 }
 
 #[test]
-fn depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m4() {
+fn conv_depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m4() {
     bit_exact_on(Cpu::CortexM4);
 }
 
 #[test]
-fn depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m7() {
+fn conv_depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m7() {
     bit_exact_on(Cpu::CortexM7);
 }
 
 #[test]
-fn depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m0plus() {
+fn conv_depthwise_pool_add_kernels_are_bit_exact_on_qemu_cortex_m0plus() {
     bit_exact_on(Cpu::CortexM0Plus);
 }

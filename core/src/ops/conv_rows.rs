@@ -14,7 +14,10 @@
 //! |x − zp| ≤ 255 and |w| ≤ 128, far inside `i32`.
 
 #[cfg(microcnn_arm_dsp)]
-use super::arch::arm_dsp::{requant_strided, smlad, sums_3x2, sums_3x5, sums_row8, ROWS3_STRIDE};
+use super::arch::arm_dsp::{
+    clamp_bytes, requant_strided, smlad, sums_3x2, sums_3x5, sums_row12, sums_row8, widen_groups, widen_in_order,
+    ROWS3_STRIDE,
+};
 use super::conv::ConvParams;
 #[cfg(microcnn_arm_dsp)]
 use super::FastRequant;
@@ -59,15 +62,30 @@ pub(crate) fn conv2d_s8_rows(
     params: &ConvParams<'_>,
 ) -> bool {
     let filter_len = params.window.kernel_h * params.window.kernel_w * input_shape.channels;
-    // Three sizes (padded with zero words) rather than one per length: code size.
+    // Three sizes (padded with zero words) rather than one per length: code size; on
+    // DSP cores also twelve words for a 1×1 convolution on 24 channels (lane order).
     let words = match filter_len.div_ceil(2) {
         0..=2 => 2,
         3..=5 => 5,
+        12 if lane_order(&params.window, input_shape, output_shape, 12) => 12,
         _ => 8,
+    };
+    // A 1×1 convolution in lane order whose output has the input's size works pixel by
+    // pixel: any [H', W'] with H'·W' = H·W gives the same bytes. The widest row that
+    // fits the row buffer spreads each channel's per-row work over more pixels.
+    let (input_shape, output_shape) = if lane_order(&params.window, input_shape, output_shape, words)
+        && params.window.stride_h == 1
+        && (input_shape.height, input_shape.width) == (output_shape.height, output_shape.width)
+    {
+        let pixels = input_shape.height * input_shape.width;
+        let w = (1..=(ROW_WORDS / words).min(pixels)).rev().find(|w| pixels.is_multiple_of(*w)).unwrap_or(1);
+        (Shape::new(pixels / w, w, input_shape.channels), Shape::new(pixels / w, w, output_shape.channels))
+    } else {
+        (input_shape, output_shape)
     };
     let out_c = output_shape.channels;
     if filter_len == 0
-        || filter_len > ROW_FILTER_MAX
+        || filter_len > ROW_FILTER_MAX.max(2 * words)
         || out_c == 0
         || output_shape.width * words > ROW_WORDS
         || out_c * words > FILTER_WORDS
@@ -87,9 +105,31 @@ pub(crate) fn conv2d_s8_rows(
     match words {
         2 => run::<2>(input, input_shape, input_zero_point, output, output_shape, params),
         5 => run::<5>(input, input_shape, input_zero_point, output, output_shape, params),
+        #[cfg(microcnn_arm_dsp)]
+        12 => run::<12>(input, input_shape, input_zero_point, output, output_shape, params),
         _ => run::<8>(input, input_shape, input_zero_point, output, output_shape, params),
     }
     true
+}
+
+/// Whether a row's receptive fields with `words` words each are its input row as it
+/// is (DSP cores): a 1×1 convolution with stride 1 along the width, no padding and
+/// exactly `2·words` input channels, a multiple of 4. The row kernel then widens the
+/// row in one pass (`widen_groups`) in `SXTB16` lane order, and the filters take that
+/// order too.
+#[inline(always)]
+fn lane_order(window: &super::conv::Window, input_shape: Shape, output_shape: Shape, words: usize) -> bool {
+    let in_c = input_shape.channels;
+    cfg!(microcnn_arm_dsp)
+        && window.kernel_h == 1
+        && window.kernel_w == 1
+        && window.stride_w == 1
+        && window.pad_top == 0
+        && window.pad_left == 0
+        && in_c == 2 * words
+        && in_c.is_multiple_of(4)
+        && output_shape.width <= input_shape.width
+        && (output_shape.height.max(1) - 1) * window.stride_h < input_shape.height
 }
 
 /// The row kernel with `N` words (`2·N` values, the tail zeros) per filter.
@@ -109,7 +149,13 @@ fn run<const N: usize>(
     let out_w = output_shape.width;
     let offset = input_zero_point.wrapping_neg();
     let bound = acc_bound(filter_len, input_zero_point);
-    // Filters widened once per layer: word j of channel o holds weights 2j, 2j + 1.
+    // A 1×1 convolution with stride 1 along the width, no padding and exactly `2·N`
+    // input channels (a multiple of 4): a row's receptive fields are its input row as
+    // it is, widened in one pass (`widen_groups`) in `SXTB16` lane order, so the
+    // filters take that order too.
+    let lane_order = cfg!(microcnn_arm_dsp) && lane_order(window, input_shape, output_shape, N);
+    // Filters widened once per layer: word j of channel o holds weights 2j, 2j + 1 (in
+    // lane order: words 2g, 2g + 1 hold weights (4g, 4g + 2), (4g + 1, 4g + 3)).
     let mut filter_words = [0_u32; FILTER_WORDS];
     let Some(filters) = filter_words.as_chunks_mut::<N>().0.get_mut(..out_c) else {
         return;
@@ -119,8 +165,9 @@ fn run<const N: usize>(
             return;
         };
         for (j, word) in f.iter_mut().enumerate() {
-            let lo = w.get(2 * j).copied().unwrap_or(0) as i16 as u16;
-            let hi = w.get(2 * j + 1).copied().unwrap_or(0) as i16 as u16;
+            let (a, b) = if lane_order { (j / 2 * 4 + j % 2, j / 2 * 4 + j % 2 + 2) } else { (2 * j, 2 * j + 1) };
+            let lo = w.get(a).copied().unwrap_or(0) as i16 as u16;
+            let hi = w.get(b).copied().unwrap_or(0) as i16 as u16;
             *word = u32::from(lo) | (u32::from(hi) << 16);
         }
     }
@@ -139,9 +186,24 @@ fn run<const N: usize>(
     // per output row.
     let mut cached = [None; CACHED_CHANNELS];
     prepare_cached(&params.quant, bound, &mut cached[..out_c.min(CACHED_CHANNELS)]);
+    // On DSP cores, channels requantized by `requant_strided` saturate to int8 only;
+    // the layer's clamp then runs over each whole output row (`clamp_bytes`).
+    #[cfg(microcnn_arm_dsp)]
+    let (act_min, act_max) = (params.quant.act_min, params.quant.act_max);
     for (out_y, out_row) in output.chunks_exact_mut(out_w * out_c).take(output_shape.height).enumerate() {
         let origin_y = (out_y * window.stride_h) as isize - window.pad_top as isize;
+        #[cfg(microcnn_arm_dsp)]
+        if lane_order {
+            let start = out_y * window.stride_h * input_shape.width * in_c;
+            let Some(x) = input.get(start..start + out_w * in_c) else {
+                return;
+            };
+            widen_groups(x, row.as_flattened_mut(), offset);
+        }
         for (out_x, col) in row.iter_mut().enumerate() {
+            if lane_order {
+                break;
+            }
             let origin_x = (out_x * window.stride_w) as isize - window.pad_left as isize;
             // Zeros first (N word stores), then only the valid runs are written.
             *col = [0; N];
@@ -194,12 +256,15 @@ fn run<const N: usize>(
                 return;
             };
             #[cfg(microcnn_arm_dsp)]
-            if let Some(parts) = match &r {
+            if let Some(mut parts) = match &r {
                 ChannelRequant::Fast(fast) => fast.parts_unshifted(),
                 ChannelRequant::Exact(_) => None,
             } {
-                // The sums, then the requantization loop of arm_dsp.rs.
+                // The sums, then the requantization loop of arm_dsp.rs (int8
+                // saturation only; the row's clamp follows).
                 channel_sums(row, sums, f);
+                parts[4] = -128;
+                parts[5] = 127;
                 if let Some(out) = out_row.get_mut(o..) {
                     requant_strided(sums, out, out_c, parts);
                 }
@@ -209,6 +274,11 @@ fn run<const N: usize>(
                 ChannelRequant::Fast(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
                 ChannelRequant::Exact(r) => channel_row(row, sums, f, out_row, out_c, o, |acc| r.output(acc)),
             }
+        }
+        // Clamping the outputs already clamped again changes nothing.
+        #[cfg(microcnn_arm_dsp)]
+        if (act_min, act_max) != (-128, 127) {
+            clamp_bytes(out_row, act_min, act_max);
         }
     }
 }
@@ -269,6 +339,12 @@ fn channel_sums<const N: usize>(row: &[[u32; N]], sums: &mut [i32], f: &[u32; N]
     if let Ok(f8) = <&[u32; 8]>::try_from(&f[..]) {
         let n = row.len().min(sums.len());
         sums_row8(row.as_flattened(), f8, &mut sums[..n]);
+        return;
+    }
+    #[cfg(microcnn_arm_dsp)]
+    if let Ok(f12) = <&[u32; 12]>::try_from(&f[..]) {
+        let n = row.len().min(sums.len());
+        sums_row12(row.as_flattened(), f12, &mut sums[..n]);
         return;
     }
     let f = *f;
@@ -341,7 +417,8 @@ pub(crate) fn three_rows(
     }
     for (o, r) in requants.iter_mut().take(out_c).enumerate() {
         match Requant::new(&params.quant, o).and_then(|r| FastRequant::new(&r, bound)?.parts_unshifted()) {
-            Some(f) => *r = f,
+            // int8 saturation only: the layer's clamp runs once per output row.
+            Some(f) => *r = [f[0], f[1], f[2], f[3], -128, 127],
             None => return false,
         }
     }
@@ -391,9 +468,7 @@ pub(crate) fn three_rows(
             else {
                 return true;
             };
-            for (d, &v) in dst.iter_mut().zip(x) {
-                *d = (i32::from(v) + offset) as i16;
-            }
+            widen_in_order(x, dst, offset);
         }
         for (o, (f, r)) in filters.iter().zip(&requants).enumerate() {
             if words == 2 {
@@ -407,6 +482,9 @@ pub(crate) fn three_rows(
                 return true;
             };
             requant_strided(sums, out, out_c, *r);
+        }
+        if (params.quant.act_min, params.quant.act_max) != (-128, 127) {
+            clamp_bytes(out_row, params.quant.act_min, params.quant.act_max);
         }
     }
     true

@@ -17,8 +17,8 @@
 
 #[cfg(microcnn_arm_dsp)]
 use super::arch::arm_dsp::{
-    dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, dot_3x1_groups, sadd16, smlad, sxtb16, sxtb16_ror8,
-    COLUMN_STRIDE,
+    dot_2x1_groups, dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, dot_3x1_groups, sxtb16, sxtb16_ror8,
+    widen_groups, COLUMN_STRIDE,
 };
 
 /// The longest filter (`KH·KW·C_in`, or a dense layer's input length) a column holds;
@@ -90,14 +90,9 @@ impl Column<'_> {
     pub(crate) fn run(&mut self, at: usize, x: &[i8], offset: i32, grouped: bool) {
         #[cfg(microcnn_arm_dsp)]
         if grouped {
-            let lanes = u32::from(offset as u16) * 0x0001_0001;
+            // Lanes stay in [−255, 255]: no wrap. One asm loop, 8 instructions per group.
             if let Some(words) = self.words.get_mut(at / 2..(at + x.len()) / 2) {
-                for (pair, quad) in words.chunks_exact_mut(2).zip(x.chunks_exact(4)) {
-                    let packed = u32::from_le_bytes([quad[0] as u8, quad[1] as u8, quad[2] as u8, quad[3] as u8]);
-                    // Lanes stay in [−255, 255]: no wrap.
-                    pair[0] = sadd16(sxtb16(packed), lanes);
-                    pair[1] = sadd16(sxtb16_ror8(packed), lanes);
-                }
+                widen_groups(x, words, offset);
             }
             return;
         }
@@ -212,18 +207,7 @@ pub(crate) fn dot_2x1(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
     let mut acc: [i32; 2];
     #[cfg(microcnn_arm_dsp)]
     {
-        let (mut a0, mut a1) = (0, 0);
-        for ((q0, q1), p) in
-            w0[..body].chunks_exact(4).zip(w1[..body].chunks_exact(4)).zip(c[..body / 2].chunks_exact(2))
-        {
-            let f0 = u32::from_le_bytes([q0[0] as u8, q0[1] as u8, q0[2] as u8, q0[3] as u8]);
-            let f1 = u32::from_le_bytes([q1[0] as u8, q1[1] as u8, q1[2] as u8, q1[3] as u8]);
-            a0 = smlad(sxtb16(f0), p[0], a0);
-            a1 = smlad(sxtb16(f1), p[0], a1);
-            a0 = smlad(sxtb16_ror8(f0), p[1], a0);
-            a1 = smlad(sxtb16_ror8(f1), p[1], a1);
-        }
-        acc = [a0, a1];
+        acc = dot_2x1_groups(w0, w1, c, body / 4);
     }
     let h: &[i16] = bytemuck::cast_slice(c);
     #[cfg(not(microcnn_arm_dsp))]

@@ -4,7 +4,8 @@
 //! - **Short press**: capture [`FRAMES_PER_PRESS`] frames as the current class (LD2
 //!   on while capturing), learn them (prototypes: one pass), write the head and save
 //!   it through `embedded-storage`'s `NorFlash` (the HAL's `UnlockedFlash`) into the
-//!   learned region (`microcnn_layout::learned::NUCLEO_F411RE`: sectors 5 and 7).
+//!   learned region (`microcnn_layout::learned::NUCLEO_F411RE`: sectors 1 and 2,
+//!   16 KiB each).
 //! - **Long press** (at least one second): the next class; LD2 blinks the new class's
 //!   number (1 for class 0).
 //! - Between presses every frame is classified with the learned head (a defmt line
@@ -16,22 +17,23 @@
 //! with a defmt line. The learner itself starts empty at every boot: the first press
 //! after a reset starts a new head, which replaces the saved one once written.
 //!
-//! Sector 7 is also the replay frames region: when it holds frames, the firmware
-//! replays them instead (see `main.rs`) and this module is never entered, so learning
-//! never erases frames.
+//! When the frames region (sector 7) holds frames, the firmware replays them instead
+//! (see `main.rs`) and this module is not entered. Learning erases only sectors 1 and
+//! 2: never the program, the model or the frames.
 
 use crate::{CycleClock, SpinDelay};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{InputPin, OutputPin};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 use microcnn_app::learn::{self, FirmwareLearner, CLASSES, HEAD_BYTES};
 use microcnn_app::{classify, signal_error, Clock};
 use microcnn_camera::Camera;
-use microcnn_core::learn::store::Store;
+use microcnn_core::learn::store::{Store, CHUNK};
 use microcnn_core::learn::{FeatureCut, Head, Method, SgdConfig};
 use microcnn_core::preprocess::InputQuantization;
 use microcnn_core::Interpreter;
 use microcnn_layout::learned::NUCLEO_F411RE as LEARNED;
-use stm32f4xx_hal::flash::{FlashExt, LockedFlash};
+use stm32f4xx_hal::flash::{FlashExt, LockedFlash, UnlockedFlash};
 
 /// Frames captured per short press.
 pub const FRAMES_PER_PRESS: u32 = 10;
@@ -42,15 +44,77 @@ const LONG_PRESS_CYCLES: u64 = 100_000_000;
 /// Start of the flash: the HAL's `NorFlash` offsets count from here.
 const FLASH_BASE: u32 = 0x0800_0000;
 
+/// The largest head the firmware writes fits a slot (beside the store's two records).
+const _: () = assert!(HEAD_BYTES.div_ceil(CHUNK) * CHUNK + 2 * CHUNK <= LEARNED.slots[0].length as usize);
+
 /// The learned region as the HAL's flash offsets.
 fn store() -> Option<Store> {
     let [a, b] = LEARNED.slots;
-    Store::with_slots::<stm32f4xx_hal::flash::UnlockedFlash<'static>>(
-        a.origin - FLASH_BASE,
-        b.origin - FLASH_BASE,
-        a.length,
-    )
-    .ok()
+    Store::with_slots::<SmallSectors<'static>>(a.origin - FLASH_BASE, b.origin - FLASH_BASE, a.length).ok()
+}
+
+/// The HAL's flash as the learned slots see it. The HAL's `NorFlash` declares its
+/// largest sector (128 KiB) as the erase size and erases every sector from `from` on
+/// until `to`; the slots are 16 KiB sectors, so this declares
+/// [`LEARNED.erase_size`](microcnn_layout::learned::LearnedRegion::erase_size) and
+/// refuses to erase anything but a run of whole learned slots (never the boot block
+/// or the program beside them).
+pub struct SmallSectors<'a>(pub UnlockedFlash<'a>);
+
+/// A flash error of [`SmallSectors`].
+#[derive(Debug)]
+pub enum SlotFlashError {
+    /// From the HAL.
+    Hal(stm32f4xx_hal::flash::Error),
+    /// An erase outside the learned slots, or not on their boundaries.
+    OutsideSlots,
+}
+
+impl NorFlashError for SlotFlashError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            Self::Hal(e) => e.kind(),
+            Self::OutsideSlots => NorFlashErrorKind::OutOfBounds,
+        }
+    }
+}
+
+impl ErrorType for SmallSectors<'_> {
+    type Error = SlotFlashError;
+}
+
+impl ReadNorFlash for SmallSectors<'_> {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SlotFlashError> {
+        ReadNorFlash::read(&mut self.0, offset, bytes).map_err(SlotFlashError::Hal)
+    }
+
+    fn capacity(&self) -> usize {
+        ReadNorFlash::capacity(&self.0)
+    }
+}
+
+impl NorFlash for SmallSectors<'_> {
+    const WRITE_SIZE: usize = 1;
+    const ERASE_SIZE: usize = LEARNED.erase_size as usize;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), SlotFlashError> {
+        let inside = LEARNED.slots.iter().any(|s| {
+            let (start, end) = (s.origin - FLASH_BASE, s.end() - FLASH_BASE);
+            start <= from && to <= end && from < to
+        });
+        if !inside || !from.is_multiple_of(LEARNED.erase_size) || !to.is_multiple_of(LEARNED.erase_size) {
+            return Err(SlotFlashError::OutsideSlots);
+        }
+        // The HAL erases the sector holding `from`, then the next, until `to`: here
+        // exactly the 16 KiB sectors of [from, to).
+        NorFlash::erase(&mut self.0, from, to).map_err(SlotFlashError::Hal)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SlotFlashError> {
+        NorFlash::write(&mut self.0, offset, bytes).map_err(SlotFlashError::Hal)
+    }
 }
 
 /// Classifies and learns from `camera` forever.
@@ -171,7 +235,7 @@ fn save(
     store: &Store,
     head: &mut [u8; HEAD_BYTES],
 ) -> bool {
-    let mut unlocked = flash.unlocked();
+    let mut unlocked = SmallSectors(flash.unlocked());
     match learn::finish(learner, &SgdConfig::default(), clock, &mut unlocked, store, head) {
         Ok(_) => true,
         Err(error) => {

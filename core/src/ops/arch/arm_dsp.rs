@@ -383,6 +383,53 @@ pub fn dot_3x1_groups(rows: &[i8], stride: usize, column: &[u32], groups: usize)
     [a0, a1, a2]
 }
 
+/// Two rows of int8 weights (`w0`, `w1`, any alignment) times one im2col column (the
+/// lane pairs `(x0, x2), (x1, x3)` of each group of four values as words) over `groups`
+/// groups: a dense layer's last two output units. Stops (returning zeros) when a slice
+/// is shorter than `groups` needs. 13 instructions per 8 multiply-accumulates.
+#[inline(always)]
+pub fn dot_2x1_groups(w0: &[i8], w1: &[i8], column: &[u32], groups: usize) -> [i32; 2] {
+    if groups == 0 || w0.len() < 4 * groups || w1.len() < 4 * groups || column.len() < 2 * groups {
+        return [0; 2];
+    }
+    let (mut a0, mut a1) = (0_i32, 0_i32);
+    // SAFETY: the loop reads bytes [0, 4·groups) of `w0` and of `w1` and words
+    // [0, 2·groups) of `column`, inside the slices (checked above). Unaligned LDR is
+    // allowed on ARMv7E-M and ARMv8-M Mainline; the column is word-aligned, as LDRD
+    // needs. The pointer and counter operands are inout and discarded; SUBS clobbers
+    // the flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {c0}, {c1}, [{c}], #8",
+            "ldr {w}, [{p0}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a0}, {t}, {c0}, {a0}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a0}, {t}, {c1}, {a0}",
+            "ldr {w}, [{p1}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a1}, {t}, {c0}, {a1}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a1}, {t}, {c1}, {a1}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p0 = inout(reg) w0.as_ptr() => _,
+            p1 = inout(reg) w1.as_ptr() => _,
+            c = inout(reg) column.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            w = out(reg) _,
+            t = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    [a0, a1]
+}
+
 /// The row kernel's sums for filters of eight words (`conv_rows.rs`, 11 to 16 values):
 /// `sums[i] = Σ_{j < 8} SMLAD(row[8i + j], f[j])`, filter and row read by `LDRD` (both
 /// word-aligned). Stops (writing nothing) when `row` is shorter than `8·sums.len()`.
@@ -414,6 +461,64 @@ pub fn sums_row8(row: &[u32], f: &[u32; 8], sums: &mut [i32]) {
             "smlad {a}, {xb}, {fb}, {a}",
             "ldrd {xa}, {xb}, [{p}, #-8]",
             "ldrd {fa}, {fb}, [{f}, #24]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "str {a}, [{s}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) row.as_ptr() => _,
+            s = inout(reg) sums.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            f = in(reg) f.as_ptr(),
+            xa = out(reg) _,
+            xb = out(reg) _,
+            fa = out(reg) _,
+            fb = out(reg) _,
+            a = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// As [`sums_row8`] for filters of twelve words (a 1×1 convolution on 24 channels, in
+/// `SXTB16` lane order): `sums[i] = Σ_{j < 12} SMLAD(row[12i + j], f[j])`. Stops
+/// (writing nothing) when `row` is shorter than `12·sums.len()`. 27 instructions per
+/// output.
+#[inline(always)]
+pub fn sums_row12(row: &[u32], f: &[u32; 12], sums: &mut [i32]) {
+    let n = sums.len();
+    if n == 0 || row.len() < n.saturating_mul(12) {
+        return;
+    }
+    // SAFETY: iteration i reads row words [12i, 12i + 12) and the 12 words of `f`, and
+    // writes sums[i], i < n, inside the slices (checked above); both are word-aligned
+    // `u32` data, as LDRD needs. The pointer and counter operands are inout and
+    // discarded; SUBS clobbers the flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {xa}, {xb}, [{p}], #48",
+            "ldrd {fa}, {fb}, [{f}]",
+            "smuad {a}, {xa}, {fa}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-40]",
+            "ldrd {fa}, {fb}, [{f}, #8]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-32]",
+            "ldrd {fa}, {fb}, [{f}, #16]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-24]",
+            "ldrd {fa}, {fb}, [{f}, #24]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-16]",
+            "ldrd {fa}, {fb}, [{f}, #32]",
+            "smlad {a}, {xa}, {fa}, {a}",
+            "smlad {a}, {xb}, {fb}, {a}",
+            "ldrd {xa}, {xb}, [{p}, #-8]",
+            "ldrd {fa}, {fb}, [{f}, #40]",
             "smlad {a}, {xa}, {fa}, {a}",
             "smlad {a}, {xb}, {fb}, {a}",
             "str {a}, [{s}], #4",
@@ -645,6 +750,132 @@ pub fn requant_strided(sums: &[i32], out: &mut [i8], stride: usize, parts: [i32;
             options(nostack)
         )
     };
+}
+
+/// Widens `4·words.len() / 2` int8 values of `input` into `words` in `SXTB16` lane
+/// order with the input offset added: the group of four values `x0..x3` becomes the
+/// words `(x0 + off, x2 + off)` and `(x1 + off, x3 + off)` (`i16` lanes). Stops (writing
+/// nothing) when `input` is shorter than that or `words` is odd. 8 instructions per four
+/// values (a Rust loop over `i16`s costs several times that).
+#[inline(always)]
+pub fn widen_groups(input: &[i8], words: &mut [u32], offset: i32) {
+    let groups = words.len() / 2;
+    if groups == 0 || !words.len().is_multiple_of(2) || input.len() < 4 * groups {
+        return;
+    }
+    let off = (offset as u32 & 0xFFFF).wrapping_mul(0x1_0001);
+    // SAFETY: iteration g < groups reads input bytes [4g, 4g + 4) and writes words
+    // [2g, 2g + 2), inside both slices (checked above); `words` is a word-aligned `u32`
+    // slice, as STRD needs, and unaligned LDR is allowed on ARMv7E-M and ARMv8-M
+    // Mainline. SADD16 sets the GE flags and SUBS the condition flags, which `asm!`
+    // assumes clobbered.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {b}, {t}, ror #8",
+            "sadd16 {a}, {a}, {off}",
+            "sadd16 {b}, {b}, {off}",
+            "strd {a}, {b}, [{d}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) input.as_ptr() => _,
+            d = inout(reg) words.as_mut_ptr() => _,
+            n = inout(reg) groups => _,
+            off = in(reg) off,
+            t = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// `out[i] = input[i] + offset` as `i16`, in order, for `i < min(out.len(),
+/// input.len())`: four values per iteration (`SXTB16` twice, `SADD16` twice, `PKHBT`
+/// and `PKHTB` back into order, two unaligned `STR`s: 11 instructions), the last
+/// `len % 4` one by one. The three-row kernel's input rows.
+#[inline(always)]
+pub fn widen_in_order(input: &[i8], out: &mut [i16], offset: i32) {
+    let n = out.len().min(input.len());
+    let groups = n / 4;
+    if groups > 0 {
+        let off = (offset as u32 & 0xFFFF).wrapping_mul(0x1_0001);
+        // SAFETY: iteration g < groups reads input bytes [4g, 4g + 4) and writes out
+        // halfwords [4g, 4g + 4), inside both slices (4·groups ≤ n); unaligned LDR/STR
+        // are allowed on ARMv7E-M and ARMv8-M Mainline. SADD16 sets the GE flags and
+        // SUBS the condition flags, which `asm!` assumes clobbered.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {t}, [{s}], #4",
+                "sxtb16 {a}, {t}",
+                "sxtb16 {b}, {t}, ror #8",
+                "sadd16 {a}, {a}, {off}",
+                "sadd16 {b}, {b}, {off}",
+                "pkhbt {t}, {a}, {b}, lsl #16",
+                "pkhtb {a}, {b}, {a}, asr #16",
+                "str {t}, [{d}], #4",
+                "str {a}, [{d}], #4",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                s = inout(reg) input.as_ptr() => _,
+                d = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) groups => _,
+                off = in(reg) off,
+                t = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack)
+            )
+        };
+    }
+    for (d, &v) in out.iter_mut().zip(input).skip(4 * groups) {
+        *d = (i32::from(v) + offset) as i16;
+    }
+}
+
+/// Clamps every byte of `out` to `[lo, hi]` (signed), four at a time (`SSUB8`/`SEL`
+/// twice per word, unaligned `LDR`/`STR`), the last `len % 4` bytes one by one. The
+/// row kernels requantize with the plain int8 saturation (`SSAT`) and clamp a whole
+/// output row here afterwards: the same values as clamping each output, since
+/// `[lo, hi]` lies inside the int8 range. 7 instructions per four bytes.
+#[inline(always)]
+pub fn clamp_bytes(out: &mut [i8], lo: i8, hi: i8) {
+    let words = out.len() / 4;
+    if words > 0 {
+        let lo4 = u32::from_le_bytes([lo as u8; 4]);
+        let hi4 = u32::from_le_bytes([hi as u8; 4]);
+        // SAFETY: iteration i < words reads and writes out bytes [4i, 4i + 4), inside
+        // the slice (words = len / 4); unaligned LDR/STR are allowed on ARMv7E-M and
+        // ARMv8-M Mainline. SSUB8 sets the GE flags that the next SEL reads, within
+        // the block; GE and the condition flags (SUBS) are clobbered, which `asm!`
+        // assumes.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {t}, [{p}]",
+                "ssub8 {x}, {t}, {lo}",
+                "sel {t}, {t}, {lo}",
+                "ssub8 {x}, {t}, {hi}",
+                "sel {t}, {hi}, {t}",
+                "str {t}, [{p}], #4",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) words => _,
+                lo = in(reg) lo4,
+                hi = in(reg) hi4,
+                t = out(reg) _,
+                x = out(reg) _,
+                options(nostack)
+            )
+        };
+    }
+    for y in out.iter_mut().skip(4 * words) {
+        *y = (*y).max(lo).min(hi);
+    }
 }
 
 // ---- depthwise / pooling / add (kdw) ----
