@@ -111,7 +111,7 @@ fn fine_tuning_changes_only_the_top_layers() {
 #[test]
 fn every_preset_trains_quantizes_and_agrees_with_infer() {
     let dir = tempfile::tempdir().unwrap();
-    for preset in ["vgg", "resnet", "xception", "inception"] {
+    for &(preset, _) in microcnn_tools::train::presets::PRESETS {
         let run = dir.path().join(preset);
         run_ok(&[
             "train",
