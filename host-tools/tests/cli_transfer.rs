@@ -34,6 +34,11 @@ fn zoo_lists_the_shipped_bases() {
         assert_eq!(b["input"], serde_json::json!([32, 32, 3]));
         zoo::load(b["name"].as_str().unwrap()).unwrap();
     }
+    // The default --base is a shipped base, pretrained on all 336 formula-driven classes.
+    let default = list.iter().find(|b| b["name"] == microcnn_tools::train::schedule::BASE).expect("default base");
+    assert_eq!(default["trained_on"], "atoms:count=40000,classes=336");
+    let (net, _) = zoo::load(microcnn_tools::train::schedule::BASE).unwrap();
+    assert_eq!(net.output_size(), 336);
 }
 
 #[test]
