@@ -33,6 +33,8 @@ base xception-shapes xception shapes:count=4000 shapes:split=test 30
 base inception-shapes inception shapes:count=4000 shapes:split=test 30
 # General-purpose: 200 formula-driven classes (radial contours), 100 pictures each.
 base resnet-atoms resnet atoms:count=20000,classes=200 atoms:classes=200,split=test,count=2000 70
+# The default --base: every one of the 336 classes, 119 pictures each (28 min).
+base resnet-atoms-336 resnet atoms:count=40000,classes=336 atoms:classes=336,split=test,count=3360 35
 base vgg-digits vgg digits digits:test 20
 
 echo "]" >> "$index"

@@ -34,6 +34,11 @@ fn zoo_lists_the_shipped_bases() {
         assert_eq!(b["input"], serde_json::json!([32, 32, 3]));
         zoo::load(b["name"].as_str().unwrap()).unwrap();
     }
+    // The default --base is a shipped base, pretrained on all 336 formula-driven classes.
+    let default = list.iter().find(|b| b["name"] == microcnn_tools::train::schedule::BASE).expect("default base");
+    assert_eq!(default["trained_on"], "atoms:count=40000,classes=336");
+    let (net, _) = zoo::load(microcnn_tools::train::schedule::BASE).unwrap();
+    assert_eq!(net.output_size(), 336);
 }
 
 #[test]
@@ -111,7 +116,7 @@ fn fine_tuning_changes_only_the_top_layers() {
 #[test]
 fn every_preset_trains_quantizes_and_agrees_with_infer() {
     let dir = tempfile::tempdir().unwrap();
-    for preset in ["vgg", "resnet", "xception", "inception"] {
+    for &(preset, _) in microcnn_tools::train::presets::PRESETS {
         let run = dir.path().join(preset);
         run_ok(&[
             "train",

@@ -5,5 +5,6 @@ vec![
     base!("xception-shapes", "xception", [32, 32, 3], "shapes:count=4000", 0.885, "microcnn train --data shapes:count=4000 --arch xception --out target/zoo/xception-shapes --epochs 30 --seed 0"),
     base!("inception-shapes", "inception", [32, 32, 3], "shapes:count=4000", 0.808, "microcnn train --data shapes:count=4000 --arch inception --out target/zoo/inception-shapes --epochs 30 --seed 0"),
     base!("resnet-atoms", "resnet", [32, 32, 3], "atoms:count=20000,classes=200", 0.215, "microcnn train --data atoms:count=20000,classes=200 --arch resnet --out target/zoo/resnet-atoms --epochs 70 --seed 0"),
+    base!("resnet-atoms-336", "resnet", [32, 32, 3], "atoms:count=40000,classes=336", 0.175, "microcnn train --data atoms:count=40000,classes=336 --arch resnet --out target/zoo/resnet-atoms-336 --epochs 35 --seed 0"),
     base!("vgg-digits", "vgg", [32, 32, 3], "digits", 0.9805, "microcnn train --data digits --arch vgg --out target/zoo/vgg-digits --epochs 20 --seed 0"),
 ]

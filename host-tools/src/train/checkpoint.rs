@@ -117,8 +117,11 @@ fn sorted_header(mut file: Vec<u8>) -> Result<Vec<u8>> {
     if text.len() > n {
         return Err(corrupt());
     }
-    let padded = format!("{text:<n$}");
-    file[8..8 + n].copy_from_slice(padded.as_bytes());
+    // Padded by hand: a format width (`{text:<n$}`) panics above 65,535, and the
+    // header of a state with an optimizer for a 30-layer network is longer.
+    let mut padded = text.into_bytes();
+    padded.resize(n, b' ');
+    file[8..8 + n].copy_from_slice(&padded);
     Ok(file)
 }
 
@@ -330,4 +333,24 @@ pub fn load_state(dir: &Path) -> Result<State> {
         }
     }
     Ok(State { net, optimizer, metrics, classes: info.classes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_longer_than_a_format_width_is_sorted() {
+        // 3,000 tensors: a JSON header of over 65,535 bytes (the largest format width).
+        let tensors: Vec<_> =
+            (0..3000).rev().map(|i| (format!("layer{i:05}.weight"), vec![1], to_bytes(&[i as f32]))).collect();
+        let meta = HashMap::from([("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())]);
+        let file = serialize(tensors, meta).unwrap();
+        let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+        assert!(n > 65_535, "{n}");
+        let header = std::str::from_utf8(&file[8..8 + n]).unwrap();
+        assert!(header.starts_with(r#"{"__metadata__":{"a":"1","b":"2"},"layer00000.weight":"#), "{}", &header[..80]);
+        let loaded = safetensors::SafeTensors::deserialize(&file).unwrap();
+        assert_eq!(loaded.tensor("layer02999.weight").unwrap().data(), 2999f32.to_le_bytes());
+    }
 }

@@ -15,6 +15,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("xception", include_str!("../../archs/xception.toml")),
     ("inception", include_str!("../../archs/inception.toml")),
     ("mobilenet", include_str!("../../archs/mobilenet.toml")),
+    ("inception-resnet", include_str!("../../archs/inception-resnet.toml")),
 ];
 
 /// The names, for messages.
@@ -55,7 +56,7 @@ mod tests {
     #[test]
     fn unknown_names_list_the_presets() {
         let e = resolve("alexnet").unwrap_err().to_string();
-        assert!(e.contains("vgg, resnet, xception, inception, mobilenet"), "{e}");
+        assert!(e.contains("vgg, resnet, xception, inception, mobilenet, inception-resnet"), "{e}");
         assert!(resolve("resnet").unwrap().1);
     }
 }

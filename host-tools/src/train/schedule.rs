@@ -23,6 +23,9 @@ pub const MAX_EPOCHS: usize = 300;
 /// Fraction held out (stratified) for validation when neither `--val-split` nor
 /// `--val-data` is given.
 pub const VAL_SPLIT: f32 = 0.2;
+/// The zoo base `finetune` starts from when `--base` is not given: the general-purpose
+/// base that transferred best to the README's three few-shot shape tasks.
+pub const BASE: &str = "resnet-atoms-336";
 /// The classifier head `finetune` puts on a base by default.
 pub const HEAD: &str = "gap,dense:32";
 

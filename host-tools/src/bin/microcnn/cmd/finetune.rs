@@ -20,8 +20,8 @@ use std::path::PathBuf;
 pub struct Cmd {
     /// Zoo name (`microcnn zoo`), checkpoint directory, or float32 `.tflite` model whose
     /// last FULLY_CONNECTED (+ SOFTMAX) is the classifier to replace. Default: the
-    /// general-purpose `resnet-atoms`.
-    #[arg(long, default_value = "resnet-atoms")]
+    /// general-purpose `resnet-atoms-336`.
+    #[arg(long, default_value = schedule::BASE)]
     pub base: String,
     /// Training data; images are resized and converted to the base's input.
     #[arg(long)]

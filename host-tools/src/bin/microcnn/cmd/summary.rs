@@ -13,7 +13,8 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct Cmd {
     /// A `.mcnn` blob, a `.tflite` model (imported in memory), an architecture file
-    /// (`.toml`), a preset name (vgg, resnet, xception, inception), a zoo base's name
+    /// (`.toml`), a preset name (vgg, resnet, xception, inception, mobilenet,
+    /// inception-resnet), a zoo base's name
     /// (`microcnn zoo` lists them) or a checkpoint directory.
     pub model: PathBuf,
     /// Print one JSON object instead of the table.

@@ -19,7 +19,8 @@ pub struct Cmd {
     /// Training data: a folder of class folders, an IDX images file, `digits`, or `shapes[:…]`.
     #[arg(long)]
     pub data: String,
-    /// Architecture file (TOML) or preset (vgg, resnet, xception, inception).
+    /// Architecture file (TOML) or preset (vgg, resnet, xception, inception, mobilenet,
+    /// inception-resnet).
     #[arg(long, required_unless_present = "resume")]
     pub arch: Option<String>,
     /// Checkpoint directory to write.
