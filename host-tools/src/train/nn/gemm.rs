@@ -26,7 +26,9 @@ impl<'a> View<'a> {
     }
 }
 
-/// `c = a · b + beta · c`, with `c` row-major `a.rows × b.cols`.
+/// `c = a · b + beta · c`, with `c` row-major `a.rows × b.cols`; with `beta` zero, `c`
+/// is only written (its old values, even NaN, do not matter: `matrixmultiply` does not
+/// read them either).
 pub fn sgemm(a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -35,7 +37,12 @@ pub fn sgemm(a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
         return;
     }
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        // As below, a zero `beta` does not read `c` (it may hold anything).
+        if beta == 0.0 {
+            c[..m * n].fill(0.0);
+        } else {
+            c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        }
         return;
     }
     // SAFETY: the views were checked at construction to hold `rows × cols` elements

@@ -1,6 +1,7 @@
 //! Forward and backward passes of each layer over a batch (NHWC, f32).
 
 use super::gemm::{sgemm, View};
+use super::pool;
 use super::{Layer, Node, PARTS};
 use crate::train::arch::Act;
 use rand::Rng;
@@ -193,7 +194,8 @@ fn add_bias(y: &mut [f32], bias: Option<&[f32]>) {
 fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let (pix, k, cout) = (g.out_pixels(), g.col_len(), g.output[2]);
     let cs = part(n);
-    let mut y = vec![0.0; n * pix * cout];
+    // Both are written in full below (GEMM with beta 0 does not read its output).
+    let mut y = pool::take(n * pix * cout);
     let finish = |yc: &mut [f32]| {
         add_bias(yc, bias);
         activate(act, yc);
@@ -206,7 +208,7 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
         });
         return (y, Cache::Col(Vec::new()));
     }
-    let mut col = vec![0.0; n * pix * k];
+    let mut col = pool::take(n * pix * k);
     y.par_chunks_mut(cs * pix * cout)
         .zip(col.par_chunks_mut(cs * pix * k))
         .zip(x.par_chunks(cs * g.in_size()))
@@ -219,23 +221,28 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
     (y, Cache::Col(col))
 }
 
-type Part = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+type Part = (Vec<f32>, Vec<f32>);
 type Gradients = (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>);
 
 /// Sums the parts' weight and bias gradients in part order (so the result does not
-/// depend on the thread count) and concatenates their input gradients.
-fn reduce_parts(parts: Vec<Part>, weights: usize, bias: Option<usize>, input: Option<usize>) -> Gradients {
+/// depend on the thread count).
+fn reduce_parts(parts: Vec<Part>, weights: usize, bias: Option<usize>, dx: Option<Vec<f32>>) -> Gradients {
     let mut dw = vec![0.0; weights];
     let mut db = vec![0.0; bias.unwrap_or(0)];
-    let mut dx = input.map(Vec::with_capacity);
-    for (pw, pb, px) in parts {
+    for (pw, pb) in parts {
         dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
         db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-        if let (Some(dx), Some(px)) = (&mut dx, px) {
-            dx.extend_from_slice(&px);
-        }
     }
     (dw, bias.map(|_| db), dx)
+}
+
+/// Cuts `dx` (when there is one) into the parts' shares of `per_part` values, or
+/// gives `parts` empty slots.
+fn slots(dx: Option<&mut Vec<f32>>, per_part: usize, parts: usize) -> Vec<Option<&mut [f32]>> {
+    match dx {
+        Some(dx) => dx.chunks_mut(per_part.max(1)).map(Some).collect(),
+        None => (0..parts).map(|_| None).collect(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -252,10 +259,13 @@ fn conv_backward(
     let (pix, k, cout) = (g.out_pixels(), g.col_len(), g.output[2]);
     let cs = part(n);
     let pointwise = g.is_pointwise();
+    let mut dx = need_dx.then(|| pool::take(n * g.in_size()));
+    let chunks = dpre.chunks(cs * pix * cout).len();
     let parts: Vec<Part> = dpre
         .par_chunks(cs * pix * cout)
+        .zip(slots(dx.as_mut(), cs * g.in_size(), chunks))
         .enumerate()
-        .map(|(p, dc)| {
+        .map(|(p, (dc, dxp))| {
             let m = dc.len() / cout;
             let samples = m / pix;
             let cc = if pointwise { &x[p * cs * g.in_size()..][..m * k] } else { &col[p * cs * pix * k..][..m * k] };
@@ -267,21 +277,22 @@ fn conv_backward(
                     db.iter_mut().zip(row).for_each(|(a, b)| *a += b);
                 }
             }
-            let dx = need_dx.then(|| {
-                let mut dcol = vec![0.0; m * k];
-                sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), 0.0, &mut dcol);
+            if let Some(dxp) = dxp {
                 if pointwise {
-                    dcol
+                    // The input gradient is the column gradient itself.
+                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), 0.0, dxp);
                 } else {
-                    let mut dx = vec![0.0; samples * g.in_size()];
-                    col2im(g, &dcol, samples, &mut dx);
-                    dx
+                    let mut dcol = pool::take(m * k);
+                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), 0.0, &mut dcol);
+                    dxp.fill(0.0);
+                    col2im(g, &dcol, samples, dxp);
+                    pool::give(dcol);
                 }
-            });
-            (dw, db, dx)
+            }
+            (dw, db)
         })
         .collect();
-    reduce_parts(parts, k * cout, has_bias.then_some(cout), need_dx.then(|| n * g.in_size()))
+    reduce_parts(parts, k * cout, has_bias.then_some(cout), dx)
 }
 
 /// The output columns `ox0..ox1` whose kernel column `kx` lands inside the input.
@@ -324,11 +335,12 @@ pub(super) fn depthwise_forward_m1(
     let [oh, ow, _] = g.output;
     let (row, out_size) = (ow * c, oh * ow * c);
     let tiles = tiled_taps(g, w);
-    let mut y = vec![0.0; n * out_size];
+    let mut y = pool::take(n * out_size);
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
         for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
-            if let Some(b) = bias {
-                yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b));
+            match bias {
+                Some(b) => yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b)),
+                None => yrow.fill(0.0),
             }
             for ky in 0..g.kernel[0] {
                 let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
@@ -384,14 +396,18 @@ pub(super) fn depthwise_backward_m1(
     let taps = g.kernel[0] * g.kernel[1];
     let tiles = tiled_taps(g, w);
     let cs = part(n);
+    let mut dx_all = need_dx.then(|| pool::take(n * g.in_size()));
+    let chunks = x.chunks(cs * g.in_size()).len();
     let parts: Vec<Part> = dpre
         .par_chunks(cs * out_size)
         .zip(x.par_chunks(cs * g.in_size()))
-        .map(|(dc, xc)| {
+        .zip(slots(dx_all.as_mut(), cs * g.in_size(), chunks))
+        .map(|((dc, xc), dxp)| {
             let samples = xc.len() / g.in_size();
             let mut dw_tile = vec![0.0; taps * row];
             let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
-            let mut dx = vec![0.0; if need_dx { xc.len() } else { 0 }];
+            let dx = dxp.unwrap_or_default();
+            dx.fill(0.0);
             for s in 0..samples {
                 let xs = &xc[s * g.in_size()..][..g.in_size()];
                 for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
@@ -454,10 +470,10 @@ pub(super) fn depthwise_backward_m1(
             };
             let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
             let db = if has_bias { fold(&db_tile) } else { Vec::new() };
-            (dw, db, need_dx.then_some(dx))
+            (dw, db)
         })
         .collect();
-    reduce_parts(parts, w.len(), has_bias.then_some(c), need_dx.then(|| n * g.in_size()))
+    reduce_parts(parts, w.len(), has_bias.then_some(c), dx_all)
 }
 
 pub(super) fn depthwise_forward_general(
@@ -472,13 +488,14 @@ pub(super) fn depthwise_forward_general(
     let [_, wd, cin] = g.input;
     let [oh, ow, cout] = g.output;
     let out_size = oh * ow * cout;
-    let mut y = vec![0.0; n * out_size];
+    let mut y = pool::take(n * out_size);
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
         for oy in 0..oh {
             for ox in 0..ow {
                 let out = &mut ys[(oy * ow + ox) * cout..][..cout];
-                if let Some(b) = bias {
-                    out.copy_from_slice(b);
+                match bias {
+                    Some(b) => out.copy_from_slice(b),
+                    None => out.fill(0.0),
                 }
                 for ky in 0..g.kernel[0] {
                     for kx in 0..g.kernel[1] {
@@ -514,14 +531,18 @@ pub(super) fn depthwise_backward_general(
     let [oh, ow, cout] = g.output;
     let out_size = oh * ow * cout;
     let cs = part(n);
+    let mut dx_all = need_dx.then(|| pool::take(n * g.in_size()));
+    let chunks = x.chunks(cs * g.in_size()).len();
     let parts: Vec<Part> = dpre
         .par_chunks(cs * out_size)
         .zip(x.par_chunks(cs * g.in_size()))
-        .map(|(dc, xc)| {
+        .zip(slots(dx_all.as_mut(), cs * g.in_size(), chunks))
+        .map(|((dc, xc), dxp)| {
             let samples = xc.len() / g.in_size();
             let mut dw = vec![0.0; w.len()];
             let mut db = vec![0.0; if has_bias { cout } else { 0 }];
-            let mut dx = vec![0.0; if need_dx { xc.len() } else { 0 }];
+            let dx = dxp.unwrap_or_default();
+            dx.fill(0.0);
             for s in 0..samples {
                 let xs = &xc[s * g.in_size()..][..g.in_size()];
                 for oy in 0..oh {
@@ -552,17 +573,17 @@ pub(super) fn depthwise_backward_general(
                     }
                 }
             }
-            (dw, db, need_dx.then_some(dx))
+            (dw, db)
         })
         .collect();
-    reduce_parts(parts, w.len(), has_bias.then_some(cout), need_dx.then(|| n * g.in_size()))
+    reduce_parts(parts, w.len(), has_bias.then_some(cout), dx_all)
 }
 
 fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let [_, w, c] = g.input;
     let [oh, ow, _] = g.output;
     let out_size = oh * ow * c;
-    let mut y = vec![0.0; n * out_size];
+    let mut y = pool::take(n * out_size);
     // One sample per task; channels innermost and branch-free, so the loops vectorize.
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
         for oy in 0..oh {
@@ -598,11 +619,12 @@ fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
     let [_, w, c] = g.input;
     let [oh, ow, _] = g.output;
     let out_size = oh * ow * c;
-    let mut dx = vec![0.0; x.len()];
+    let mut dx = pool::take(x.len());
     dx.par_chunks_mut(g.in_size())
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
         .for_each(|((dxs, xs), (ys, dys))| {
+            dxs.fill(0.0);
             let mut open = vec![1.0f32; c];
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -635,7 +657,7 @@ fn avgpool_backward(g: &Geom, dy: &[f32], n: usize) -> Vec<f32> {
     let [_, w, c] = g.input;
     let [oh, ow, _] = g.output;
     let out_size = oh * ow * c;
-    let mut dx = vec![0.0; n * g.in_size()];
+    let mut dx = pool::zeroed(n * g.in_size());
     for s in 0..n {
         for oy in 0..oh {
             for ox in 0..ow {
@@ -725,8 +747,9 @@ pub(super) fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], trai
     let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let t = tile_len(c);
     let [mean_t, inv_t, gamma_t, beta_t] = [&mean, &inv_std, gamma, beta].map(|v| tiled(v, t));
-    let mut y = vec![0.0; x.len()];
-    let mut xhat = vec![0.0; if train { x.len() } else { 0 }];
+    // Both are written in full below.
+    let mut y = pool::take(x.len());
+    let mut xhat = if train { pool::take(x.len()) } else { Vec::new() };
     let part_len = bn_part(x.len(), c);
     let pass = |yp: &mut [f32], xp: &[f32], mut hp: Option<&mut [f32]>| {
         for (k, (yc, xc)) in yp.chunks_mut(t).zip(xp.chunks(t)).enumerate() {
@@ -791,7 +814,7 @@ pub(super) fn batchnorm_backward_train(gamma: &[f32], inv_std: &[f32], xhat: &[f
     let gdb: Vec<f32> = gamma.iter().zip(&dbeta).map(|(g, b)| g * b).collect();
     let gdg: Vec<f32> = gamma.iter().zip(&dgamma).map(|(g, d)| g * d).collect();
     let [scale_t, gamma_t, gdb_t, gdg_t] = [&scale, gamma, &gdb, &gdg].map(|v| tiled(v, t));
-    let mut dx = vec![0.0; dy.len()];
+    let mut dx = pool::take(dy.len());
     dx.par_chunks_mut(part_len).zip(dy.par_chunks(part_len)).zip(xhat.par_chunks(part_len)).for_each(
         |((xp, dp), hp)| {
             for ((xc, dc), hc) in xp.chunks_mut(t).zip(dp.chunks(t)).zip(hp.chunks(t)) {
@@ -817,7 +840,7 @@ pub fn forward(
     let x = inputs[0];
     let bias = node.param("bias").map(|p| p.data.as_slice());
     match &node.layer {
-        Layer::Input => (x.to_vec(), Cache::None),
+        Layer::Input => (pool::copy(x), Cache::None),
         Layer::Conv2d { geom, act } => conv_forward(geom, &node.params[0].data, bias, *act, x, n),
         Layer::Dense { act } => {
             let n_in = nodes[node.inputs[0]].size();
@@ -858,7 +881,7 @@ pub fn forward(
             }
             (y, Cache::None)
         }
-        Layer::Flatten => (x.to_vec(), Cache::None),
+        Layer::Flatten => (pool::copy(x), Cache::None),
         Layer::Dropout { rate } => {
             if !train || *rate == 0.0 {
                 return (x.to_vec(), Cache::None);
@@ -870,7 +893,8 @@ pub fn forward(
         }
         Layer::BatchNorm { epsilon, act, .. } => batchnorm_forward(node, *epsilon, *act, x, train),
         Layer::Add { act } => {
-            let mut y: Vec<f32> = x.iter().zip(inputs[1]).map(|(a, b)| a + b).collect();
+            let mut y = pool::take(x.len());
+            y.iter_mut().zip(x.iter().zip(inputs[1])).for_each(|(v, (a, b))| *v = a + b);
             activate(*act, &mut y);
             (y, Cache::None)
         }
@@ -915,7 +939,7 @@ pub fn backward(
         g.extend(db);
         g
     };
-    match (&node.layer, cache) {
+    let out = match (&node.layer, cache) {
         (Layer::Conv2d { geom, .. }, Cache::Col(col)) => {
             let (dw, db, dx) = conv_backward(geom, &node.params[0].data, has_bias, x, col, &dy, n, need_dx[0]);
             (vec![dx], with_bias(dw, db))
@@ -940,7 +964,8 @@ pub fn backward(
             let c = node.shape[2];
             let in_size = x.len() / n.max(1);
             let pixels = (in_size / c) as f32;
-            let mut dx = vec![0.0; x.len()];
+            // Every value is written below.
+            let mut dx = pool::take(x.len());
             for (xs, ds) in dx.chunks_exact_mut(in_size).zip(dy.chunks_exact(c)) {
                 for px in xs.chunks_exact_mut(c) {
                     px.iter_mut().zip(ds).for_each(|(a, b)| *a = b / pixels);
@@ -948,12 +973,12 @@ pub fn backward(
             }
             (vec![Some(dx)], vec![])
         }
-        (Layer::Flatten, _) => (vec![Some(dy)], vec![]),
+        (Layer::Flatten, _) => (vec![Some(std::mem::take(&mut dy))], vec![]),
         (Layer::Dropout { .. }, Cache::Mask(mask)) => {
             dy.iter_mut().zip(mask).for_each(|(d, m)| *d *= m);
-            (vec![Some(dy)], vec![])
+            (vec![Some(std::mem::take(&mut dy))], vec![])
         }
-        (Layer::Dropout { .. }, _) => (vec![Some(dy)], vec![]),
+        (Layer::Dropout { .. }, _) => (vec![Some(std::mem::take(&mut dy))], vec![]),
         (Layer::BatchNorm { .. }, Cache::BatchNorm { xhat, inv_std, .. }) => {
             let c = node.shape[2];
             let gamma = &node.params[0].data;
@@ -968,7 +993,7 @@ pub fn backward(
                         dbeta[ch] += dr[ch];
                     }
                 }
-                let mut dx = dy;
+                let mut dx = std::mem::take(&mut dy);
                 for row in dx.chunks_exact_mut(c) {
                     for ch in 0..c {
                         row[ch] *= gamma[ch] * inv_std[ch];
@@ -979,7 +1004,7 @@ pub fn backward(
             let [dx, dgamma, dbeta] = batchnorm_backward_train(gamma, inv_std, xhat, &dy);
             (vec![Some(dx)], vec![dgamma, dbeta, vec![], vec![]])
         }
-        (Layer::Add { .. }, _) => (vec![Some(dy.clone()), Some(dy)], vec![]),
+        (Layer::Add { .. }, _) => (vec![Some(pool::copy(&dy)), Some(std::mem::take(&mut dy))], vec![]),
         (Layer::Concat, _) => {
             let pixels = n * node.shape[0] * node.shape[1];
             let widths: Vec<usize> = inputs.iter().map(|inp| inp.len() / pixels.max(1)).collect();
@@ -994,5 +1019,7 @@ pub fn backward(
             (dxs.into_iter().map(Some).collect(), vec![])
         }
         (layer, _) => unreachable!("no backward cache for {}", layer.kind()),
-    }
+    };
+    pool::give(dy);
+    out
 }

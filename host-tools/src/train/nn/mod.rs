@@ -6,11 +6,13 @@
 //! multiplier]` (output channel `c · multiplier + j`), dense kernels `[N_in, units]`.
 //! Convolutions and dense layers run as im2col + GEMM ([`gemm`]); a batch is cut into a
 //! fixed number of parts that run on the rayon pool, and per-part weight gradients are
-//! summed in part order, so results do not depend on the number of threads.
+//! summed in part order, so results do not depend on the number of threads. Large
+//! buffers come from a pool ([`pool`]) and go back to it, so batches reuse them.
 
 pub mod gemm;
 mod kernels;
 pub mod optim;
+mod pool;
 
 use crate::train::arch::{Act, Arch, LayerSpec, PaddingSpec, Shortcut};
 use anyhow::{bail, Result};
@@ -208,6 +210,22 @@ pub struct Trace {
     /// Every node's output, `n × size`.
     pub outputs: Vec<Vec<f32>>,
     caches: Vec<kernels::Cache>,
+}
+
+impl Drop for Trace {
+    /// The buffers go back to the pool for the next batch.
+    fn drop(&mut self) {
+        for v in self.outputs.drain(..) {
+            pool::give(v);
+        }
+        for cache in self.caches.drain(..) {
+            match cache {
+                kernels::Cache::Col(v) | kernels::Cache::Mask(v) => pool::give(v),
+                kernels::Cache::BatchNorm { xhat, .. } => pool::give(xhat),
+                kernels::Cache::None => {}
+            }
+        }
+    }
 }
 
 impl Trace {
@@ -647,7 +665,7 @@ impl Network {
         let mut caches = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
             let (out, cache) = if matches!(node.layer, Layer::Input) {
-                (x.to_vec(), kernels::Cache::None)
+                (pool::copy(x), kernels::Cache::None)
             } else {
                 let inputs: Vec<&[f32]> = node.inputs.iter().map(|&i| outputs[i].as_slice()).collect();
                 let train = mode == Mode::Train && !node.frozen && !node.bn_inference;
@@ -706,7 +724,10 @@ impl Network {
             for (&j, dx) in node.inputs.iter().zip(dxs) {
                 if let Some(dx) = dx {
                     match &mut d[j] {
-                        Some(acc) => acc.iter_mut().zip(&dx).for_each(|(a, b)| *a += b),
+                        Some(acc) => {
+                            acc.iter_mut().zip(&dx).for_each(|(a, b)| *a += b);
+                            pool::give(dx);
+                        }
                         slot @ None => *slot = Some(dx),
                     }
                 }
