@@ -7,7 +7,7 @@
 //! Convolutions and dense layers run as im2col + GEMM ([`gemm`]); a batch is cut into a
 //! fixed number of parts that run on the rayon pool, and per-part weight gradients are
 //! summed in part order, so results do not depend on the number of threads. Large
-//! buffers come from a pool ([`pool`]) and go back to it, so batches reuse them.
+//! buffers come from a pool (`nn::pool`) and go back to it, so batches reuse them.
 
 pub mod gemm;
 mod kernels;
