@@ -73,6 +73,26 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
         // Tap 8's words are or-ed into; every other word is written below.
         words[20] = 0;
         words[21] = 0;
+        // The group's nine taps, one word each (byte k: channel k of the group), read
+        // a word at a time when the group's four channels are the layer's.
+        let c0 = first + 4 * g;
+        let mut taps = [[0_i8; 4]; 9];
+        for (t, tap) in taps.iter_mut().enumerate() {
+            let at = t * channels + c0;
+            if c0 + 4 <= channels {
+                match params.weights.get(at..at + 4) {
+                    Some(src) => tap.copy_from_slice(src),
+                    None => return false,
+                }
+            } else {
+                for (k, v) in tap.iter_mut().enumerate().take(channels.saturating_sub(c0)) {
+                    match params.weights.get(at + k) {
+                        Some(&x) => *v = x,
+                        None => return false,
+                    }
+                }
+            }
+        }
         for k in 0..4 {
             let c = first + 4 * g + k;
             if c >= channels {
@@ -84,13 +104,7 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
                 words[22 + 3 * k..25 + 3 * k].copy_from_slice(&[0, 0, 1]);
                 continue;
             }
-            let mut w = [0_i32; 9];
-            for (t, wt) in w.iter_mut().enumerate() {
-                match params.weights.get(t * channels + c) {
-                    Some(&v) => *wt = i32::from(v),
-                    None => return false,
-                }
-            }
+            let w: [i32; 9] = core::array::from_fn(|t| i32::from(taps[t][k]));
             let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
             let Some(r) = Requant::from_parts(
                 bias,
