@@ -6,7 +6,8 @@
 //! convolutions on 1 and 3 channels (the three-row kernel) and on 8; dense layers of
 //! 2 to 10 units on 37 to 784 inputs; 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
 //! widths, channel counts that are not multiples of four and beyond one 32-channel
-//! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps; average and max
+//! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps, border columns
+//! run as one call per column (one and two per side, two whole blocks); average and max
 //! pooling with windows clipped at the border; ADD with different scales.
 
 use microcnn_core::ops::conv::Window;
@@ -209,6 +210,11 @@ fn models() -> Vec<(String, Vec<u8>)> {
         dw((7, 7, 6), 3, 1, 1, true, 2, false),
         dw((9, 8, 10), 5, 1, 1, true, 1, true),
         dw((6, 6, 7), 2, 2, 1, false, 1, false),
+        // Border columns batched over the interior rows: two whole blocks (40 channels),
+        // two columns per side (dilation 2), stride 2 with padding on both sides.
+        dw((11, 12, 40), 3, 1, 1, true, 1, true),
+        dw((9, 12, 8), 3, 1, 2, true, 1, true),
+        dw((9, 11, 8), 3, 2, 1, true, 1, false),
     ];
     let mut models = Vec::new();
     for (i, (shape, out_c, kernel, stride, relu6, zp)) in [

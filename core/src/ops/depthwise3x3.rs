@@ -73,6 +73,26 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
         // Tap 8's words are or-ed into; every other word is written below.
         words[20] = 0;
         words[21] = 0;
+        // The group's nine taps, one word each (byte k: channel k of the group), read
+        // a word at a time when the group's four channels are the layer's.
+        let c0 = first + 4 * g;
+        let mut taps = [[0_i8; 4]; 9];
+        for (t, tap) in taps.iter_mut().enumerate() {
+            let at = t * channels + c0;
+            if c0 + 4 <= channels {
+                match params.weights.get(at..at + 4) {
+                    Some(src) => tap.copy_from_slice(src),
+                    None => return false,
+                }
+            } else {
+                for (k, v) in tap.iter_mut().enumerate().take(channels.saturating_sub(c0)) {
+                    match params.weights.get(at + k) {
+                        Some(&x) => *v = x,
+                        None => return false,
+                    }
+                }
+            }
+        }
         for k in 0..4 {
             let c = first + 4 * g + k;
             if c >= channels {
@@ -84,13 +104,7 @@ fn prepare(params: &ConvParams<'_>, channels: usize, input_zero_point: i32, firs
                 words[22 + 3 * k..25 + 3 * k].copy_from_slice(&[0, 0, 1]);
                 continue;
             }
-            let mut w = [0_i32; 9];
-            for (t, wt) in w.iter_mut().enumerate() {
-                match params.weights.get(t * channels + c) {
-                    Some(&v) => *wt = i32::from(v),
-                    None => return false,
-                }
-            }
+            let w: [i32; 9] = core::array::from_fn(|t| i32::from(taps[t][k]));
             let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
             let Some(r) = Requant::from_parts(
                 bias,
@@ -203,6 +217,13 @@ pub(crate) fn depthwise3x3_s8(
     let mut strip = [0_i8; STRIP_BYTES];
     let zp_word = [zp_byte; 4];
     let strip_w = (output_shape.width.max(1) - 1) * w.stride_w + 2 * dw + 1;
+    // Interior rows: origin_y ≥ 0 and origin_y + 2·dh < height.
+    let y_lo = w.pad_top.div_ceil(w.stride_h).min(output_shape.height);
+    let y_hi = match (height + w.pad_top).checked_sub(2 * dh + 1) {
+        Some(n) => (n / w.stride_h + 1).min(output_shape.height),
+        None => 0,
+    }
+    .max(y_lo);
     let mut block_start = 0;
     while block_start < channels {
         let block_len = (4 * BLOCK_GROUPS).min(channels - block_start);
@@ -220,6 +241,61 @@ pub(crate) fn depthwise3x3_s8(
         if x_hi < output_shape.width {
             edge_table(&table[..GROUP_WORDS * full], &mut right_edge[..GROUP_WORDS * full], 2, input_zero_point);
         }
+        // Border columns with one kernel column outside, over the interior rows: one
+        // call per column (its pixels one input row stride and one output row apart)
+        // with the edge table, recorded as (column, first row, end row); the rows a
+        // call cannot cover (the input ends too soon) run below, one pixel at a time.
+        let mut batched = [(0_usize, 0_usize, 0_usize); 4];
+        let mut batches = 0;
+        if full == groups && y_lo < y_hi {
+            let (reach, width) = (dw as isize, width as isize);
+            for out_x in (0..x_lo).chain(x_hi..output_shape.width) {
+                if batches == batched.len() {
+                    break;
+                }
+                let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;
+                let left = origin_x < 0 && origin_x + reach >= 0 && origin_x + 2 * reach < width;
+                let right = origin_x >= 0 && origin_x + reach < width && origin_x + 2 * reach >= width;
+                if !(left || right) {
+                    continue;
+                }
+                let start_of = |y: usize| {
+                    ((y * w.stride_h) as isize - w.pad_top as isize) * width * channels as isize
+                        + origin_x * channels as isize
+                        + block_start as isize
+                };
+                // Only the first interior row can start before the input (origin_y = 0).
+                let first_y = if start_of(y_lo) < 0 { y_lo + 1 } else { y_lo };
+                if first_y >= y_hi || start_of(first_y) < 0 {
+                    continue;
+                }
+                let start = start_of(first_y) as usize;
+                let mut run = Run {
+                    col,
+                    row,
+                    groups: full,
+                    pixels: y_hi - first_y,
+                    in_step: w.stride_h * width as usize * channels,
+                    out_step: output_shape.width * channels,
+                };
+                let available = input.len().saturating_sub(start);
+                while run.pixels > 0 && run.extent().is_none_or(|(reach, _)| reach > available) {
+                    run.pixels -= 1;
+                }
+                if run.pixels == 0 {
+                    continue;
+                }
+                let at = first_y * output_shape.width * channels + block_start + out_x * channels;
+                let edge = &edges[usize::from(right)][..GROUP_WORDS * full];
+                if let (Some(x), Some(y)) = (input.get(start..), output.get_mut(at..)) {
+                    if groups_s8(x, y, edge, &run, act) {
+                        batched[batches] = (out_x, first_y, first_y + run.pixels);
+                        batches += 1;
+                    }
+                }
+            }
+        }
+        let batched = &batched[..batches];
         for out_y in 0..output_shape.height {
             let origin_y = (out_y * w.stride_h) as isize - w.pad_top as isize;
             let rows_inside = origin_y >= 0 && origin_y as usize + 2 * dh < height;
@@ -307,7 +383,7 @@ pub(crate) fn depthwise3x3_s8(
             for out_x in (0..skip_lo).chain(skip_hi..output_shape.width) {
                 let done = (first_x..end_x).contains(&out_x) || strip_row;
                 let first_group = if done { full } else { 0 };
-                if first_group == groups {
+                if first_group == groups || batched.iter().any(|&(x, a, b)| x == out_x && (a..b).contains(&out_y)) {
                     continue;
                 }
                 let origin_x = (out_x * w.stride_w) as isize - w.pad_left as isize;

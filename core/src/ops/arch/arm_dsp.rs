@@ -935,7 +935,8 @@ struct Dw3x3Args {
 // lr: output. Per group: 14 instructions per tap pair of four channels (two loads, two
 // PKH, four SXTB16, four SMLAD, two LDRD; the first pair's weights come with the
 // accumulator starts in one LDM), 9 for tap 8, 5 per requantization (the constants
-// of four channels in three LDMs), 9 to pack, clamp, store and loop: 101 in all.
+// of four channels in three LDMs), 9 to pack, clamp, store and loop: 101 in all; 97
+// in a second copy of the loop without the clamp, run when its range is all of int8.
 core::arch::global_asm!(
     ".syntax unified",
     ".section .text.microcnn_dw3x3_groups,\"ax\",%progbits",
@@ -977,7 +978,8 @@ core::arch::global_asm!(
     "asr \\round, \\round, \\shift",
     "ssat \\acc, #8, \\round",
     ".endm",
-    "ldr r3, [sp, #12]",
+    // The group and pixel loop, with or without the clamp.
+    ".macro MICROCNN_DW_LOOP clamp",
     "2:",
     // accumulator starts and the first pair's weights of channels 0, 1
     "ldm r3!, {{r4-r7, r11, r12}}",
@@ -1021,12 +1023,17 @@ core::arch::global_asm!(
     "bfi r4, r6, #16, #8",
     "MICROCNN_DW_REQUANT r7, r8, r11, r12",
     "bfi r4, r7, #24, #8",
-    // clamp to [act_min, act_max] per byte, store, next group until the table end
+    // clamp to [act_min, act_max] per byte (unless the range is all of int8), store,
+    // next group until the table end
+    ".if \\clamp",
     "ldm sp, {{r8-r10}}",
     "ssub8 r12, r4, r8",
     "sel r4, r4, r8",
     "ssub8 r12, r4, r9",
     "sel r4, r9, r4",
+    ".else",
+    "ldr r10, [sp, #8]",
+    ".endif",
     "str r4, [lr], #4",
     "cmp r3, r10",
     "bne 2b",
@@ -1038,10 +1045,24 @@ core::arch::global_asm!(
     "subs r10, r10, #1",
     "str r10, [sp, #24]",
     "bne 2b",
+    ".endm",
+    "ldr r3, [sp, #12]",
+    // act_min = -128 and act_max = 127 in every byte: the loop without the clamp
+    "ldrd r8, r9, [sp]",
+    "cmp r8, #0x80808080",
+    "it eq",
+    "cmpeq r9, #0x7f7f7f7f",
+    "beq 4f",
+    "MICROCNN_DW_LOOP 1",
+    "b 3f",
+    "4:",
+    "MICROCNN_DW_LOOP 0",
+    "3:",
     "add sp, sp, #28",
     "pop {{r4-r11, pc}}",
     ".purgem MICROCNN_DW_PAIR",
     ".purgem MICROCNN_DW_REQUANT",
+    ".purgem MICROCNN_DW_LOOP",
     ".size microcnn_dw3x3_groups, . - microcnn_dw3x3_groups",
     ".text",
 );
@@ -1053,7 +1074,8 @@ extern "C" {
 /// The 3×3 depthwise kernel (`ops::depthwise3x3`): `run.pixels` output pixels of
 /// `run.groups` groups of four channels, reading `input` from its start and writing
 /// `output` from its start; `false` (nothing done) when a slice is shorter than the
-/// run needs. 101 instructions per group and pixel (36 multiply-accumulates). Not
+/// run needs. 101 instructions per group and pixel (36 multiply-accumulates), 97 when
+/// `act` is all of int8 (no clamp). Not
 /// inlined: the driver calls it from four places (flash).
 #[inline(never)]
 pub(crate) fn depthwise3x3_groups(
