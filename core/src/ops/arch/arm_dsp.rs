@@ -430,113 +430,70 @@ pub fn dot_2x1_groups(w0: &[i8], w1: &[i8], column: &[u32], groups: usize) -> [i
     [a0, a1]
 }
 
-/// The row kernel's sums for filters of eight words (`conv_rows.rs`, 11 to 16 values):
-/// `sums[i] = Σ_{j < 8} SMLAD(row[8i + j], f[j])`, filter and row read by `LDRD` (both
-/// word-aligned). Stops (writing nothing) when `row` is shorter than `8·sums.len()`.
-/// 19 instructions per output.
-#[inline(always)]
-pub fn sums_row8(row: &[u32], f: &[u32; 8], sums: &mut [i32]) {
-    let n = sums.len();
-    if n == 0 || row.len() < n.saturating_mul(8) {
-        return;
-    }
-    // SAFETY: iteration i reads row words [8i, 8i + 8) and the 8 words of `f`, and
-    // writes sums[i], i < n, inside the slices (checked above); both are word-aligned
-    // `u32` data, as LDRD needs. The pointer and counter operands are inout and
-    // discarded; SUBS clobbers the flags, which `asm!` assumes.
-    unsafe {
-        asm!(
-            "2:",
-            "ldrd {xa}, {xb}, [{p}], #32",
-            "ldrd {fa}, {fb}, [{f}]",
-            "smuad {a}, {xa}, {fa}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-24]",
-            "ldrd {fa}, {fb}, [{f}, #8]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-16]",
-            "ldrd {fa}, {fb}, [{f}, #16]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-8]",
-            "ldrd {fa}, {fb}, [{f}, #24]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "str {a}, [{s}], #4",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            p = inout(reg) row.as_ptr() => _,
-            s = inout(reg) sums.as_mut_ptr() => _,
-            n = inout(reg) n => _,
-            f = in(reg) f.as_ptr(),
-            xa = out(reg) _,
-            xb = out(reg) _,
-            fa = out(reg) _,
-            fb = out(reg) _,
-            a = out(reg) _,
-            options(nostack)
-        )
+/// Defines `$name(row, f, sums)`: `sums[i] = Σ_{j < W} SMLAD(row[W·i + j], f[j])` for
+/// filters of `W = $words` words (`$bytes` = 4·W), filter and row read by `LDRD` (both
+/// word-aligned); stops (writing nothing) when `row` is shorter than `W·sums.len()`.
+/// Each `($back, $at)` is one further pair of words: `$back` bytes before the
+/// post-incremented row pointer, `$at` bytes into the filter.
+macro_rules! sums_row {
+    ($(#[$doc:meta])* $name:ident, $words:literal, $bytes:literal, $(($back:literal, $at:literal)),+) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub fn $name(row: &[u32], f: &[u32; $words], sums: &mut [i32]) {
+            let n = sums.len();
+            if n == 0 || row.len() < n.saturating_mul($words) {
+                return;
+            }
+            // SAFETY: iteration i reads row words [W·i, W·i + W) and the W words of `f`,
+            // and writes sums[i], i < n, inside the slices (checked above); both are
+            // word-aligned `u32` data, as LDRD needs. The pointer and counter operands
+            // are inout and discarded; SUBS clobbers the flags, which `asm!` assumes.
+            unsafe {
+                asm!(
+                    "2:",
+                    concat!("ldrd {xa}, {xb}, [{p}], #", $bytes),
+                    "ldrd {fa}, {fb}, [{f}]",
+                    "smuad {a}, {xa}, {fa}",
+                    "smlad {a}, {xb}, {fb}, {a}",
+                    $(
+                        concat!("ldrd {xa}, {xb}, [{p}, #-", $back, "]"),
+                        concat!("ldrd {fa}, {fb}, [{f}, #", $at, "]"),
+                        "smlad {a}, {xa}, {fa}, {a}",
+                        "smlad {a}, {xb}, {fb}, {a}",
+                    )+
+                    "str {a}, [{s}], #4",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    p = inout(reg) row.as_ptr() => _,
+                    s = inout(reg) sums.as_mut_ptr() => _,
+                    n = inout(reg) n => _,
+                    f = in(reg) f.as_ptr(),
+                    xa = out(reg) _,
+                    xb = out(reg) _,
+                    fa = out(reg) _,
+                    fb = out(reg) _,
+                    a = out(reg) _,
+                    options(nostack)
+                )
+            };
+        }
     };
 }
 
-/// As [`sums_row8`] for filters of twelve words (a 1×1 convolution on 24 channels, in
-/// `SXTB16` lane order): `sums[i] = Σ_{j < 12} SMLAD(row[12i + j], f[j])`. Stops
-/// (writing nothing) when `row` is shorter than `12·sums.len()`. 27 instructions per
-/// output.
-#[inline(always)]
-pub fn sums_row12(row: &[u32], f: &[u32; 12], sums: &mut [i32]) {
-    let n = sums.len();
-    if n == 0 || row.len() < n.saturating_mul(12) {
-        return;
-    }
-    // SAFETY: iteration i reads row words [12i, 12i + 12) and the 12 words of `f`, and
-    // writes sums[i], i < n, inside the slices (checked above); both are word-aligned
-    // `u32` data, as LDRD needs. The pointer and counter operands are inout and
-    // discarded; SUBS clobbers the flags, which `asm!` assumes.
-    unsafe {
-        asm!(
-            "2:",
-            "ldrd {xa}, {xb}, [{p}], #48",
-            "ldrd {fa}, {fb}, [{f}]",
-            "smuad {a}, {xa}, {fa}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-40]",
-            "ldrd {fa}, {fb}, [{f}, #8]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-32]",
-            "ldrd {fa}, {fb}, [{f}, #16]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-24]",
-            "ldrd {fa}, {fb}, [{f}, #24]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-16]",
-            "ldrd {fa}, {fb}, [{f}, #32]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "ldrd {xa}, {xb}, [{p}, #-8]",
-            "ldrd {fa}, {fb}, [{f}, #40]",
-            "smlad {a}, {xa}, {fa}, {a}",
-            "smlad {a}, {xb}, {fb}, {a}",
-            "str {a}, [{s}], #4",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            p = inout(reg) row.as_ptr() => _,
-            s = inout(reg) sums.as_mut_ptr() => _,
-            n = inout(reg) n => _,
-            f = in(reg) f.as_ptr(),
-            xa = out(reg) _,
-            xb = out(reg) _,
-            fa = out(reg) _,
-            fb = out(reg) _,
-            a = out(reg) _,
-            options(nostack)
-        )
-    };
-}
+sums_row!(
+    /// The row kernel's sums for filters of eight words (`conv_rows.rs`, 11 to 16
+    /// values): `sums[i] = Σ_{j < 8} SMLAD(row[8i + j], f[j])`. Stops (writing nothing)
+    /// when `row` is shorter than `8·sums.len()`. 19 instructions per output.
+    sums_row8, 8, 32, (24, 8), (16, 16), (8, 24)
+);
+
+sums_row!(
+    /// As [`sums_row8`] for filters of twelve words (a 1×1 convolution on 24 channels,
+    /// in `SXTB16` lane order): `sums[i] = Σ_{j < 12} SMLAD(row[12i + j], f[j])`. Stops
+    /// (writing nothing) when `row` is shorter than `12·sums.len()`. 27 instructions
+    /// per output.
+    sums_row12, 12, 48, (40, 8), (32, 16), (24, 24), (16, 32), (8, 40)
+);
 
 /// Bytes between the three widened input rows of [`sums_3x2`].
 pub const ROWS3_STRIDE: usize = 512;
