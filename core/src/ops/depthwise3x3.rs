@@ -194,6 +194,10 @@ pub(crate) fn depthwise3x3_s8(
     {
         return false;
     }
+    #[cfg(microcnn_arm_dsp)]
+    if planar(input, input_shape, input_zero_point, output, output_shape, params) {
+        return true;
+    }
     let zp_byte = input_zero_point as i8;
     let act = (params.quant.act_min, params.quant.act_max);
     let (height, width) = (input_shape.height, input_shape.width);
@@ -520,6 +524,174 @@ pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Ru
                 output[p * run.out_step + 4 * g + k] = v as i8;
             }
         }
+    }
+    true
+}
+
+/// The channel-plane kernel: stride 1 or 2, no dilation, channels, input and output
+/// widths multiples of 4, every channel's requantization in the four-instruction form
+/// (see [`plane_args`]), the four planes of a channel group within the band buffer
+/// (`arm_dsp::BAND_WORDS`, 6 KiB of stack).
+/// Per group of four channels the input plane is widened once into four bands (`i16`,
+/// two horizontally adjacent pixels a word, padded with the input zero point, so the
+/// padded taps add nothing after the zero-point term of the start); then each channel's
+/// output plane is computed from its band, four outputs of a row per pass with the
+/// three kernel rows' filter as two words each. `false` (output not all written) when
+/// the layer is not of that kind.
+#[cfg(microcnn_arm_dsp)]
+#[inline(never)]
+fn planar(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+) -> bool {
+    use super::arch::arm_dsp::{depthwise_plane, widen_planes, with_band, DwPlaneArgs, PlaneGeometry, BAND_WORDS};
+    let w = &params.window;
+    let channels = input_shape.channels;
+    let (height, width) = (input_shape.height, input_shape.width);
+    let (out_h, out_w) = (output_shape.height, output_shape.width);
+    let s = w.stride_w;
+    if w.stride_h != s
+        || !(1..=2).contains(&s)
+        || w.dilation_h != 1
+        || w.dilation_w != 1
+        || channels % 4 != 0
+        || out_w % 4 != 0
+        || width % 4 != 0
+        || out_h == 0
+        || height == 0
+    {
+        return false;
+    }
+    // Band column of input column 0 (even, so pixel pairs are words); the first tap
+    // of output column x is at band column s·x + phase.
+    let phase = w.pad_left % 2;
+    let first_col = w.pad_left + phase;
+    let band_rows = (out_h - 1) * s + 3;
+    let reach = if s == 1 { out_w / 2 + 2 } else { out_w + 1 };
+    let row_words = reach.max((first_col + width).div_ceil(2));
+    let plane = band_rows * row_words;
+    if 4 * plane > BAND_WORDS || w.pad_top >= band_rows {
+        return false;
+    }
+    // Input rows the outputs read (VALID may leave the last ones out).
+    let in_rows = height.min(band_rows - w.pad_top);
+    let quant = &params.quant;
+    let (lo, hi) = (i32::from(quant.act_min), i32::from(quant.act_max));
+    let clamp = if hi < 127 {
+        2
+    } else if lo > -128 {
+        1
+    } else {
+        0
+    };
+    let geometry =
+        PlaneGeometry { stride: s, phase, clamp, rows: out_h, columns: out_w, band_row_words: row_words, channels };
+    let zp_pair = lanes(input_zero_point, input_zero_point);
+    with_band(4 * plane, zp_pair, |band| {
+        let mut args = [DwPlaneArgs::ZERO; 4];
+        let mut group = 0;
+        while group < channels {
+            if !plane_args(params, channels, group, input_zero_point, clamp, &mut args) {
+                return false;
+            }
+            let Some(x) = input.get(group..) else {
+                return false;
+            };
+            let first = w.pad_top * row_words + first_col / 2;
+            if !widen_planes(x, channels, width, in_rows, band, plane, row_words, first) {
+                return false;
+            }
+            for (k, a) in args.iter_mut().enumerate() {
+                let (Some(b), Some(y)) = (band.get(k * plane..(k + 1) * plane), output.get_mut(group + k..)) else {
+                    return false;
+                };
+                if !depthwise_plane(b, y, &geometry, a) {
+                    return false;
+                }
+            }
+            group += 4;
+        }
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// Channels `group..group + 4`'s constants for the channel-plane kernel into `out`;
+/// `false` when one's requantization has no four-instruction form: the fast form ([`FastRequant`]) with
+/// `f = 2` (no left shift) and a right shift `r ≥ 1`, a multiplier `≥ 0`. Then, with
+/// `h = SMMULR(2x, M)` and the fast form's `round = 2^r + zp·2^(r+1)` (even),
+/// `(2h + (h >> 31) + round) >> (r + 1) = (h + round/2 − [h < 0]) >> r` (an odd
+/// numerator is never a multiple of `2^(r+1)`), and `[h < 0]` may be replaced by
+/// `[x < 0]`: they differ only for `h = 0`, where `round/2 = 2^(r−1) + zp·2^r` is not a
+/// multiple of `2^r` and the `−1` changes nothing. `SMMLAR(2x, M, round/2)` gives
+/// `h + round/2`. A lower clamp `lo > −128` subtracts `(lo + 128)·2^r` there, so the
+/// shifted value is `v − lo − 128`; `SSAT` to int8, adding `lo + 128` back and `SSAT`
+/// again gives `clamp(v, lo, 127)`.
+#[cfg(microcnn_arm_dsp)]
+fn plane_args(
+    params: &ConvParams<'_>,
+    channels: usize,
+    group: usize,
+    input_zero_point: i32,
+    clamp: usize,
+    out: &mut [super::arch::arm_dsp::DwPlaneArgs; 4],
+) -> bool {
+    let quant = &params.quant;
+    // The group's nine taps, one word each (byte k: channel group + k).
+    let mut taps = [[0_i8; 4]; 9];
+    for (t, tap) in taps.iter_mut().enumerate() {
+        let at = t * channels + group;
+        match params.weights.get(at..at + 4) {
+            Some(src) => tap.copy_from_slice(src),
+            None => return false,
+        }
+    }
+    let zp_out = i64::from(quant.output_zero_point);
+    let lower = i32::from(quant.act_min) + 128;
+    for (k, a) in out.iter_mut().enumerate() {
+        let c = group + k;
+        let w: [i32; 9] = core::array::from_fn(|t| i32::from(taps[t][k]));
+        let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
+        let multiplier = quant.multipliers.get(c);
+        let shift = quant.shifts.get(c);
+        // FastRequant's conditions for left shift 0 (f = 2), right shift r in 1..=30:
+        // x = |acc| + |bias| with |acc| ≤ 255·Σ|w| has 2x < 2^31 and
+        // 2x + 3 + |round| < 2^31, round = (1 + 2·zp)·2^r.
+        if !(-30..=-1).contains(&shift) || multiplier < 0 {
+            return false;
+        }
+        let r = shift.unsigned_abs();
+        let sum_abs: i32 = w.iter().map(|&v| v.abs()).sum();
+        let x_bound = 255 * i64::from(sum_abs) + i64::from(bias).abs();
+        let round = (1 + 2 * zp_out) << r;
+        if x_bound >= 1 << 30 || 2 * x_bound + 3 + round.abs() >= 1 << 31 {
+            return false;
+        }
+        let mut half = round / 2;
+        if clamp >= 1 {
+            half -= i64::from(lower) << r;
+        }
+        // |h| < 2^30 (the bound above); |h + half| stays inside i32 with room.
+        if half.abs() >= 1 << 29 {
+            return false;
+        }
+        let sum: i32 = w.iter().sum();
+        let start = bias.wrapping_sub(input_zero_point.wrapping_mul(sum)).wrapping_mul(2);
+        a.start = [start; 4];
+        for row in 0..3 {
+            let (w0, w1, w2) = (2 * w[3 * row], 2 * w[3 * row + 1], 2 * w[3 * row + 2]);
+            a.filter[2 * row] = lanes(w0, w1);
+            a.filter[2 * row + 1] = lanes(w1, w2);
+        }
+        a.multiplier = multiplier;
+        a.round = half as i32;
+        a.shift = r;
+        a.lower = lower;
+        a.upper = i32::from(quant.act_max);
     }
     true
 }
