@@ -650,7 +650,10 @@ fn plane_args(
             None => return false,
         }
     }
-    let zp_out = i64::from(quant.output_zero_point);
+    let zp_out = quant.output_zero_point;
+    if !(-128..=127).contains(&zp_out) {
+        return false;
+    }
     let lower = i32::from(quant.act_min) + 128;
     for (k, a) in out.iter_mut().enumerate() {
         let c = group + k;
@@ -658,27 +661,17 @@ fn plane_args(
         let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
         let multiplier = quant.multipliers.get(c);
         let shift = quant.shifts.get(c);
-        // FastRequant's conditions for left shift 0 (f = 2), right shift r in 1..=30:
-        // x = |acc| + |bias| with |acc| ≤ 255·Σ|w| has 2x < 2^31 and
-        // 2x + 3 + |round| < 2^31, round = (1 + 2·zp)·2^r.
-        if !(-30..=-1).contains(&shift) || multiplier < 0 {
+        // FastRequant's conditions for left shift 0 (f = 2), here with margins that
+        // keep every value inside i32 without 64-bit arithmetic: right shift r in
+        // 1..=20, x = |acc| + |bias| < 2^28 with |acc| ≤ 255·9·128 = 293,760, so
+        // 2x + 3 + |round| < 2^31 for round = (1 + 2·zp)·2^r, |round| ≤ 255·2^20.
+        if !(-20..=-1).contains(&shift) || multiplier < 0 || bias.unsigned_abs() >= (1 << 28) - 293_760 {
             return false;
         }
         let r = shift.unsigned_abs();
-        let sum_abs: i32 = w.iter().map(|&v| v.abs()).sum();
-        let x_bound = 255 * i64::from(sum_abs) + i64::from(bias).abs();
         let round = (1 + 2 * zp_out) << r;
-        if x_bound >= 1 << 30 || 2 * x_bound + 3 + round.abs() >= 1 << 31 {
-            return false;
-        }
-        let mut half = round / 2;
-        if clamp >= 1 {
-            half -= i64::from(lower) << r;
-        }
-        // |h| < 2^30 (the bound above); |h + half| stays inside i32 with room.
-        if half.abs() >= 1 << 29 {
-            return false;
-        }
+        // |half| < 2^27 + 2^28 and |h| < 2^30: h + half stays inside i32.
+        let half = if clamp >= 1 { round / 2 - (lower << r) } else { round / 2 };
         let sum: i32 = w.iter().sum();
         let start = bias.wrapping_sub(input_zero_point.wrapping_mul(sum)).wrapping_mul(2);
         a.start = [start; 4];
@@ -688,7 +681,7 @@ fn plane_args(
             a.filter[2 * row + 1] = lanes(w1, w2);
         }
         a.multiplier = multiplier;
-        a.round = half as i32;
+        a.round = half;
         a.shift = r;
         a.lower = lower;
         a.upper = i32::from(quant.act_max);
