@@ -569,6 +569,11 @@ fn planar(
     // Band column of input column 0 (even, so pixel pairs are words); the first tap
     // of output column x is at band column s·x + phase.
     let phase = w.pad_left % 2;
+    // The routines there are (3×3 SAME or VALID with widths multiples of 4 gives
+    // these two only).
+    if (s, phase) != (1, 1) && (s, phase) != (2, 0) {
+        return false;
+    }
     let first_col = w.pad_left + phase;
     let band_rows = (out_h - 1) * s + 3;
     let reach = if s == 1 { out_w / 2 + 2 } else { out_w + 1 };

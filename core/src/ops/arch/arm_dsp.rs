@@ -1296,18 +1296,12 @@ core::arch::global_asm!(
     "pop {{r4-r11, pc}}",
     ".size \\name, . - \\name",
     ".endm",
-    "MICROCNN_DWP_FN microcnn_dwp_s1p0c0, 1, 0, 0",
-    "MICROCNN_DWP_FN microcnn_dwp_s1p0c1, 1, 0, 1",
-    "MICROCNN_DWP_FN microcnn_dwp_s1p0c2, 1, 0, 2",
     "MICROCNN_DWP_FN microcnn_dwp_s1p1c0, 1, 1, 0",
     "MICROCNN_DWP_FN microcnn_dwp_s1p1c1, 1, 1, 1",
     "MICROCNN_DWP_FN microcnn_dwp_s1p1c2, 1, 1, 2",
     "MICROCNN_DWP_FN microcnn_dwp_s2p0c0, 2, 0, 0",
     "MICROCNN_DWP_FN microcnn_dwp_s2p0c1, 2, 0, 1",
     "MICROCNN_DWP_FN microcnn_dwp_s2p0c2, 2, 0, 2",
-    "MICROCNN_DWP_FN microcnn_dwp_s2p1c0, 2, 1, 0",
-    "MICROCNN_DWP_FN microcnn_dwp_s2p1c1, 2, 1, 1",
-    "MICROCNN_DWP_FN microcnn_dwp_s2p1c2, 2, 1, 2",
     ".purgem MICROCNN_DWP_ROW",
     ".purgem MICROCNN_DWP_RQ",
     ".purgem MICROCNN_DWP_LO",
@@ -1317,18 +1311,12 @@ core::arch::global_asm!(
 );
 
 extern "C" {
-    fn microcnn_dwp_s1p0c0(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s1p0c1(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s1p0c2(args: *const DwPlaneArgs);
     fn microcnn_dwp_s1p1c0(args: *const DwPlaneArgs);
     fn microcnn_dwp_s1p1c1(args: *const DwPlaneArgs);
     fn microcnn_dwp_s1p1c2(args: *const DwPlaneArgs);
     fn microcnn_dwp_s2p0c0(args: *const DwPlaneArgs);
     fn microcnn_dwp_s2p0c1(args: *const DwPlaneArgs);
     fn microcnn_dwp_s2p0c2(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s2p1c0(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s2p1c1(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s2p1c2(args: *const DwPlaneArgs);
 }
 
 /// Geometry of one plane call, checked by [`depthwise_plane`] against the slices.
@@ -1380,18 +1368,13 @@ pub(crate) fn depthwise_plane(band: &[u32], output: &mut [i8], g: &PlaneGeometry
     args.output = output.as_mut_ptr();
     args.channels = g.channels;
     let routine = match (s, g.phase, g.clamp) {
-        (1, 0, 0) => microcnn_dwp_s1p0c0,
-        (1, 0, 1) => microcnn_dwp_s1p0c1,
-        (1, 0, _) => microcnn_dwp_s1p0c2,
-        (1, _, 0) => microcnn_dwp_s1p1c0,
-        (1, _, 1) => microcnn_dwp_s1p1c1,
-        (1, _, _) => microcnn_dwp_s1p1c2,
-        (_, 0, 0) => microcnn_dwp_s2p0c0,
-        (_, 0, 1) => microcnn_dwp_s2p0c1,
-        (_, 0, _) => microcnn_dwp_s2p0c2,
-        (_, _, 0) => microcnn_dwp_s2p1c0,
-        (_, _, 1) => microcnn_dwp_s2p1c1,
-        (_, _, _) => microcnn_dwp_s2p1c2,
+        (1, 1, 0) => microcnn_dwp_s1p1c0,
+        (1, 1, 1) => microcnn_dwp_s1p1c1,
+        (1, 1, _) => microcnn_dwp_s1p1c2,
+        (2, 0, 0) => microcnn_dwp_s2p0c0,
+        (2, 0, 1) => microcnn_dwp_s2p0c1,
+        (2, 0, _) => microcnn_dwp_s2p0c2,
+        _ => return false,
     };
     // SAFETY: output row y, pass at column x (a multiple of 4) reads band words
     // [(y·s + r)·band_row_words + (s·x + phase)/2 ..= … + 3 (s1) or + 4 (s2)] for kernel
