@@ -558,9 +558,9 @@ fn planar(
         || !(1..=2).contains(&s)
         || w.dilation_h != 1
         || w.dilation_w != 1
-        || channels % 4 != 0
-        || out_w % 4 != 0
-        || width % 4 != 0
+        || !channels.is_multiple_of(4)
+        || !out_w.is_multiple_of(4)
+        || !width.is_multiple_of(4)
         || out_h == 0
         || height == 0
     {

@@ -1345,7 +1345,7 @@ pub(crate) struct PlaneGeometry {
 #[inline(never)]
 pub(crate) fn depthwise_plane(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut DwPlaneArgs) -> bool {
     let (s, rows, columns) = (g.stride, g.rows, g.columns);
-    if !(1..=2).contains(&s) || g.phase > 1 || g.clamp > 2 || rows == 0 || columns == 0 || columns % 4 != 0 {
+    if !(1..=2).contains(&s) || g.phase > 1 || g.clamp > 2 || rows == 0 || columns == 0 || !columns.is_multiple_of(4) {
         return false;
     }
     // Words a pass reads past its first: s1 up to word x/2 + 3, s2 up to x + 4.
@@ -1473,7 +1473,7 @@ pub(crate) fn widen_planes(
     band_row: usize,
     first: usize,
 ) -> bool {
-    if width == 0 || width % 4 != 0 || rows == 0 || pixel < 4 || band_row < width / 2 || plane == 0 {
+    if width == 0 || !width.is_multiple_of(4) || rows == 0 || pixel < 4 || band_row < width / 2 || plane == 0 {
         return false;
     }
     let row_bytes = width * pixel;
