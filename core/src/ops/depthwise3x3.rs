@@ -548,7 +548,7 @@ fn planar(
     output_shape: Shape,
     params: &ConvParams<'_>,
 ) -> bool {
-    use super::arch::arm_dsp::{depthwise_plane, widen_planes, with_band, DwPlaneArgs, PlaneGeometry, BAND_WORDS};
+    use super::arch::arm_dsp::{depthwise_planes, widen_planes, with_band, DwPlaneArgs, PlaneGeometry, BAND_WORDS};
     let w = &params.window;
     let channels = input_shape.channels;
     let (height, width) = (input_shape.height, input_shape.width);
@@ -610,13 +610,11 @@ fn planar(
             if !widen_planes(x, channels, width, in_rows, band, plane, row_words, first) {
                 return false;
             }
-            for (k, a) in args.iter_mut().enumerate() {
-                let (Some(b), Some(y)) = (band.get(k * plane..(k + 1) * plane), output.get_mut(group + k..)) else {
-                    return false;
-                };
-                if !depthwise_plane(b, y, &geometry, a) {
-                    return false;
-                }
+            let Some(y) = output.get_mut(group..) else {
+                return false;
+            };
+            if !depthwise_planes(band, plane, y, &geometry, &mut args) {
+                return false;
             }
             group += 4;
         }

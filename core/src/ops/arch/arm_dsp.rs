@@ -1240,15 +1240,22 @@ core::arch::global_asm!(
     ".type \\name, %function",
     "\\name:",
     "push {{r4-r11, lr}}",
-    "sub sp, sp, #72",
+    // [sp+72] the next channel's arguments, [sp+76] channels left
+    "sub sp, sp, #80",
+    "strd r0, r1, [sp, #72]",
+    "5:",
+    "ldr r0, [sp, #72]",
     "ldm r0!, {{r1-r9}}",
     "stm sp, {{r1-r9}}",
     "ldm r0!, {{r1-r9}}",
     "add r10, sp, #36",
     "stm r10, {{r1-r9}}",
-    "ldm r0, {{r0, r1, r3, r12}}",
-    "add r2, r0, r1, lsl #1",
-    "add r1, r0, r1",
+    "ldm r0!, {{r4, r5, r6, r12}}",
+    "str r0, [sp, #72]",
+    "mov r0, r4",
+    "add r1, r4, r5",
+    "add r2, r4, r5, lsl #1",
+    "mov r3, r6",
     "ldr lr, [sp, #64]",
     "add lr, r3, lr",
     "1:",
@@ -1292,7 +1299,12 @@ core::arch::global_asm!(
     "ldr r8, [sp, #68]",
     "cmp r3, r8",
     "bne 1b",
-    "add sp, sp, #72",
+    // next channel
+    "ldr r8, [sp, #76]",
+    "subs r8, r8, #1",
+    "str r8, [sp, #76]",
+    "bne 5b",
+    "add sp, sp, #80",
     "pop {{r4-r11, pc}}",
     ".size \\name, . - \\name",
     ".endm",
@@ -1311,15 +1323,15 @@ core::arch::global_asm!(
 );
 
 extern "C" {
-    fn microcnn_dwp_s1p1c0(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s1p1c1(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s1p1c2(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s2p0c0(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s2p0c1(args: *const DwPlaneArgs);
-    fn microcnn_dwp_s2p0c2(args: *const DwPlaneArgs);
+    fn microcnn_dwp_s1p1c0(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s1p1c1(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s1p1c2(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s2p0c0(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s2p0c1(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s2p0c2(args: *const DwPlaneArgs, count: usize);
 }
 
-/// Geometry of one plane call, checked by [`depthwise_plane`] against the slices.
+/// Geometry of one plane call, checked by [`depthwise_planes`] against the slices.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PlaneGeometry {
     /// 1 or 2.
@@ -1337,13 +1349,20 @@ pub(crate) struct PlaneGeometry {
     pub channels: usize,
 }
 
-/// One channel's output plane (`ops::depthwise3x3::planar`): reads `band` (the
-/// channel's band, `band_row_words` words a row) and writes output bytes
-/// `output[(y·OW + x)·C]`; `false` (nothing done) when the geometry does not fit the
-/// slices. 15.5 (s1) or 16.25 (s2) instructions per output and 2 more per output with
-/// a lower clamp, 3 more with an upper one, plus 8 per output row.
+/// Four channels' output planes (`ops::depthwise3x3::planar`): channel `k` reads
+/// band `k` (`band[k·plane..]`, `band_row_words` words a row) and writes output bytes
+/// `output[(y·OW + x)·C + k]`; `args` holds each channel's constants (its pointers are
+/// set here); `false` (nothing done) when the geometry does not fit the slices. 15.75
+/// (s1) or 16.5 (s2) instructions per output and 2 more per output with a lower
+/// clamp, 3 more with an upper one, plus 8 per output row and about 20 per channel.
 #[inline(never)]
-pub(crate) fn depthwise_plane(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut DwPlaneArgs) -> bool {
+pub(crate) fn depthwise_planes(
+    band: &[u32],
+    plane: usize,
+    output: &mut [i8],
+    g: &PlaneGeometry,
+    args: &mut [DwPlaneArgs; 4],
+) -> bool {
     let (s, rows, columns) = (g.stride, g.rows, g.columns);
     if !(1..=2).contains(&s) || g.phase > 1 || g.clamp > 2 || rows == 0 || columns == 0 || !columns.is_multiple_of(4) {
         return false;
@@ -1351,22 +1370,14 @@ pub(crate) fn depthwise_plane(band: &[u32], output: &mut [i8], g: &PlaneGeometry
     // Words a pass reads past its first: s1 up to word x/2 + 3, s2 up to x + 4.
     let row_reach = if s == 1 { columns / 2 + 2 } else { columns + 1 };
     let band_rows = (rows - 1) * s + 3;
-    if row_reach > g.band_row_words || band.len() < band_rows * g.band_row_words || g.channels == 0 {
+    if row_reach > g.band_row_words || plane < band_rows * g.band_row_words || band.len() < 4 * plane || g.channels < 4
+    {
         return false;
     }
-    let out_len = ((rows - 1) * columns + columns - 1) * g.channels + 1;
+    let out_len = ((rows - 1) * columns + columns - 1) * g.channels + 4;
     if output.len() < out_len {
         return false;
     }
-    let band_row = 4 * g.band_row_words;
-    // Each pass moves the row pointers 8·s bytes; a row of passes 2·s·OW.
-    args.row_delta = s * band_row - 2 * s * columns;
-    args.row_bytes = columns * g.channels;
-    args.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels);
-    args.band = band.as_ptr();
-    args.band_row = band_row;
-    args.output = output.as_mut_ptr();
-    args.channels = g.channels;
     let routine = match (s, g.phase, g.clamp) {
         (1, 1, 0) => microcnn_dwp_s1p1c0,
         (1, 1, 1) => microcnn_dwp_s1p1c1,
@@ -1376,17 +1387,29 @@ pub(crate) fn depthwise_plane(band: &[u32], output: &mut [i8], g: &PlaneGeometry
         (2, 0, _) => microcnn_dwp_s2p0c2,
         _ => return false,
     };
-    // SAFETY: output row y, pass at column x (a multiple of 4) reads band words
-    // [(y·s + r)·band_row_words + (s·x + phase)/2 ..= … + 3 (s1) or + 4 (s2)] for kernel
-    // rows r < 3, all below band_rows·band_row_words (checked above: row_reach ≤
-    // band_row_words), word-aligned as LDRD needs (`band` is a `u32` slice); it writes
-    // output bytes (y·OW + x + k)·C for k < 4, all below out_len ≤ output.len(). The
-    // loops end when the output pointer reaches row ends exactly (OW a multiple of 4) and
-    // then `output_end`. The routine follows the AAPCS: saves and restores r4–r11 and lr,
-    // uses 72 bytes of stack below them (the first 18 argument words) and releases
-    // them; r0–r3, r12 and the flags are caller-saved, which the `extern "C"` call
-    // assumes. SMLAD, SMLATB, SMLABT may set the Q flag, which nothing reads.
-    unsafe { routine(args) };
+    let band_row = 4 * g.band_row_words;
+    for (k, a) in args.iter_mut().enumerate() {
+        // Each pass moves the row pointers 8·s bytes; a row of passes 2·s·OW.
+        a.row_delta = s * band_row - 2 * s * columns;
+        a.row_bytes = columns * g.channels;
+        a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + k);
+        a.band = band.as_ptr().wrapping_add(k * plane);
+        a.band_row = band_row;
+        a.output = output.as_mut_ptr().wrapping_add(k);
+        a.channels = g.channels;
+    }
+    // SAFETY: channel k, output row y, pass at column x (a multiple of 4) reads band
+    // words k·plane + (y·s + r)·band_row_words + (s·x + phase)/2 + 0..=3 (s1) or 0..=4
+    // (s2) for kernel rows r < 3, all below k·plane + band_rows·band_row_words ≤ 4·plane
+    // ≤ band.len() (checked above: row_reach ≤ band_row_words), word-aligned as LDRD
+    // needs (`band` is a `u32` slice); it writes output bytes (y·OW + x + i)·C + k for
+    // i < 4, all below out_len ≤ output.len(). Its loops end when the output pointer
+    // reaches the row ends exactly (OW a multiple of 4), then `output_end`, after the
+    // four channels. The routine follows the AAPCS: saves and restores r4–r11 and lr,
+    // uses 80 bytes of stack below them and releases them; r0–r3, r12 and the flags are
+    // caller-saved, which the `extern "C"` call assumes. SMLAD, SMLATB and SMLABT may
+    // set the Q flag, which nothing reads.
+    unsafe { routine(args.as_ptr(), 4) };
     true
 }
 
