@@ -643,24 +643,48 @@ fn plane_args(
     clamp: usize,
     out: &mut [super::arch::arm_dsp::DwPlaneArgs; 4],
 ) -> bool {
+    use super::arch::arm_dsp::{sadd16, sxtb16, sxtb16_ror8};
     let quant = &params.quant;
-    // The group's nine taps, one word each (byte k: channel group + k).
-    let mut taps = [[0_i8; 4]; 9];
-    for (t, tap) in taps.iter_mut().enumerate() {
-        let at = t * channels + group;
-        match params.weights.get(at..at + 4) {
-            Some(src) => tap.copy_from_slice(src),
-            None => return false,
-        }
-    }
     let zp_out = quant.output_zero_point;
     if !(-128..=127).contains(&zp_out) {
         return false;
     }
+    // The group's nine taps, one word each (byte k: channel group + k), as `i16` lane
+    // pairs: channels (0, 2) and (1, 3).
+    let mut even = [0_u32; 9];
+    let mut odd = [0_u32; 9];
+    for t in 0..9 {
+        let at = t * channels + group;
+        let Some(&[b0, b1, b2, b3]) = params.weights.get(at..at + 4) else {
+            return false;
+        };
+        let word = u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]);
+        even[t] = sxtb16(word);
+        odd[t] = sxtb16_ror8(word);
+    }
+    // Σw of the four channels, lane-wise (|Σw| ≤ 9·128 fits a lane).
+    let (sum_even, sum_odd) = (1..9).fold((even[0], odd[0]), |(e, o), t| (sadd16(e, even[t]), sadd16(o, odd[t])));
+    let sums = [sum_even as i16, sum_odd as i16, (sum_even >> 16) as i16, (sum_odd >> 16) as i16];
+    // Per kernel row, the filter words of channels 0..4: (w0, w1) and (w1, w2), doubled.
+    let low_pair = |a: u32, b: u32| (a & 0xFFFF) | (b << 16);
+    let high_pair = |a: u32, b: u32| (a >> 16) | (b & 0xFFFF_0000);
+    for row in 0..3 {
+        let t = 3 * row;
+        for (j, (x, y)) in [(t, t + 1), (t + 1, t + 2)].into_iter().enumerate() {
+            let words = [
+                low_pair(even[x], even[y]),
+                low_pair(odd[x], odd[y]),
+                high_pair(even[x], even[y]),
+                high_pair(odd[x], odd[y]),
+            ];
+            for (a, w) in out.iter_mut().zip(words) {
+                a.filter[2 * row + j] = sadd16(w, w);
+            }
+        }
+    }
     let lower = i32::from(quant.act_min) + 128;
     for (k, a) in out.iter_mut().enumerate() {
         let c = group + k;
-        let w: [i32; 9] = core::array::from_fn(|t| i32::from(taps[t][k]));
         let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
         let multiplier = quant.multipliers.get(c);
         let shift = quant.shifts.get(c);
@@ -675,14 +699,9 @@ fn plane_args(
         let round = (1 + 2 * zp_out) << r;
         // |half| < 2^27 + 2^28 and |h| < 2^30: h + half stays inside i32.
         let half = if clamp >= 1 { round / 2 - (lower << r) } else { round / 2 };
-        let sum: i32 = w.iter().sum();
+        let sum = i32::from(sums[k]);
         let start = bias.wrapping_sub(input_zero_point.wrapping_mul(sum)).wrapping_mul(2);
         a.start = [start; 4];
-        for row in 0..3 {
-            let (w0, w1, w2) = (2 * w[3 * row], 2 * w[3 * row + 1], 2 * w[3 * row + 2]);
-            a.filter[2 * row] = lanes(w0, w1);
-            a.filter[2 * row + 1] = lanes(w1, w2);
-        }
         a.multiplier = multiplier;
         a.round = half;
         a.shift = r;
