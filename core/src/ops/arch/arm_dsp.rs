@@ -1140,10 +1140,34 @@ pub(crate) fn with_band<R>(words: usize, fill: u32, f: impl FnOnce(&mut [u32]) -
         return None;
     }
     let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BAND_WORDS];
-    for slot in &mut buf[..words] {
+    let eights = words / 8;
+    if eights > 0 {
+        // SAFETY: iteration i < eights writes words [8i, 8i + 8) of `buf`, inside it
+        // (8·eights ≤ words ≤ BAND_WORDS), word-aligned as STM needs; the pointer and
+        // counter are inout and discarded, the four value registers only read; SUBS
+        // clobbers the flags, which `asm!` assumes.
+        unsafe {
+            asm!(
+                "2:",
+                "stm {p}!, {{r2, r3, r4, r5}}",
+                "stm {p}!, {{r2, r3, r4, r5}}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) buf.as_mut_ptr() => _,
+                n = inout(reg) eights => _,
+                in("r2") fill,
+                in("r3") fill,
+                in("r4") fill,
+                in("r5") fill,
+                options(nostack)
+            )
+        };
+    }
+    for slot in &mut buf[8 * eights..words] {
         slot.write(fill);
     }
-    // SAFETY: the first `words` elements (words ≤ BAND_WORDS) were written just above,
+    // SAFETY: the first `words` elements (words ≤ BAND_WORDS) were written just above
+    // (the asm loop the first 8·eights, the Rust loop the rest),
     // so the slice covers initialised `u32`s only; `MaybeUninit<u32>` has the layout
     // of `u32`; the buffer outlives the borrow passed to `f`.
     let band = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u32>(), words) };
