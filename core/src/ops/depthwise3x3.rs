@@ -17,6 +17,13 @@
 //! `f = 2^(left_shift + 1)` is folded into the weights and the accumulator start, so
 //! the accumulator holds `f·x` and one `SMMULR` and four more instructions give the
 //! output (the table holds the multiplier, the rounding constant and the shift).
+//!
+//! Before all that, DSP cores try the channel-plane kernel (`planar`: stride 1 SAME
+//! or stride 2 with left padding 0, no dilation, channels and widths multiples of 4,
+//! right shifts 1–20): each group of four channels is widened once into four
+//! zero-point-padded `i16` bands on the stack (6 KiB), two horizontally adjacent pixels
+//! a word, and each channel's output plane is computed from its band, four outputs a
+//! pass, the requantization in four instructions (see `plane_args`).
 
 use super::conv::ConvParams;
 use super::{FastRequant, Requant};
