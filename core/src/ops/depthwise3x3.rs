@@ -18,7 +18,8 @@
 //! the accumulator holds `f·x` and one `SMMULR` and four more instructions give the
 //! output (the table holds the multiplier, the rounding constant and the shift).
 //!
-//! Before all that, DSP cores try the channel-plane kernel (`planar`: stride 1 SAME
+//! Before this kernel, DSP cores try the channel-plane kernel (`planar`, a separate
+//! call so that the two kernels' stack buffers are never live together: stride 1 SAME
 //! or stride 2 with left padding 0, no dilation, channels and widths multiples of 4,
 //! right shifts 1–20): each group of four channels is widened once into four
 //! zero-point-padded `i16` bands on the stack (6 KiB), two horizontally adjacent pixels
@@ -178,6 +179,7 @@ fn edge_table(table: &[u32], edge: &mut [u32], column: usize, input_zero_point: 
 /// Runs a 3×3, depth-multiplier-1 depthwise convolution; `false` (nothing useful
 /// written) when the layer is not of that kind or a channel's requantization has no
 /// proven fast form, for the caller to run another kernel.
+#[inline(never)]
 pub(crate) fn depthwise3x3_s8(
     input: &[i8],
     input_shape: Shape,
@@ -200,10 +202,6 @@ pub(crate) fn depthwise3x3_s8(
         || !(-128..=127).contains(&input_zero_point)
     {
         return false;
-    }
-    #[cfg(microcnn_arm_dsp)]
-    if planar(input, input_shape, input_zero_point, output, output_shape, params) {
-        return true;
     }
     let zp_byte = input_zero_point as i8;
     let act = (params.quant.act_min, params.quant.act_max);
@@ -547,7 +545,7 @@ pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Ru
 /// the layer is not of that kind.
 #[cfg(microcnn_arm_dsp)]
 #[inline(never)]
-fn planar(
+pub(crate) fn planar(
     input: &[i8],
     input_shape: Shape,
     input_zero_point: i32,
@@ -561,7 +559,12 @@ fn planar(
     let (height, width) = (input_shape.height, input_shape.width);
     let (out_h, out_w) = (output_shape.height, output_shape.width);
     let s = w.stride_w;
-    if w.stride_h != s
+    if w.kernel_h != 3
+        || w.kernel_w != 3
+        || params.depth_multiplier != 1
+        || output_shape.channels != channels
+        || !(-128..=127).contains(&input_zero_point)
+        || w.stride_h != s
         || !(1..=2).contains(&s)
         || w.dilation_h != 1
         || w.dilation_w != 1
