@@ -1439,7 +1439,7 @@ pub(crate) fn depthwise_planes(
 
 // Widens input rows of four channels into their bands (see `widen_planes`). Arguments
 // (words): input, pixel stride, chunks of four pixels per row, rows, band pointer,
-// plane stride (bytes), band bytes to skip after a row.
+// plane stride (bytes), band bytes to skip after a row. lr holds three pixel strides.
 core::arch::global_asm!(
     ".syntax unified",
     ".section .text.microcnn_dwp_widen,\"ax\",%progbits",
@@ -1452,6 +1452,7 @@ core::arch::global_asm!(
     "ldm r0, {{r0-r6}}",
     // locals: [sp] pixel stride (unused), [sp+4] chunks, [sp+8] rows left, [sp+12] skip
     "push {{r1, r2, r3, r6}}",
+    "add lr, r1, r1, lsl #1",
     "mov r2, r4",
     "add r3, r2, r5",
     "add r4, r3, r5",
@@ -1461,10 +1462,9 @@ core::arch::global_asm!(
     "2:",
     "ldr r7, [r0]",
     "ldr r8, [r0, r1]",
-    "add r0, r0, r1, lsl #1",
-    "ldr r9, [r0]",
-    "ldr r10, [r0, r1]",
-    "add r0, r0, r1, lsl #1",
+    "ldr r9, [r0, r1, lsl #1]",
+    "ldr r10, [r0, lr]",
+    "add r0, r0, r1, lsl #2",
     "pkhbt r11, r7, r8, lsl #16",
     "pkhtb r8, r8, r7, asr #16",
     "pkhbt r7, r9, r10, lsl #16",
@@ -1506,8 +1506,8 @@ extern "C" {
 /// (the word at `input[y·W·pixel + x·pixel ..][..4]`, channels 0–3) goes to `i16`
 /// lane `x` of row `y` of band `k` (word `first + k·plane + y·band_row + x/2` of
 /// `bands`); `false` (nothing done) when a slice is too short or the width is not a
-/// multiple of 4. 24 instructions per four pixels (16 values): four `LDR`, four
-/// `PKH`, eight `SXTB16`, four `STRD`, plus 9 per row.
+/// multiple of 4. 23 instructions per four pixels (16 values): four `LDR`, four
+/// `PKH`, eight `SXTB16`, four `STRD`, plus 10 per row.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn widen_planes(
