@@ -653,7 +653,7 @@ fn plane_args(
     clamp: usize,
     out: &mut [super::arch::arm_dsp::DwPlaneArgs; 4],
 ) -> bool {
-    use super::arch::arm_dsp::{sadd16, sxtb16, sxtb16_ror8};
+    use super::arch::arm_dsp::{le_i32, sadd16, sxtb16, sxtb16_ror8};
     let quant = &params.quant;
     let zp_out = quant.output_zero_point;
     if !(-128..=127).contains(&zp_out) {
@@ -695,9 +695,9 @@ fn plane_args(
     let lower = i32::from(quant.act_min) + 128;
     for (k, a) in out.iter_mut().enumerate() {
         let c = group + k;
-        let bias = quant.bias.as_ref().map_or(0, |b| b.get(c));
-        let multiplier = quant.multipliers.get(c);
-        let shift = quant.shifts.get(c);
+        let bias = quant.bias.as_ref().map_or(0, |b| le_i32(b.0, c));
+        let multiplier = le_i32(quant.multipliers.0, c);
+        let shift = le_i32(quant.shifts.0, c);
         // FastRequant's conditions for left shift 0 (f = 2), here with margins that
         // keep every value inside i32 without 64-bit arithmetic: right shift r in
         // 1..=20, x = |acc| + |bias| < 2^28 with |acc| ≤ 255·9·128 = 293,760, so

@@ -1128,6 +1128,22 @@ impl DwPlaneArgs {
     };
 }
 
+/// Value `i` of a little-endian `i32` array stored as bytes (any alignment), or 0 past
+/// the end: one unaligned `LDR` (byte loads and shifts in plain Rust).
+#[inline(always)]
+pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
+    let Some(b) = bytes.get(4 * i..4 * i + 4) else {
+        return 0;
+    };
+    let r: i32;
+    // SAFETY: reads the four bytes of `b`, inside the slice (checked above); unaligned
+    // LDR is allowed on ARMv7E-M and ARMv8-M Mainline, which are little-endian here.
+    unsafe {
+        asm!("ldr {r}, [{p}]", r = lateout(reg) r, p = in(reg) b.as_ptr(), options(pure, readonly, nostack, preserves_flags))
+    };
+    r
+}
+
 /// Words of the channel-plane kernel's bands on the stack (6 KiB: four planes).
 pub(crate) const BAND_WORDS: usize = 1536;
 
