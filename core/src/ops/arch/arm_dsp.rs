@@ -835,244 +835,6 @@ pub fn clamp_bytes(out: &mut [i8], lo: i8, hi: i8) {
     }
 }
 
-// ---- depthwise / pooling / add (kdw) ----
-
-/// `dst[..4k] = src[..4k]` one word at a time, `k = min(dst.len(), src.len()) / 4`:
-/// the depthwise kernel's border patches and padded rows (a Rust loop there becomes a
-/// `memcpy` call, and a `memset` of the empty tail: ~100 instructions per 16 bytes;
-/// this is 4 per word).
-#[inline(always)]
-pub fn copy_words(dst: &mut [i8], src: &[i8]) {
-    let words = dst.len().min(src.len()) / 4;
-    if words == 0 {
-        return;
-    }
-    // SAFETY: iteration i < words reads src bytes [4i, 4i + 4) and writes dst bytes
-    // [4i, 4i + 4), inside both slices (words ≥ 1 by the check above); unaligned LDR/STR
-    // are allowed on ARMv7E-M and ARMv8-M Mainline. SUBS clobbers the flags, which
-    // `asm!` assumes.
-    unsafe {
-        asm!(
-            "2:",
-            "ldr {t}, [{s}], #4",
-            "str {t}, [{d}], #4",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            s = inout(reg) src.as_ptr() => _,
-            d = inout(reg) dst.as_mut_ptr() => _,
-            n = inout(reg) words => _,
-            t = out(reg) _,
-            options(nostack)
-        )
-    };
-}
-
-/// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly: the first seven
-/// words become its stack locals as they are, the last four its registers).
-#[repr(C)]
-struct Dw3x3Args {
-    act_min: u32,
-    act_max: u32,
-    table_end: *const u32,
-    table: *const u32,
-    /// Input bytes from the end of one pixel's groups to the next pixel's start.
-    in_step: usize,
-    /// Output bytes from the end of one pixel's groups to the next pixel's start.
-    out_step: usize,
-    pixels: usize,
-    input: *const i8,
-    col: usize,
-    row: usize,
-    output: *mut i8,
-}
-
-// The 3×3 depthwise kernel of `ops::depthwise3x3` (table layout and arithmetic
-// documented there). r0: input (tap 0 of the group), r1: column step, r2: row step,
-// r3: table, r4–r7: the four channels' accumulators, r8–r12: taps, lanes and weights,
-// lr: output. Per group: 14 instructions per tap pair of four channels (two loads, two
-// PKH, four SXTB16, four SMLAD, two LDRD; the first pair's weights come with the
-// accumulator starts in one LDM), 9 for tap 8, 5 per requantization (the constants
-// of four channels in three LDMs), 9 to pack, clamp, store and loop: 101 in all; 97
-// in a second copy of the loop without the clamp, run when its range is all of int8.
-core::arch::global_asm!(
-    ".syntax unified",
-    ".section .text.microcnn_dw3x3_groups,\"ax\",%progbits",
-    ".p2align 2",
-    ".thumb_func",
-    ".type microcnn_dw3x3_groups, %function",
-    "microcnn_dw3x3_groups:",
-    "push {{r4-r11, lr}}",
-    // Locals: [sp] act_min, [sp+4] act_max, [sp+8] table end (one LDM reads the
-    // three), [sp+12] table, [sp+16] in_step, [sp+20] out_step, [sp+24] pixels left
-    // (another LDM reads these four): the first seven words of the arguments, pushed
-    // as they are.
-    "ldm r0!, {{r1-r7}}",
-    "push {{r1-r7}}",
-    "ldm r0, {{r0, r1, r2, lr}}",
-    // One tap pair: input words in r8, r9, the first two weight words in r11, r12
-    // (loaded here when `load` is 1), the last LDRD advancing the table by `step`.
-    ".macro MICROCNN_DW_PAIR load, step",
-    "pkhbt r10, r8, r9, lsl #16",
-    "pkhtb r8, r9, r8, asr #16",
-    ".if \\load",
-    "ldrd r11, r12, [r3], #8",
-    ".endif",
-    "sxtb16 r9, r10",
-    "smlad r4, r9, r11, r4",
-    "sxtb16 r10, r10, ror #8",
-    "smlad r5, r10, r12, r5",
-    "ldrd r11, r12, [r3], #\\step",
-    "sxtb16 r9, r8",
-    "smlad r6, r9, r11, r6",
-    "sxtb16 r8, r8, ror #8",
-    "smlad r7, r8, r12, r7",
-    ".endm",
-    // acc = saturate8(((2h + (h >> 31) + round) >> shift)), h = SMMULR(acc, M).
-    ".macro MICROCNN_DW_REQUANT acc, m, round, shift",
-    "smmulr \\acc, \\acc, \\m",
-    "add \\round, \\round, \\acc, lsl #1",
-    "add \\round, \\round, \\acc, asr #31",
-    "asr \\round, \\round, \\shift",
-    "ssat \\acc, #8, \\round",
-    ".endm",
-    // The group and pixel loop, with or without the clamp.
-    ".macro MICROCNN_DW_LOOP clamp",
-    "2:",
-    // accumulator starts and the first pair's weights of channels 0, 1
-    "ldm r3!, {{r4-r7, r11, r12}}",
-    // taps (0,0), (0,1)
-    "ldr r8, [r0]",
-    "ldr r9, [r0, r1]",
-    "MICROCNN_DW_PAIR 0, 8",
-    // taps (0,2), (1,0)
-    "ldr r8, [r0, r1, lsl #1]",
-    "ldr r9, [r0, r2]",
-    "MICROCNN_DW_PAIR 1, 8",
-    // taps (1,1), (1,2)
-    "add r9, r0, r2",
-    "ldr r8, [r9, r1]",
-    "ldr r9, [r9, r1, lsl #1]",
-    "MICROCNN_DW_PAIR 1, 8",
-    // tap (2,2) before taps (2,0), (2,1), r10 keeping the row: lanes (c0, c2) and
-    // (c1, c3), one product each, its weights 16 bytes on
-    "add r10, r0, r2, lsl #1",
-    "ldr r9, [r10, r1, lsl #1]",
-    "ldrd r11, r12, [r3, #16]",
-    "sxtb16 r8, r9",
-    "sxtb16 r9, r9, ror #8",
-    "smlabb r4, r8, r11, r4",
-    "smlatt r6, r8, r11, r6",
-    "smlabb r5, r9, r12, r5",
-    "smlatt r7, r9, r12, r7",
-    // taps (2,0), (2,1); the table then skips tap 8's words
-    "ldr r8, [r10]",
-    "ldr r9, [r10, r1]",
-    "MICROCNN_DW_PAIR 1, 16",
-    "add r0, r0, #4",
-    // multipliers, rounding constants and shifts: M0 R0 S0 M1 R1 | S1 M2 R2 | S2 M3 R3 S3
-    "ldm r3!, {{r8-r12}}",
-    "MICROCNN_DW_REQUANT r4, r8, r9, r10",
-    "ldm r3!, {{r8-r10}}",
-    "MICROCNN_DW_REQUANT r5, r11, r12, r8",
-    "bfi r4, r5, #8, #8",
-    "ldm r3!, {{r5, r8, r11, r12}}",
-    "MICROCNN_DW_REQUANT r6, r9, r10, r5",
-    "bfi r4, r6, #16, #8",
-    "MICROCNN_DW_REQUANT r7, r8, r11, r12",
-    "bfi r4, r7, #24, #8",
-    // clamp to [act_min, act_max] per byte (unless the range is all of int8), store,
-    // next group until the table end
-    ".if \\clamp",
-    "ldm sp, {{r8-r10}}",
-    "ssub8 r12, r4, r8",
-    "sel r4, r4, r8",
-    "ssub8 r12, r4, r9",
-    "sel r4, r9, r4",
-    ".else",
-    "ldr r10, [sp, #8]",
-    ".endif",
-    "str r4, [lr], #4",
-    "cmp r3, r10",
-    "bne 2b",
-    // next pixel: the table again, the steps, one pixel fewer
-    "add r12, sp, #12",
-    "ldm r12, {{r3, r8, r9, r10}}",
-    "add r0, r0, r8",
-    "add lr, lr, r9",
-    "subs r10, r10, #1",
-    "str r10, [sp, #24]",
-    "bne 2b",
-    ".endm",
-    "ldr r3, [sp, #12]",
-    // act_min = -128 and act_max = 127 in every byte: the loop without the clamp
-    "ldrd r8, r9, [sp]",
-    "cmp r8, #0x80808080",
-    "it eq",
-    "cmpeq r9, #0x7f7f7f7f",
-    "beq 4f",
-    "MICROCNN_DW_LOOP 1",
-    "b 3f",
-    "4:",
-    "MICROCNN_DW_LOOP 0",
-    "3:",
-    "add sp, sp, #28",
-    "pop {{r4-r11, pc}}",
-    ".purgem MICROCNN_DW_PAIR",
-    ".purgem MICROCNN_DW_REQUANT",
-    ".purgem MICROCNN_DW_LOOP",
-    ".size microcnn_dw3x3_groups, . - microcnn_dw3x3_groups",
-    ".text",
-);
-
-extern "C" {
-    fn microcnn_dw3x3_groups(args: *const Dw3x3Args);
-}
-
-/// The 3×3 depthwise kernel (`ops::depthwise3x3`): `run.pixels` output pixels of
-/// `run.groups` groups of four channels, reading `input` from its start and writing
-/// `output` from its start; `false` (nothing done) when a slice is shorter than the
-/// run needs. 101 instructions per group and pixel (36 multiply-accumulates), 97 when
-/// `act` is all of int8 (no clamp). Not
-/// inlined: the driver calls it from four places (flash).
-#[inline(never)]
-pub(crate) fn depthwise3x3_groups(
-    input: &[i8],
-    output: &mut [i8],
-    table: &[u32],
-    run: &crate::ops::depthwise3x3::Run,
-    act: (i8, i8),
-) -> bool {
-    let Some((reach, out_len)) = run.extent() else {
-        return false;
-    };
-    if reach > input.len() || out_len > output.len() || table.len() < 34 * run.groups {
-        return false;
-    }
-    let args = Dw3x3Args {
-        act_min: u32::from_le_bytes([act.0 as u8; 4]),
-        act_max: u32::from_le_bytes([act.1 as u8; 4]),
-        table_end: table.as_ptr().wrapping_add(34 * run.groups),
-        table: table.as_ptr(),
-        in_step: run.in_step.wrapping_sub(4 * run.groups),
-        out_step: run.out_step.wrapping_sub(4 * run.groups),
-        pixels: run.pixels,
-        input: input.as_ptr(),
-        col: run.col,
-        row: run.row,
-        output: output.as_mut_ptr(),
-    };
-    // SAFETY: the routine reads input bytes [0, reach) (pixel p, group g, tap (i, j),
-    // byte k at p·in_step + 4·g + i·row + j·col + k, checked above), table words
-    // [0, 34·groups) (word-aligned `u32`s, as LDM and LDRD need), and writes output
-    // bytes [0, out_len) (p·out_step + 4·g + k); unaligned LDR/STR are allowed on
-    // ARMv7E-M and ARMv8-M Mainline; it reads the eleven words of `args`. It follows
-    // the AAPCS: saves and restores r4–r11 and lr, uses 28 bytes of stack below them
-    // (the first seven argument words), returns nothing; r0–r3 and r12 and the flags
-    // are caller-saved, which the `extern "C"` call assumes.
-    unsafe { microcnn_dw3x3_groups(&args) };
-    true
-}
-
 // ---- depthwise 3×3, channel planes (dw5) ----
 
 /// Arguments of the `microcnn_dwp_*` routines: the first 18 words become the routine's
@@ -1562,5 +1324,243 @@ pub(crate) fn widen_planes(
     // AAPCS (saves and restores r4–r11 and lr, releases its 16 bytes of locals); r0–r3,
     // r12 and the flags are caller-saved, which the `extern "C"` call assumes.
     unsafe { microcnn_dwp_widen(args.as_ptr()) };
+    true
+}
+
+// ---- depthwise / pooling / add (kdw) ----
+
+/// `dst[..4k] = src[..4k]` one word at a time, `k = min(dst.len(), src.len()) / 4`:
+/// the depthwise kernel's border patches and padded rows (a Rust loop there becomes a
+/// `memcpy` call, and a `memset` of the empty tail: ~100 instructions per 16 bytes;
+/// this is 4 per word).
+#[inline(always)]
+pub fn copy_words(dst: &mut [i8], src: &[i8]) {
+    let words = dst.len().min(src.len()) / 4;
+    if words == 0 {
+        return;
+    }
+    // SAFETY: iteration i < words reads src bytes [4i, 4i + 4) and writes dst bytes
+    // [4i, 4i + 4), inside both slices (words ≥ 1 by the check above); unaligned LDR/STR
+    // are allowed on ARMv7E-M and ARMv8-M Mainline. SUBS clobbers the flags, which
+    // `asm!` assumes.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) words => _,
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// Arguments of `microcnn_dw3x3_groups` (offsets fixed by the assembly: the first seven
+/// words become its stack locals as they are, the last four its registers).
+#[repr(C)]
+struct Dw3x3Args {
+    act_min: u32,
+    act_max: u32,
+    table_end: *const u32,
+    table: *const u32,
+    /// Input bytes from the end of one pixel's groups to the next pixel's start.
+    in_step: usize,
+    /// Output bytes from the end of one pixel's groups to the next pixel's start.
+    out_step: usize,
+    pixels: usize,
+    input: *const i8,
+    col: usize,
+    row: usize,
+    output: *mut i8,
+}
+
+// The 3×3 depthwise kernel of `ops::depthwise3x3` (table layout and arithmetic
+// documented there). r0: input (tap 0 of the group), r1: column step, r2: row step,
+// r3: table, r4–r7: the four channels' accumulators, r8–r12: taps, lanes and weights,
+// lr: output. Per group: 14 instructions per tap pair of four channels (two loads, two
+// PKH, four SXTB16, four SMLAD, two LDRD; the first pair's weights come with the
+// accumulator starts in one LDM), 9 for tap 8, 5 per requantization (the constants
+// of four channels in three LDMs), 9 to pack, clamp, store and loop: 101 in all; 97
+// in a second copy of the loop without the clamp, run when its range is all of int8.
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.microcnn_dw3x3_groups,\"ax\",%progbits",
+    ".p2align 2",
+    ".thumb_func",
+    ".type microcnn_dw3x3_groups, %function",
+    "microcnn_dw3x3_groups:",
+    "push {{r4-r11, lr}}",
+    // Locals: [sp] act_min, [sp+4] act_max, [sp+8] table end (one LDM reads the
+    // three), [sp+12] table, [sp+16] in_step, [sp+20] out_step, [sp+24] pixels left
+    // (another LDM reads these four): the first seven words of the arguments, pushed
+    // as they are.
+    "ldm r0!, {{r1-r7}}",
+    "push {{r1-r7}}",
+    "ldm r0, {{r0, r1, r2, lr}}",
+    // One tap pair: input words in r8, r9, the first two weight words in r11, r12
+    // (loaded here when `load` is 1), the last LDRD advancing the table by `step`.
+    ".macro MICROCNN_DW_PAIR load, step",
+    "pkhbt r10, r8, r9, lsl #16",
+    "pkhtb r8, r9, r8, asr #16",
+    ".if \\load",
+    "ldrd r11, r12, [r3], #8",
+    ".endif",
+    "sxtb16 r9, r10",
+    "smlad r4, r9, r11, r4",
+    "sxtb16 r10, r10, ror #8",
+    "smlad r5, r10, r12, r5",
+    "ldrd r11, r12, [r3], #\\step",
+    "sxtb16 r9, r8",
+    "smlad r6, r9, r11, r6",
+    "sxtb16 r8, r8, ror #8",
+    "smlad r7, r8, r12, r7",
+    ".endm",
+    // acc = saturate8(((2h + (h >> 31) + round) >> shift)), h = SMMULR(acc, M).
+    ".macro MICROCNN_DW_REQUANT acc, m, round, shift",
+    "smmulr \\acc, \\acc, \\m",
+    "add \\round, \\round, \\acc, lsl #1",
+    "add \\round, \\round, \\acc, asr #31",
+    "asr \\round, \\round, \\shift",
+    "ssat \\acc, #8, \\round",
+    ".endm",
+    // The group and pixel loop, with or without the clamp.
+    ".macro MICROCNN_DW_LOOP clamp",
+    "2:",
+    // accumulator starts and the first pair's weights of channels 0, 1
+    "ldm r3!, {{r4-r7, r11, r12}}",
+    // taps (0,0), (0,1)
+    "ldr r8, [r0]",
+    "ldr r9, [r0, r1]",
+    "MICROCNN_DW_PAIR 0, 8",
+    // taps (0,2), (1,0)
+    "ldr r8, [r0, r1, lsl #1]",
+    "ldr r9, [r0, r2]",
+    "MICROCNN_DW_PAIR 1, 8",
+    // taps (1,1), (1,2)
+    "add r9, r0, r2",
+    "ldr r8, [r9, r1]",
+    "ldr r9, [r9, r1, lsl #1]",
+    "MICROCNN_DW_PAIR 1, 8",
+    // tap (2,2) before taps (2,0), (2,1), r10 keeping the row: lanes (c0, c2) and
+    // (c1, c3), one product each, its weights 16 bytes on
+    "add r10, r0, r2, lsl #1",
+    "ldr r9, [r10, r1, lsl #1]",
+    "ldrd r11, r12, [r3, #16]",
+    "sxtb16 r8, r9",
+    "sxtb16 r9, r9, ror #8",
+    "smlabb r4, r8, r11, r4",
+    "smlatt r6, r8, r11, r6",
+    "smlabb r5, r9, r12, r5",
+    "smlatt r7, r9, r12, r7",
+    // taps (2,0), (2,1); the table then skips tap 8's words
+    "ldr r8, [r10]",
+    "ldr r9, [r10, r1]",
+    "MICROCNN_DW_PAIR 1, 16",
+    "add r0, r0, #4",
+    // multipliers, rounding constants and shifts: M0 R0 S0 M1 R1 | S1 M2 R2 | S2 M3 R3 S3
+    "ldm r3!, {{r8-r12}}",
+    "MICROCNN_DW_REQUANT r4, r8, r9, r10",
+    "ldm r3!, {{r8-r10}}",
+    "MICROCNN_DW_REQUANT r5, r11, r12, r8",
+    "bfi r4, r5, #8, #8",
+    "ldm r3!, {{r5, r8, r11, r12}}",
+    "MICROCNN_DW_REQUANT r6, r9, r10, r5",
+    "bfi r4, r6, #16, #8",
+    "MICROCNN_DW_REQUANT r7, r8, r11, r12",
+    "bfi r4, r7, #24, #8",
+    // clamp to [act_min, act_max] per byte (unless the range is all of int8), store,
+    // next group until the table end
+    ".if \\clamp",
+    "ldm sp, {{r8-r10}}",
+    "ssub8 r12, r4, r8",
+    "sel r4, r4, r8",
+    "ssub8 r12, r4, r9",
+    "sel r4, r9, r4",
+    ".else",
+    "ldr r10, [sp, #8]",
+    ".endif",
+    "str r4, [lr], #4",
+    "cmp r3, r10",
+    "bne 2b",
+    // next pixel: the table again, the steps, one pixel fewer
+    "add r12, sp, #12",
+    "ldm r12, {{r3, r8, r9, r10}}",
+    "add r0, r0, r8",
+    "add lr, lr, r9",
+    "subs r10, r10, #1",
+    "str r10, [sp, #24]",
+    "bne 2b",
+    ".endm",
+    "ldr r3, [sp, #12]",
+    // act_min = -128 and act_max = 127 in every byte: the loop without the clamp
+    "ldrd r8, r9, [sp]",
+    "cmp r8, #0x80808080",
+    "it eq",
+    "cmpeq r9, #0x7f7f7f7f",
+    "beq 4f",
+    "MICROCNN_DW_LOOP 1",
+    "b 3f",
+    "4:",
+    "MICROCNN_DW_LOOP 0",
+    "3:",
+    "add sp, sp, #28",
+    "pop {{r4-r11, pc}}",
+    ".purgem MICROCNN_DW_PAIR",
+    ".purgem MICROCNN_DW_REQUANT",
+    ".purgem MICROCNN_DW_LOOP",
+    ".size microcnn_dw3x3_groups, . - microcnn_dw3x3_groups",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dw3x3_groups(args: *const Dw3x3Args);
+}
+
+/// The 3×3 depthwise kernel (`ops::depthwise3x3`): `run.pixels` output pixels of
+/// `run.groups` groups of four channels, reading `input` from its start and writing
+/// `output` from its start; `false` (nothing done) when a slice is shorter than the
+/// run needs. 101 instructions per group and pixel (36 multiply-accumulates), 97 when
+/// `act` is all of int8 (no clamp). Not
+/// inlined: the driver calls it from four places (flash).
+#[inline(never)]
+pub(crate) fn depthwise3x3_groups(
+    input: &[i8],
+    output: &mut [i8],
+    table: &[u32],
+    run: &crate::ops::depthwise3x3::Run,
+    act: (i8, i8),
+) -> bool {
+    let Some((reach, out_len)) = run.extent() else {
+        return false;
+    };
+    if reach > input.len() || out_len > output.len() || table.len() < 34 * run.groups {
+        return false;
+    }
+    let args = Dw3x3Args {
+        act_min: u32::from_le_bytes([act.0 as u8; 4]),
+        act_max: u32::from_le_bytes([act.1 as u8; 4]),
+        table_end: table.as_ptr().wrapping_add(34 * run.groups),
+        table: table.as_ptr(),
+        in_step: run.in_step.wrapping_sub(4 * run.groups),
+        out_step: run.out_step.wrapping_sub(4 * run.groups),
+        pixels: run.pixels,
+        input: input.as_ptr(),
+        col: run.col,
+        row: run.row,
+        output: output.as_mut_ptr(),
+    };
+    // SAFETY: the routine reads input bytes [0, reach) (pixel p, group g, tap (i, j),
+    // byte k at p·in_step + 4·g + i·row + j·col + k, checked above), table words
+    // [0, 34·groups) (word-aligned `u32`s, as LDM and LDRD need), and writes output
+    // bytes [0, out_len) (p·out_step + 4·g + k); unaligned LDR/STR are allowed on
+    // ARMv7E-M and ARMv8-M Mainline; it reads the eleven words of `args`. It follows
+    // the AAPCS: saves and restores r4–r11 and lr, uses 28 bytes of stack below them
+    // (the first seven argument words), returns nothing; r0–r3 and r12 and the flags
+    // are caller-saved, which the `extern "C"` call assumes.
+    unsafe { microcnn_dw3x3_groups(&args) };
     true
 }
