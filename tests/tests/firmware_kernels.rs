@@ -249,7 +249,7 @@ fn models() -> Vec<(String, Vec<u8>)> {
         models.push((format!("{case:?}"), depthwise_model(case, 40 + i as u64)));
     }
     // The channel-plane kernel of DSP cores (3×3, stride 1 SAME or stride 2 with left
-    // padding 0, channels and widths multiples of 4): one and five channel groups, odd
+    // padding 0, channels and widths multiples of 4): one to five channel groups, odd
     // heights, each clamp kind (none; ReLU6 at scale 0.05, both ends; ReLU6 at scale
     // 0.02, the lower end only).
     for (i, (shape, stride, relu6, scale)) in [
@@ -259,6 +259,9 @@ fn models() -> Vec<(String, Vec<u8>)> {
         ((9, 8, 12), 2, true, 0.05),
         ((10, 16, 8), 2, true, 0.02),
         ((11, 12, 4), 2, false, 0.05),
+        // Planes larger than the band buffer: bands of 19 and 8 output rows.
+        ((40, 32, 4), 1, true, 0.05),
+        ((44, 40, 8), 2, false, 0.05),
     ]
     .into_iter()
     .enumerate()

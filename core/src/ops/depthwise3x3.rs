@@ -22,9 +22,10 @@
 //! call so that the two kernels' stack buffers are never live together: stride 1 SAME
 //! or stride 2 with left padding 0, no dilation, channels and widths multiples of 4,
 //! right shifts 1–20): each group of four channels is widened once into four
-//! zero-point-padded `i16` bands on the stack (6 KiB), two horizontally adjacent pixels
-//! a word, and each channel's output plane is computed from its band, four outputs a
-//! pass, the requantization in four instructions (see `plane_args`).
+//! zero-point-padded `i16` bands on the stack (6 KiB; larger planes in bands of output
+//! rows), two horizontally adjacent pixels a word, and each channel's output plane is
+//! computed from its band, four outputs a pass, the requantization in four
+//! instructions (see `plane_args`).
 
 use super::conv::ConvParams;
 use super::{FastRequant, Requant};
@@ -535,8 +536,9 @@ pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Ru
 
 /// The channel-plane kernel: stride 1 or 2, no dilation, channels, input and output
 /// widths multiples of 4, every channel's requantization in the four-instruction form
-/// (see [`plane_args`]), the four planes of a channel group within the band buffer
-/// (`arm_dsp::BAND_WORDS`, 6 KiB of stack).
+/// (see [`plane_args`]); planes whose four bands exceed the band buffer
+/// (`arm_dsp::BAND_WORDS`, 6 KiB of stack) run in bands of output rows, each band's
+/// input rows widened (the two or one rows shared with the next band again).
 /// Per group of four channels the input plane is widened once into four bands (`i16`,
 /// two horizontally adjacent pixels a word, padded with the input zero point, so the
 /// padded taps add nothing after the zero-point term of the start); then each channel's
@@ -585,15 +587,17 @@ pub(crate) fn planar(
         return false;
     }
     let first_col = w.pad_left + phase;
-    let band_rows = (out_h - 1) * s + 3;
     let reach = if s == 1 { out_w / 2 + 2 } else { out_w + 1 };
     let row_words = reach.max((first_col + width).div_ceil(2));
-    let plane = band_rows * row_words;
-    if 4 * plane > BAND_WORDS || w.pad_top >= band_rows {
+    // Output rows per band: as many as four planes of their input rows fit the buffer.
+    let fit_rows = BAND_WORDS / (4 * row_words);
+    if fit_rows < 3 {
         return false;
     }
-    // Input rows the outputs read (VALID may leave the last ones out).
-    let in_rows = height.min(band_rows - w.pad_top);
+    let band_out = ((fit_rows - 3) / s + 1).min(out_h);
+    let band_rows = (band_out - 1) * s + 3;
+    let plane = band_rows * row_words;
+    let single = band_out == out_h;
     let quant = &params.quant;
     let (lo, hi) = (i32::from(quant.act_min), i32::from(quant.act_max));
     let clamp = if hi < 127 {
@@ -603,8 +607,14 @@ pub(crate) fn planar(
     } else {
         0
     };
-    let geometry =
+    let full =
         PlaneGeometry { stride: s, phase, clamp, rows: out_h, columns: out_w, band_row_words: row_words, channels };
+    if single && w.pad_top >= band_rows {
+        return false;
+    }
+    // Input rows the outputs read (VALID may leave the last ones out).
+    let full_rows = height.min(band_rows - w.pad_top);
+    let full_first = w.pad_top * row_words + first_col / 2;
     let zp_pair = lanes(input_zero_point, input_zero_point);
     with_band(4 * plane, zp_pair, |band| {
         let mut args = [DwPlaneArgs::ZERO; 4];
@@ -613,18 +623,67 @@ pub(crate) fn planar(
             if !plane_args(params, channels, group, input_zero_point, clamp, &mut args) {
                 return false;
             }
-            let Some(x) = input.get(group..) else {
-                return false;
-            };
-            let first = w.pad_top * row_words + first_col / 2;
-            if !widen_planes(x, channels, width, in_rows, band, plane, row_words, first) {
-                return false;
+            if single {
+                // The whole plane in one band, its pad rows never written.
+                let Some(x) = input.get(group..) else {
+                    return false;
+                };
+                if !widen_planes(x, channels, width, full_rows, band, plane, row_words, full_first) {
+                    return false;
+                }
+                let Some(y) = output.get_mut(group..) else {
+                    return false;
+                };
+                if !depthwise_planes(band, plane, y, &full, &mut args) {
+                    return false;
+                }
+                group += 4;
+                continue;
             }
-            let Some(y) = output.get_mut(group..) else {
-                return false;
-            };
-            if !depthwise_planes(band, plane, y, &geometry, &mut args) {
-                return false;
+            let mut y0 = 0;
+            while y0 < out_h {
+                let rows = band_out.min(out_h - y0);
+                // Padded rows p0..p0 + used of this band; the input rows among them.
+                let (p0, used) = (y0 * s, (rows - 1) * s + 3);
+                let in_lo = p0.saturating_sub(w.pad_top).min(height);
+                let in_hi = (p0 + used).saturating_sub(w.pad_top).min(height);
+                let top = (in_lo + w.pad_top).saturating_sub(p0).min(used);
+                let bottom = (in_hi + w.pad_top).saturating_sub(p0).min(used).max(top);
+                // Band rows holding no input row: back to the zero point (an earlier band
+                // or group may have written them).
+                for k in 0..4 {
+                    for r in (0..top).chain(bottom..used) {
+                        let at = k * plane + r * row_words;
+                        if let Some(cells) = band.get_mut(at..at + row_words) {
+                            cells.fill(zp_pair);
+                        }
+                    }
+                }
+                if bottom > top {
+                    let Some(x) = input.get(in_lo * width * channels + group..) else {
+                        return false;
+                    };
+                    let first = top * row_words + first_col / 2;
+                    if !widen_planes(x, channels, width, bottom - top, band, plane, row_words, first) {
+                        return false;
+                    }
+                }
+                let geometry = PlaneGeometry {
+                    stride: s,
+                    phase,
+                    clamp,
+                    rows,
+                    columns: out_w,
+                    band_row_words: row_words,
+                    channels,
+                };
+                let Some(y) = output.get_mut(y0 * out_w * channels + group..) else {
+                    return false;
+                };
+                if !depthwise_planes(band, plane, y, &geometry, &mut args) {
+                    return false;
+                }
+                y0 += rows;
             }
             group += 4;
         }
