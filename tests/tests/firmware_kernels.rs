@@ -86,12 +86,18 @@ struct Dw {
 }
 
 fn depthwise_model(case: Dw, seed: u64) -> Vec<u8> {
+    depthwise_model_scaled(case, seed, 0.05)
+}
+
+/// [`depthwise_model`] with output scale `scale` (0.02: a ReLU6 whose upper end,
+/// `zp + 6 / 0.02`, lies past 127, so only the lower clamp acts).
+fn depthwise_model_scaled(case: Dw, seed: u64, scale: f32) -> Vec<u8> {
     let mut b = Builder::new(seed);
     let (h, w, c) = case.shape;
     let input = b.tensor(Shape::new(h, w, c), 0.02, -7 + seed as i32 % 11);
     let (window, oh, ow) = window(Shape::new(h, w, c), case.kernel, case.stride, case.dilation, case.same);
     let out_c = c * case.multiplier;
-    let (scale, zp) = (0.05_f32, (seed as i32 % 9) - 4);
+    let zp = (seed as i32 % 9) - 4;
     let output = b.tensor(Shape::new(oh, ow, out_c), scale, zp);
     let (multipliers, shifts) = (0..out_c)
         .map(|_| quantize_multiplier(0.02 * (0.002 + 0.02 * f64::from(b.rng.unit())) / f64::from(scale)))
@@ -241,6 +247,27 @@ fn models() -> Vec<(String, Vec<u8>)> {
     }
     for (i, case) in cases.into_iter().enumerate() {
         models.push((format!("{case:?}"), depthwise_model(case, 40 + i as u64)));
+    }
+    // The channel-plane kernel of DSP cores (3×3, stride 1 SAME or stride 2 with left
+    // padding 0, channels and widths multiples of 4): one to five channel groups, odd
+    // heights, each clamp kind (none; ReLU6 at scale 0.05, both ends; ReLU6 at scale
+    // 0.02, the lower end only).
+    for (i, (shape, stride, relu6, scale)) in [
+        ((8, 8, 4), 1, false, 0.05),
+        ((7, 12, 8), 1, true, 0.02),
+        ((6, 4, 20), 1, true, 0.05),
+        ((9, 8, 12), 2, true, 0.05),
+        ((10, 16, 8), 2, true, 0.02),
+        ((11, 12, 4), 2, false, 0.05),
+        // Planes larger than the band buffer: bands of 19 and 8 output rows.
+        ((40, 32, 4), 1, true, 0.05),
+        ((44, 40, 8), 2, false, 0.05),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let case = dw(shape, 3, stride, 1, true, 1, relu6);
+        models.push((format!("{case:?} scale {scale}"), depthwise_model_scaled(case, 100 + i as u64, scale)));
     }
     for (i, (shape, kernel, stride, same)) in [
         ((28, 28, 8), 2, 2, false),

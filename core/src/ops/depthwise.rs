@@ -22,7 +22,8 @@ const CHANNEL_BLOCK: usize = 32;
 /// weights per tap, widened to `i16` lanes (`SXTB16`, the input offset added with
 /// `SADD16`) on DSP cores, four accumulators in registers, the requantization
 /// prepared once per block of channels. Other multipliers run the
-/// [reference kernel](mod@super::reference). Scratch: none (1 KiB of stack).
+/// [reference kernel](mod@super::reference). Scratch: none (1 KiB of stack; on DSP
+/// cores the 3×3 kernels of `depthwise3x3`, separate calls, up to 6.5 KiB).
 pub fn depthwise_conv2d_s8(
     input: &[i8],
     input_shape: Shape,
@@ -31,6 +32,10 @@ pub fn depthwise_conv2d_s8(
     output_shape: Shape,
     params: &ConvParams<'_>,
 ) {
+    #[cfg(microcnn_arm_dsp)]
+    if super::depthwise3x3::planar(input, input_shape, input_zero_point, output, output_shape, params) {
+        return;
+    }
     #[cfg(microcnn_arm_dsp)]
     if super::depthwise3x3::depthwise3x3_s8(input, input_shape, input_zero_point, output, output_shape, params) {
         return;

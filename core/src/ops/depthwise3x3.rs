@@ -17,6 +17,15 @@
 //! `f = 2^(left_shift + 1)` is folded into the weights and the accumulator start, so
 //! the accumulator holds `f·x` and one `SMMULR` and four more instructions give the
 //! output (the table holds the multiplier, the rounding constant and the shift).
+//!
+//! Before this kernel, DSP cores try the channel-plane kernel (`planar`, a separate
+//! call so that the two kernels' stack buffers are never live together: stride 1 SAME
+//! or stride 2 with left padding 0, no dilation, channels and widths multiples of 4,
+//! right shifts 1–20): each group of four channels is widened once into four
+//! zero-point-padded `i16` bands on the stack (6 KiB; larger planes in bands of output
+//! rows), two horizontally adjacent pixels a word, and each channel's output plane is
+//! computed from its band, four outputs a pass, the requantization in four
+//! instructions (see `plane_args`).
 
 use super::conv::ConvParams;
 use super::{FastRequant, Requant};
@@ -171,6 +180,7 @@ fn edge_table(table: &[u32], edge: &mut [u32], column: usize, input_zero_point: 
 /// Runs a 3×3, depth-multiplier-1 depthwise convolution; `false` (nothing useful
 /// written) when the layer is not of that kind or a channel's requantization has no
 /// proven fast form, for the caller to run another kernel.
+#[inline(never)]
 pub(crate) fn depthwise3x3_s8(
     input: &[i8],
     input_shape: Shape,
@@ -520,6 +530,252 @@ pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Ru
                 output[p * run.out_step + 4 * g + k] = v as i8;
             }
         }
+    }
+    true
+}
+
+/// The channel-plane kernel: stride 1 or 2, no dilation, channels, input and output
+/// widths multiples of 4, every channel's requantization in the four-instruction form
+/// (see [`plane_args`]); planes whose four bands exceed the band buffer
+/// (`arm_dsp::BAND_WORDS`, 6 KiB of stack) run in bands of output rows, each band's
+/// input rows widened (the two or one rows shared with the next band again).
+/// Per group of four channels the input plane is widened once into four bands (`i16`,
+/// two horizontally adjacent pixels a word, padded with the input zero point, so the
+/// padded taps add nothing after the zero-point term of the start); then each channel's
+/// output plane is computed from its band, four outputs of a row per pass with the
+/// three kernel rows' filter as two words each. `false` (output not all written) when
+/// the layer is not of that kind.
+#[cfg(microcnn_arm_dsp)]
+#[inline(never)]
+pub(crate) fn planar(
+    input: &[i8],
+    input_shape: Shape,
+    input_zero_point: i32,
+    output: &mut [i8],
+    output_shape: Shape,
+    params: &ConvParams<'_>,
+) -> bool {
+    use super::arch::arm_dsp::{depthwise_planes, widen_planes, with_band, DwPlaneArgs, PlaneGeometry, BAND_WORDS};
+    let w = &params.window;
+    let channels = input_shape.channels;
+    let (height, width) = (input_shape.height, input_shape.width);
+    let (out_h, out_w) = (output_shape.height, output_shape.width);
+    let s = w.stride_w;
+    if w.kernel_h != 3
+        || w.kernel_w != 3
+        || params.depth_multiplier != 1
+        || output_shape.channels != channels
+        || !(-128..=127).contains(&input_zero_point)
+        || w.stride_h != s
+        || !(1..=2).contains(&s)
+        || w.dilation_h != 1
+        || w.dilation_w != 1
+        || !channels.is_multiple_of(4)
+        || !out_w.is_multiple_of(4)
+        || !width.is_multiple_of(4)
+        || out_h == 0
+        || height == 0
+    {
+        return false;
+    }
+    // Band column of input column 0 (even, so pixel pairs are words); the first tap
+    // of output column x is at band column s·x + phase.
+    let phase = w.pad_left % 2;
+    // The routines there are (3×3 SAME or VALID with widths multiples of 4 gives
+    // these two only).
+    if (s, phase) != (1, 1) && (s, phase) != (2, 0) {
+        return false;
+    }
+    let first_col = w.pad_left + phase;
+    let reach = if s == 1 { out_w / 2 + 2 } else { out_w + 1 };
+    let row_words = reach.max((first_col + width).div_ceil(2));
+    // Output rows per band: as many as four planes of their input rows fit the buffer.
+    let fit_rows = BAND_WORDS / (4 * row_words);
+    if fit_rows < 3 {
+        return false;
+    }
+    let band_out = ((fit_rows - 3) / s + 1).min(out_h);
+    let band_rows = (band_out - 1) * s + 3;
+    let plane = band_rows * row_words;
+    let single = band_out == out_h;
+    let quant = &params.quant;
+    let (lo, hi) = (i32::from(quant.act_min), i32::from(quant.act_max));
+    let clamp = if hi < 127 {
+        2
+    } else if lo > -128 {
+        1
+    } else {
+        0
+    };
+    let full =
+        PlaneGeometry { stride: s, phase, clamp, rows: out_h, columns: out_w, band_row_words: row_words, channels };
+    if single && w.pad_top >= band_rows {
+        return false;
+    }
+    // Input rows the outputs read (VALID may leave the last ones out).
+    let full_rows = height.min(band_rows - w.pad_top);
+    let full_first = w.pad_top * row_words + first_col / 2;
+    let zp_pair = lanes(input_zero_point, input_zero_point);
+    with_band(4 * plane, zp_pair, |band| {
+        let mut args = [DwPlaneArgs::ZERO; 4];
+        let mut group = 0;
+        while group < channels {
+            if !plane_args(params, channels, group, input_zero_point, clamp, &mut args) {
+                return false;
+            }
+            if single {
+                // The whole plane in one band, its pad rows never written.
+                let Some(x) = input.get(group..) else {
+                    return false;
+                };
+                if !widen_planes(x, channels, width, full_rows, band, plane, row_words, full_first) {
+                    return false;
+                }
+                let Some(y) = output.get_mut(group..) else {
+                    return false;
+                };
+                if !depthwise_planes(band, plane, y, &full, &mut args) {
+                    return false;
+                }
+                group += 4;
+                continue;
+            }
+            let mut y0 = 0;
+            while y0 < out_h {
+                let rows = band_out.min(out_h - y0);
+                // Padded rows p0..p0 + used of this band; the input rows among them.
+                let (p0, used) = (y0 * s, (rows - 1) * s + 3);
+                let in_lo = p0.saturating_sub(w.pad_top).min(height);
+                let in_hi = (p0 + used).saturating_sub(w.pad_top).min(height);
+                let top = (in_lo + w.pad_top).saturating_sub(p0).min(used);
+                let bottom = (in_hi + w.pad_top).saturating_sub(p0).min(used).max(top);
+                // Band rows holding no input row: back to the zero point (an earlier band
+                // or group may have written them).
+                for k in 0..4 {
+                    for r in (0..top).chain(bottom..used) {
+                        let at = k * plane + r * row_words;
+                        if let Some(cells) = band.get_mut(at..at + row_words) {
+                            cells.fill(zp_pair);
+                        }
+                    }
+                }
+                if bottom > top {
+                    let Some(x) = input.get(in_lo * width * channels + group..) else {
+                        return false;
+                    };
+                    let first = top * row_words + first_col / 2;
+                    if !widen_planes(x, channels, width, bottom - top, band, plane, row_words, first) {
+                        return false;
+                    }
+                }
+                let geometry = PlaneGeometry {
+                    stride: s,
+                    phase,
+                    clamp,
+                    rows,
+                    columns: out_w,
+                    band_row_words: row_words,
+                    channels,
+                };
+                let Some(y) = output.get_mut(y0 * out_w * channels + group..) else {
+                    return false;
+                };
+                if !depthwise_planes(band, plane, y, &geometry, &mut args) {
+                    return false;
+                }
+                y0 += rows;
+            }
+            group += 4;
+        }
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// Channels `group..group + 4`'s constants for the channel-plane kernel into `out`;
+/// `false` when one's requantization has no four-instruction form: the fast form ([`FastRequant`]) with
+/// `f = 2` (no left shift) and a right shift `r ≥ 1`, a multiplier `≥ 0`. Then, with
+/// `h = SMMULR(2x, M)` and the fast form's `round = 2^r + zp·2^(r+1)` (even),
+/// `(2h + (h >> 31) + round) >> (r + 1) = (h + round/2 − [h < 0]) >> r` (an odd
+/// numerator is never a multiple of `2^(r+1)`), and `[h < 0]` may be replaced by
+/// `[x < 0]`: they differ only for `h = 0`, where `round/2 = 2^(r−1) + zp·2^r` is not a
+/// multiple of `2^r` and the `−1` changes nothing. `SMMLAR(2x, M, round/2)` gives
+/// `h + round/2`. A lower clamp `lo > −128` subtracts `(lo + 128)·2^r` there, so the
+/// shifted value is `v − lo − 128`; `SSAT` to int8, adding `lo + 128` back and `SSAT`
+/// again gives `clamp(v, lo, 127)`.
+#[cfg(microcnn_arm_dsp)]
+fn plane_args(
+    params: &ConvParams<'_>,
+    channels: usize,
+    group: usize,
+    input_zero_point: i32,
+    clamp: usize,
+    out: &mut [super::arch::arm_dsp::DwPlaneArgs; 4],
+) -> bool {
+    use super::arch::arm_dsp::{le_i32, sadd16, sxtb16, sxtb16_ror8};
+    let quant = &params.quant;
+    let zp_out = quant.output_zero_point;
+    if !(-128..=127).contains(&zp_out) {
+        return false;
+    }
+    // The group's nine taps, one word each (byte k: channel group + k), as `i16` lane
+    // pairs: channels (0, 2) and (1, 3).
+    let mut even = [0_u32; 9];
+    let mut odd = [0_u32; 9];
+    for t in 0..9 {
+        let at = t * channels + group;
+        let Some(&[b0, b1, b2, b3]) = params.weights.get(at..at + 4) else {
+            return false;
+        };
+        let word = u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]);
+        even[t] = sxtb16(word);
+        odd[t] = sxtb16_ror8(word);
+    }
+    // Σw of the four channels, lane-wise (|Σw| ≤ 9·128 fits a lane).
+    let (sum_even, sum_odd) = (1..9).fold((even[0], odd[0]), |(e, o), t| (sadd16(e, even[t]), sadd16(o, odd[t])));
+    let sums = [sum_even as i16, sum_odd as i16, (sum_even >> 16) as i16, (sum_odd >> 16) as i16];
+    // Per kernel row, the filter words of channels 0..4: (w0, w1) and (w1, w2), doubled.
+    let low_pair = |a: u32, b: u32| (a & 0xFFFF) | (b << 16);
+    let high_pair = |a: u32, b: u32| (a >> 16) | (b & 0xFFFF_0000);
+    for row in 0..3 {
+        let t = 3 * row;
+        for (j, (x, y)) in [(t, t + 1), (t + 1, t + 2)].into_iter().enumerate() {
+            let words = [
+                low_pair(even[x], even[y]),
+                low_pair(odd[x], odd[y]),
+                high_pair(even[x], even[y]),
+                high_pair(odd[x], odd[y]),
+            ];
+            for (a, w) in out.iter_mut().zip(words) {
+                a.filter[2 * row + j] = sadd16(w, w);
+            }
+        }
+    }
+    let lower = i32::from(quant.act_min) + 128;
+    for (k, a) in out.iter_mut().enumerate() {
+        let c = group + k;
+        let bias = quant.bias.as_ref().map_or(0, |b| le_i32(b.0, c));
+        let multiplier = le_i32(quant.multipliers.0, c);
+        let shift = le_i32(quant.shifts.0, c);
+        // FastRequant's conditions for left shift 0 (f = 2), here with margins that
+        // keep every value inside i32 without 64-bit arithmetic: right shift r in
+        // 1..=20, x = |acc| + |bias| < 2^28 with |acc| ≤ 255·9·128 = 293,760, so
+        // 2x + 3 + |round| < 2^31 for round = (1 + 2·zp)·2^r, |round| ≤ 255·2^20.
+        if !(-20..=-1).contains(&shift) || multiplier < 0 || bias.unsigned_abs() >= (1 << 28) - 293_760 {
+            return false;
+        }
+        let r = shift.unsigned_abs();
+        let round = (1 + 2 * zp_out) << r;
+        // |half| < 2^27 + 2^28 and |h| < 2^30: h + half stays inside i32.
+        let half = if clamp >= 1 { round / 2 - (lower << r) } else { round / 2 };
+        let sum = i32::from(sums[k]);
+        let start = bias.wrapping_sub(input_zero_point.wrapping_mul(sum)).wrapping_mul(2);
+        a.start = [start; 4];
+        a.multiplier = multiplier;
+        a.round = half;
+        a.shift = r;
+        a.lower = lower;
+        a.upper = i32::from(quant.act_max);
     }
     true
 }

@@ -835,6 +835,498 @@ pub fn clamp_bytes(out: &mut [i8], lo: i8, hi: i8) {
     }
 }
 
+// ---- depthwise 3×3, channel planes (dw5) ----
+
+/// Arguments of the `microcnn_dwp_*` routines: the first 18 words become the routine's
+/// stack locals as they are (offsets fixed by the assembly), the last four its
+/// pointers.
+#[repr(C)]
+pub(crate) struct DwPlaneArgs {
+    /// Accumulator start `2·(bias − zp·Σw)`, four times (one `LDM` per pass).
+    pub start: [i32; 4],
+    /// Per kernel row: `(2w0, 2w1)` and `(2w1, 2w2)` as `i16` lanes.
+    pub filter: [u32; 6],
+    /// Requantization multiplier, rounding constant (half of the fast form's, minus the
+    /// lower clamp's offset when there is one) and right shift `r ≥ 1`.
+    pub multiplier: i32,
+    pub round: i32,
+    pub shift: u32,
+    /// `act_min + 128` and `act_max` (the clamps, when the routine has them).
+    pub lower: i32,
+    pub upper: i32,
+    /// Bytes added to each row pointer after an output row.
+    pub row_delta: usize,
+    /// Output bytes of one output row (`OW·C`).
+    pub row_bytes: usize,
+    /// Output pointer after the last row.
+    pub output_end: *mut i8,
+    /// Band row 0 of the plane (the first output row's kernel row 0).
+    pub band: *const u32,
+    /// Bytes between band rows.
+    pub band_row: usize,
+    /// The first output byte (channel `c` of pixel (0, 0)).
+    pub output: *mut i8,
+    /// Bytes between output pixels (the channel count).
+    pub channels: usize,
+}
+
+impl DwPlaneArgs {
+    /// All zero, null pointers (filled in before a call).
+    pub const ZERO: Self = Self {
+        start: [0; 4],
+        filter: [0; 6],
+        multiplier: 0,
+        round: 0,
+        shift: 0,
+        lower: 0,
+        upper: 0,
+        row_delta: 0,
+        row_bytes: 0,
+        output_end: core::ptr::null_mut(),
+        band: core::ptr::null(),
+        band_row: 0,
+        output: core::ptr::null_mut(),
+        channels: 0,
+    };
+}
+
+/// Value `i` of a little-endian `i32` array stored as bytes (any alignment), or 0 past
+/// the end: one unaligned `LDR` (byte loads and shifts in plain Rust).
+#[inline(always)]
+pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
+    let Some(b) = bytes.get(4 * i..4 * i + 4) else {
+        return 0;
+    };
+    let r: i32;
+    // SAFETY: reads the four bytes of `b`, inside the slice (checked above); unaligned
+    // LDR is allowed on ARMv7E-M and ARMv8-M Mainline, which are little-endian here.
+    unsafe {
+        asm!("ldr {r}, [{p}]", r = lateout(reg) r, p = in(reg) b.as_ptr(), options(pure, readonly, nostack, preserves_flags))
+    };
+    r
+}
+
+/// Words of the channel-plane kernel's bands on the stack (6 KiB: four planes).
+pub(crate) const BAND_WORDS: usize = 1536;
+
+/// Runs `f` on a stack buffer of `words` words (at most [`BAND_WORDS`]) all set to
+/// `fill`, without clearing the rest of the buffer first; `None` when `words` is too
+/// large.
+#[inline(always)]
+pub(crate) fn with_band<R>(words: usize, fill: u32, f: impl FnOnce(&mut [u32]) -> R) -> Option<R> {
+    if words > BAND_WORDS {
+        return None;
+    }
+    let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BAND_WORDS];
+    let eights = words / 8;
+    if eights > 0 {
+        // SAFETY: iteration i < eights writes words [8i, 8i + 8) of `buf`, inside it
+        // (8·eights ≤ words ≤ BAND_WORDS), word-aligned as STM needs; the pointer and
+        // counter are inout and discarded, the four value registers only read; SUBS
+        // clobbers the flags, which `asm!` assumes.
+        unsafe {
+            asm!(
+                "2:",
+                "stm {p}!, {{r2, r3, r4, r5}}",
+                "stm {p}!, {{r2, r3, r4, r5}}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) buf.as_mut_ptr() => _,
+                n = inout(reg) eights => _,
+                in("r2") fill,
+                in("r3") fill,
+                in("r4") fill,
+                in("r5") fill,
+                options(nostack)
+            )
+        };
+    }
+    for slot in &mut buf[8 * eights..words] {
+        slot.write(fill);
+    }
+    // SAFETY: the first `words` elements (words ≤ BAND_WORDS) were written just above
+    // (the asm loop the first 8·eights, the Rust loop the rest),
+    // so the slice covers initialised `u32`s only; `MaybeUninit<u32>` has the layout
+    // of `u32`; the buffer outlives the borrow passed to `f`.
+    let band = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u32>(), words) };
+    Some(f(band))
+}
+
+// Channel-plane 3×3 depthwise (`ops::depthwise3x3::planar`): one channel's output
+// plane from its band (the input plane widened to `i16`, zero-point padded, two
+// horizontally adjacent pixels per word), four outputs of one row per pass, the
+// filter of a kernel row two words (`SMLAD` on two taps, `SMLABT`/`SMLATB` on the
+// third). Registers: r0–r2 the three kernel rows' band pointers, r3 the output, r4–r7
+// the accumulators, r8–r11 data, filter and requantization temporaries, r12 the
+// channel count, lr the end of the current output row. Per pass: 1 (LDM) + 30 (s1) or
+// 33 (s2) + 18 (requantization: SMMLAR, the sign term, ASR, SSAT) + 6 stores + 2.
+core::arch::global_asm!(
+    ".syntax unified",
+    // A kernel row: \p the band pointer, \off the filter's stack offset.
+    ".macro MICROCNN_DWP_ROW stride, phase, p, off",
+    "ldrd r10, r11, [sp, #\\off]",
+    ".if \\stride == 1",
+    ".if \\phase == 1",
+    "ldrd r8, r9, [\\p], #8",
+    "smlatb r4, r8, r10, r4",
+    "smlad r4, r9, r11, r4",
+    "smlad r5, r9, r10, r5",
+    "smlatb r6, r9, r10, r6",
+    "ldrd r8, r9, [\\p]",
+    "smlabt r5, r8, r11, r5",
+    "smlad r6, r8, r11, r6",
+    "smlad r7, r8, r10, r7",
+    "smlabt r7, r9, r11, r7",
+    ".else",
+    "ldrd r8, r9, [\\p], #8",
+    "smlad r4, r8, r10, r4",
+    "smlabt r4, r9, r11, r4",
+    "smlatb r5, r8, r10, r5",
+    "smlad r5, r9, r11, r5",
+    "smlad r6, r9, r10, r6",
+    "smlatb r7, r9, r10, r7",
+    "ldr r8, [\\p]",
+    "smlabt r6, r8, r11, r6",
+    "smlad r7, r8, r11, r7",
+    ".endif",
+    ".else",
+    "ldrd r8, r9, [\\p], #16",
+    ".if \\phase == 1",
+    "smlatb r4, r8, r10, r4",
+    "smlad r4, r9, r11, r4",
+    "smlatb r5, r9, r10, r5",
+    "ldrd r8, r9, [\\p, #-8]",
+    "smlad r5, r8, r11, r5",
+    "smlatb r6, r8, r10, r6",
+    "smlad r6, r9, r11, r6",
+    "smlatb r7, r9, r10, r7",
+    "ldr r8, [\\p]",
+    "smlad r7, r8, r11, r7",
+    ".else",
+    "smlad r4, r8, r10, r4",
+    "smlabt r4, r9, r11, r4",
+    "smlad r5, r9, r10, r5",
+    "ldrd r8, r9, [\\p, #-8]",
+    "smlabt r5, r8, r11, r5",
+    "smlad r6, r8, r10, r6",
+    "smlabt r6, r9, r11, r6",
+    "smlad r7, r9, r10, r7",
+    "ldr r8, [\\p]",
+    "smlabt r7, r8, r11, r7",
+    ".endif",
+    ".endif",
+    ".endm",
+    // acc = ssat8((SMMLAR(acc, M, K) + (acc >> 31)) >> r): M in r10, K in r11, r in r8.
+    ".macro MICROCNN_DWP_RQ acc",
+    "smmlar r9, \\acc, r10, r11",
+    "add \\acc, r9, \\acc, asr #31",
+    "asr \\acc, \\acc, r8",
+    "ssat \\acc, #8, \\acc",
+    ".endm",
+    // acc = ssat8(acc + act_min + 128) (acc already ssat8(v − act_min − 128)).
+    ".macro MICROCNN_DWP_LO acc",
+    "add \\acc, \\acc, r10",
+    "ssat \\acc, #8, \\acc",
+    ".endm",
+    ".macro MICROCNN_DWP_HI acc",
+    "cmp \\acc, r11",
+    "it gt",
+    "movgt \\acc, r11",
+    ".endm",
+    // clamp: 0 none, 1 lower, 2 lower and upper.
+    ".macro MICROCNN_DWP_FN name, stride, phase, clamp",
+    ".section .text.\\name,\"ax\",%progbits",
+    ".p2align 2",
+    ".global \\name",
+    ".thumb_func",
+    ".type \\name, %function",
+    "\\name:",
+    "push {{r4-r11, lr}}",
+    // [sp+72] the next channel's arguments, [sp+76] channels left
+    "sub sp, sp, #80",
+    "strd r0, r1, [sp, #72]",
+    "5:",
+    "ldr r0, [sp, #72]",
+    "ldm r0!, {{r1-r9}}",
+    "stm sp, {{r1-r9}}",
+    "ldm r0!, {{r1-r9}}",
+    "add r10, sp, #36",
+    "stm r10, {{r1-r9}}",
+    "ldm r0!, {{r4, r5, r6, r12}}",
+    "str r0, [sp, #72]",
+    "mov r0, r4",
+    "add r1, r4, r5",
+    "add r2, r4, r5, lsl #1",
+    "mov r3, r6",
+    "ldr lr, [sp, #64]",
+    "add lr, r3, lr",
+    "1:",
+    "ldm sp, {{r4-r7}}",
+    "MICROCNN_DWP_ROW \\stride, \\phase, r0, 16",
+    "MICROCNN_DWP_ROW \\stride, \\phase, r1, 24",
+    "MICROCNN_DWP_ROW \\stride, \\phase, r2, 32",
+    "ldrd r10, r11, [sp, #40]",
+    "ldr r8, [sp, #48]",
+    "MICROCNN_DWP_RQ r4",
+    "MICROCNN_DWP_RQ r5",
+    "MICROCNN_DWP_RQ r6",
+    "MICROCNN_DWP_RQ r7",
+    ".if \\clamp >= 1",
+    "ldrd r10, r11, [sp, #52]",
+    "MICROCNN_DWP_LO r4",
+    "MICROCNN_DWP_LO r5",
+    "MICROCNN_DWP_LO r6",
+    "MICROCNN_DWP_LO r7",
+    ".endif",
+    ".if \\clamp >= 2",
+    "MICROCNN_DWP_HI r4",
+    "MICROCNN_DWP_HI r5",
+    "MICROCNN_DWP_HI r6",
+    "MICROCNN_DWP_HI r7",
+    ".endif",
+    "strb r4, [r3]",
+    "strb r5, [r3, r12]",
+    "add r3, r3, r12, lsl #1",
+    "strb r6, [r3]",
+    "strb r7, [r3, r12]",
+    "add r3, r3, r12, lsl #1",
+    "cmp r3, lr",
+    "bne 1b",
+    // next output row: the band pointers one output row on, the row end one row on
+    "ldrd r8, r9, [sp, #60]",
+    "add r0, r0, r8",
+    "add r1, r1, r8",
+    "add r2, r2, r8",
+    "add lr, lr, r9",
+    "ldr r8, [sp, #68]",
+    "cmp r3, r8",
+    "bne 1b",
+    // next channel
+    "ldr r8, [sp, #76]",
+    "subs r8, r8, #1",
+    "str r8, [sp, #76]",
+    "bne 5b",
+    "add sp, sp, #80",
+    "pop {{r4-r11, pc}}",
+    ".size \\name, . - \\name",
+    ".endm",
+    "MICROCNN_DWP_FN microcnn_dwp_s1p1c0, 1, 1, 0",
+    "MICROCNN_DWP_FN microcnn_dwp_s1p1c1, 1, 1, 1",
+    "MICROCNN_DWP_FN microcnn_dwp_s1p1c2, 1, 1, 2",
+    "MICROCNN_DWP_FN microcnn_dwp_s2p0c0, 2, 0, 0",
+    "MICROCNN_DWP_FN microcnn_dwp_s2p0c1, 2, 0, 1",
+    "MICROCNN_DWP_FN microcnn_dwp_s2p0c2, 2, 0, 2",
+    ".purgem MICROCNN_DWP_ROW",
+    ".purgem MICROCNN_DWP_RQ",
+    ".purgem MICROCNN_DWP_LO",
+    ".purgem MICROCNN_DWP_HI",
+    ".purgem MICROCNN_DWP_FN",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dwp_s1p1c0(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s1p1c1(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s1p1c2(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s2p0c0(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s2p0c1(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dwp_s2p0c2(args: *const DwPlaneArgs, count: usize);
+}
+
+/// Geometry of one plane call, checked by [`depthwise_planes`] against the slices.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PlaneGeometry {
+    /// 1 or 2.
+    pub stride: usize,
+    /// 0 or 1: the band position of padded column 0 is `phase`.
+    pub phase: usize,
+    /// 0 none, 1 lower, 2 lower and upper.
+    pub clamp: usize,
+    /// Output rows and columns (columns a multiple of 4).
+    pub rows: usize,
+    pub columns: usize,
+    /// Words per band row.
+    pub band_row_words: usize,
+    /// Channel count (bytes between output pixels).
+    pub channels: usize,
+}
+
+/// Four channels' output planes (`ops::depthwise3x3::planar`): channel `k` reads
+/// band `k` (`band[k·plane..]`, `band_row_words` words a row) and writes output bytes
+/// `output[(y·OW + x)·C + k]`; `args` holds each channel's constants (its pointers are
+/// set here); `false` (nothing done) when the geometry does not fit the slices. 15.75
+/// (s1) or 16.5 (s2) instructions per output and 2 more per output with a lower
+/// clamp, 3 more with an upper one, plus 8 per output row and about 20 per channel.
+#[inline(never)]
+pub(crate) fn depthwise_planes(
+    band: &[u32],
+    plane: usize,
+    output: &mut [i8],
+    g: &PlaneGeometry,
+    args: &mut [DwPlaneArgs; 4],
+) -> bool {
+    let (s, rows, columns) = (g.stride, g.rows, g.columns);
+    if !(1..=2).contains(&s) || g.phase > 1 || g.clamp > 2 || rows == 0 || columns == 0 || !columns.is_multiple_of(4) {
+        return false;
+    }
+    // Words a pass reads past its first: s1 up to word x/2 + 3, s2 up to x + 4.
+    let row_reach = if s == 1 { columns / 2 + 2 } else { columns + 1 };
+    let band_rows = (rows - 1) * s + 3;
+    if row_reach > g.band_row_words || plane < band_rows * g.band_row_words || band.len() < 4 * plane || g.channels < 4
+    {
+        return false;
+    }
+    let out_len = ((rows - 1) * columns + columns - 1) * g.channels + 4;
+    if output.len() < out_len {
+        return false;
+    }
+    let routine = match (s, g.phase, g.clamp) {
+        (1, 1, 0) => microcnn_dwp_s1p1c0,
+        (1, 1, 1) => microcnn_dwp_s1p1c1,
+        (1, 1, _) => microcnn_dwp_s1p1c2,
+        (2, 0, 0) => microcnn_dwp_s2p0c0,
+        (2, 0, 1) => microcnn_dwp_s2p0c1,
+        (2, 0, _) => microcnn_dwp_s2p0c2,
+        _ => return false,
+    };
+    let band_row = 4 * g.band_row_words;
+    for (k, a) in args.iter_mut().enumerate() {
+        // Each pass moves the row pointers 8·s bytes; a row of passes 2·s·OW.
+        a.row_delta = s * band_row - 2 * s * columns;
+        a.row_bytes = columns * g.channels;
+        a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + k);
+        a.band = band.as_ptr().wrapping_add(k * plane);
+        a.band_row = band_row;
+        a.output = output.as_mut_ptr().wrapping_add(k);
+        a.channels = g.channels;
+    }
+    // SAFETY: channel k, output row y, pass at column x (a multiple of 4) reads band
+    // words k·plane + (y·s + r)·band_row_words + (s·x + phase)/2 + 0..=3 (s1) or 0..=4
+    // (s2) for kernel rows r < 3, all below k·plane + band_rows·band_row_words ≤ 4·plane
+    // ≤ band.len() (checked above: row_reach ≤ band_row_words), word-aligned as LDRD
+    // needs (`band` is a `u32` slice); it writes output bytes (y·OW + x + i)·C + k for
+    // i < 4, all below out_len ≤ output.len(). Its loops end when the output pointer
+    // reaches the row ends exactly (OW a multiple of 4), then `output_end`, after the
+    // four channels. The routine follows the AAPCS: saves and restores r4–r11 and lr,
+    // uses 80 bytes of stack below them and releases them; r0–r3, r12 and the flags are
+    // caller-saved, which the `extern "C"` call assumes. SMLAD, SMLATB and SMLABT may
+    // set the Q flag, which nothing reads.
+    unsafe { routine(args.as_ptr(), 4) };
+    true
+}
+
+// Widens input rows of four channels into their bands (see `widen_planes`). Arguments
+// (words): input, pixel stride, chunks of four pixels per row, rows, band pointer,
+// plane stride (bytes), band bytes to skip after a row. lr holds three pixel strides.
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.microcnn_dwp_widen,\"ax\",%progbits",
+    ".p2align 2",
+    ".global microcnn_dwp_widen",
+    ".thumb_func",
+    ".type microcnn_dwp_widen, %function",
+    "microcnn_dwp_widen:",
+    "push {{r4-r11, lr}}",
+    "ldm r0, {{r0-r6}}",
+    // locals: [sp] pixel stride (unused), [sp+4] chunks, [sp+8] rows left, [sp+12] skip
+    "push {{r1, r2, r3, r6}}",
+    "add lr, r1, r1, lsl #1",
+    "mov r2, r4",
+    "add r3, r2, r5",
+    "add r4, r3, r5",
+    "add r5, r4, r5",
+    "3:",
+    "ldr r6, [sp, #4]",
+    "2:",
+    "ldr r7, [r0]",
+    "ldr r8, [r0, r1]",
+    "ldr r9, [r0, r1, lsl #1]",
+    "ldr r10, [r0, lr]",
+    "add r0, r0, r1, lsl #2",
+    "pkhbt r11, r7, r8, lsl #16",
+    "pkhtb r8, r8, r7, asr #16",
+    "pkhbt r7, r9, r10, lsl #16",
+    "pkhtb r10, r10, r9, asr #16",
+    "sxtb16 r9, r11",
+    "sxtb16 r12, r7",
+    "strd r9, r12, [r2], #8",
+    "sxtb16 r9, r11, ror #8",
+    "sxtb16 r12, r7, ror #8",
+    "strd r9, r12, [r3], #8",
+    "sxtb16 r9, r8",
+    "sxtb16 r12, r10",
+    "strd r9, r12, [r4], #8",
+    "sxtb16 r9, r8, ror #8",
+    "sxtb16 r12, r10, ror #8",
+    "strd r9, r12, [r5], #8",
+    "subs r6, r6, #1",
+    "bne 2b",
+    "ldr r6, [sp, #12]",
+    "add r2, r2, r6",
+    "add r3, r3, r6",
+    "add r4, r4, r6",
+    "add r5, r5, r6",
+    "ldr r6, [sp, #8]",
+    "subs r6, r6, #1",
+    "str r6, [sp, #8]",
+    "bne 3b",
+    "add sp, sp, #16",
+    "pop {{r4-r11, pc}}",
+    ".size microcnn_dwp_widen, . - microcnn_dwp_widen",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dwp_widen(args: *const usize);
+}
+
+/// Widens `rows` input rows of four channels into their bands: pixel `x` of row `y`
+/// (the word at `input[y·W·pixel + x·pixel ..][..4]`, channels 0–3) goes to `i16`
+/// lane `x` of row `y` of band `k` (word `first + k·plane + y·band_row + x/2` of
+/// `bands`); `false` (nothing done) when a slice is too short or the width is not a
+/// multiple of 4. 23 instructions per four pixels (16 values): four `LDR`, four
+/// `PKH`, eight `SXTB16`, four `STRD`, plus 10 per row.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn widen_planes(
+    input: &[i8],
+    pixel: usize,
+    width: usize,
+    rows: usize,
+    bands: &mut [u32],
+    plane: usize,
+    band_row: usize,
+    first: usize,
+) -> bool {
+    if width == 0 || !width.is_multiple_of(4) || rows == 0 || pixel < 4 || band_row < width / 2 || plane == 0 {
+        return false;
+    }
+    let row_bytes = width * pixel;
+    let in_need = (rows - 1) * row_bytes + (width - 1) * pixel + 4;
+    let out_need = 3 * plane + first + (rows - 1) * band_row + width / 2;
+    if input.len() < in_need || bands.len() < out_need {
+        return false;
+    }
+    let args: [usize; 7] = [
+        input.as_ptr() as usize,
+        pixel,
+        width / 4,
+        rows,
+        bands.as_mut_ptr().wrapping_add(first) as usize,
+        4 * plane,
+        (band_row - width / 2) * 4,
+    ];
+    // SAFETY: row y, chunk j reads the input words at (y·W + 4j + i)·pixel for i < 4,
+    // all inside in_need ≤ input.len() (the rows are contiguous, W·pixel bytes apart),
+    // with unaligned LDR (allowed on ARMv7E-M and ARMv8-M Mainline); it writes words
+    // first + k·plane + y·band_row + 2j + {0, 1} for k < 4, inside out_need ≤
+    // bands.len(), with STRD on word-aligned `u32` addresses. The routine follows the
+    // AAPCS (saves and restores r4–r11 and lr, releases its 16 bytes of locals); r0–r3,
+    // r12 and the flags are caller-saved, which the `extern "C"` call assumes.
+    unsafe { microcnn_dwp_widen(args.as_ptr()) };
+    true
+}
+
 // ---- depthwise / pooling / add (kdw) ----
 
 /// `dst[..4k] = src[..4k]` one word at a time, `k = min(dst.len(), src.len()) / 4`:
