@@ -86,12 +86,14 @@ struct Dw {
 }
 
 fn depthwise_model(case: Dw, seed: u64) -> Vec<u8> {
-    depthwise_model_scaled(case, seed, 0.05)
+    depthwise_model_scaled(case, seed, 0.05, false)
 }
 
 /// [`depthwise_model`] with output scale `scale` (0.02: a ReLU6 whose upper end,
-/// `zp + 6 / 0.02`, lies past 127, so only the lower clamp acts).
-fn depthwise_model_scaled(case: Dw, seed: u64, scale: f32) -> Vec<u8> {
+/// `zp + 6 / 0.02`, lies past 127, so only the lower clamp acts). `big_last`: the last
+/// channel's multiplier is 0.7 (right shift 0), which the channel-plane kernel refuses
+/// only when it reaches that channel's group, after writing the earlier groups.
+fn depthwise_model_scaled(case: Dw, seed: u64, scale: f32, big_last: bool) -> Vec<u8> {
     let mut b = Builder::new(seed);
     let (h, w, c) = case.shape;
     let input = b.tensor(Shape::new(h, w, c), 0.02, -7 + seed as i32 % 11);
@@ -99,9 +101,12 @@ fn depthwise_model_scaled(case: Dw, seed: u64, scale: f32) -> Vec<u8> {
     let out_c = c * case.multiplier;
     let zp = (seed as i32 % 9) - 4;
     let output = b.tensor(Shape::new(oh, ow, out_c), scale, zp);
-    let (multipliers, shifts) = (0..out_c)
+    let (mut multipliers, mut shifts): (Vec<i32>, Vec<i32>) = (0..out_c)
         .map(|_| quantize_multiplier(0.02 * (0.002 + 0.02 * f64::from(b.rng.unit())) / f64::from(scale)))
         .unzip();
+    if big_last {
+        (multipliers[out_c - 1], shifts[out_c - 1]) = quantize_multiplier(0.7);
+    }
     let bias = Some((0..out_c).map(|_| (b.rng.next_u64() % 4000) as i32 - 2000).collect());
     let activation = if case.relu6 { Activation::Relu6 } else { Activation::None };
     let (act_min, act_max) = activation_range(activation, scale, zp);
@@ -267,8 +272,12 @@ fn models() -> Vec<(String, Vec<u8>)> {
     .enumerate()
     {
         let case = dw(shape, 3, stride, 1, true, 1, relu6);
-        models.push((format!("{case:?} scale {scale}"), depthwise_model_scaled(case, 100 + i as u64, scale)));
+        models.push((format!("{case:?} scale {scale}"), depthwise_model_scaled(case, 100 + i as u64, scale, false)));
     }
+    // The channel-plane kernel gives up at the last of three groups (a multiplier of
+    // 0.7 there): the other kernel must write the whole output again.
+    let case = dw((8, 8, 12), 3, 1, 1, true, 1, true);
+    models.push((format!("{case:?} last multiplier 0.7"), depthwise_model_scaled(case, 120, 0.05, true)));
     for (i, (shape, kernel, stride, same)) in [
         ((28, 28, 8), 2, 2, false),
         ((7, 9, 5), 2, 2, true),
