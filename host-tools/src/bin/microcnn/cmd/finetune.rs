@@ -74,9 +74,10 @@ pub struct Cmd {
     #[arg(long)]
     pub val_data: Option<String>,
     /// Re-estimate the base's batch-norm moving statistics on the training images
-    /// before the head trains (AdaBN; each layer in turn, then fixed; no weight
-    /// changes). Off by default: measured +3.5 points of feature extraction on one
-    /// few-shot shape task, none on another, -10 on digits (README, "Defaults").
+    /// before the head trains (feature extraction and fine-tuning; AdaBN: each layer in
+    /// turn, then fixed; no weight changes). Off by default: measured +3.5 points of
+    /// feature extraction on one few-shot shape task, none on another, -10 on digits
+    /// (README, "Defaults").
     #[arg(long)]
     pub adapt_bn: bool,
     /// No progress output.
