@@ -41,38 +41,55 @@ fn zoo_lists_the_shipped_bases() {
     assert_eq!(net.output_size(), 336);
 }
 
+/// Feature extraction leaves every base weight and batch-norm statistic bit-identical;
+/// with `--adapt-bn` the moving statistics are re-estimated on the new images (and
+/// change), the weights still bit-identical.
 #[test]
 fn feature_extraction_leaves_the_base_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("fe");
     let data = format!("{NEW_TASK},count=60");
-    run_ok(&[
-        "finetune",
-        "--base",
-        "resnet-shapes",
-        "--data",
-        &data,
-        "--out",
-        &s(&out),
-        "--mode",
-        "feature-extraction",
-        "--epochs",
-        "2",
-        "--quiet",
-    ]);
     let (base, _) = zoo::load("resnet-shapes").unwrap();
-    let (tuned, _) = checkpoint::load(&out).unwrap();
     let depth = transfer::base_depth(&base.arch);
-    let mut compared = 0;
-    for node in base.nodes.iter().filter(|n| (1..=depth).contains(&transfer::top_level(&n.name))) {
-        // Weights and batch-norm moving statistics alike.
-        assert_eq!(bits(&base, &node.name), bits(&tuned, &node.name), "{} changed", node.name);
-        compared += node.params.len();
+    for adapt in [false, true] {
+        let out = dir.path().join(format!("fe-{adapt}"));
+        let mut args = vec![
+            "finetune",
+            "--base",
+            "resnet-shapes",
+            "--data",
+            &data,
+            "--out",
+            out.to_str().unwrap(),
+            "--mode",
+            "feature-extraction",
+            "--epochs",
+            "2",
+            "--quiet",
+        ];
+        if adapt {
+            args.push("--adapt-bn");
+        }
+        run_ok(&args);
+        let (tuned, _) = checkpoint::load(&out).unwrap();
+        let (mut weights, mut stats) = (0, 0);
+        for node in base.nodes.iter().filter(|n| (1..=depth).contains(&transfer::top_level(&n.name))) {
+            let other = tuned.nodes.iter().find(|n| n.name == node.name).unwrap();
+            for (p, q) in node.params.iter().zip(&other.params) {
+                let same = p.data.iter().map(|v| v.to_bits()).eq(q.data.iter().map(|v| v.to_bits()));
+                if matches!(p.name, "moving_mean" | "moving_variance") {
+                    assert_eq!(same, !adapt, "{} {} (--adapt-bn {adapt})", node.name, p.name);
+                    stats += 1;
+                } else {
+                    assert!(same, "{} {} changed", node.name, p.name);
+                    weights += 1;
+                }
+            }
+        }
+        assert!(weights > 20 && stats >= 10, "compared only {weights} weights and {stats} statistics");
+        // The head did train.
+        let head = tuned.nodes.last().unwrap();
+        assert_eq!(head.shape, [1, 1, 6]);
     }
-    assert!(compared > 20, "compared only {compared} tensors");
-    // The head did train.
-    let head = tuned.nodes.last().unwrap();
-    assert_eq!(head.shape, [1, 1, 6]);
 }
 
 #[test]

@@ -9,10 +9,13 @@
 //! is an ordinary architecture (base layers + head), so the result is a normal
 //! checkpoint.
 
+use crate::data::dataset::Dataset;
 use crate::train::arch::{Act, Arch, LayerSpec};
-use crate::train::nn::Network;
+use crate::train::nn::{Layer, Mode as Pass, Network};
 use anyhow::{bail, Result};
 use clap::ValueEnum;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// How the base is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -110,5 +113,143 @@ pub fn freeze_base(net: &mut Network, depth: usize, unfrozen: usize) {
         let k = top_level(&node.name);
         node.frozen = (1..=depth.saturating_sub(unfrozen)).contains(&k);
         node.bn_inference = (1..=depth).contains(&k);
+    }
+}
+
+/// Re-estimates the moving mean and variance of the base's batch-norm layers (in
+/// top-level layers 1..=`depth`) on `data`, each layer in turn with the ones before it
+/// already re-estimated, so that on the new pictures every one of them normalises its
+/// input as it did on the pictures the base was trained on (AdaBN: Li et al., "Revisiting
+/// batch normalization for practical domain adaptation", 2016). Statistics over every
+/// image and pixel (the population variance); no weight, `gamma` or `beta` changes.
+pub fn adapt_batchnorm(net: &mut Network, depth: usize, data: &Dataset) {
+    let layers: Vec<usize> = (0..net.nodes.len())
+        .filter(|&i| {
+            let node = &net.nodes[i];
+            matches!(node.layer, Layer::BatchNorm { .. }) && (1..=depth).contains(&top_level(&node.name))
+        })
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for &i in &layers {
+        let src = net.nodes[i].inputs[0];
+        let c = net.nodes[src].shape[2];
+        let (mut sum, mut squares, mut count) = (vec![0f64; c], vec![0f64; c], 0usize);
+        for start in (0..data.len()).step_by(ADAPT_CHUNK) {
+            let end = (start + ADAPT_CHUNK).min(data.len());
+            let trace = net.forward(&data.range_unit(start..end), end - start, Pass::Infer, &mut rng);
+            for pixel in trace.outputs[src].chunks_exact(c) {
+                for ((s, q), &v) in sum.iter_mut().zip(&mut squares).zip(pixel) {
+                    *s += f64::from(v);
+                    *q += f64::from(v) * f64::from(v);
+                }
+            }
+            count += (end - start) * net.nodes[src].shape[0] * net.nodes[src].shape[1];
+        }
+        if count == 0 {
+            return;
+        }
+        let n = count as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let var: Vec<f32> = squares.iter().zip(&sum).map(|(q, s)| (q / n - (s / n).powi(2)).max(0.0) as f32).collect();
+        let node = &mut net.nodes[i];
+        for (name, stat) in [("moving_mean", mean), ("moving_variance", var)] {
+            if let Some(p) = node.params.iter_mut().find(|p| p.name == name) {
+                p.data = stat;
+            }
+        }
+    }
+}
+
+/// Images per forward pass of [`adapt_batchnorm`].
+const ADAPT_CHUNK: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two convolutions, each followed by a batch norm without activation, then a head.
+    const ARCH: &str = r#"
+input = [6, 6, 2]
+[[layer]]
+type = "conv2d"
+filters = 3
+kernel = 3
+padding = "same"
+[[layer]]
+type = "batchnorm"
+[[layer]]
+type = "conv2d"
+filters = 4
+kernel = 3
+padding = "same"
+[[layer]]
+type = "batchnorm"
+[[layer]]
+type = "global_avgpool"
+[[layer]]
+type = "dense"
+units = 2
+activation = "softmax"
+"#;
+
+    /// 70 images (more than one forward chunk), bright and off-centre.
+    fn data() -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let images = (0..70 * 72).map(|_| rand::Rng::random_range(&mut rng, 120..250)).collect();
+        Dataset::new([6, 6, 2], images, (0..70).map(|i| i % 2).collect(), vec!["a".into(), "b".into()])
+    }
+
+    /// Per-channel mean and population variance of every batch-norm layer's output in
+    /// inference mode (gamma 1 and beta 0: the normalised input itself).
+    fn normalised(net: &Network, data: &Dataset) -> Vec<Vec<(f64, f64)>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let trace = net.forward(&data.to_unit(), data.len(), Pass::Infer, &mut rng);
+        let bns = net.nodes.iter().enumerate().filter(|(_, n)| matches!(n.layer, Layer::BatchNorm { .. }));
+        bns.map(|(i, n)| {
+            let c = n.shape[2];
+            let out = &trace.outputs[i];
+            let count = (out.len() / c) as f64;
+            (0..c)
+                .map(|k| {
+                    let vals = out.iter().skip(k).step_by(c).map(|&v| f64::from(v));
+                    let mean = vals.clone().sum::<f64>() / count;
+                    (mean, vals.map(|v| (v - mean).powi(2)).sum::<f64>() / count)
+                })
+                .collect()
+        })
+        .collect()
+    }
+
+    /// After adaptation every batch norm (the second one seeing the first one's
+    /// adapted output) turns its input into zero mean and unit variance on the data
+    /// (up to epsilon), which the untouched statistics (0 and 1) do not; nothing but
+    /// the moving statistics changes.
+    #[test]
+    fn adapted_batch_norm_normalises_the_new_data_layer_after_layer() {
+        let arch = Arch::parse(ARCH).unwrap();
+        let mut net = Network::new(&arch, 1).unwrap();
+        let data = data();
+        let before = net.clone();
+        let far = normalised(&net, &data);
+        assert!(far.iter().flatten().any(|&(m, v)| m.abs() > 0.1 || (v - 1.0).abs() > 0.1), "{far:?}");
+        adapt_batchnorm(&mut net, base_depth(&arch), &data);
+        for (layer, stats) in normalised(&net, &data).iter().enumerate() {
+            for &(mean, var) in stats {
+                assert!(mean.abs() < 1e-4, "batch norm {}: mean {mean}", layer + 1);
+                // var / (var + epsilon), epsilon 0.001.
+                assert!((var - 1.0).abs() < 2e-2, "batch norm {}: variance {var}", layer + 1);
+            }
+        }
+        for (a, b) in net.nodes.iter().zip(&before.nodes) {
+            for (p, q) in a.params.iter().zip(&b.params) {
+                let stat = matches!(p.name, "moving_mean" | "moving_variance");
+                assert_eq!(p.data == q.data, !stat, "{} {}", a.name, p.name);
+            }
+        }
+        // Only the base (top-level layers up to `depth`) adapts.
+        let mut top = Network::new(&arch, 1).unwrap();
+        adapt_batchnorm(&mut top, 3, &data);
+        assert_eq!(top.nodes[4].params, before.nodes[4].params);
+        assert_ne!(top.nodes[2].params, before.nodes[2].params);
     }
 }

@@ -73,6 +73,13 @@ pub struct Cmd {
     /// Separate validation data.
     #[arg(long)]
     pub val_data: Option<String>,
+    /// Re-estimate the base's batch-norm moving statistics on the training images
+    /// before the head trains (feature extraction and fine-tuning; AdaBN: each layer in
+    /// turn, then fixed; no weight changes). Off by default: measured +3.5 points of
+    /// feature extraction on one few-shot shape task, none on another, -10 on digits
+    /// (README, "Defaults").
+    #[arg(long)]
+    pub adapt_bn: bool,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
@@ -140,13 +147,22 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         fake_quant: None,
     };
     let classes = train_set.classes.clone();
-    let net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
+    // --adapt-bn: the base's batch-norm statistics re-estimated on the images the head trains on.
+    let adapt = cmd.mode != Mode::Scratch && cmd.adapt_bn;
+    let build = |data: &Dataset| -> Result<Network> {
+        let mut net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
+        if adapt {
+            transfer::adapt_batchnorm(&mut net, depth, data);
+        }
+        Ok(net)
+    };
+    let net = build(&train_set)?;
     if checkpoint::state_path(&cmd.out).exists() {
         bail!("{}: holds a training run already; choose a new --out", cmd.out.display());
     }
     if !cmd.quiet {
         eprintln!(
-            "{} training images, {}: {epochs} epochs{} at lr {lr}, head {}{}",
+            "{} training images, {}: {epochs} epochs{} at lr {lr}, head {}{}{}",
             train_set.len(),
             match &val_set {
                 Some(v) => format!("{} validation images (best epoch kept)", v.len()),
@@ -154,6 +170,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             },
             if cmd.mode == Mode::FineTuning { format!(" + {fine_tune_epochs} fine-tuning") } else { String::new() },
             cmd.head,
+            if adapt { ", the base's batch-norm statistics re-estimated on them" } else { "" },
             patience
                 .map(|p| format!(", early stop after {p} epochs without a better val_accuracy"))
                 .unwrap_or_default()
@@ -178,7 +195,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         if !cmd.quiet {
             eprintln!("best epoch {best} of the validation run; training again on all {} images", all.len());
         }
-        let net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
+        let net = build(&all)?;
         let mut cfg = fit::Config { epochs: first, patience: None, lr, ..cfg };
         let refit_phases = Phases { fine_tune_epochs: best - first, ..phases };
         let state = refit_phases.run(net, &all, None, &mut cfg)?;
