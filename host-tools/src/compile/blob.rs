@@ -43,7 +43,17 @@ pub fn write(graph: &Graph, plan: &Plan) -> Result<Vec<u8>> {
                 put_channel_consts(&mut r, &mut constants, weights, quant);
             }
             LayerParams::FullyConnected { weights, quant } => {
-                put_channel_consts(&mut r, &mut constants, weights, quant);
+                // Re-laid for the kernels (`format::dense_index`); the graph keeps `[C_out, N]`.
+                let units = quant.multipliers.len();
+                let n = def.inputs.first().and_then(|&t| graph.tensors.get(t)).map_or(0, |t| t.shape.elements());
+                let Some(mut blocked) = format::dense_weights_len(units, n).map(|len| vec![0_i8; len]) else {
+                    bail!("dense layer of {units} units over {n} inputs is too large");
+                };
+                if !format::pack_dense(weights, units, n, &mut blocked) {
+                    bail!("dense layer: {} weights for {units} units over {n} inputs", weights.len());
+                }
+                r[op::WEIGHT_LAYOUT] = format::weight_layout::DENSE_BLOCKED;
+                put_channel_consts(&mut r, &mut constants, &blocked, quant);
             }
             LayerParams::MaxPool2d { window, act } | LayerParams::AvgPool2d { window, act } => {
                 put_window(&mut r, window);
