@@ -137,7 +137,7 @@ pub mod op {
 /// [`DENSE_BLOCKED`](weight_layout::DENSE_BLOCKED) for dense layers.
 pub mod weight_layout {
     /// In the framework's order: `[C_out, KH, KW, C_in]` (convolution) or
-    /// `[1, KH, KW, C_out]` (depthwise).
+    /// `[KH, KW, C_out]` (depthwise).
     pub const ROW_MAJOR: u8 = 0;
     /// Dense weights `[C_out, N]` re-laid for the kernel, see
     /// [`dense_index`](super::dense_index).
