@@ -127,6 +127,9 @@ pub mod op {
     pub const SHIFTS: usize = 48;
     /// Generic `i32` parameter slots (Add, Softmax, Mean, Requantize), 4 bytes apart.
     pub const PARAM0: usize = 16;
+    /// `u32` constant offset of a Softmax's exp table ([`SOFTMAX_TABLE_LEN`](super::SOFTMAX_TABLE_LEN)
+    /// `i32`s), or [`ABSENT`](super::ABSENT).
+    pub const EXP_TABLE: usize = 28;
     /// `u8` layout of the weights ([`weight_layout`](super::weight_layout)) of an
     /// operator with weights; 0 elsewhere.
     pub const WEIGHT_LAYOUT: usize = 52;
@@ -143,6 +146,11 @@ pub mod weight_layout {
     /// [`dense_index`](super::dense_index).
     pub const DENSE_BLOCKED: u8 = 1;
 }
+
+/// Entries of a Softmax exp table: entry `k` is `exp(−k · β · s_in)` in Q0.31 as the
+/// fixed-point algorithm computes it for the difference `x − max = −k`, 0 when `−k` lies
+/// below `diff_min` (see `ops::softmax`). int8 inputs give `k` in 0..=255.
+pub const SOFTMAX_TABLE_LEN: usize = 256;
 
 /// Output units interleaved in one block of a [`weight_layout::DENSE_BLOCKED`] layout.
 pub const DENSE_BLOCK: usize = 4;

@@ -118,7 +118,7 @@ pub enum OpParams<'a> {
     /// Concatenation along channels.
     Concatenation,
     /// Softmax over channels.
-    Softmax(SoftmaxParams),
+    Softmax(SoftmaxParams<'a>),
     /// Requantization with a clamp (ReLU, ReLU6, QUANTIZE).
     Requantize(RequantizeParams),
     /// Reshape: the output aliases the input.
@@ -478,6 +478,13 @@ impl<'a> Model<'a> {
                 input_multiplier: i32_at(op::PARAM0),
                 input_left_shift: i32_at(op::PARAM0 + 4),
                 diff_min: i32_at(op::PARAM0 + 8),
+                exp_table: match read_u32(r, op::EXP_TABLE).unwrap_or(format::ABSENT) {
+                    format::ABSENT => None,
+                    offset => Some(I32s::new(
+                        self.constant(offset as usize, 4 * format::SOFTMAX_TABLE_LEN)
+                            .ok_or(bad(OpError::ConstantOutOfBounds))?,
+                    )),
+                },
             }),
             OpKind::Requantize => OpParams::Requantize(RequantizeParams {
                 multiplier: i32_at(op::PARAM0),
@@ -710,6 +717,8 @@ impl<'a> Model<'a> {
             OpParams::Softmax(p) => {
                 check(i == o, OpError::ShapeMismatch)?;
                 check((0..=30).contains(&p.input_left_shift) && p.diff_min <= 0, OpError::Parameter)?;
+                // The table must be the exps the kernel would compute (256 of them).
+                check(p.exp_table.is_none_or(|t| p.table_matches(t)), OpError::Parameter)?;
                 check(out.zero_point == -128 && (out.scale * 256.0 - 1.0).abs() < 1e-6, OpError::QuantizationMismatch)?;
             }
             OpParams::Requantize(p) => {

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use microcnn_core::crc::crc32;
 use microcnn_core::format::{self, header, meta, op, tensor, ABSENT};
 use microcnn_core::ops::conv::Window;
+use microcnn_core::ops::softmax::SoftmaxParams;
 
 /// The tool name and version recorded in every blob.
 pub const TOOL: &str = concat!("microcnn ", env!("CARGO_PKG_VERSION"));
@@ -69,7 +70,16 @@ pub fn write(graph: &Graph, plan: &Plan) -> Result<Vec<u8>> {
                 r[op::PARAM0 + 29] = act.1 as u8;
             }
             LayerParams::Softmax { input_multiplier, input_left_shift, diff_min } => {
-                put_i32s(&mut r, op::PARAM0, &[*input_multiplier, *input_left_shift, *diff_min])
+                put_i32s(&mut r, op::PARAM0, &[*input_multiplier, *input_left_shift, *diff_min]);
+                // The exps of the 256 possible differences, for the kernel to read.
+                let params = SoftmaxParams {
+                    input_multiplier: *input_multiplier,
+                    input_left_shift: *input_left_shift,
+                    diff_min: *diff_min,
+                    exp_table: None,
+                };
+                let table: Vec<i32> = (0..format::SOFTMAX_TABLE_LEN).map(|k| params.exp_table_entry(k)).collect();
+                put_u32(&mut r, op::EXP_TABLE, constants.add_i32s(&table));
             }
             LayerParams::Requantize { multiplier, shift, act } => {
                 put_i32s(&mut r, op::PARAM0, &[*multiplier, *shift]);
