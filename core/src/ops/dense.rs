@@ -97,8 +97,9 @@ pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8]
 }
 
 /// One block of `K` units (`block`: per group of four inputs, each unit's four weights
-/// in turn) over the whole input, `x − zp` formed on the fly. The accumulator bound of
-/// the layer ([`acc_bound`]) keeps every sum inside `i32`.
+/// in turn) over the whole input, `x − zp` formed on the fly. Validation bounds the
+/// input length (at most 65,536 products of at most 255 × 128), so the sums fit an
+/// `i32`; they wrap, never panic, for longer inputs given directly.
 #[inline(always)]
 fn block_portable<const K: usize>(block: &[i8], input: &[i8], zero_point: i32) -> [i32; K] {
     let mut acc = [0_i32; K];
@@ -108,7 +109,8 @@ fn block_portable<const K: usize>(block: &[i8], input: &[i8], zero_point: i32) -
             *d = i32::from(x) - zero_point;
         }
         for (a, w) in acc.iter_mut().zip(w.chunks_exact(4)) {
-            *a += i32::from(w[0]) * v[0] + i32::from(w[1]) * v[1] + i32::from(w[2]) * v[2] + i32::from(w[3]) * v[3];
+            let dot = i32::from(w[0]) * v[0] + i32::from(w[1]) * v[1] + i32::from(w[2]) * v[2] + i32::from(w[3]) * v[3];
+            *a = a.wrapping_add(dot);
         }
     }
     acc

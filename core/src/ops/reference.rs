@@ -147,7 +147,7 @@ pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8]
     }
     for (o, out) in output.iter_mut().enumerate() {
         let acc = input.iter().enumerate().fold(0_i32, |acc, (i, &x)| {
-            acc + i32::from(params.weight(units, o, i)) * (i32::from(x) - input_zero_point)
+            acc.wrapping_add(i32::from(params.weight(units, o, i)).wrapping_mul(i32::from(x) - input_zero_point))
         });
         *out = params.quant.output(o, acc);
     }
