@@ -126,6 +126,9 @@ pub enum OpError {
     QuantizationMismatch,
     /// The output shares arena bytes with an input in a way the operator cannot allow.
     InPlace,
+    /// The weight layout tag (`format::op::WEIGHT_LAYOUT`) is not the one this kind of
+    /// operator uses.
+    WeightLayout(u8),
 }
 
 impl fmt::Display for Error {
@@ -178,6 +181,7 @@ impl fmt::Display for OpError {
                 write!(f, "input and output quantization must be equal")
             }
             OpError::InPlace => write!(f, "output overlaps an input it cannot share"),
+            OpError::WeightLayout(tag) => write!(f, "weight layout {tag} is not the one this operator kind uses"),
         }
     }
 }

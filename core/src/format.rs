@@ -4,8 +4,9 @@
 
 /// The four magic bytes at the start of every blob.
 pub const MAGIC: [u8; 4] = *b"MCNN";
-/// The format version this crate reads and writes.
-pub const VERSION: u16 = 1;
+/// The format version this crate reads and writes (2: dense weights in the
+/// [`weight_layout::DENSE_BLOCKED`] layout, tagged in [`op::WEIGHT_LAYOUT`]).
+pub const VERSION: u16 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 64;
 /// Length of one tensor record.
@@ -126,6 +127,88 @@ pub mod op {
     pub const SHIFTS: usize = 48;
     /// Generic `i32` parameter slots (Add, Softmax, Mean, Requantize), 4 bytes apart.
     pub const PARAM0: usize = 16;
+    /// `u32` constant offset of a Softmax's exp table ([`SOFTMAX_TABLE_LEN`](super::SOFTMAX_TABLE_LEN)
+    /// `i32`s), or [`ABSENT`](super::ABSENT).
+    pub const EXP_TABLE: usize = 28;
+    /// `u8` layout of the weights ([`weight_layout`](super::weight_layout)) of an
+    /// operator with weights; 0 elsewhere.
+    pub const WEIGHT_LAYOUT: usize = 52;
+}
+
+/// Weight layouts, as stored in [`op::WEIGHT_LAYOUT`]. The reader accepts exactly one
+/// layout per operator kind: [`ROW_MAJOR`](weight_layout::ROW_MAJOR) for convolutions,
+/// [`DENSE_BLOCKED`](weight_layout::DENSE_BLOCKED) for dense layers.
+pub mod weight_layout {
+    /// In the framework's order: `[C_out, KH, KW, C_in]` (convolution) or
+    /// `[KH, KW, C_out]` (depthwise).
+    pub const ROW_MAJOR: u8 = 0;
+    /// Dense weights `[C_out, N]` re-laid for the kernel, see
+    /// [`dense_index`](super::dense_index).
+    pub const DENSE_BLOCKED: u8 = 1;
+}
+
+/// Entries of a Softmax exp table: entry `k` is `exp(−k · β · s_in)` in Q0.31 as the
+/// fixed-point algorithm computes it for the difference `x − max = −k`, 0 when `−k` lies
+/// below `diff_min` (see `ops::softmax`). int8 inputs give `k` in 0..=255.
+pub const SOFTMAX_TABLE_LEN: usize = 256;
+
+/// Output units interleaved in one block of a [`weight_layout::DENSE_BLOCKED`] layout.
+pub const DENSE_BLOCK: usize = 4;
+
+/// The size of the block holding unit `o` of `units` (blocks of 4, then at most one of 2
+/// and one of 1) and the block's first unit.
+#[inline(always)]
+pub const fn dense_block(units: usize, o: usize) -> (usize, usize) {
+    let fours = units & !3;
+    if o < fours {
+        (4, o & !3)
+    } else if o < (units & !1) {
+        (2, fours)
+    } else {
+        (1, units & !1)
+    }
+}
+
+/// Bytes of a [`weight_layout::DENSE_BLOCKED`] dense weight array: `units` rows of `n`
+/// inputs padded with zeros to a multiple of 4. `None` on overflow.
+pub const fn dense_weights_len(units: usize, n: usize) -> Option<usize> {
+    match n.checked_next_multiple_of(4) {
+        Some(padded) => units.checked_mul(padded),
+        None => None,
+    }
+}
+
+/// Position of weight `(o, i)` (unit `o` of `units`, input `i` of `n`) in the
+/// [`weight_layout::DENSE_BLOCKED`] layout. The units form blocks of
+/// [`DENSE_BLOCK`] = 4 in order, then one block of 2 and one of 1 when the count asks
+/// for them (10 units: 4, 4, 2). A block of `k` units starts at its first unit times the
+/// padded input length `n4` (`n` rounded up to 4) and holds, for each group of four
+/// inputs in order, the four weights of each of its units in turn: `k · 4` bytes per
+/// group, so that a kernel reads one word per unit per group. Inputs past `n` have
+/// weight 0.
+#[inline(always)]
+pub const fn dense_index(units: usize, n: usize, o: usize, i: usize) -> usize {
+    let n4 = (n + 3) & !3;
+    let (k, first) = dense_block(units, o);
+    first * n4 + (i >> 2) * 4 * k + (o - first) * 4 + (i & 3)
+}
+
+/// Re-lays `row_major` (`[units, n]`) into the [`weight_layout::DENSE_BLOCKED`] layout
+/// in `out`, which must be [`dense_weights_len`] long; `false` (and `out` untouched)
+/// when a length does not match.
+pub fn pack_dense(row_major: &[i8], units: usize, n: usize, out: &mut [i8]) -> bool {
+    if units.checked_mul(n) != Some(row_major.len()) || dense_weights_len(units, n) != Some(out.len()) {
+        return false;
+    }
+    out.fill(0);
+    for (o, row) in row_major.chunks_exact(n.max(1)).enumerate().take(units) {
+        for (i, &w) in row.iter().enumerate() {
+            if let Some(slot) = out.get_mut(dense_index(units, n, o, i)) {
+                *slot = w;
+            }
+        }
+    }
+    true
 }
 
 /// Operator kinds, as stored in byte 0 of an operator record.
@@ -252,4 +335,63 @@ pub(crate) fn read_f32(bytes: &[u8], at: usize) -> Option<f32> {
 
 pub(crate) fn read_i8(bytes: &[u8], at: usize) -> Option<i8> {
     read_u8(bytes, at).map(|v| v as i8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_blocks_are_fours_then_a_two_then_a_one() {
+        // 7 units: 4, 2, 1; 10 units: 4, 4, 2; 1 unit: 1.
+        assert_eq!([0, 3, 4, 5, 6].map(|o| dense_block(7, o)), [(4, 0), (4, 0), (2, 4), (2, 4), (1, 6)]);
+        assert_eq!([0, 7, 8, 9].map(|o| dense_block(10, o)), [(4, 0), (4, 4), (2, 8), (2, 8)]);
+        assert_eq!(dense_block(1, 0), (1, 0));
+    }
+
+    #[test]
+    fn dense_index_interleaves_units_per_group_of_four() {
+        // 10 units over 6 inputs (padded to 8): a block of 4 holds 16 bytes per group.
+        assert_eq!(dense_index(10, 6, 0, 0), 0);
+        assert_eq!(dense_index(10, 6, 1, 0), 4);
+        assert_eq!(dense_index(10, 6, 3, 3), 15);
+        assert_eq!(dense_index(10, 6, 0, 4), 16);
+        assert_eq!(dense_index(10, 6, 5, 5), 32 + 16 + 4 + 1);
+        // The block of 2 (units 8, 9) starts at 8 · 8.
+        assert_eq!(dense_index(10, 6, 8, 0), 64);
+        assert_eq!(dense_index(10, 6, 9, 5), 64 + 8 + 4 + 1);
+        // 7 units: the block of 1 (unit 6) at 6 · 8, 4 bytes per group.
+        assert_eq!(dense_index(7, 6, 6, 5), 48 + 4 + 1);
+        assert_eq!(dense_weights_len(7, 6), Some(56));
+        assert_eq!(dense_weights_len(usize::MAX, 4), None);
+        assert_eq!(dense_weights_len(1, usize::MAX), None);
+    }
+
+    #[test]
+    fn pack_dense_is_a_bijection_with_zero_padding() {
+        for units in 1..=11 {
+            for n in 1..=13 {
+                let row_major: Vec<i8> = (0..units * n).map(|k| (k % 251) as i8 | 1).collect();
+                let len = dense_weights_len(units, n).unwrap();
+                let mut out = vec![0x55_i8; len];
+                assert!(pack_dense(&row_major, units, n, &mut out));
+                let mut seen = vec![false; len];
+                for o in 0..units {
+                    for i in 0..n {
+                        let at = dense_index(units, n, o, i);
+                        assert!(!seen[at], "{units}×{n}: ({o}, {i}) lands on a used byte");
+                        seen[at] = true;
+                        assert_eq!(out[at], row_major[o * n + i]);
+                    }
+                }
+                // Every other byte is padding: zero (odd weights above are never zero).
+                for (at, &used) in seen.iter().enumerate() {
+                    assert_eq!(used, out[at] != 0, "{units}×{n}: byte {at}");
+                }
+            }
+        }
+        let mut short = [0_i8; 7];
+        assert!(!pack_dense(&[1; 6], 1, 6, &mut short));
+        assert!(!pack_dense(&[1; 5], 1, 6, &mut [0; 8]));
+    }
 }

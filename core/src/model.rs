@@ -8,7 +8,7 @@
 use crate::crc::crc32;
 use crate::error::{Error, OpError, Section};
 use crate::format::{
-    self, header, mean_mode, meta, op, read_f32, read_i32, read_i8, read_u16, read_u32, read_u8, OpKind,
+    self, header, mean_mode, meta, op, read_f32, read_i32, read_i8, read_u16, read_u32, read_u8, weight_layout, OpKind,
 };
 use crate::ops::add::AddParams;
 use crate::ops::conv::{ConvParams, Window};
@@ -118,7 +118,7 @@ pub enum OpParams<'a> {
     /// Concatenation along channels.
     Concatenation,
     /// Softmax over channels.
-    Softmax(SoftmaxParams),
+    Softmax(SoftmaxParams<'a>),
     /// Requantization with a clamp (ReLU, ReLU6, QUANTIZE).
     Requantize(RequantizeParams),
     /// Reshape: the output aliases the input.
@@ -156,7 +156,7 @@ impl Operator<'_> {
         let bias = |q: &ChannelQuant<'_>| q.bias.map_or(0, |b| b.len() as u64);
         match &self.params {
             OpParams::Conv2d(p) | OpParams::DepthwiseConv2d(p) => p.weights.len() as u64 + bias(&p.quant),
-            OpParams::FullyConnected(p) => p.weights.len() as u64 + bias(&p.quant),
+            OpParams::FullyConnected(p) => (p.input_len * p.quant.multipliers.len()) as u64 + bias(&p.quant),
             _ => 0,
         }
     }
@@ -414,8 +414,12 @@ impl<'a> Model<'a> {
                 ChannelQuant { bias, multipliers, shifts, output_zero_point: out.zero_point, act_min, act_max },
             ))
         };
+        let layout = read_u8(r, op::WEIGHT_LAYOUT).unwrap_or(0);
+        let expect_layout =
+            |wanted: u8| if layout == wanted { Ok(()) } else { Err(bad(OpError::WeightLayout(layout))) };
         let params = match kind {
             OpKind::Conv2d | OpKind::DepthwiseConv2d => {
+                expect_layout(weight_layout::ROW_MAJOR)?;
                 let taps = window.kernel_h * window.kernel_w;
                 let weights_len = if kind == OpKind::Conv2d {
                     taps * input.shape.channels * out.shape.channels
@@ -431,8 +435,11 @@ impl<'a> Model<'a> {
                 }
             }
             OpKind::FullyConnected => {
-                let (weights, quant) = channel_quant(input.bytes() * out.shape.channels, out.shape.channels)?;
-                OpParams::FullyConnected(DenseParams { weights, quant })
+                expect_layout(weight_layout::DENSE_BLOCKED)?;
+                let len =
+                    format::dense_weights_len(out.shape.channels, input.bytes()).ok_or(bad(OpError::Parameter))?;
+                let (weights, quant) = channel_quant(len, out.shape.channels)?;
+                OpParams::FullyConnected(DenseParams { weights, input_len: input.bytes(), quant })
             }
             OpKind::MaxPool2d | OpKind::AvgPool2d => {
                 let p = PoolParams { window, act_min, act_max };
@@ -471,6 +478,13 @@ impl<'a> Model<'a> {
                 input_multiplier: i32_at(op::PARAM0),
                 input_left_shift: i32_at(op::PARAM0 + 4),
                 diff_min: i32_at(op::PARAM0 + 8),
+                exp_table: match read_u32(r, op::EXP_TABLE).unwrap_or(format::ABSENT) {
+                    format::ABSENT => None,
+                    offset => Some(I32s::new(
+                        self.constant(offset as usize, 4 * format::SOFTMAX_TABLE_LEN)
+                            .ok_or(bad(OpError::ConstantOutOfBounds))?,
+                    )),
+                },
             }),
             OpKind::Requantize => OpParams::Requantize(RequantizeParams {
                 multiplier: i32_at(op::PARAM0),
@@ -703,6 +717,8 @@ impl<'a> Model<'a> {
             OpParams::Softmax(p) => {
                 check(i == o, OpError::ShapeMismatch)?;
                 check((0..=30).contains(&p.input_left_shift) && p.diff_min <= 0, OpError::Parameter)?;
+                // The table must be the exps the kernel would compute (256 of them).
+                check(p.exp_table.is_none_or(|t| p.table_matches(t)), OpError::Parameter)?;
                 check(out.zero_point == -128 && (out.scale * 256.0 - 1.0).abs() < 1e-6, OpError::QuantizationMismatch)?;
             }
             OpParams::Requantize(p) => {

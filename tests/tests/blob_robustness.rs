@@ -88,6 +88,80 @@ fn structural_corruptions_give_typed_errors() {
     assert!(matches!(Model::from_bytes(&bad), Err(Error::ArenaOverlap { .. })), "{:?}", Model::from_bytes(&bad));
 }
 
+/// The weight layout tag of each operator and the size of the dense weights are
+/// checked: a dense layer tagged row-major, a convolution tagged blocked, dense weights
+/// running past the constant section.
+#[test]
+fn weight_layouts_are_validated() {
+    use microcnn_core::error::OpError;
+    use microcnn_core::format::{op, weight_layout, OpKind, OP_RECORD_LEN};
+    let full = blob("small_cnn_28x28");
+    let model = Model::from_bytes(&full).expect("valid");
+    let u32_at = |at: usize| u32::from_le_bytes(full[at..at + 4].try_into().unwrap()) as usize;
+    let record = |k: usize| u32_at(32) + k * OP_RECORD_LEN;
+    let dense = (0..model.op_count()).find(|&k| model.operator(k).unwrap().kind == OpKind::FullyConnected).unwrap();
+    assert_eq!(full[record(dense) + op::WEIGHT_LAYOUT], weight_layout::DENSE_BLOCKED);
+    assert_eq!(full[record(0) + op::WEIGHT_LAYOUT], weight_layout::ROW_MAJOR);
+    let corrupt = |at: usize, bytes: &[u8]| {
+        let mut bad = full.clone();
+        bad[at..at + bytes.len()].copy_from_slice(bytes);
+        fix_crc(&mut bad);
+        Model::from_bytes(&bad).unwrap_err()
+    };
+    let e = corrupt(record(dense) + op::WEIGHT_LAYOUT, &[weight_layout::ROW_MAJOR]);
+    assert_eq!(e, Error::BadOperator { op: dense as u16, reason: OpError::WeightLayout(0) });
+    assert!(e.to_string().contains("weight layout 0"), "{e}");
+    let e = corrupt(record(0) + op::WEIGHT_LAYOUT, &[weight_layout::DENSE_BLOCKED]);
+    assert_eq!(e, Error::BadOperator { op: 0, reason: OpError::WeightLayout(1) });
+    assert_eq!(
+        corrupt(record(dense) + op::WEIGHT_LAYOUT, &[7]),
+        Error::BadOperator { op: dense as u16, reason: OpError::WeightLayout(7) }
+    );
+    // Dense weights whose last 4 bytes lie past the constant section.
+    let room = u32_at(40) - (784 * 10 - 4);
+    let e = corrupt(record(dense) + op::WEIGHTS, &(room as u32).to_le_bytes());
+    assert_eq!(e, Error::BadOperator { op: dense as u16, reason: OpError::ConstantOutOfBounds });
+}
+
+/// A Softmax's exp table must hold exactly the exps its parameters give, and lie inside
+/// the constant section.
+#[test]
+fn softmax_exp_table_is_validated() {
+    use microcnn_core::error::OpError;
+    use microcnn_core::format::{op, OpKind, OP_RECORD_LEN, SOFTMAX_TABLE_LEN};
+    let full = blob("small_cnn_28x28");
+    let model = Model::from_bytes(&full).expect("valid");
+    let u32_at = |at: usize| u32::from_le_bytes(full[at..at + 4].try_into().unwrap()) as usize;
+    let softmax = (0..model.op_count()).find(|&k| model.operator(k).unwrap().kind == OpKind::Softmax).unwrap();
+    let record = u32_at(32) + softmax * OP_RECORD_LEN;
+    let table = u32_at(36) + u32_at(record + op::EXP_TABLE);
+    let corrupt = |at: usize, bytes: &[u8]| {
+        let mut bad = full.clone();
+        bad[at..at + bytes.len()].copy_from_slice(bytes);
+        fix_crc(&mut bad);
+        Model::from_bytes(&bad).err()
+    };
+    // Entry 0 is exp(0) = 1.0 in Q0.31 (i32::MAX); entry 5 is some smaller exp.
+    assert_eq!(i32::from_le_bytes(full[table..table + 4].try_into().unwrap()), i32::MAX);
+    let entry5 = i32::from_le_bytes(full[table + 20..table + 24].try_into().unwrap());
+    assert!(entry5 > 0 && entry5 < i32::MAX);
+    let reason = |r: Option<Error>| match r {
+        Some(Error::BadOperator { op, reason }) if usize::from(op) == softmax => reason,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(reason(corrupt(table + 20, &(entry5 + 1).to_le_bytes())), OpError::Parameter);
+    let past = (u32_at(40) - 4 * SOFTMAX_TABLE_LEN + 4) as u32;
+    assert_eq!(reason(corrupt(record + op::EXP_TABLE, &past.to_le_bytes())), OpError::ConstantOutOfBounds);
+    // Without a table the kernel computes the exps: the blob loads and runs.
+    let bytes = {
+        let mut b = full.clone();
+        b[record + op::EXP_TABLE..record + op::EXP_TABLE + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        fix_crc(&mut b);
+        b
+    };
+    exercise(&bytes).expect("a softmax without a table runs");
+}
+
 #[test]
 fn interpreter_refuses_a_small_arena() {
     let full = blob("small_cnn_28x28");

@@ -4,7 +4,7 @@
 //! kernel's single-pass widening, the image regrouped into wider rows — 55 and 117
 //! pixels too —, strides 1 and 2, clamps deferred to the row), 3×3
 //! convolutions on 1 and 3 channels (the three-row kernel) and on 8; dense layers of
-//! 2 to 10 units on 37 to 784 inputs; 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
+//! 1 to 17 units on 1 to 1,030 inputs (every block of the blocked weight layout); 3×3 depthwise with strides 1 and 2, SAME and VALID, odd
 //! widths, channel counts that are not multiples of four and beyond one 32-channel
 //! block, dilation 2, depth multiplier 2, a 5×5 kernel, ReLU6 clamps, border columns
 //! run as one call per column (one and two per side, two whole blocks); average and max
@@ -249,6 +249,17 @@ fn models() -> Vec<(String, Vec<u8>)> {
     }
     for (i, (n, units, zp)) in [(784, 10, -128), (37, 5, 3), (100, 4, -7), (64, 2, 0)].into_iter().enumerate() {
         models.push((format!("dense {n} -> {units} zp={zp}"), dense_model(n, units, zp, 90 + i as u64)));
+    }
+    // Dense in the blocked layout (blocks of 4 units, then 2, then 1): input lengths
+    // that are not multiples of 4 (the column's last group, the zero-padded weights),
+    // 1, 3, 5, 7, 17 units (every tail block), odd and even group counts, and inputs
+    // beyond the DSP column (1,030: the portable loop on every core).
+    for (i, (n, units, zp)) in
+        [(783, 10, 5), (13, 1, 7), (1, 3, -4), (6, 7, 0), (31, 5, 100), (99, 17, -128), (2, 10, 1), (1030, 6, -9)]
+            .into_iter()
+            .enumerate()
+    {
+        models.push((format!("dense blocked {n} -> {units} zp={zp}"), dense_model(n, units, zp, 190 + i as u64)));
     }
     for (i, case) in cases.into_iter().enumerate() {
         models.push((format!("{case:?}"), depthwise_model(case, 40 + i as u64)));

@@ -1,87 +1,119 @@
 //! FULLY_CONNECTED int8 (TFLM's `FullyConnected` / `FullyConnectedPerChannel`).
 //!
 //! `out[o] = clamp(zp_out + M_o · (bias[o] + Σ_i w[o, i] · (in[i] − zp_in)))` over the
-//! flattened input. Weights are symmetric (zero point 0). Layout: weights `[C_out, N]`.
+//! flattened input. Weights are symmetric (zero point 0), stored in the blob in the
+//! [`DENSE_BLOCKED`](crate::format::weight_layout::DENSE_BLOCKED) layout
+//! ([`format::dense_index`]): blocks of four output units, each group of four inputs
+//! holding the four units' weights in turn, so a kernel reads one word per unit per
+//! group and the input once per block.
 
 #[cfg(microcnn_arm_dsp)]
-use super::im2col::dot_3x1;
-use super::im2col::{dot_2x1, Columns, COLUMN_MAX};
-use super::{acc_bound, reference, ChannelQuant, ChannelRequant, Requant};
+use super::arch::arm_dsp::{dense_block1, dense_block2, dense_block4, dense_column};
+use super::ChannelQuant;
+use crate::format;
 
 /// Parameters of a dense layer.
 #[derive(Clone, Copy, Debug)]
 pub struct DenseParams<'a> {
-    /// int8 weights `[C_out, N]`.
+    /// int8 weights `[C_out, N]` in the
+    /// [`DENSE_BLOCKED`](crate::format::weight_layout::DENSE_BLOCKED) layout
+    /// ([`format::dense_weights_len`] bytes).
     pub weights: &'a [i8],
+    /// `N`, the flattened input length.
+    pub input_len: usize,
     /// Bias, requantization and clamp per output unit.
     pub quant: ChannelQuant<'a>,
 }
 
-/// Runs a dense layer: `input` has `N` values, `output` has `C_out`.
-///
-/// Inputs up to 1024 values run the im2col kernel (the input widened once into a
-/// column on the stack, 2 KiB; two output units per pass); longer ones the
-/// [reference kernel](mod@super::reference).
-pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
-    let n = input.len();
-    if n == 0 || n > COLUMN_MAX {
-        reference::fully_connected_s8(input, input_zero_point, output, params);
-        return;
-    }
-    if (0..output.len()).any(|o| Requant::new(&params.quant, o).is_none()) {
-        reference::fully_connected_s8(input, input_zero_point, output, params);
-        return;
-    }
-    let mut columns = Columns::new();
-    let mut column = columns.column(0);
-    let grouped = n.is_multiple_of(4);
-    column.run(0, input, input_zero_point.wrapping_neg(), grouped);
-    column.finish(n, grouped);
-    let Some(weights) = params.weights.get(..output.len() * n) else {
-        return;
-    };
-    let bound = acc_bound(n, input_zero_point);
-    let requant = |o: usize, acc: i32| unit_output(&params.quant, o, bound, acc);
-    let mut o = 0;
-    // DSP cores: three output units per pass (one column load for three rows).
-    #[cfg(microcnn_arm_dsp)]
-    let output = {
-        // 3k + 1 units run as 3(k − 1) + 2 + 2 (no single unit through the pair kernel).
-        let units = output.len();
-        let threes = if units % 3 == 1 && units >= 4 { units / 3 - 1 } else { units / 3 };
-        let (head, rest) = output.split_at_mut(3 * threes);
-        for y in head.chunks_exact_mut(3) {
-            let Some(rows) = weights.get(o * n..) else {
-                return;
-            };
-            let acc = dot_3x1(rows, n, &columns);
-            y[0] = requant(o, acc[0]);
-            y[1] = requant(o + 1, acc[1]);
-            y[2] = requant(o + 2, acc[2]);
-            o += 3;
-        }
-        rest
-    };
-    let mut outputs = output.chunks_exact_mut(2);
-    for y in &mut outputs {
-        // Each row slice runs on to the end of the weights (see `dot_2x1`).
-        let (Some(w0), Some(w1)) = (weights.get(o * n..), weights.get((o + 1) * n..)) else {
-            return;
-        };
-        let acc = dot_2x1(w0, w1, n, &columns);
-        y[0] = requant(o, acc[0]);
-        y[1] = requant(o + 1, acc[1]);
-        o += 2;
-    }
-    if let (Some(y), Some(w)) = (outputs.into_remainder().first_mut(), weights.get(o * n..)) {
-        *y = requant(o, dot_2x1(w, w, n, &columns)[0]);
+impl DenseParams<'_> {
+    /// Weight `(o, i)` of a layer with `units` outputs (0 outside the weights).
+    #[inline(always)]
+    pub fn weight(&self, units: usize, o: usize, i: usize) -> i8 {
+        self.weights.get(format::dense_index(units, self.input_len, o, i)).copied().unwrap_or(0)
     }
 }
 
-/// Unit `o`'s output for `acc` (one call per unit: code size over a few instructions).
-#[inline(never)]
-fn unit_output(quant: &ChannelQuant<'_>, o: usize, bound: i64, acc: i32) -> i8 {
-    ChannelRequant::new(quant, o, bound).map_or(0, |r| r.output(acc))
+/// Runs a dense layer: `input` has `N` values, `output` has `C_out`.
+///
+/// One pass per block of output units over the input: on DSP cores the input widened
+/// once into a column on the stack (inputs up to 1024, weights word-aligned), else read
+/// directly by the portable loop.
+pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
+    let (n, units) = (input.len(), output.len());
+    let weights = match format::dense_weights_len(units, n) {
+        Some(len) if n == params.input_len => params.weights.get(..len),
+        _ => None,
+    };
+    let Some(weights) = weights else {
+        return;
+    };
+    let n4 = n.next_multiple_of(4);
+    // One output per unit: the plain requantization (any multiplier and shift, as
+    // TFLM) costs less than preparing a faster one.
+    let mut store = |first: usize, acc: &[i32]| {
+        for (k, &a) in acc.iter().enumerate() {
+            if let Some(y) = output.get_mut(first + k) {
+                *y = params.quant.output(first + k, a);
+            }
+        }
+    };
+    #[cfg(microcnn_arm_dsp)]
+    {
+        let done = (weights.as_ptr() as usize).is_multiple_of(4)
+            && dense_column(input, input_zero_point.wrapping_neg(), |column| {
+                let groups = n4 / 4;
+                let mut o = 0;
+                while o < units {
+                    let (k, first) = format::dense_block(units, o);
+                    let block = weights.get(first * n4..).unwrap_or(&[]);
+                    let ok = match k {
+                        4 => dense_block4(block, column, groups).map(|acc| store(first, &acc)),
+                        2 => dense_block2(block, column, groups).map(|acc| store(first, &acc)),
+                        _ => dense_block1(block, column, groups).map(|acc| store(first, &[acc])),
+                    };
+                    if ok.is_none() {
+                        return false;
+                    }
+                    o += k;
+                }
+                true
+            })
+            .unwrap_or(false);
+        if done {
+            return;
+        }
+    }
+    let mut o = 0;
+    while o < units {
+        let (k, first) = format::dense_block(units, o);
+        let block = weights.get(first * n4..(first + k) * n4).unwrap_or(&[]);
+        match k {
+            4 => store(first, &block_portable::<4>(block, input, input_zero_point)),
+            2 => store(first, &block_portable::<2>(block, input, input_zero_point)),
+            _ => store(first, &block_portable::<1>(block, input, input_zero_point)),
+        }
+        o += k;
+    }
+}
+
+/// One block of `K` units (`block`: per group of four inputs, each unit's four weights
+/// in turn) over the whole input, `x − zp` formed on the fly. Validation bounds the
+/// input length (at most 65,536 products of at most 255 × 128), so the sums fit an
+/// `i32`; they wrap, never panic, for longer inputs given directly.
+#[inline(always)]
+fn block_portable<const K: usize>(block: &[i8], input: &[i8], zero_point: i32) -> [i32; K] {
+    let mut acc = [0_i32; K];
+    for (w, x) in block.chunks_exact(4 * K).zip(input.chunks(4)) {
+        let mut v = [0_i32; 4];
+        for (d, &x) in v.iter_mut().zip(x) {
+            *d = i32::from(x) - zero_point;
+        }
+        for (a, w) in acc.iter_mut().zip(w.chunks_exact(4)) {
+            let dot = i32::from(w[0]) * v[0] + i32::from(w[1]) * v[1] + i32::from(w[2]) * v[2] + i32::from(w[3]) * v[3];
+            *a = a.wrapping_add(dot);
+        }
+    }
+    acc
 }
 
 #[cfg(test)]
@@ -105,8 +137,11 @@ mod tests {
         shift[4..].copy_from_slice(&s2.to_le_bytes());
         bias[..4].copy_from_slice(&5_i32.to_le_bytes());
         bias[4..].copy_from_slice(&(-1_i32).to_le_bytes());
+        let mut blocked = [0_i8; 8];
+        assert!(format::pack_dense(&weights, 2, 3, &mut blocked));
         let params = DenseParams {
-            weights: &weights,
+            weights: &blocked,
+            input_len: 3,
             quant: ChannelQuant {
                 bias: Some(I32s::new(&bias)),
                 multipliers: I32s::new(&mult),

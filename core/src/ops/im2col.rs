@@ -1,4 +1,4 @@
-//! The im2col machinery of the convolution and dense kernels.
+//! The im2col machinery of the convolution kernels.
 //!
 //! A *column* holds one output pixel's receptive field in the weights' order
 //! (`[KH, KW, C_in]`), each value widened to `i16` with the input offset already
@@ -17,11 +17,10 @@
 
 #[cfg(microcnn_arm_dsp)]
 use super::arch::arm_dsp::{
-    dot_2x1_groups, dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, dot_3x1_groups, sxtb16, sxtb16_ror8,
-    widen_groups, COLUMN_STRIDE,
+    dot_2x2_groups, dot_2x2_widened, dot_2x2_widened_pairs, sxtb16, sxtb16_ror8, widen_groups, COLUMN_STRIDE,
 };
 
-/// The longest filter (`KH·KW·C_in`, or a dense layer's input length) a column holds;
+/// The longest filter (`KH·KW·C_in`) a column holds;
 /// longer filters run the reference kernels. A column takes `2 · COLUMN_MAX` bytes of
 /// stack and the convolution keeps two.
 pub(crate) const COLUMN_MAX: usize = 1024;
@@ -163,61 +162,6 @@ pub(crate) fn dot_2x2(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i
         acc[1] += f0 * x1;
         acc[2] += f1 * x0;
         acc[3] += f1 * x1;
-    }
-    acc
-}
-
-/// Dense rows `o, o + 1, o + 2` (`rows` starts at row `o`; rows are `len` long) times
-/// column 0 over the first `len` values (DSP cores).
-#[cfg(microcnn_arm_dsp)]
-#[inline(never)]
-pub(crate) fn dot_3x1(rows: &[i8], len: usize, columns: &Columns) -> [i32; 3] {
-    // As in `dot_2x2`: whole groups cover the tail when the slice reaches that far.
-    let padded = len.next_multiple_of(4);
-    let body = if rows.len() >= 2 * len + padded { padded } else { len & !3 };
-    let c = &columns.words[..WORDS];
-    let mut acc = dot_3x1_groups(rows, len, c, body / 4);
-    let h: &[i16] = bytemuck::cast_slice(c);
-    for i in body..len {
-        let x = i32::from(h.get(slot(i)).copied().unwrap_or(0));
-        for (k, a) in acc.iter_mut().enumerate() {
-            *a += i32::from(rows.get(k * len + i).copied().unwrap_or(0)) * x;
-        }
-    }
-    acc
-}
-
-/// `[w0·c, w1·c]` over the first `len` values: two filters times
-/// column 0.
-#[inline(never)]
-pub(crate) fn dot_2x1(w0: &[i8], w1: &[i8], len: usize, columns: &Columns) -> [i32; 2] {
-    // As in `dot_2x2`: whole groups cover the tail when the slices reach that far.
-    let padded = len.next_multiple_of(4);
-    let body = if !cfg!(microcnn_arm_dsp) {
-        len // the portable loop needs no whole groups
-    } else if w0.len() >= padded && w1.len() >= padded {
-        padded
-    } else {
-        len & !3
-    };
-    let (Some(w0), Some(w1)) = (w0.get(..len.max(body)), w1.get(..len.max(body))) else {
-        return [0; 2];
-    };
-    let c = &columns.words[..WORDS];
-    let mut acc: [i32; 2];
-    #[cfg(microcnn_arm_dsp)]
-    {
-        acc = dot_2x1_groups(w0, w1, c, body / 4);
-    }
-    let h: &[i16] = bytemuck::cast_slice(c);
-    #[cfg(not(microcnn_arm_dsp))]
-    {
-        acc = dot_2x1_portable(&w0[..body], &w1[..body], &h[..body]);
-    }
-    for i in body..len {
-        let x = i32::from(h.get(slot(i)).copied().unwrap_or(0));
-        acc[0] += i32::from(w0[i]) * x;
-        acc[1] += i32::from(w1[i]) * x;
     }
     acc
 }

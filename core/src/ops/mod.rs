@@ -423,15 +423,6 @@ impl ChannelRequant {
             None => Self::Exact(r),
         })
     }
-
-    /// The int8 output for `acc`.
-    #[inline(always)]
-    pub(crate) fn output(&self, acc: i32) -> i8 {
-        match self {
-            Self::Fast(f) => f.output(acc),
-            Self::Exact(r) => r.output(acc),
-        }
-    }
 }
 
 /// Sum of `(x − zero_point) × w` over two equally long runs. Validation bounds the run

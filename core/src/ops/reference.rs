@@ -140,12 +140,16 @@ pub fn depthwise_conv2d_s8(
 
 /// Runs a dense layer: `input` has `N` values, `output` has `C_out`.
 pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
-    let n = input.len();
+    let (n, units) = (input.len(), output.len());
+    if n != params.input_len || crate::format::dense_weights_len(units, n).is_none_or(|len| params.weights.len() < len)
+    {
+        return;
+    }
     for (o, out) in output.iter_mut().enumerate() {
-        let Some(row) = params.weights.get(o * n..(o + 1) * n) else {
-            return;
-        };
-        *out = params.quant.output(o, dot_offset(input, row, input_zero_point));
+        let acc = input.iter().enumerate().fold(0_i32, |acc, (i, &x)| {
+            acc.wrapping_add(i32::from(params.weight(units, o, i)).wrapping_mul(i32::from(x) - input_zero_point))
+        });
+        *out = params.quant.output(o, acc);
     }
 }
 

@@ -6,6 +6,8 @@
 //! Entries below `diff_min` give −128. Output scale 1/256, zero point −128.
 //! Works in place: each output element is written after its input was last read.
 
+use super::I32s;
+use crate::format::SOFTMAX_TABLE_LEN;
 use crate::quant::{
     exp_on_negative_values, reciprocal, rescale, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
     SOFTMAX_ACCUM_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS,
@@ -13,17 +15,21 @@ use crate::quant::{
 use core::cell::Cell;
 
 /// Parameters of a softmax (from `β` and the input scale, computed at export).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SoftmaxParams {
+#[derive(Clone, Copy, Debug)]
+pub struct SoftmaxParams<'a> {
     /// Q31 multiplier of `β · s_in · 2^26`.
     pub input_multiplier: i32,
     /// Its left shift.
     pub input_left_shift: i32,
     /// The most negative difference that still contributes.
     pub diff_min: i32,
+    /// The exps of the 256 possible differences, computed offline
+    /// ([`exp_table_entry`](Self::exp_table_entry) for `k` in 0..256; the loader checks
+    /// every entry), or `None`: the kernel then computes each exp.
+    pub exp_table: Option<I32s<'a>>,
 }
 
-impl SoftmaxParams {
+impl SoftmaxParams<'_> {
     /// Not inlined: called from both passes (code size).
     #[inline(never)]
     fn exp(&self, diff: i32) -> i32 {
@@ -31,11 +37,58 @@ impl SoftmaxParams {
         let rescaled = saturating_rounding_doubling_high_mul(shifted, self.input_multiplier);
         exp_on_negative_values(rescaled, SOFTMAX_DIFF_INTEGER_BITS)
     }
+
+    /// Entry `k` of the exp table: the exp of the difference `−k`, 0 below `diff_min`.
+    pub fn exp_table_entry(&self, k: usize) -> i32 {
+        let diff = -(k.min(SOFTMAX_TABLE_LEN) as i32);
+        if diff >= self.diff_min {
+            self.exp(diff)
+        } else {
+            0
+        }
+    }
+
+    /// Whether `table` holds exactly the entries of [`exp_table_entry`](Self::exp_table_entry).
+    pub fn table_matches(&self, table: I32s<'_>) -> bool {
+        table.len() == SOFTMAX_TABLE_LEN && (0..SOFTMAX_TABLE_LEN).all(|k| table.get(k) == self.exp_table_entry(k))
+    }
+}
+
+/// Softmax over rows of `depth` values with the exps read from `table` (see
+/// [`SoftmaxParams::exp_table`]): the same bytes as the computing path.
+fn softmax_table(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, table: &[u8]) {
+    // Entry k: bytes 4k..4k + 4; k = max − x is in 0..=255 for int8 values.
+    let entry = |k: i32| -> i32 {
+        let at = (k as usize & (SOFTMAX_TABLE_LEN - 1)) * 4;
+        match table.get(at..at + 4) {
+            Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            None => 0,
+        }
+    };
+    for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact(depth)) {
+        let max = i32::from(row_in.iter().map(Cell::get).max().unwrap_or(i8::MIN));
+        let mut sum_of_exps = 0_i32; // Q12.19
+        for x in row_in {
+            let e = entry(max - i32::from(x.get()));
+            sum_of_exps = sum_of_exps.wrapping_add(rescale(e, 0, SOFTMAX_ACCUM_INTEGER_BITS));
+        }
+        let (scale, bits_over_unit) = reciprocal(sum_of_exps, SOFTMAX_ACCUM_INTEGER_BITS);
+        let exponent = (bits_over_unit + 31 - 8).clamp(0, 31);
+        for (x, o) in row_in.iter().zip(row_out) {
+            let e = entry(max - i32::from(x.get()));
+            let unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), exponent);
+            o.set((unsat - 128).clamp(-128, 127) as i8);
+        }
+    }
 }
 
 /// Softmax over rows of `depth` values; `input` and `output` may be the same memory.
-pub fn softmax_s8(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, params: &SoftmaxParams) {
+pub fn softmax_s8(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, params: &SoftmaxParams<'_>) {
     if depth == 0 {
+        return;
+    }
+    if let Some(table) = params.exp_table.filter(|t| t.len() == SOFTMAX_TABLE_LEN) {
+        softmax_table(input, output, depth, table.0);
         return;
     }
     for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact(depth)) {
@@ -85,7 +138,7 @@ mod tests {
 
     fn run(values: &mut [i8], scale: f32) {
         let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, scale);
-        let p = SoftmaxParams { input_multiplier, input_left_shift, diff_min };
+        let p = SoftmaxParams { input_multiplier, input_left_shift, diff_min, exp_table: None };
         let n = values.len();
         let cells = Cell::from_mut(values).as_slice_of_cells();
         softmax_s8(cells, cells, n, &p);
@@ -93,7 +146,7 @@ mod tests {
 
     /// TFLM's two passes as written (the exp computed in each): the cached exps give
     /// the same bytes, for rows shorter and longer than the cache.
-    fn two_pass(row: &[i8], p: &SoftmaxParams) -> std::vec::Vec<i8> {
+    fn two_pass(row: &[i8], p: &SoftmaxParams<'_>) -> std::vec::Vec<i8> {
         extern crate std;
         let max = i32::from(row.iter().copied().max().unwrap_or(i8::MIN));
         let mut sum = 0_i32;
@@ -126,12 +179,22 @@ mod tests {
             scale in 0.001_f32..2.0,
         ) {
             let (input_multiplier, input_left_shift, diff_min) = softmax_params(1.0, scale);
-            let p = SoftmaxParams { input_multiplier, input_left_shift, diff_min };
+            let p = SoftmaxParams { input_multiplier, input_left_shift, diff_min, exp_table: None };
             let mut got = row.clone();
             let n = got.len();
             let cells = Cell::from_mut(&mut got[..]).as_slice_of_cells();
             softmax_s8(cells, cells, n, &p);
-            proptest::prop_assert_eq!(got, two_pass(&row, &p));
+            let want = two_pass(&row, &p);
+            proptest::prop_assert_eq!(&got, &want);
+            // The same with the exps read from the table.
+            let table: std::vec::Vec<u8> =
+                (0..SOFTMAX_TABLE_LEN).flat_map(|k| p.exp_table_entry(k).to_le_bytes()).collect();
+            let with_table = SoftmaxParams { exp_table: Some(I32s::new(&table)), ..p };
+            proptest::prop_assert!(with_table.table_matches(I32s::new(&table)));
+            let mut got = row.clone();
+            let cells = Cell::from_mut(&mut got[..]).as_slice_of_cells();
+            softmax_s8(cells, cells, n, &with_table);
+            proptest::prop_assert_eq!(got, want);
         }
     }
 

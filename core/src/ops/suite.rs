@@ -242,12 +242,24 @@ proptest! {
         let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state as i8 };
         let input: Vec<i8> = (0..n).map(|_| next()).collect();
         let weights: Vec<i8> = (0..n * out).map(|_| next().max(-127)).collect();
-        let params = DenseParams { weights: &weights, quant: quant.channel_quant() };
+        let mut blocked = vec![0_i8; crate::format::dense_weights_len(out, n).unwrap()];
+        prop_assert!(crate::format::pack_dense(&weights, out, n, &mut blocked));
+        let params = DenseParams { weights: &blocked, input_len: n, quant: quant.channel_quant() };
         let mut fast = vec![0_i8; out];
         let mut slow = vec![0_i8; out];
         fully_connected_s8(&input, input_zero_point, &mut fast, &params);
         reference::fully_connected_s8(&input, input_zero_point, &mut slow, &params);
-        prop_assert_eq!(fast, slow);
+        prop_assert_eq!(&fast, &slow);
+        // The same layer computed from the row-major weights, not through the layout.
+        let q = quant.channel_quant();
+        let row_major: Vec<i8> = (0..out)
+            .map(|o| {
+                let row = &weights[o * n..(o + 1) * n];
+                let acc = row.iter().zip(&input).map(|(&w, &x)| i32::from(w) * (i32::from(x) - input_zero_point)).sum();
+                q.output(o, acc)
+            })
+            .collect();
+        prop_assert_eq!(fast, row_major);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use microcnn_core::crc::crc32;
 use microcnn_core::format::{self, header, meta, op, tensor, ABSENT};
 use microcnn_core::ops::conv::Window;
+use microcnn_core::ops::softmax::SoftmaxParams;
 
 /// The tool name and version recorded in every blob.
 pub const TOOL: &str = concat!("microcnn ", env!("CARGO_PKG_VERSION"));
@@ -43,7 +44,17 @@ pub fn write(graph: &Graph, plan: &Plan) -> Result<Vec<u8>> {
                 put_channel_consts(&mut r, &mut constants, weights, quant);
             }
             LayerParams::FullyConnected { weights, quant } => {
-                put_channel_consts(&mut r, &mut constants, weights, quant);
+                // Re-laid for the kernels (`format::dense_index`); the graph keeps `[C_out, N]`.
+                let units = quant.multipliers.len();
+                let n = def.inputs.first().and_then(|&t| graph.tensors.get(t)).map_or(0, |t| t.shape.elements());
+                let Some(mut blocked) = format::dense_weights_len(units, n).map(|len| vec![0_i8; len]) else {
+                    bail!("dense layer of {units} units over {n} inputs is too large");
+                };
+                if !format::pack_dense(weights, units, n, &mut blocked) {
+                    bail!("dense layer: {} weights for {units} units over {n} inputs", weights.len());
+                }
+                r[op::WEIGHT_LAYOUT] = format::weight_layout::DENSE_BLOCKED;
+                put_channel_consts(&mut r, &mut constants, &blocked, quant);
             }
             LayerParams::MaxPool2d { window, act } | LayerParams::AvgPool2d { window, act } => {
                 put_window(&mut r, window);
@@ -59,7 +70,16 @@ pub fn write(graph: &Graph, plan: &Plan) -> Result<Vec<u8>> {
                 r[op::PARAM0 + 29] = act.1 as u8;
             }
             LayerParams::Softmax { input_multiplier, input_left_shift, diff_min } => {
-                put_i32s(&mut r, op::PARAM0, &[*input_multiplier, *input_left_shift, *diff_min])
+                put_i32s(&mut r, op::PARAM0, &[*input_multiplier, *input_left_shift, *diff_min]);
+                // The exps of the 256 possible differences, for the kernel to read.
+                let params = SoftmaxParams {
+                    input_multiplier: *input_multiplier,
+                    input_left_shift: *input_left_shift,
+                    diff_min: *diff_min,
+                    exp_table: None,
+                };
+                let table: Vec<i32> = (0..format::SOFTMAX_TABLE_LEN).map(|k| params.exp_table_entry(k)).collect();
+                put_u32(&mut r, op::EXP_TABLE, constants.add_i32s(&table));
             }
             LayerParams::Requantize { multiplier, shift, act } => {
                 put_i32s(&mut r, op::PARAM0, &[*multiplier, *shift]);

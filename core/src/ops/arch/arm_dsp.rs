@@ -328,108 +328,6 @@ pub fn dot_2x2_widened_pairs(filters: &[u32], groups: usize, pairs: usize, colum
     };
 }
 
-/// Three rows of int8 weights (`rows[0..]`, `rows[stride..]`, `rows[2·stride..]`, any
-/// alignment) times one im2col column (the lane pairs `(x0, x2), (x1, x3)` of each
-/// group of four values as words) over `groups` groups: a dense layer's three output
-/// units sharing each column load. Stops (returning zeros) when a slice is shorter than
-/// `groups` needs. 18 instructions per 12 multiply-accumulates.
-#[inline(always)]
-pub fn dot_3x1_groups(rows: &[i8], stride: usize, column: &[u32], groups: usize) -> [i32; 3] {
-    if groups == 0 || rows.len() < stride.saturating_mul(2).saturating_add(4 * groups) || column.len() < 2 * groups {
-        return [0; 3];
-    }
-    let (mut a0, mut a1, mut a2) = (0_i32, 0_i32, 0_i32);
-    // SAFETY: row k (k < 3) reads bytes [k·stride, k·stride + 4·groups) of `rows`, the
-    // column words [0, 2·groups), all inside the slices (checked above). Unaligned LDR is
-    // allowed on ARMv7E-M and ARMv8-M Mainline; the column is word-aligned, as LDRD
-    // needs. The pointer and counter operands are inout and discarded; SUBS clobbers the
-    // flags, which `asm!` assumes.
-    unsafe {
-        asm!(
-            "2:",
-            "ldrd {c0}, {c1}, [{c}], #8",
-            "ldr {w}, [{p0}], #4",
-            "sxtb16 {t}, {w}",
-            "smlad {a0}, {t}, {c0}, {a0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {a0}, {t}, {c1}, {a0}",
-            "ldr {w}, [{p1}], #4",
-            "sxtb16 {t}, {w}",
-            "smlad {a1}, {t}, {c0}, {a1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {a1}, {t}, {c1}, {a1}",
-            "ldr {w}, [{p2}], #4",
-            "sxtb16 {t}, {w}",
-            "smlad {a2}, {t}, {c0}, {a2}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {a2}, {t}, {c1}, {a2}",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            p0 = inout(reg) rows.as_ptr() => _,
-            p1 = inout(reg) rows.as_ptr().wrapping_add(stride) => _,
-            p2 = inout(reg) rows.as_ptr().wrapping_add(2 * stride) => _,
-            c = inout(reg) column.as_ptr() => _,
-            n = inout(reg) groups => _,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
-            c0 = out(reg) _,
-            c1 = out(reg) _,
-            w = out(reg) _,
-            t = out(reg) _,
-            options(readonly, nostack)
-        )
-    };
-    [a0, a1, a2]
-}
-
-/// Two rows of int8 weights (`w0`, `w1`, any alignment) times one im2col column (the
-/// lane pairs `(x0, x2), (x1, x3)` of each group of four values as words) over `groups`
-/// groups: a dense layer's last two output units. Stops (returning zeros) when a slice
-/// is shorter than `groups` needs. 13 instructions per 8 multiply-accumulates.
-#[inline(always)]
-pub fn dot_2x1_groups(w0: &[i8], w1: &[i8], column: &[u32], groups: usize) -> [i32; 2] {
-    if groups == 0 || w0.len() < 4 * groups || w1.len() < 4 * groups || column.len() < 2 * groups {
-        return [0; 2];
-    }
-    let (mut a0, mut a1) = (0_i32, 0_i32);
-    // SAFETY: the loop reads bytes [0, 4·groups) of `w0` and of `w1` and words
-    // [0, 2·groups) of `column`, inside the slices (checked above). Unaligned LDR is
-    // allowed on ARMv7E-M and ARMv8-M Mainline; the column is word-aligned, as LDRD
-    // needs. The pointer and counter operands are inout and discarded; SUBS clobbers
-    // the flags, which `asm!` assumes.
-    unsafe {
-        asm!(
-            "2:",
-            "ldrd {c0}, {c1}, [{c}], #8",
-            "ldr {w}, [{p0}], #4",
-            "sxtb16 {t}, {w}",
-            "smlad {a0}, {t}, {c0}, {a0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {a0}, {t}, {c1}, {a0}",
-            "ldr {w}, [{p1}], #4",
-            "sxtb16 {t}, {w}",
-            "smlad {a1}, {t}, {c0}, {a1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {a1}, {t}, {c1}, {a1}",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            p0 = inout(reg) w0.as_ptr() => _,
-            p1 = inout(reg) w1.as_ptr() => _,
-            c = inout(reg) column.as_ptr() => _,
-            n = inout(reg) groups => _,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            c0 = out(reg) _,
-            c1 = out(reg) _,
-            w = out(reg) _,
-            t = out(reg) _,
-            options(readonly, nostack)
-        )
-    };
-    [a0, a1]
-}
-
 /// Defines `$name(row, f, sums)`: `sums[i] = Σ_{j < W} SMLAD(row[W·i + j], f[j])` for
 /// filters of `W = $words` words (`$bytes` = 4·W), filter and row read by `LDRD` (both
 /// word-aligned); stops (writing nothing) when `row` is shorter than `W·sums.len()`.
@@ -1563,4 +1461,316 @@ pub(crate) fn depthwise3x3_groups(
     // are caller-saved, which the `extern "C"` call assumes.
     unsafe { microcnn_dw3x3_groups(&args) };
     true
+}
+
+// ---------------------------------------------------------------------------------
+// Dense layer (weights in the `format::weight_layout::DENSE_BLOCKED` layout).
+// ---------------------------------------------------------------------------------
+
+/// The flow shared by the dense block kernels, `$group` being the assembly of one
+/// group (it must leave the flags alone): one group when `n` is odd, two when bit 1
+/// is set (LSRS moves each bit into the carry and leaves Z for the rest), then
+/// quadruples of groups.
+macro_rules! dense_groups {
+    ($group:expr) => {
+        concat!(
+            "lsrs {n}, {n}, #1\n",
+            "bcc 3f\n",
+            $group,
+            "3:\n",
+            "lsrs {n}, {n}, #1\n",
+            "bcc 5f\n",
+            $group,
+            $group,
+            "5:\n",
+            "beq 4f\n",
+            "2:\n",
+            $group,
+            $group,
+            $group,
+            $group,
+            "subs {n}, {n}, #1\n",
+            "bne 2b\n",
+            "4:\n"
+        )
+    };
+}
+
+/// One unit's two multiply-accumulates per lane pair: weight word `$w` (destroyed)
+/// against the column words `c0`, `c1` into `$a`.
+macro_rules! dense_unit {
+    ($w:literal, $a:literal) => {
+        concat!(
+            "sxtb16 {t}, {",
+            $w,
+            "}\n",
+            "smlad {",
+            $a,
+            "}, {t}, {c0}, {",
+            $a,
+            "}\n",
+            "sxtb16 {",
+            $w,
+            "}, {",
+            $w,
+            "}, ror #8\n",
+            "smlad {",
+            $a,
+            "}, {",
+            $w,
+            "}, {c1}, {",
+            $a,
+            "}\n"
+        )
+    };
+}
+
+/// Inputs of the longest dense layer [`dense_column`] widens (`2 · DENSE_COLUMN_MAX`
+/// bytes of stack).
+pub const DENSE_COLUMN_MAX: usize = 1024;
+
+/// Widens `input` (at most [`DENSE_COLUMN_MAX`] values, any alignment) into a column of
+/// `i16` lanes `x − zp` (`offset = −zp`, so lanes stay in [−255, 255]) in the DSP order
+/// (per group of four values the words `(x0, x2), (x1, x3)`), the last group padded
+/// with `offset`, and calls `f` with the column (`2 · ⌈n / 4⌉` words); `None` when
+/// the input is too long. The buffer is not zeroed first: only the words `f` sees are
+/// written. `SXTAB16` widens and adds the offset in one: 4 instructions per group of
+/// four plus 2 per four groups.
+#[inline(always)]
+pub fn dense_column<R>(input: &[i8], offset: i32, f: impl FnOnce(&[u32]) -> R) -> Option<R> {
+    let n = input.len();
+    if n > DENSE_COLUMN_MAX {
+        return None;
+    }
+    let full = n / 4;
+    let words = 2 * n.div_ceil(4);
+    let lanes = (offset as u32 & 0xFFFF).wrapping_mul(0x0001_0001);
+    let mut buffer = core::mem::MaybeUninit::<[u32; DENSE_COLUMN_MAX / 2]>::uninit();
+    let column = buffer.as_mut_ptr().cast::<u32>();
+    // SAFETY: the loop reads input bytes [0, 4·full) (n ≥ 4·full; unaligned LDR is
+    // allowed on ARMv7E-M and ARMv8-M Mainline) and writes column words [0, 2·full),
+    // inside the buffer (2·full ≤ n/2 ≤ 512 words; word-aligned, as STRD needs). The
+    // pointer and counter operands are inout and discarded; SUBS and LSRS clobber the
+    // flags, which `asm!` assumes.
+    unsafe {
+        asm!(
+            dense_groups!(concat!(
+                "ldr {x}, [{p}], #4\n",
+                "sxtab16 {a}, {off}, {x}\n",
+                "sxtab16 {x}, {off}, {x}, ror #8\n",
+                "strd {a}, {x}, [{c}], #8\n",
+            )),
+            p = inout(reg) input.as_ptr() => _,
+            c = inout(reg) column => _,
+            n = inout(reg) full => _,
+            off = in(reg) lanes,
+            a = out(reg) _,
+            x = out(reg) _,
+            options(nostack)
+        )
+    };
+    if words > 2 * full {
+        // The 1–3 values of a last partial group, then `offset` (their weights are 0).
+        let mut tail = [0_i8; 4];
+        tail[..n - 4 * full].copy_from_slice(&input[4 * full..]);
+        let x = u32::from_le_bytes(tail.map(|v| v as u8));
+        let pair = [sadd16(sxtb16(x), lanes), sadd16(sxtb16_ror8(x), lanes)];
+        // SAFETY: words 2·full and 2·full + 1 are inside the buffer (words ≤ 512).
+        unsafe {
+            column.add(2 * full).write(pair[0]);
+            column.add(2 * full + 1).write(pair[1]);
+        }
+    }
+    // SAFETY: words [0, words) were all written above; the buffer outlives the borrow.
+    let column = unsafe { core::slice::from_raw_parts(column.cast_const(), words) };
+    Some(f(column))
+}
+
+/// Checks shared by the block kernels: `w` is word-aligned (LDRD) and holds `k` units
+/// of `groups` groups, `column` `groups` groups.
+#[inline(always)]
+fn dense_fits(w: &[i8], k: usize, column: &[u32], groups: usize) -> bool {
+    (w.as_ptr() as usize).is_multiple_of(4)
+        && w.len() >= groups.saturating_mul(4 * k)
+        && column.len() >= groups.saturating_mul(2)
+}
+
+/// One group of a block of four units with fixed registers: column words into r12
+/// and lr, the four weight words by one `LDM` into r8–r11, each widened in turn into
+/// the register the previous unit freed (r6 for the first), accumulators r2–r5.
+macro_rules! dense_group4_fixed {
+    () => {
+        concat!(
+            "ldrd r12, lr, [r1], #8\n",
+            "ldm r0!, {{r8, r9, r10, r11}}\n",
+            "sxtb16 r6, r8\n",
+            "smlad r2, r6, r12, r2\n",
+            "sxtb16 r8, r8, ror #8\n",
+            "smlad r2, r8, lr, r2\n",
+            "sxtb16 r8, r9\n",
+            "smlad r3, r8, r12, r3\n",
+            "sxtb16 r9, r9, ror #8\n",
+            "smlad r3, r9, lr, r3\n",
+            "sxtb16 r9, r10\n",
+            "smlad r4, r9, r12, r4\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r4, r10, lr, r4\n",
+            "sxtb16 r10, r11\n",
+            "smlad r5, r10, r12, r5\n",
+            "sxtb16 r11, r11, ror #8\n",
+            "smlad r5, r11, lr, r5\n",
+        )
+    };
+}
+
+/// A block of four dense units (`w`: per group of four inputs the four units' weight
+/// words in turn, word-aligned) times a [`dense_column`] over `groups` groups; `None`
+/// when a slice is short or `w` unaligned. Eight groups at a time: 18 instructions per
+/// 16 multiply-accumulates (one `LDRD` for the column, one `LDM` for the four weight
+/// words) plus 3 per eight groups; the other `groups % 8` at 19 per group.
+#[inline(always)]
+pub fn dense_block4(w: &[i8], column: &[u32], groups: usize) -> Option<[i32; 4]> {
+    if !dense_fits(w, 4, column, groups) {
+        return None;
+    }
+    let (mut a0, mut a1, mut a2, mut a3) = (0_i32, 0_i32, 0_i32, 0_i32);
+    let (mut pw, mut pc) = (w.as_ptr(), column.as_ptr());
+    let eights = groups / 8;
+    if eights > 0 {
+        let end = pc.wrapping_add(16 * eights);
+        // SAFETY: the loop reads weight bytes [0, 128·eights) and column words
+        // [0, 16·eights), inside the slices (checked above: groups ≥ 8·eights), both
+        // word-aligned as LDM and LDRD need; it runs until the column pointer reaches
+        // `end` (eights ≥ 1 iterations). r6 (reserved for LLVM, so not an operand) and
+        // the end pointer are pushed below the stack pointer and r6 is restored before
+        // the block ends; nothing else touches the stack. The pointers come back
+        // advanced by eight groups per iteration; the flags are clobbered, which
+        // `asm!` assumes.
+        unsafe {
+            asm!(
+                "push {{r6, r8}}",
+                "2:",
+                dense_group4_fixed!(),
+                dense_group4_fixed!(),
+                dense_group4_fixed!(),
+                dense_group4_fixed!(),
+                dense_group4_fixed!(),
+                dense_group4_fixed!(),
+                dense_group4_fixed!(),
+                dense_group4_fixed!(),
+                "ldr r6, [sp, #4]",
+                "cmp r1, r6",
+                "bne 2b",
+                "pop {{r6, r8}}",
+                inout("r0") pw,
+                inout("r1") pc,
+                inout("r2") a0,
+                inout("r3") a1,
+                inout("r4") a2,
+                inout("r5") a3,
+                inout("r8") end => _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(readonly)
+            )
+        };
+    }
+    let rest = groups % 8;
+    // SAFETY: the loop reads the remaining `rest` groups: weight bytes
+    // [128·eights, 16·groups) and column words [16·eights, 2·groups), inside the
+    // slices (checked above), word-aligned as LDRD needs. The pointer and counter
+    // operands are inout and discarded; the flags are clobbered, which `asm!` assumes.
+    unsafe {
+        asm!(
+            dense_groups!(concat!(
+                "ldrd {c0}, {c1}, [{c}], #8\n",
+                "ldrd {w0}, {w1}, [{p}], #8\n",
+                dense_unit!("w0", "a0"),
+                dense_unit!("w1", "a1"),
+                "ldrd {w0}, {w1}, [{p}], #8\n",
+                dense_unit!("w0", "a2"),
+                dense_unit!("w1", "a3"),
+            )),
+            p = inout(reg) pw => _,
+            c = inout(reg) pc => _,
+            n = inout(reg) rest => _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            t = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    Some([a0, a1, a2, a3])
+}
+
+/// [`dense_block4`] for a block of two units. 10 instructions per 8
+/// multiply-accumulates plus 2 per four groups.
+#[inline(always)]
+pub fn dense_block2(w: &[i8], column: &[u32], groups: usize) -> Option<[i32; 2]> {
+    if !dense_fits(w, 2, column, groups) {
+        return None;
+    }
+    let (mut a0, mut a1) = (0_i32, 0_i32);
+    // SAFETY: as in `dense_block4`, over weight bytes [0, 8·groups).
+    unsafe {
+        asm!(
+            dense_groups!(concat!(
+                "ldrd {c0}, {c1}, [{c}], #8\n",
+                "ldrd {w0}, {w1}, [{p}], #8\n",
+                dense_unit!("w0", "a0"),
+                dense_unit!("w1", "a1"),
+            )),
+            p = inout(reg) w.as_ptr() => _,
+            c = inout(reg) column.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            t = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    Some([a0, a1])
+}
+
+/// [`dense_block4`] for a block of one unit. 6 instructions per 4
+/// multiply-accumulates plus 2 per four groups.
+#[inline(always)]
+pub fn dense_block1(w: &[i8], column: &[u32], groups: usize) -> Option<i32> {
+    if !dense_fits(w, 1, column, groups) {
+        return None;
+    }
+    let mut a0 = 0_i32;
+    // SAFETY: as in `dense_block4`, over weight bytes [0, 4·groups).
+    unsafe {
+        asm!(
+            dense_groups!(concat!(
+                "ldrd {c0}, {c1}, [{c}], #8\n",
+                "ldr {w0}, [{p}], #4\n",
+                dense_unit!("w0", "a0"),
+            )),
+            p = inout(reg) w.as_ptr() => _,
+            c = inout(reg) column.as_ptr() => _,
+            n = inout(reg) groups => _,
+            a0 = inout(reg) a0,
+            c0 = out(reg) _,
+            c1 = out(reg) _,
+            w0 = out(reg) _,
+            t = out(reg) _,
+            options(readonly, nostack)
+        )
+    };
+    Some(a0)
 }

@@ -420,9 +420,11 @@ fn fast_step(model: &Model<'_>, op: &microcnn_core::Operator<'_>) -> Result<Opti
         OpParams::Conv2d(ConvParams { window, weights, quant, .. }) => {
             Conv::new(input, output, window, weights, quant).map(Step::Conv)
         }
-        OpParams::FullyConnected(DenseParams { weights, quant }) => {
-            Gemm::dense(weights, output.shape.channels, input.shape.elements(), quant)
-                .map(|gemm| Step::Dense(Dense { input, output, gemm }))
+        OpParams::FullyConnected(p @ DenseParams { quant, .. }) => {
+            // Back to `[C_out, N]` from the blob's blocked layout.
+            let (units, n) = (output.shape.channels, input.shape.elements());
+            let row_major: Vec<i8> = (0..units).flat_map(|o| (0..n).map(move |i| p.weight(units, o, i))).collect();
+            Gemm::dense(&row_major, units, n, quant).map(|gemm| Step::Dense(Dense { input, output, gemm }))
         }
         OpParams::MaxPool2d(params) if params.act_min <= params.act_max => {
             Some(Step::MaxPool(MaxPool { input, output, params: *params }))
