@@ -52,8 +52,8 @@ step "fuzz targets compile (a standalone cargo-fuzz project; campaigns are run b
 # target directory reuses the workspace's dependency builds.
 cargo check --locked --manifest-path fuzz/Cargo.toml --bins --target-dir target
 
-step "benchmarks compile"
-cargo bench --workspace --locked --no-run
+# The benchmarks are type-checked (and linted) by the clippy step above (`--all-targets`);
+# building them in the release profile took 256 more crate builds for no more checks.
 
 step "firmware: QEMU benchmark (per-layer instructions beside CMSIS-NN's, Cortex-M4 and Cortex-M0+) and sizes"
 # target/debug/microcnn: built by `cargo test --workspace` above (a separate `cargo build`
