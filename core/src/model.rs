@@ -439,7 +439,12 @@ impl<'a> Model<'a> {
                 let len =
                     format::dense_weights_len(out.shape.channels, input.bytes()).ok_or(bad(OpError::Parameter))?;
                 let (weights, quant) = channel_quant(len, out.shape.channels)?;
-                OpParams::FullyConnected(DenseParams { weights, input_len: input.bytes(), quant })
+                OpParams::FullyConnected(DenseParams {
+                    weights,
+                    input_len: input.bytes(),
+                    units: out.shape.channels,
+                    quant,
+                })
             }
             OpKind::MaxPool2d | OpKind::AvgPool2d => {
                 let p = PoolParams { window, act_min, act_max };

@@ -21,15 +21,17 @@ pub struct DenseParams<'a> {
     pub weights: &'a [i8],
     /// `N`, the flattened input length.
     pub input_len: usize,
+    /// `C_out`, the number of output units.
+    pub units: usize,
     /// Bias, requantization and clamp per output unit.
     pub quant: ChannelQuant<'a>,
 }
 
 impl DenseParams<'_> {
-    /// Weight `(o, i)` of a layer with `units` outputs (0 outside the weights).
+    /// Weight `(o, i)` (0 outside the weights).
     #[inline(always)]
-    pub fn weight(&self, units: usize, o: usize, i: usize) -> i8 {
-        self.weights.get(format::dense_index(units, self.input_len, o, i)).copied().unwrap_or(0)
+    pub fn weight(&self, o: usize, i: usize) -> i8 {
+        self.weights.get(format::dense_index(self.units, self.input_len, o, i)).copied().unwrap_or(0)
     }
 }
 
@@ -41,7 +43,7 @@ impl DenseParams<'_> {
 pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
     let (n, units) = (input.len(), output.len());
     let weights = match format::dense_weights_len(units, n) {
-        Some(len) if n == params.input_len => params.weights.get(..len),
+        Some(len) if n == params.input_len && units == params.units => params.weights.get(..len),
         _ => None,
     };
     let Some(weights) = weights else {
@@ -142,6 +144,7 @@ mod tests {
         let params = DenseParams {
             weights: &blocked,
             input_len: 3,
+            units: 2,
             quant: ChannelQuant {
                 bias: Some(I32s::new(&bias)),
                 multipliers: I32s::new(&mult),

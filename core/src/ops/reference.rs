@@ -141,13 +141,15 @@ pub fn depthwise_conv2d_s8(
 /// Runs a dense layer: `input` has `N` values, `output` has `C_out`.
 pub fn fully_connected_s8(input: &[i8], input_zero_point: i32, output: &mut [i8], params: &DenseParams<'_>) {
     let (n, units) = (input.len(), output.len());
-    if n != params.input_len || crate::format::dense_weights_len(units, n).is_none_or(|len| params.weights.len() < len)
+    if n != params.input_len
+        || units != params.units
+        || crate::format::dense_weights_len(units, n).is_none_or(|len| params.weights.len() < len)
     {
         return;
     }
     for (o, out) in output.iter_mut().enumerate() {
         let acc = input.iter().enumerate().fold(0_i32, |acc, (i, &x)| {
-            acc.wrapping_add(i32::from(params.weight(units, o, i)).wrapping_mul(i32::from(x) - input_zero_point))
+            acc.wrapping_add(i32::from(params.weight(o, i)).wrapping_mul(i32::from(x) - input_zero_point))
         });
         *out = params.quant.output(o, acc);
     }

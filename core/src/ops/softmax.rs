@@ -38,14 +38,19 @@ impl SoftmaxParams<'_> {
         exp_on_negative_values(rescaled, SOFTMAX_DIFF_INTEGER_BITS)
     }
 
-    /// Entry `k` of the exp table: the exp of the difference `−k`, 0 below `diff_min`.
-    pub fn exp_table_entry(&self, k: usize) -> i32 {
-        let diff = -(k.min(SOFTMAX_TABLE_LEN) as i32);
+    /// `exp(diff)`, 0 below `diff_min`.
+    #[inline(always)]
+    fn exp_or_zero(&self, diff: i32) -> i32 {
         if diff >= self.diff_min {
             self.exp(diff)
         } else {
             0
         }
+    }
+
+    /// Entry `k` of the exp table: the exp of the difference `−k`, 0 below `diff_min`.
+    pub fn exp_table_entry(&self, k: usize) -> i32 {
+        self.exp_or_zero(-(k.min(SOFTMAX_TABLE_LEN) as i32))
     }
 
     /// Whether `table` holds exactly the entries of [`exp_table_entry`](Self::exp_table_entry).
@@ -54,63 +59,35 @@ impl SoftmaxParams<'_> {
     }
 }
 
-/// Softmax over rows of `depth` values with the exps read from `table` (see
-/// [`SoftmaxParams::exp_table`]): the same bytes as the computing path.
-fn softmax_table(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, table: &[u8]) {
-    // Entry k: bytes 4k..4k + 4; k = max − x is in 0..=255 for int8 values.
-    let entry = |k: i32| -> i32 {
-        let at = (k as usize & (SOFTMAX_TABLE_LEN - 1)) * 4;
-        match table.get(at..at + 4) {
-            Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
-        }
-    };
-    for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact(depth)) {
-        let max = i32::from(row_in.iter().map(Cell::get).max().unwrap_or(i8::MIN));
-        let mut sum_of_exps = 0_i32; // Q12.19
-        for x in row_in {
-            let e = entry(max - i32::from(x.get()));
-            sum_of_exps = sum_of_exps.wrapping_add(rescale(e, 0, SOFTMAX_ACCUM_INTEGER_BITS));
-        }
-        let (scale, bits_over_unit) = reciprocal(sum_of_exps, SOFTMAX_ACCUM_INTEGER_BITS);
-        let exponent = (bits_over_unit + 31 - 8).clamp(0, 31);
-        for (x, o) in row_in.iter().zip(row_out) {
-            let e = entry(max - i32::from(x.get()));
-            let unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), exponent);
-            o.set((unsat - 128).clamp(-128, 127) as i8);
-        }
-    }
-}
-
 /// Softmax over rows of `depth` values; `input` and `output` may be the same memory.
 pub fn softmax_s8(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, params: &SoftmaxParams<'_>) {
     if depth == 0 {
         return;
     }
-    if let Some(table) = params.exp_table.filter(|t| t.len() == SOFTMAX_TABLE_LEN) {
-        softmax_table(input, output, depth, table.0);
-        return;
+    match params.exp_table.filter(|t| t.len() == SOFTMAX_TABLE_LEN) {
+        // Entry k is the exp of −k; k = max − x is in 0..=255 for int8 values.
+        Some(table) => {
+            softmax_rows::<false>(input, output, depth, move |k| table.get(k as usize & (SOFTMAX_TABLE_LEN - 1)))
+        }
+        None if depth <= EXP_CACHE => softmax_rows::<true>(input, output, depth, |k| params.exp_or_zero(-k)),
+        None => softmax_rows::<false>(input, output, depth, |k| params.exp_or_zero(-k)),
     }
+}
+
+/// TFLM's two passes over each row with the exps from `exp` (`exp(k)` is the exp of the
+/// difference `x − max = −k`, 0 below `diff_min`): an entry whose exp is 0 adds nothing
+/// to the sum and gives −128, exactly as one below `diff_min` does. With `CACHE`, the
+/// first pass keeps the row's exps (up to [`EXP_CACHE`]) for the second instead of
+/// computing each twice.
+#[inline(never)]
+fn softmax_rows<const CACHE: bool>(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, exp: impl Fn(i32) -> i32) {
     for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact(depth)) {
-        let max = row_in.iter().map(Cell::get).max().unwrap_or(i8::MIN);
-        let max = i32::from(max);
-        // exp(x − max) of each entry, 0 below `diff_min`: an entry whose exp is 0 adds
-        // nothing to the sum and gives −128, exactly as one below `diff_min` does, so
-        // rows up to EXP_CACHE long compute each exp once instead of twice.
-        let exp = |x: &Cell<i8>| {
-            let diff = i32::from(x.get()) - max;
-            if diff >= params.diff_min {
-                params.exp(diff)
-            } else {
-                0
-            }
-        };
-        let mut cache = [0_i32; EXP_CACHE];
-        let cached = depth <= EXP_CACHE;
+        let max = i32::from(row_in.iter().map(Cell::get).max().unwrap_or(i8::MIN));
+        let mut cached = [0_i32; EXP_CACHE];
         let mut sum_of_exps = 0_i32; // Q12.19
         for (i, x) in row_in.iter().enumerate() {
-            let e = exp(x);
-            if let Some(slot) = cache.get_mut(i) {
+            let e = exp(max - i32::from(x.get()));
+            if let (true, Some(slot)) = (CACHE, cached.get_mut(i)) {
                 *slot = e;
             }
             sum_of_exps = sum_of_exps.wrapping_add(rescale(e, 0, SOFTMAX_ACCUM_INTEGER_BITS));
@@ -118,9 +95,9 @@ pub fn softmax_s8(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, params:
         let (scale, bits_over_unit) = reciprocal(sum_of_exps, SOFTMAX_ACCUM_INTEGER_BITS);
         let exponent = (bits_over_unit + 31 - 8).clamp(0, 31);
         for (i, (x, o)) in row_in.iter().zip(row_out).enumerate() {
-            let e = match cache.get(i) {
-                Some(&e) if cached => e,
-                _ => exp(x),
+            let e = match (CACHE, cached.get(i)) {
+                (true, Some(&e)) => e,
+                _ => exp(max - i32::from(x.get())),
             };
             let unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), exponent);
             o.set((unsat - 128).clamp(-128, 127) as i8);

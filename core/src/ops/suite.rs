@@ -244,7 +244,7 @@ proptest! {
         let weights: Vec<i8> = (0..n * out).map(|_| next().max(-127)).collect();
         let mut blocked = vec![0_i8; crate::format::dense_weights_len(out, n).unwrap()];
         prop_assert!(crate::format::pack_dense(&weights, out, n, &mut blocked));
-        let params = DenseParams { weights: &blocked, input_len: n, quant: quant.channel_quant() };
+        let params = DenseParams { weights: &blocked, input_len: n, units: out, quant: quant.channel_quant() };
         let mut fast = vec![0_i8; out];
         let mut slow = vec![0_i8; out];
         fully_connected_s8(&input, input_zero_point, &mut fast, &params);

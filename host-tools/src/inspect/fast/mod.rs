@@ -422,8 +422,8 @@ fn fast_step(model: &Model<'_>, op: &microcnn_core::Operator<'_>) -> Result<Opti
         }
         OpParams::FullyConnected(p @ DenseParams { quant, .. }) => {
             // Back to `[C_out, N]` from the blob's blocked layout.
-            let (units, n) = (output.shape.channels, input.shape.elements());
-            let row_major: Vec<i8> = (0..units).flat_map(|o| (0..n).map(move |i| p.weight(units, o, i))).collect();
+            let (units, n) = (p.units, p.input_len);
+            let row_major: Vec<i8> = (0..units).flat_map(|o| (0..n).map(move |i| p.weight(o, i))).collect();
             Gemm::dense(&row_major, units, n, quant).map(|gemm| Step::Dense(Dense { input, output, gemm }))
         }
         OpParams::MaxPool2d(params) if params.act_min <= params.act_max => {
