@@ -275,9 +275,13 @@ fn models() -> Vec<(String, Vec<u8>)> {
         ((9, 8, 12), 2, true, 0.05),
         ((10, 16, 8), 2, true, 0.02),
         ((11, 12, 4), 2, false, 0.05),
-        // Planes larger than the band buffer: bands of 19 and 8 output rows.
+        // Stride 2 (one interleaved band of four channels): five groups, odd height.
+        ((13, 24, 20), 2, true, 0.02),
+        // Planes larger than the band buffer: bands of 19 and 8 output rows; stride 2,
+        // three groups, bands of 6, 6 and 1 output rows.
         ((40, 32, 4), 1, true, 0.05),
         ((44, 40, 8), 2, false, 0.05),
+        ((26, 48, 12), 2, true, 0.05),
     ]
     .into_iter()
     .enumerate()

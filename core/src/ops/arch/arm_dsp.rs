@@ -758,7 +758,8 @@ pub(crate) struct DwPlaneArgs {
     pub row_bytes: usize,
     /// Output pointer after the last row.
     pub output_end: *mut i8,
-    /// Band row 0 of the plane (the first output row's kernel row 0).
+    /// Band row 0 of the plane (the first output row's kernel row 0): at stride 2
+    /// the channel's first word in the interleaved band.
     pub band: *const u32,
     /// Bytes between band rows.
     pub band_row: usize,
@@ -857,7 +858,8 @@ pub(crate) fn with_band<R>(words: usize, fill: u32, f: impl FnOnce(&mut [u32]) -
 // third). Registers: r0–r2 the three kernel rows' band pointers, r3 the output, r4–r7
 // the accumulators, r8–r11 data, filter and requantization temporaries, r12 the
 // channel count, lr the end of the current output row. Per pass: 1 (LDM) + 30 (s1) or
-// 33 (s2) + 18 (requantization: SMMLAR, the sign term, ASR, SSAT) + 6 stores + 2.
+// 33 (s2) + 18 (requantization: SMMLAR, the sign term, ASR, SSAT) + 6 stores + 2. At
+// stride 2 the band is the four channels' interleaved (`widen_interleaved`).
 core::arch::global_asm!(
     ".syntax unified",
     // A kernel row: \p the band pointer, \off the filter's stack offset.
@@ -888,12 +890,14 @@ core::arch::global_asm!(
     "smlad r7, r8, r11, r7",
     ".endif",
     ".else",
-    "ldrd r8, r9, [\\p], #16",
+    // stride 2: the band interleaved (see `widen_interleaved`), pairs 2i and 2i + 1
+    // of a channel 32 bytes after pairs 2i − 2 and 2i − 1
+    "ldrd r8, r9, [\\p], #64",
     ".if \\phase == 1",
     "smlatb r4, r8, r10, r4",
     "smlad r4, r9, r11, r4",
     "smlatb r5, r9, r10, r5",
-    "ldrd r8, r9, [\\p, #-8]",
+    "ldrd r8, r9, [\\p, #-32]",
     "smlad r5, r8, r11, r5",
     "smlatb r6, r8, r10, r6",
     "smlad r6, r9, r11, r6",
@@ -904,7 +908,7 @@ core::arch::global_asm!(
     "smlad r4, r8, r10, r4",
     "smlabt r4, r9, r11, r4",
     "smlad r5, r9, r10, r5",
-    "ldrd r8, r9, [\\p, #-8]",
+    "ldrd r8, r9, [\\p, #-32]",
     "smlabt r5, r8, r11, r5",
     "smlad r6, r8, r10, r6",
     "smlabt r6, r9, r11, r6",
@@ -1067,8 +1071,10 @@ pub(crate) fn depthwise_planes(
     if !(1..=2).contains(&s) || g.phase > 1 || g.clamp > 2 || rows == 0 || columns == 0 || !columns.is_multiple_of(4) {
         return false;
     }
-    // Words a pass reads past its first: s1 up to word x/2 + 3, s2 up to x + 4.
-    let row_reach = if s == 1 { columns / 2 + 2 } else { columns + 1 };
+    // Words (pairs) of its band a channel's pass reads past its first: s1 up to word
+    // x/2 + 3, s2 up to pair x + 4 (the band interleaved: its last pair, of channel 3,
+    // at word 4·x + 22 of a row of 4·band_row_words).
+    let row_reach = if s == 1 { columns / 2 + 2 } else { columns + 2 };
     let band_rows = (rows - 1) * s + 3;
     if row_reach > g.band_row_words || plane < band_rows * g.band_row_words || band.len() < 4 * plane || g.channels < 4
     {
@@ -1087,22 +1093,28 @@ pub(crate) fn depthwise_planes(
         (2, 0, _) => microcnn_dwp_s2p0c2,
         _ => return false,
     };
-    let band_row = 4 * g.band_row_words;
+    // s1: four bands, channel k's from word k·plane; s2: one band of the four channels
+    // interleaved, channel k's pairs from word 2k, rows of 4·band_row_words words.
+    let (band_row, pass_bytes, channel_words) =
+        if s == 1 { (4 * g.band_row_words, 8, plane) } else { (16 * g.band_row_words, 64, 2) };
     for (k, a) in args.iter_mut().enumerate() {
-        // Each pass moves the row pointers 8·s bytes; a row of passes 2·s·OW.
-        a.row_delta = s * band_row - 2 * s * columns;
+        // Each pass moves the row pointers `pass_bytes`; a row of passes OW/4 times that.
+        a.row_delta = s * band_row - pass_bytes * (columns / 4);
         a.row_bytes = columns * g.channels;
         a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + k);
-        a.band = band.as_ptr().wrapping_add(k * plane);
+        a.band = band.as_ptr().wrapping_add(k * channel_words);
         a.band_row = band_row;
         a.output = output.as_mut_ptr().wrapping_add(k);
         a.channels = g.channels;
     }
-    // SAFETY: channel k, output row y, pass at column x (a multiple of 4) reads band
-    // words k·plane + (y·s + r)·band_row_words + (s·x + phase)/2 + 0..=3 (s1) or 0..=4
-    // (s2) for kernel rows r < 3, all below k·plane + band_rows·band_row_words ≤ 4·plane
-    // ≤ band.len() (checked above: row_reach ≤ band_row_words), word-aligned as LDRD
-    // needs (`band` is a `u32` slice); it writes output bytes (y·OW + x + i)·C + k for
+    // SAFETY: channel k, output row y, pass at column x (a multiple of 4) reads, for
+    // kernel rows r < 3, s1: band words k·plane + (y + r)·band_row_words + (x + 1)/2 +
+    // 0..=3, all below k·plane + band_rows·band_row_words ≤ 4·plane ≤ band.len();
+    // s2 (phase 0): words (2y + r)·4·band_row_words + 4x + 2k + {0, 1, 8, 9, 16}, the
+    // last at most (band_rows − 1)·4·band_row_words + 4·(OW − 4) + 22 <
+    // 4·band_rows·band_row_words ≤ 4·plane ≤ band.len() (checked above: row_reach =
+    // OW + 2 ≤ band_row_words); word-aligned as LDRD needs (`band` is a `u32` slice);
+    // it writes output bytes (y·OW + x + i)·C + k for
     // i < 4, all below out_len ≤ output.len(). Its loops end when the output pointer
     // reaches the row ends exactly (OW a multiple of 4), then `output_end`, after the
     // four channels. The routine follows the AAPCS: saves and restores r4–r11 and lr,
@@ -1222,6 +1234,111 @@ pub(crate) fn widen_planes(
     // AAPCS (saves and restores r4–r11 and lr, releases its 16 bytes of locals); r0–r3,
     // r12 and the flags are caller-saved, which the `extern "C"` call assumes.
     unsafe { microcnn_dwp_widen(args.as_ptr()) };
+    true
+}
+
+// Widens input rows of four channels into one interleaved band (see
+// `widen_interleaved`). Arguments (words): input, pixel stride, chunks of four pixels
+// per row, rows, band pointer, band bytes to skip after a row. lr holds three pixel
+// strides; r4–r11 one chunk's eight words, stored by one STM.
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.microcnn_dwp_widen4,\"ax\",%progbits",
+    ".p2align 2",
+    ".global microcnn_dwp_widen4",
+    ".thumb_func",
+    ".type microcnn_dwp_widen4, %function",
+    "microcnn_dwp_widen4:",
+    "push {{r4-r11, lr}}",
+    "ldm r0, {{r0-r5}}",
+    // locals: [sp] chunks, [sp+4] rows left, [sp+8] skip
+    "push {{r2, r3, r5}}",
+    "mov r2, r4",
+    "add lr, r1, r1, lsl #1",
+    "3:",
+    "ldr r3, [sp]",
+    "2:",
+    "ldr r8, [r0]",
+    "ldr r9, [r0, r1]",
+    "ldr r10, [r0, r1, lsl #1]",
+    "ldr r11, [r0, lr]",
+    "add r0, r0, r1, lsl #2",
+    // pixel pairs (0, 1) and (2, 3): channels 0–1 and 2–3 of both pixels
+    "pkhbt r12, r8, r9, lsl #16",
+    "pkhtb r9, r9, r8, asr #16",
+    "pkhbt r8, r10, r11, lsl #16",
+    "pkhtb r11, r11, r10, asr #16",
+    // channel k's two pairs in r(4 + 2k), r(5 + 2k)
+    "sxtb16 r4, r12",
+    "sxtb16 r5, r8",
+    "sxtb16 r6, r12, ror #8",
+    "sxtb16 r7, r8, ror #8",
+    "sxtb16 r8, r9",
+    "sxtb16 r10, r9, ror #8",
+    "sxtb16 r9, r11",
+    "sxtb16 r11, r11, ror #8",
+    "stm r2!, {{r4-r11}}",
+    "subs r3, r3, #1",
+    "bne 2b",
+    "ldr r3, [sp, #8]",
+    "add r2, r2, r3",
+    "ldr r3, [sp, #4]",
+    "subs r3, r3, #1",
+    "str r3, [sp, #4]",
+    "bne 3b",
+    "add sp, sp, #12",
+    "pop {{r4-r11, pc}}",
+    ".size microcnn_dwp_widen4, . - microcnn_dwp_widen4",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dwp_widen4(args: *const usize);
+}
+
+/// Widens `rows` input rows of four channels into one band, the four channels
+/// interleaved by blocks of two pixel pairs: pixel `x` of row `y` (the word at
+/// `input[y·W·pixel + x·pixel ..][..4]`, channels 0–3) goes to `i16` lane `x % 2` of
+/// word `first + y·band_row + 8·(x / 4) + 2k + (x / 2) % 2` of `band` for channel `k`
+/// (so channel `k`'s pairs `2i` and `2i + 1` are adjacent words, for `LDRD`); `false`
+/// (nothing done) when a slice is too short or the width is not a multiple of 4. 20
+/// instructions per four pixels (16 values): four `LDR`, four `PKH`, eight `SXTB16`,
+/// one `STM`, plus 7 per row.
+#[inline(never)]
+pub(crate) fn widen_interleaved(
+    input: &[i8],
+    pixel: usize,
+    width: usize,
+    rows: usize,
+    band: &mut [u32],
+    band_row: usize,
+    first: usize,
+) -> bool {
+    if width == 0 || !width.is_multiple_of(4) || rows == 0 || pixel < 4 || band_row < 2 * width {
+        return false;
+    }
+    let row_bytes = width * pixel;
+    let in_need = (rows - 1) * row_bytes + (width - 1) * pixel + 4;
+    let out_need = first + (rows - 1) * band_row + 2 * width;
+    if input.len() < in_need || band.len() < out_need {
+        return false;
+    }
+    let args: [usize; 6] = [
+        input.as_ptr() as usize,
+        pixel,
+        width / 4,
+        rows,
+        band.as_mut_ptr().wrapping_add(first) as usize,
+        (band_row - 2 * width) * 4,
+    ];
+    // SAFETY: row y, chunk j reads the input words at (y·W + 4j + i)·pixel for i < 4,
+    // all inside in_need ≤ input.len() (the rows are contiguous, W·pixel bytes apart),
+    // with unaligned LDR (allowed on ARMv7E-M and ARMv8-M Mainline); it writes words
+    // first + y·band_row + 8j + 0..8, inside out_need ≤ band.len() (8j + 8 ≤ 2W), with
+    // STM on word-aligned `u32` addresses. The routine follows the AAPCS (saves and
+    // restores r4–r11 and lr, releases its 12 bytes of locals); r0–r3, r12 and the
+    // flags are caller-saved, which the `extern "C"` call assumes.
+    unsafe { microcnn_dwp_widen4(args.as_ptr()) };
     true
 }
 
