@@ -560,6 +560,7 @@ pub(crate) fn planar(
 ) -> bool {
     use super::arch::arm_dsp::{
         depthwise_planes, widen_interleaved, widen_planes, with_band, DwPlaneArgs, PlaneGeometry, BAND_WORDS,
+        WIDE_ROW_WORDS,
     };
     let w = &params.window;
     let channels = input_shape.channels;
@@ -602,6 +603,10 @@ pub(crate) fn planar(
     let reach = if s == 1 { out_w / 2 + 2 } else { out_w + 2 };
     let row_words = reach.max((first_col + width).div_ceil(2));
     let row_words = if interleaved { row_words.next_multiple_of(2) } else { row_words };
+    // Stride 2 with output widths a multiple of 8 that fit: the fixed rows of the
+    // eight-output routines.
+    let row_words =
+        if interleaved && out_w.is_multiple_of(8) && row_words <= WIDE_ROW_WORDS { WIDE_ROW_WORDS } else { row_words };
     // Band words of one input row's first pixel, rows apart (per band).
     let (first_word, row_stride) =
         if interleaved { (2 * first_col, 4 * row_words) } else { (first_col / 2, row_words) };

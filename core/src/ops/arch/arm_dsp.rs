@@ -1084,6 +1084,10 @@ pub(crate) fn depthwise_planes(
     if output.len() < out_len {
         return false;
     }
+    if s == 2 && g.phase == 0 && g.band_row_words == WIDE_ROW_WORDS && columns.is_multiple_of(8) {
+        wide_strips(band, output, g, args);
+        return true;
+    }
     let routine = match (s, g.phase, g.clamp) {
         (1, 1, 0) => microcnn_dwp_s1p1c0,
         (1, 1, 1) => microcnn_dwp_s1p1c1,
@@ -1123,6 +1127,46 @@ pub(crate) fn depthwise_planes(
     // set the Q flag, which nothing reads.
     unsafe { routine(args.as_ptr(), 4) };
     true
+}
+
+/// The eight-output stride-2 passes of [`depthwise_planes`] (its checks done: output
+/// widths a multiple of 8, rows of [`WIDE_ROW_WORDS`] pairs).
+#[inline(always)]
+fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [DwPlaneArgs; 4]) {
+    let (rows, columns) = (g.rows, g.columns);
+    let wide = match g.clamp {
+        0 => microcnn_dww_c0,
+        1 => microcnn_dww_c1,
+        _ => microcnn_dww_c2,
+    };
+    // One call per strip of eight output columns (pairs 8j.. of each row, 32 words
+    // of the interleaved band on), each of its rows one pass.
+    for strip in 0..columns / 8 {
+        for (k, a) in args.iter_mut().enumerate() {
+            let first = 8 * strip * g.channels + k;
+            a.row_delta = (columns - 8) * g.channels;
+            a.row_bytes = columns * g.channels;
+            a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + first);
+            a.band = band.as_ptr().wrapping_add(32 * strip + 2 * k);
+            a.band_row = 16 * WIDE_ROW_WORDS;
+            a.output = output.as_mut_ptr().wrapping_add(first);
+            a.channels = g.channels;
+        }
+        // SAFETY: channel k, output row y of strip j reads band words
+        // (2y + r)·4·WIDE_ROW_WORDS + 32j + 2k + {0, 1, 8, 9, 16, 17, 24, 25, 32}
+        // for kernel rows r < 3 (byte offsets 0, 288 and 576 from the pass
+        // pointer, which moves 576 bytes a row), the last at most
+        // (band_rows − 1)·4·WIDE_ROW_WORDS + 4·(OW − 8) + 38 < 4·band_rows·WIDE_ROW_WORDS
+        // ≤ 4·plane ≤ band.len() (checked above: OW + 2 ≤ WIDE_ROW_WORDS), word-
+        // aligned as LDRD needs; it writes output bytes (y·OW + 8j + i)·C + k for
+        // i < 8, all below out_len ≤ output.len(), its loop ending when the output
+        // pointer, (OW − 8)·C bytes on after each row, reaches `output_end` exactly
+        // after `rows` rows. The routine follows the AAPCS: saves and restores r4–r11
+        // and lr, uses 88 bytes of stack below them and releases them; r0–r3, r12
+        // and the flags are caller-saved, which the `extern "C"` call assumes. SMLAD
+        // and SMLABT may set the Q flag, which nothing reads.
+        unsafe { wide(args.as_ptr(), 4) };
+    }
 }
 
 // Widens input rows of four channels into their bands (see `widen_planes`). Arguments
@@ -1340,6 +1384,158 @@ pub(crate) fn widen_interleaved(
     // flags are caller-saved, which the `extern "C"` call assumes.
     unsafe { microcnn_dwp_widen4(args.as_ptr()) };
     true
+}
+
+/// Words of one channel's pixel pairs a band row holds for the eight-output stride-2
+/// routines (`microcnn_dwp_w8*`): a fixed row of `4·WIDE_ROW_WORDS` words (288 bytes),
+/// so that the three kernel rows are immediate offsets of one pointer. Output widths up
+/// to 16 (a multiple of 8), input widths up to 36.
+pub(crate) const WIDE_ROW_WORDS: usize = 18;
+
+// Eight-output stride-2 channel-plane passes (`depthwise_planes` with the interleaved
+// band, rows of WIDE_ROW_WORDS pairs, output width a multiple of 8): one call runs a
+// strip of eight output columns of each of four channels, one pass per output row.
+// Registers: r0 the band (kernel row 0 of the pass; rows 1 and 2 at +288 and +576),
+// r1 the output, r2–r3 data, r4–r11 the accumulators, r12 and lr the filter words
+// (requantization constants after the taps). Per pass of eight outputs: 2 (LDM) +
+// 3 × 22 + 1 + 35 (requantization) + 13 stores + 5.
+core::arch::global_asm!(
+    ".syntax unified",
+    ".macro MICROCNN_DWW_ROW off, filt",
+    "ldrd r12, lr, [sp, #\\filt]",
+    "ldrd r2, r3, [r0, #\\off]",
+    "smlad r4, r2, r12, r4",
+    "smlabt r4, r3, lr, r4",
+    "smlad r5, r3, r12, r5",
+    "ldrd r2, r3, [r0, #(\\off + 32)]",
+    "smlabt r5, r2, lr, r5",
+    "smlad r6, r2, r12, r6",
+    "smlabt r6, r3, lr, r6",
+    "smlad r7, r3, r12, r7",
+    "ldrd r2, r3, [r0, #(\\off + 64)]",
+    "smlabt r7, r2, lr, r7",
+    "smlad r8, r2, r12, r8",
+    "smlabt r8, r3, lr, r8",
+    "smlad r9, r3, r12, r9",
+    "ldrd r2, r3, [r0, #(\\off + 96)]",
+    "smlabt r9, r2, lr, r9",
+    "smlad r10, r2, r12, r10",
+    "smlabt r10, r3, lr, r10",
+    "smlad r11, r3, r12, r11",
+    "ldr r2, [r0, #(\\off + 128)]",
+    "smlabt r11, r2, lr, r11",
+    ".endm",
+    // acc = ssat8((SMMLAR(acc, M, K) + (acc >> 31)) >> r): M in r12, K in lr, r in r3.
+    ".macro MICROCNN_DWW_RQ acc",
+    "smmlar r2, \\acc, r12, lr",
+    "add \\acc, r2, \\acc, asr #31",
+    "asr \\acc, \\acc, r3",
+    "ssat \\acc, #8, \\acc",
+    ".endm",
+    ".macro MICROCNN_DWW_LO acc",
+    "add \\acc, \\acc, r12",
+    "ssat \\acc, #8, \\acc",
+    ".endm",
+    ".macro MICROCNN_DWW_HI acc",
+    "cmp \\acc, lr",
+    "it gt",
+    "movgt \\acc, lr",
+    ".endm",
+    ".macro MICROCNN_DWW_ALL m",
+    "\\m r4",
+    "\\m r5",
+    "\\m r6",
+    "\\m r7",
+    "\\m r8",
+    "\\m r9",
+    "\\m r10",
+    "\\m r11",
+    ".endm",
+    ".macro MICROCNN_DWW_FN name, clamp",
+    ".section .text.\\name,\"ax\",%progbits",
+    ".p2align 2",
+    ".global \\name",
+    ".thumb_func",
+    ".type \\name, %function",
+    "\\name:",
+    "push {{r4-r11, lr}}",
+    // [sp+72] the next channel's arguments, [sp+76] channels left, [sp+80] channels
+    "sub sp, sp, #88",
+    "strd r0, r1, [sp, #72]",
+    "5:",
+    "ldr r0, [sp, #72]",
+    "ldm r0!, {{r1-r9}}",
+    "stm sp, {{r1-r9}}",
+    "ldm r0!, {{r1-r9}}",
+    "add r10, sp, #36",
+    "stm r10, {{r1-r9}}",
+    "ldm r0!, {{r4, r5, r6, r12}}",
+    "str r0, [sp, #72]",
+    "str r12, [sp, #80]",
+    "mov r0, r4",
+    "mov r1, r6",
+    "1:",
+    "ldm sp, {{r4-r7}}",
+    "ldm sp, {{r8-r11}}",
+    "MICROCNN_DWW_ROW 0, 16",
+    "MICROCNN_DWW_ROW 288, 24",
+    "MICROCNN_DWW_ROW 576, 32",
+    // the next output row: two band rows on
+    "addw r0, r0, #576",
+    "ldrd r12, lr, [sp, #40]",
+    "ldr r3, [sp, #48]",
+    "MICROCNN_DWW_ALL MICROCNN_DWW_RQ",
+    ".if \\clamp >= 1",
+    "ldrd r12, lr, [sp, #52]",
+    "MICROCNN_DWW_ALL MICROCNN_DWW_LO",
+    ".endif",
+    ".if \\clamp >= 2",
+    "MICROCNN_DWW_ALL MICROCNN_DWW_HI",
+    ".endif",
+    "ldr r3, [sp, #80]",
+    "strb r4, [r1]",
+    "strb r5, [r1, r3]",
+    "add r1, r1, r3, lsl #1",
+    "strb r6, [r1]",
+    "strb r7, [r1, r3]",
+    "add r1, r1, r3, lsl #1",
+    "strb r8, [r1]",
+    "strb r9, [r1, r3]",
+    "add r1, r1, r3, lsl #1",
+    "strb r10, [r1]",
+    "strb r11, [r1, r3]",
+    "add r1, r1, r3, lsl #1",
+    // the strip's next row: the output bytes of the other columns skipped
+    "ldr r2, [sp, #60]",
+    "add r1, r1, r2",
+    "ldr r2, [sp, #68]",
+    "cmp r1, r2",
+    "bne 1b",
+    // next channel
+    "ldr r2, [sp, #76]",
+    "subs r2, r2, #1",
+    "str r2, [sp, #76]",
+    "bne 5b",
+    "add sp, sp, #88",
+    "pop {{r4-r11, pc}}",
+    ".size \\name, . - \\name",
+    ".endm",
+    "MICROCNN_DWW_FN microcnn_dww_c0, 0",
+    "MICROCNN_DWW_FN microcnn_dww_c1, 1",
+    "MICROCNN_DWW_FN microcnn_dww_c2, 2",
+    ".purgem MICROCNN_DWW_ROW",
+    ".purgem MICROCNN_DWW_RQ",
+    ".purgem MICROCNN_DWW_LO",
+    ".purgem MICROCNN_DWW_HI",
+    ".purgem MICROCNN_DWW_ALL",
+    ".purgem MICROCNN_DWW_FN",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dww_c0(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dww_c1(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dww_c2(args: *const DwPlaneArgs, count: usize);
 }
 
 // ---- depthwise / pooling / add (kdw) ----
