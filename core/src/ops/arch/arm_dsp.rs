@@ -735,8 +735,8 @@ pub fn clamp_bytes(out: &mut [i8], lo: i8, hi: i8) {
 
 // ---- depthwise 3×3, channel planes (dw5) ----
 
-/// Arguments of the `microcnn_dwp_*` routines: the first 18 words become the routine's
-/// stack locals as they are (offsets fixed by the assembly), the last four its
+/// Arguments of the `microcnn_dwp_*` and `microcnn_dww_*` routines: the first 18 words become the routine's
+/// stack locals as they are (offsets fixed by the assembly), the last five its
 /// pointers.
 #[repr(C)]
 pub(crate) struct DwPlaneArgs {
@@ -758,6 +758,9 @@ pub(crate) struct DwPlaneArgs {
     pub row_bytes: usize,
     /// Output pointer after the last row.
     pub output_end: *mut i8,
+    /// The eight-output routines' requantization block for this channel's shift
+    /// (`microcnn_dww_rqN`, its address with the Thumb bit); unused by the others.
+    pub requant: usize,
     /// Band row 0 of the plane (the first output row's kernel row 0): at stride 2
     /// the channel's first word in the interleaved band.
     pub band: *const u32,
@@ -782,6 +785,7 @@ impl DwPlaneArgs {
         row_delta: 0,
         row_bytes: 0,
         output_end: core::ptr::null_mut(),
+        requant: 0,
         band: core::ptr::null(),
         band_row: 0,
         output: core::ptr::null_mut(),
@@ -954,12 +958,12 @@ core::arch::global_asm!(
     "ldm r0!, {{r1-r9}}",
     "add r10, sp, #36",
     "stm r10, {{r1-r9}}",
-    "ldm r0!, {{r4, r5, r6, r12}}",
+    "ldm r0!, {{r4, r5, r6, r7, r12}}",
     "str r0, [sp, #72]",
-    "mov r0, r4",
-    "add r1, r4, r5",
-    "add r2, r4, r5, lsl #1",
-    "mov r3, r6",
+    "mov r0, r5",
+    "add r1, r5, r6",
+    "add r2, r5, r6, lsl #1",
+    "mov r3, r7",
     "ldr lr, [sp, #64]",
     "add lr, r3, lr",
     "1:",
@@ -1085,8 +1089,7 @@ pub(crate) fn depthwise_planes(
         return false;
     }
     if s == 2 && g.phase == 0 && g.band_row_words == WIDE_ROW_WORDS && columns.is_multiple_of(8) {
-        wide_strips(band, output, g, args);
-        return true;
+        return wide_strips(band, output, g, args);
     }
     let routine = match (s, g.phase, g.clamp) {
         (1, 1, 0) => microcnn_dwp_s1p1c0,
@@ -1132,8 +1135,14 @@ pub(crate) fn depthwise_planes(
 /// The eight-output stride-2 passes of [`depthwise_planes`] (its checks done: output
 /// widths a multiple of 8, rows of [`WIDE_ROW_WORDS`] pairs).
 #[inline(always)]
-fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [DwPlaneArgs; 4]) {
+fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [DwPlaneArgs; 4]) -> bool {
     let (rows, columns) = (g.rows, g.columns);
+    for a in args.iter_mut() {
+        let Some(block) = requant_block(a.shift) else {
+            return false;
+        };
+        a.requant = block;
+    }
     let wide = match g.clamp {
         0 => microcnn_dww_c0,
         1 => microcnn_dww_c1,
@@ -1161,12 +1170,16 @@ fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [D
         // aligned as LDRD needs; it writes output bytes (y·OW + 8j + i)·C + k for
         // i < 8, all below out_len ≤ output.len(), its loop ending when the output
         // pointer, (OW − 8)·C bytes on after each row, reaches `output_end` exactly
-        // after `rows` rows. The routine follows the AAPCS: saves and restores r4–r11
+        // after `rows` rows. Each pass jumps to the channel's requantization block
+        // (`requant`, a `microcnn_dww_rqN` address with the Thumb bit, set above),
+        // which changes r2 and r4–r11 only and jumps back through r3. The routine
+        // follows the AAPCS: saves and restores r4–r11
         // and lr, uses 88 bytes of stack below them and releases them; r0–r3, r12
         // and the flags are caller-saved, which the `extern "C"` call assumes. SMLAD
         // and SMLABT may set the Q flag, which nothing reads.
         unsafe { wide(args.as_ptr(), 4) };
     }
+    true
 }
 
 // Widens input rows of four channels into their bands (see `widen_planes`). Arguments
@@ -1425,12 +1438,30 @@ core::arch::global_asm!(
     "ldr r2, [r0, #(\\off + 128)]",
     "smlabt r11, r2, lr, r11",
     ".endm",
-    // acc = ssat8((SMMLAR(acc, M, K) + (acc >> 31)) >> r): M in r12, K in lr, r in r3.
-    ".macro MICROCNN_DWW_RQ acc",
+    // acc = ssat8((SMMLAR(acc, M, K) + (acc >> 31)) >> sh): M in r12, K in lr.
+    ".macro MICROCNN_DWW_RQ acc, sh",
     "smmlar r2, \\acc, r12, lr",
     "add \\acc, r2, \\acc, asr #31",
-    "asr \\acc, \\acc, r3",
-    "ssat \\acc, #8, \\acc",
+    "ssat \\acc, #8, \\acc, asr #\\sh",
+    ".endm",
+    // The eight accumulators' requantization for right shift sh, back to r3.
+    ".macro MICROCNN_DWW_RQB sh",
+    ".section .text.microcnn_dww_rq\\sh,\"ax\",%progbits",
+    ".p2align 2",
+    ".global microcnn_dww_rq\\sh",
+    ".thumb_func",
+    ".type microcnn_dww_rq\\sh, %function",
+    "microcnn_dww_rq\\sh:",
+    "MICROCNN_DWW_RQ r4, \\sh",
+    "MICROCNN_DWW_RQ r5, \\sh",
+    "MICROCNN_DWW_RQ r6, \\sh",
+    "MICROCNN_DWW_RQ r7, \\sh",
+    "MICROCNN_DWW_RQ r8, \\sh",
+    "MICROCNN_DWW_RQ r9, \\sh",
+    "MICROCNN_DWW_RQ r10, \\sh",
+    "MICROCNN_DWW_RQ r11, \\sh",
+    "mov pc, r3",
+    ".size microcnn_dww_rq\\sh, . - microcnn_dww_rq\\sh",
     ".endm",
     ".macro MICROCNN_DWW_LO acc",
     "add \\acc, \\acc, r12",
@@ -1469,11 +1500,11 @@ core::arch::global_asm!(
     "ldm r0!, {{r1-r9}}",
     "add r10, sp, #36",
     "stm r10, {{r1-r9}}",
-    "ldm r0!, {{r4, r5, r6, r12}}",
+    "ldm r0!, {{r4, r5, r6, r7, r12}}",
     "str r0, [sp, #72]",
-    "str r12, [sp, #80]",
-    "mov r0, r4",
-    "mov r1, r6",
+    "strd r12, r4, [sp, #80]",
+    "mov r0, r5",
+    "mov r1, r7",
     "1:",
     "ldm sp, {{r4-r7}}",
     "ldm sp, {{r8-r11}}",
@@ -1483,8 +1514,11 @@ core::arch::global_asm!(
     // the next output row: two band rows on
     "addw r0, r0, #576",
     "ldrd r12, lr, [sp, #40]",
-    "ldr r3, [sp, #48]",
-    "MICROCNN_DWW_ALL MICROCNN_DWW_RQ",
+    // the requantization block of the channel's shift, back at 7 (r3)
+    "adr r3, 7f",
+    "ldr pc, [sp, #84]",
+    ".p2align 2",
+    "7:",
     ".if \\clamp >= 1",
     "ldrd r12, lr, [sp, #52]",
     "MICROCNN_DWW_ALL MICROCNN_DWW_LO",
@@ -1523,6 +1557,10 @@ core::arch::global_asm!(
     "MICROCNN_DWW_FN microcnn_dww_c0, 0",
     "MICROCNN_DWW_FN microcnn_dww_c1, 1",
     "MICROCNN_DWW_FN microcnn_dww_c2, 2",
+    ".irp sh, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20",
+    "MICROCNN_DWW_RQB \\sh",
+    ".endr",
+    ".purgem MICROCNN_DWW_RQB",
     ".purgem MICROCNN_DWW_ROW",
     ".purgem MICROCNN_DWW_RQ",
     ".purgem MICROCNN_DWW_LO",
@@ -1536,7 +1574,59 @@ extern "C" {
     fn microcnn_dww_c0(args: *const DwPlaneArgs, count: usize);
     fn microcnn_dww_c1(args: *const DwPlaneArgs, count: usize);
     fn microcnn_dww_c2(args: *const DwPlaneArgs, count: usize);
+    // Requantization blocks: jump targets of the routines above, not callable.
+    fn microcnn_dww_rq1();
+    fn microcnn_dww_rq2();
+    fn microcnn_dww_rq3();
+    fn microcnn_dww_rq4();
+    fn microcnn_dww_rq5();
+    fn microcnn_dww_rq6();
+    fn microcnn_dww_rq7();
+    fn microcnn_dww_rq8();
+    fn microcnn_dww_rq9();
+    fn microcnn_dww_rq10();
+    fn microcnn_dww_rq11();
+    fn microcnn_dww_rq12();
+    fn microcnn_dww_rq13();
+    fn microcnn_dww_rq14();
+    fn microcnn_dww_rq15();
+    fn microcnn_dww_rq16();
+    fn microcnn_dww_rq17();
+    fn microcnn_dww_rq18();
+    fn microcnn_dww_rq19();
+    fn microcnn_dww_rq20();
 }
+
+/// The requantization block of right shift `r` (1..=20; the channel-plane kernel's
+/// range), its address with the Thumb bit; `None` outside the range.
+fn requant_block(r: u32) -> Option<usize> {
+    let i = (r as usize).checked_sub(1)?;
+    REQUANT_BLOCKS.get(i).map(|&f| f as usize)
+}
+
+/// The requantization blocks by right shift (1 to 20).
+static REQUANT_BLOCKS: [unsafe extern "C" fn(); 20] = [
+    microcnn_dww_rq1,
+    microcnn_dww_rq2,
+    microcnn_dww_rq3,
+    microcnn_dww_rq4,
+    microcnn_dww_rq5,
+    microcnn_dww_rq6,
+    microcnn_dww_rq7,
+    microcnn_dww_rq8,
+    microcnn_dww_rq9,
+    microcnn_dww_rq10,
+    microcnn_dww_rq11,
+    microcnn_dww_rq12,
+    microcnn_dww_rq13,
+    microcnn_dww_rq14,
+    microcnn_dww_rq15,
+    microcnn_dww_rq16,
+    microcnn_dww_rq17,
+    microcnn_dww_rq18,
+    microcnn_dww_rq19,
+    microcnn_dww_rq20,
+];
 
 // ---- depthwise / pooling / add (kdw) ----
 
