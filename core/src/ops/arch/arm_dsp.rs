@@ -812,6 +812,39 @@ pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
 /// Words of the channel-plane kernel's bands on the stack (6 KiB: four planes).
 pub(crate) const BAND_WORDS: usize = 1536;
 
+// `blocks` (r1, at least 1) blocks of 16 words from r0 set to r2: two STM of eight
+// registers a block.
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.microcnn_dwp_fill,\"ax\",%progbits",
+    ".p2align 2",
+    ".global microcnn_dwp_fill",
+    ".thumb_func",
+    ".type microcnn_dwp_fill, %function",
+    "microcnn_dwp_fill:",
+    "push {{r4-r9}}",
+    "mov r3, r2",
+    "mov r4, r2",
+    "mov r5, r2",
+    "mov r6, r2",
+    "mov r7, r2",
+    "mov r8, r2",
+    "mov r9, r2",
+    "2:",
+    "stm r0!, {{r2-r9}}",
+    "stm r0!, {{r2-r9}}",
+    "subs r1, r1, #1",
+    "bne 2b",
+    "pop {{r4-r9}}",
+    "bx lr",
+    ".size microcnn_dwp_fill, . - microcnn_dwp_fill",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dwp_fill(words: *mut u32, blocks: usize, value: u32);
+}
+
 /// Runs `f` on a stack buffer of `words` words (at most [`BAND_WORDS`]) all set to
 /// `fill`, without clearing the rest of the buffer first; `None` when `words` is too
 /// large.
@@ -821,34 +854,19 @@ pub(crate) fn with_band<R>(words: usize, fill: u32, f: impl FnOnce(&mut [u32]) -
         return None;
     }
     let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BAND_WORDS];
-    let eights = words / 8;
-    if eights > 0 {
-        // SAFETY: iteration i < eights writes words [8i, 8i + 8) of `buf`, inside it
-        // (8·eights ≤ words ≤ BAND_WORDS), word-aligned as STM needs; the pointer and
-        // counter are inout and discarded, the four value registers only read; SUBS
-        // clobbers the flags, which `asm!` assumes.
-        unsafe {
-            asm!(
-                "2:",
-                "stm {p}!, {{r2, r3, r4, r5}}",
-                "stm {p}!, {{r2, r3, r4, r5}}",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                p = inout(reg) buf.as_mut_ptr() => _,
-                n = inout(reg) eights => _,
-                in("r2") fill,
-                in("r3") fill,
-                in("r4") fill,
-                in("r5") fill,
-                options(nostack)
-            )
-        };
+    let blocks = words / 16;
+    if blocks > 0 {
+        // SAFETY: the routine writes words [16i, 16i + 16) of `buf` for i < blocks,
+        // inside it (16·blocks ≤ words ≤ BAND_WORDS), word-aligned as STM needs, and
+        // nothing else; it follows the AAPCS (saves and restores r4–r9; r0–r3, r12
+        // and the flags are caller-saved, which the `extern "C"` call assumes).
+        unsafe { microcnn_dwp_fill(buf.as_mut_ptr().cast::<u32>(), blocks, fill) };
     }
-    for slot in &mut buf[8 * eights..words] {
+    for slot in &mut buf[16 * blocks..words] {
         slot.write(fill);
     }
     // SAFETY: the first `words` elements (words ≤ BAND_WORDS) were written just above
-    // (the asm loop the first 8·eights, the Rust loop the rest),
+    // (the routine the first 16·blocks, the Rust loop the rest),
     // so the slice covers initialised `u32`s only; `MaybeUninit<u32>` has the layout
     // of `u32`; the buffer outlives the borrow passed to `f`.
     let band = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u32>(), words) };
@@ -1153,7 +1171,7 @@ fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [D
     for strip in 0..columns / 8 {
         for (k, a) in args.iter_mut().enumerate() {
             let first = 8 * strip * g.channels + k;
-            a.row_delta = (columns - 8) * g.channels;
+            a.row_delta = (columns - 6) * g.channels;
             a.row_bytes = columns * g.channels;
             a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + first);
             a.band = band.as_ptr().wrapping_add(32 * strip + 2 * k);
@@ -1169,7 +1187,7 @@ fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [D
         // ≤ 4·plane ≤ band.len() (checked above: OW + 2 ≤ WIDE_ROW_WORDS), word-
         // aligned as LDRD needs; it writes output bytes (y·OW + 8j + i)·C + k for
         // i < 8, all below out_len ≤ output.len(), its loop ending when the output
-        // pointer, (OW − 8)·C bytes on after each row, reaches `output_end` exactly
+        // pointer, OW·C bytes on after each row, reaches `output_end` exactly
         // after `rows` rows. Each pass jumps to the channel's requantization block
         // (`requant`, a `microcnn_dww_rqN` address with the Thumb bit, set above),
         // which changes r2 and r4–r11 only and jumps back through r3. The routine
@@ -1538,8 +1556,7 @@ core::arch::global_asm!(
     "add r1, r1, r3, lsl #1",
     "strb r10, [r1]",
     "strb r11, [r1, r3]",
-    "add r1, r1, r3, lsl #1",
-    // the strip's next row: the output bytes of the other columns skipped
+    // the strip's next row: the last two outputs' and the other columns' bytes on
     "ldr r2, [sp, #60]",
     "add r1, r1, r2",
     "ldr r2, [sp, #68]",
