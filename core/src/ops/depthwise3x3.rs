@@ -744,7 +744,7 @@ fn plane_args(
     clamp: usize,
     out: &mut [super::arch::arm_dsp::DwPlaneArgs; 4],
 ) -> bool {
-    use super::arch::arm_dsp::{le_i32, sadd16, sxtb16, sxtb16_ror8};
+    use super::arch::arm_dsp::{le_i32, sadd16, sxtb16, sxtb16_ror8, taps9};
     let quant = &params.quant;
     let zp_out = quant.output_zero_point;
     if !(-128..=127).contains(&zp_out) {
@@ -752,17 +752,11 @@ fn plane_args(
     }
     // The group's nine taps, one word each (byte k: channel group + k), as `i16` lane
     // pairs: channels (0, 2) and (1, 3).
-    let mut even = [0_u32; 9];
-    let mut odd = [0_u32; 9];
-    for t in 0..9 {
-        let at = t * channels + group;
-        let Some(&[b0, b1, b2, b3]) = params.weights.get(at..at + 4) else {
-            return false;
-        };
-        let word = u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]);
-        even[t] = sxtb16(word);
-        odd[t] = sxtb16_ror8(word);
-    }
+    let Some(words) = taps9(params.weights, group, channels) else {
+        return false;
+    };
+    let even = words.map(sxtb16);
+    let odd = words.map(sxtb16_ror8);
     // Σw of the four channels, lane-wise (|Σw| ≤ 9·128 fits a lane).
     let (sum_even, sum_odd) = (1..9).fold((even[0], odd[0]), |(e, o), t| (sadd16(e, even[t]), sadd16(o, odd[t])));
     let sums = [sum_even as i16, sum_odd as i16, (sum_even >> 16) as i16, (sum_odd >> 16) as i16];

@@ -809,6 +809,29 @@ pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
     r
 }
 
+/// The nine words at `w[at + t·stride ..][..4]` (`t < 9`, any alignment) as
+/// little-endian `u32`s, or `None` when the last would end past `w`: one bounds check
+/// and nine unaligned `LDR` (a depthwise filter's nine taps of four channels).
+#[inline(always)]
+pub fn taps9(w: &[i8], at: usize, stride: usize) -> Option<[u32; 9]> {
+    let end = stride.checked_mul(8)?.checked_add(at)?.checked_add(4)?;
+    if end > w.len() {
+        return None;
+    }
+    let base = w.as_ptr().wrapping_add(at);
+    let mut out = [0_u32; 9];
+    for (t, word) in out.iter_mut().enumerate() {
+        // SAFETY: reads bytes at + t·stride .. at + t·stride + 4 ≤ end ≤ w.len() (t ≤ 8),
+        // inside `w`; unaligned LDR is allowed on ARMv7E-M and ARMv8-M Mainline, which
+        // are little-endian here.
+        unsafe {
+            asm!("ldr {r}, [{p}]", r = lateout(reg) *word, p = in(reg) base.wrapping_add(t * stride),
+                options(pure, readonly, nostack, preserves_flags))
+        };
+    }
+    Some(out)
+}
+
 /// Words of the channel-plane kernel's bands on the stack (6 KiB: four planes).
 pub(crate) const BAND_WORDS: usize = 1536;
 
