@@ -1336,26 +1336,14 @@ pub(crate) fn widen_planes(
 }
 
 // Widens input rows of four channels into one interleaved band (see
-// `widen_interleaved`). Arguments (words): input, pixel stride, chunks of four pixels
-// per row, rows, band pointer, band bytes to skip after a row. lr holds three pixel
+// `widen_interleaved`). Arguments (words): input, pixel stride, loop iterations per
+// row (two chunks of four pixels each), rows, band pointer, band bytes to skip after a
+// row. lr holds three pixel
 // strides; r4–r11 one chunk's eight words, stored by one STM.
 core::arch::global_asm!(
     ".syntax unified",
-    ".section .text.microcnn_dwp_widen4,\"ax\",%progbits",
-    ".p2align 2",
-    ".global microcnn_dwp_widen4",
-    ".thumb_func",
-    ".type microcnn_dwp_widen4, %function",
-    "microcnn_dwp_widen4:",
-    "push {{r4-r11, lr}}",
-    "ldm r0, {{r0-r5}}",
-    // locals: [sp] chunks, [sp+4] rows left, [sp+8] skip
-    "push {{r2, r3, r5}}",
-    "mov r2, r4",
-    "add lr, r1, r1, lsl #1",
-    "3:",
-    "ldr r3, [sp]",
-    "2:",
+    // One chunk of four pixels: four LDR, four PKH, eight SXTB16, one STM.
+    ".macro MICROCNN_DWP_CHUNK4",
     "ldr r8, [r0]",
     "ldr r9, [r0, r1]",
     "ldr r10, [r0, r1, lsl #1]",
@@ -1376,6 +1364,28 @@ core::arch::global_asm!(
     "sxtb16 r9, r11",
     "sxtb16 r11, r11, ror #8",
     "stm r2!, {{r4-r11}}",
+    ".endm",
+    // unroll: chunks per loop iteration (the count passed is of iterations)
+    ".macro MICROCNN_DWP_WIDEN4 name, unroll",
+    ".section .text.\\name,\"ax\",%progbits",
+    ".p2align 2",
+    ".global \\name",
+    ".thumb_func",
+    ".type \\name, %function",
+    "\\name:",
+    "push {{r4-r11, lr}}",
+    "ldm r0, {{r0-r5}}",
+    // locals: [sp] iterations, [sp+4] rows left, [sp+8] skip
+    "push {{r2, r3, r5}}",
+    "mov r2, r4",
+    "add lr, r1, r1, lsl #1",
+    "3:",
+    "ldr r3, [sp]",
+    "2:",
+    "MICROCNN_DWP_CHUNK4",
+    ".if \\unroll == 2",
+    "MICROCNN_DWP_CHUNK4",
+    ".endif",
     "subs r3, r3, #1",
     "bne 2b",
     "ldr r3, [sp, #8]",
@@ -1386,12 +1396,16 @@ core::arch::global_asm!(
     "bne 3b",
     "add sp, sp, #12",
     "pop {{r4-r11, pc}}",
-    ".size microcnn_dwp_widen4, . - microcnn_dwp_widen4",
+    ".size \\name, . - \\name",
+    ".endm",
+    "MICROCNN_DWP_WIDEN4 microcnn_dwp_widen8, 2",
+    ".purgem MICROCNN_DWP_WIDEN4",
+    ".purgem MICROCNN_DWP_CHUNK4",
     ".text",
 );
 
 extern "C" {
-    fn microcnn_dwp_widen4(args: *const usize);
+    fn microcnn_dwp_widen8(args: *const usize);
 }
 
 /// Widens `rows` input rows of four channels into one band, the four channels
@@ -1399,9 +1413,10 @@ extern "C" {
 /// `input[y·W·pixel + x·pixel ..][..4]`, channels 0–3) goes to `i16` lane `x % 2` of
 /// word `first + y·band_row + 8·(x / 4) + 2k + (x / 2) % 2` of `band` for channel `k`
 /// (so channel `k`'s pairs `2i` and `2i + 1` are adjacent words, for `LDRD`); `false`
-/// (nothing done) when a slice is too short or the width is not a multiple of 4. 20
+/// (nothing done) when a slice is too short or the width is not a multiple of 8 (the
+/// only widths of the stride-2 channel-plane kernel: output widths multiples of 4). 19
 /// instructions per four pixels (16 values): four `LDR`, four `PKH`, eight `SXTB16`,
-/// one `STM`, plus 7 per row.
+/// one `STM`, the loop's two per eight pixels, plus 7 per row.
 #[inline(never)]
 pub(crate) fn widen_interleaved(
     input: &[i8],
@@ -1412,7 +1427,7 @@ pub(crate) fn widen_interleaved(
     band_row: usize,
     first: usize,
 ) -> bool {
-    if width == 0 || !width.is_multiple_of(4) || rows == 0 || pixel < 4 || band_row < 2 * width {
+    if width == 0 || !width.is_multiple_of(8) || rows == 0 || pixel < 4 || band_row < 2 * width {
         return false;
     }
     let row_bytes = width * pixel;
@@ -1424,19 +1439,21 @@ pub(crate) fn widen_interleaved(
     let args: [usize; 6] = [
         input.as_ptr() as usize,
         pixel,
-        width / 4,
+        width / 8,
         rows,
         band.as_mut_ptr().wrapping_add(first) as usize,
         (band_row - 2 * width) * 4,
     ];
-    // SAFETY: row y, chunk j reads the input words at (y·W + 4j + i)·pixel for i < 4,
+    // SAFETY: the routine runs W/4 chunks a row (two a loop iteration, W/8 iterations,
+    // W a multiple of 8): row y, chunk j reads the input words at
+    // (y·W + 4j + i)·pixel for i < 4,
     // all inside in_need ≤ input.len() (the rows are contiguous, W·pixel bytes apart),
     // with unaligned LDR (allowed on ARMv7E-M and ARMv8-M Mainline); it writes words
     // first + y·band_row + 8j + 0..8, inside out_need ≤ band.len() (8j + 8 ≤ 2W), with
     // STM on word-aligned `u32` addresses. The routine follows the AAPCS (saves and
     // restores r4–r11 and lr, releases its 12 bytes of locals); r0–r3, r12 and the
     // flags are caller-saved, which the `extern "C"` call assumes.
-    unsafe { microcnn_dwp_widen4(args.as_ptr()) };
+    unsafe { microcnn_dwp_widen8(args.as_ptr()) };
     true
 }
 
