@@ -754,7 +754,7 @@ pub(crate) struct DwPlaneArgs {
     pub upper: i32,
     /// Bytes added to each row pointer after an output row.
     pub row_delta: usize,
-    /// Output bytes of one output row (`OW·C`).
+    /// Output bytes of one output row (`OW·C`; the eight-output routines: `C`).
     pub row_bytes: usize,
     /// Output pointer after the last row.
     pub output_end: *mut i8,
@@ -1195,7 +1195,7 @@ fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [D
         for (k, a) in args.iter_mut().enumerate() {
             let first = 8 * strip * g.channels + k;
             a.row_delta = (columns - 6) * g.channels;
-            a.row_bytes = columns * g.channels;
+            a.row_bytes = g.channels;
             a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + first);
             a.band = band.as_ptr().wrapping_add(32 * strip + 2 * k);
             a.band_row = 16 * WIDE_ROW_WORDS;
@@ -1548,7 +1548,8 @@ core::arch::global_asm!(
     ".type \\name, %function",
     "\\name:",
     "push {{r4-r11, lr}}",
-    // [sp+72] the next channel's arguments, [sp+76] channels left, [sp+80] channels
+    // [sp+72] the next channel's arguments, [sp+76] channels left, [sp+84] the
+    // requantization block
     "sub sp, sp, #88",
     "strd r0, r1, [sp, #72]",
     "5:",
@@ -1560,7 +1561,7 @@ core::arch::global_asm!(
     "stm r10, {{r1-r9}}",
     "ldm r0!, {{r4, r5, r6, r7, r12}}",
     "str r0, [sp, #72]",
-    "strd r12, r4, [sp, #80]",
+    "str r4, [sp, #84]",
     "mov r0, r5",
     "mov r1, r7",
     "1:",
@@ -1584,7 +1585,8 @@ core::arch::global_asm!(
     ".if \\clamp >= 2",
     "MICROCNN_DWW_ALL MICROCNN_DWW_HI",
     ".endif",
-    "ldr r3, [sp, #80]",
+    // r2 the row step, r3 the channel count (the row_bytes slot)
+    "ldrd r2, r3, [sp, #60]",
     "strb r4, [r1]",
     "strb r5, [r1, r3]",
     "add r1, r1, r3, lsl #1",
@@ -1597,7 +1599,6 @@ core::arch::global_asm!(
     "strb r10, [r1]",
     "strb r11, [r1, r3]",
     // the strip's next row: the last two outputs' and the other columns' bytes on
-    "ldr r2, [sp, #60]",
     "add r1, r1, r2",
     "ldr r2, [sp, #68]",
     "cmp r1, r2",
