@@ -752,7 +752,8 @@ pub(crate) struct DwPlaneArgs {
     /// `act_min + 128` and `act_max` (the clamps, when the routine has them).
     pub lower: i32,
     pub upper: i32,
-    /// Bytes added to each row pointer after an output row.
+    /// Bytes added to each row pointer after an output row (the eight-output
+    /// routines: `3·C`).
     pub row_delta: usize,
     /// Output bytes of one output row (`OW·C`; the eight-output routines: `C`).
     pub row_bytes: usize,
@@ -764,7 +765,8 @@ pub(crate) struct DwPlaneArgs {
     /// Band row 0 of the plane (the first output row's kernel row 0): at stride 2
     /// the channel's first word in the interleaved band.
     pub band: *const u32,
-    /// Bytes between band rows.
+    /// Bytes between band rows (the eight-output routines: output bytes from a
+    /// pass's fifth output to the next row's first, `(OW − 4)·C`).
     pub band_row: usize,
     /// The first output byte (channel `c` of pixel (0, 0)).
     pub output: *mut i8,
@@ -1194,11 +1196,11 @@ fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [D
     for strip in 0..columns / 8 {
         for (k, a) in args.iter_mut().enumerate() {
             let first = 8 * strip * g.channels + k;
-            a.row_delta = (columns - 6) * g.channels;
+            a.row_delta = 3 * g.channels;
             a.row_bytes = g.channels;
             a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + first);
             a.band = band.as_ptr().wrapping_add(32 * strip + 2 * k);
-            a.band_row = 16 * WIDE_ROW_WORDS;
+            a.band_row = (columns - 4) * g.channels;
             a.output = output.as_mut_ptr().wrapping_add(first);
             a.channels = g.channels;
         }
@@ -1469,31 +1471,39 @@ pub(crate) const WIDE_ROW_WORDS: usize = 18;
 // Registers: r0 the band (kernel row 0 of the pass; rows 1 and 2 at +288 and +576),
 // r1 the output, r2–r3 data, r4–r11 the accumulators, r12 and lr the filter words
 // (requantization constants after the taps). Per pass of eight outputs: 2 (LDM) +
-// 3 × 22 + 1 + 35 (requantization) + 13 stores + 5.
+// 3 × 22 (the last row's first load moving r0 on to the next pass) + 1 + 28
+// (requantization) + 10 stores (register offsets C, 2C, 3C from two bases) + 4.
 core::arch::global_asm!(
     ".syntax unified",
-    ".macro MICROCNN_DWW_ROW off, filt",
+    // wb: the first load moves r0 on by off (the other loads then from base 0).
+    ".macro MICROCNN_DWW_ROW off, filt, wb=0",
     "ldrd r12, lr, [sp, #\\filt]",
+    ".if \\wb",
+    "ldrd r2, r3, [r0, #\\off]!",
+    ".set microcnn_dww_base, 0",
+    ".else",
     "ldrd r2, r3, [r0, #\\off]",
+    ".set microcnn_dww_base, \\off",
+    ".endif",
     "smlad r4, r2, r12, r4",
     "smlabt r4, r3, lr, r4",
     "smlad r5, r3, r12, r5",
-    "ldrd r2, r3, [r0, #(\\off + 32)]",
+    "ldrd r2, r3, [r0, #(microcnn_dww_base + 32)]",
     "smlabt r5, r2, lr, r5",
     "smlad r6, r2, r12, r6",
     "smlabt r6, r3, lr, r6",
     "smlad r7, r3, r12, r7",
-    "ldrd r2, r3, [r0, #(\\off + 64)]",
+    "ldrd r2, r3, [r0, #(microcnn_dww_base + 64)]",
     "smlabt r7, r2, lr, r7",
     "smlad r8, r2, r12, r8",
     "smlabt r8, r3, lr, r8",
     "smlad r9, r3, r12, r9",
-    "ldrd r2, r3, [r0, #(\\off + 96)]",
+    "ldrd r2, r3, [r0, #(microcnn_dww_base + 96)]",
     "smlabt r9, r2, lr, r9",
     "smlad r10, r2, r12, r10",
     "smlabt r10, r3, lr, r10",
     "smlad r11, r3, r12, r11",
-    "ldr r2, [r0, #(\\off + 128)]",
+    "ldr r2, [r0, #(microcnn_dww_base + 128)]",
     "smlabt r11, r2, lr, r11",
     ".endm",
     // acc = ssat8((SMMLAR(acc, M, K) + (acc >> 31)) >> sh): M in r12, K in lr.
@@ -1548,20 +1558,20 @@ core::arch::global_asm!(
     ".type \\name, %function",
     "\\name:",
     "push {{r4-r11, lr}}",
-    // [sp+72] the next channel's arguments, [sp+76] channels left, [sp+84] the
-    // requantization block
+    // [sp+72] the row step (the band_row field), [sp+76] the requantization block,
+    // [sp+80] the next channel's arguments, [sp+84] channels left
     "sub sp, sp, #88",
-    "strd r0, r1, [sp, #72]",
+    "strd r0, r1, [sp, #80]",
     "5:",
-    "ldr r0, [sp, #72]",
+    "ldr r0, [sp, #80]",
     "ldm r0!, {{r1-r9}}",
     "stm sp, {{r1-r9}}",
     "ldm r0!, {{r1-r9}}",
     "add r10, sp, #36",
     "stm r10, {{r1-r9}}",
     "ldm r0!, {{r4, r5, r6, r7, r12}}",
-    "str r0, [sp, #72]",
-    "str r4, [sp, #84]",
+    "str r0, [sp, #80]",
+    "strd r6, r4, [sp, #72]",
     "mov r0, r5",
     "mov r1, r7",
     "1:",
@@ -1569,13 +1579,12 @@ core::arch::global_asm!(
     "ldm sp, {{r8-r11}}",
     "MICROCNN_DWW_ROW 0, 16",
     "MICROCNN_DWW_ROW 288, 24",
-    "MICROCNN_DWW_ROW 576, 32",
-    // the next output row: two band rows on
-    "addw r0, r0, #576",
+    // r0 on to the next output row's kernel row 0 (two band rows on)
+    "MICROCNN_DWW_ROW 576, 32, 1",
     "ldrd r12, lr, [sp, #40]",
     // the requantization block of the channel's shift, back at 7 (r3)
     "adr r3, 7f",
-    "ldr pc, [sp, #84]",
+    "ldr pc, [sp, #76]",
     ".p2align 2",
     "7:",
     ".if \\clamp >= 1",
@@ -1585,28 +1594,27 @@ core::arch::global_asm!(
     ".if \\clamp >= 2",
     "MICROCNN_DWW_ALL MICROCNN_DWW_HI",
     ".endif",
-    // r2 the row step, r3 the channel count (the row_bytes slot)
+    // r2 three channel counts, r3 the channel count (the row_delta and row_bytes
+    // slots)
     "ldrd r2, r3, [sp, #60]",
     "strb r4, [r1]",
     "strb r5, [r1, r3]",
-    "add r1, r1, r3, lsl #1",
-    "strb r6, [r1]",
-    "strb r7, [r1, r3]",
-    "add r1, r1, r3, lsl #1",
+    "strb r6, [r1, r3, lsl #1]",
+    "strb r7, [r1, r2]",
+    "add r1, r1, r3, lsl #2",
     "strb r8, [r1]",
     "strb r9, [r1, r3]",
-    "add r1, r1, r3, lsl #1",
-    "strb r10, [r1]",
-    "strb r11, [r1, r3]",
-    // the strip's next row: the last two outputs' and the other columns' bytes on
-    "add r1, r1, r2",
-    "ldr r2, [sp, #68]",
+    "strb r10, [r1, r3, lsl #1]",
+    "strb r11, [r1, r2]",
+    // the strip's next row: the last four outputs' and the other columns' bytes on
+    "ldrd r2, r12, [sp, #68]",
+    "add r1, r1, r12",
     "cmp r1, r2",
     "bne 1b",
     // next channel
-    "ldr r2, [sp, #76]",
+    "ldr r2, [sp, #84]",
     "subs r2, r2, #1",
-    "str r2, [sp, #76]",
+    "str r2, [sp, #84]",
     "bne 5b",
     "add sp, sp, #88",
     "pop {{r4-r11, pc}}",
