@@ -1215,9 +1215,9 @@ fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [D
         // pointer, OW·C bytes on after each row, reaches `output_end` exactly
         // after `rows` rows. Each pass jumps to the channel's requantization block
         // (`requant`, a `microcnn_dww_rqN` address with the Thumb bit, set above),
-        // which changes r2 and r4–r11 only and jumps back through r3. The routine
-        // follows the AAPCS: saves and restores r4–r11
-        // and lr, uses 88 bytes of stack below them and releases them; r0–r3, r12
+        // which changes r2 and r4–r11 only and jumps back by the return address
+        // the routine put in its frame. The routine follows the AAPCS: saves and
+        // restores r4–r11 and lr, uses 112 bytes of stack below them and releases them; r0–r3, r12
         // and the flags are caller-saved, which the `extern "C"` call assumes. SMLAD
         // and SMLABT may set the Q flag, which nothing reads.
         unsafe { wide(args.as_ptr(), 4) };
@@ -1470,14 +1470,19 @@ pub(crate) const WIDE_ROW_WORDS: usize = 18;
 // strip of eight output columns of each of four channels, one pass per output row.
 // Registers: r0 the band (kernel row 0 of the pass; rows 1 and 2 at +288 and +576),
 // r1 the output, r2–r3 data, r4–r11 the accumulators, r12 and lr the filter words
-// (requantization constants after the taps). Per pass of eight outputs: 2 (LDM) +
-// 3 × 22 (the last row's first load moving r0 on to the next pass) + 1 + 28
-// (requantization) + 10 stores (register offsets C, 2C, 3C from two bases) + 4.
+// (requantization constants after the taps). Per pass of eight outputs: 1 (LDM of
+// the accumulators and kernel row 0's filter words) + 21 + 2 × 22 (the last row's
+// first load moving r0 on to the next pass) + 1 + 26 (requantization: the jump to
+// the block, 24, the jump back) + 10 stores (register offsets C, 2C, 3C from two
+// bases) + 4: 107.
 core::arch::global_asm!(
     ".syntax unified",
     // wb: the first load moves r0 on by off (the other loads then from base 0).
+    // filt 0: the filter words already in r12 and lr.
     ".macro MICROCNN_DWW_ROW off, filt, wb=0",
+    ".if \\filt",
     "ldrd r12, lr, [sp, #\\filt]",
+    ".endif",
     ".if \\wb",
     "ldrd r2, r3, [r0, #\\off]!",
     ".set microcnn_dww_base, 0",
@@ -1528,7 +1533,7 @@ core::arch::global_asm!(
     "MICROCNN_DWW_RQ r9, \\sh",
     "MICROCNN_DWW_RQ r10, \\sh",
     "MICROCNN_DWW_RQ r11, \\sh",
-    "mov pc, r3",
+    "ldr pc, [sp, #104]",
     ".size microcnn_dww_rq\\sh, . - microcnn_dww_rq\\sh",
     ".endm",
     ".macro MICROCNN_DWW_LO acc",
@@ -1558,37 +1563,45 @@ core::arch::global_asm!(
     ".type \\name, %function",
     "\\name:",
     "push {{r4-r11, lr}}",
-    // [sp+72] the row step (the band_row field), [sp+76] the requantization block,
-    // [sp+80] the next channel's arguments, [sp+84] channels left
-    "sub sp, sp, #88",
-    "strd r0, r1, [sp, #80]",
+    // Locals: [sp] and [sp+16] the accumulator start four times each (so that one
+    // LDM loads the eight accumulators and kernel row 0's filter words), [sp+32]
+    // the filter, [sp+56] multiplier and rounding constant, [sp+68] the clamps,
+    // [sp+76] three channel counts and the channel count (row_delta and row_bytes),
+    // [sp+84] the output end, [sp+88] the row step (the band_row field), [sp+92] the
+    // requantization block, [sp+96] the next channel's arguments, [sp+100] channels
+    // left, [sp+104] the blocks' return address (7 below, with the Thumb bit).
+    "sub sp, sp, #112",
+    "strd r0, r1, [sp, #96]",
+    "adr r2, 7f",
+    "orr r2, r2, #1",
+    "str r2, [sp, #104]",
     "5:",
-    "ldr r0, [sp, #80]",
+    "ldr r0, [sp, #96]",
     "ldm r0!, {{r1-r9}}",
-    "stm sp, {{r1-r9}}",
+    "stm sp, {{r1-r4}}",
+    "add r10, sp, #16",
+    "stm r10, {{r1-r9}}",
     "ldm r0!, {{r1-r9}}",
-    "add r10, sp, #36",
+    "add r10, sp, #52",
     "stm r10, {{r1-r9}}",
     "ldm r0!, {{r4, r5, r6, r7, r12}}",
-    "str r0, [sp, #80]",
-    "strd r6, r4, [sp, #72]",
+    "str r0, [sp, #96]",
+    "strd r6, r4, [sp, #88]",
     "mov r0, r5",
     "mov r1, r7",
     "1:",
-    "ldm sp, {{r4-r7}}",
-    "ldm sp, {{r8-r11}}",
-    "MICROCNN_DWW_ROW 0, 16",
-    "MICROCNN_DWW_ROW 288, 24",
+    "ldm sp, {{r4-r12, lr}}",
+    "MICROCNN_DWW_ROW 0, 0",
+    "MICROCNN_DWW_ROW 288, 40",
     // r0 on to the next output row's kernel row 0 (two band rows on)
-    "MICROCNN_DWW_ROW 576, 32, 1",
-    "ldrd r12, lr, [sp, #40]",
-    // the requantization block of the channel's shift, back at 7 (r3)
-    "adr r3, 7f",
-    "ldr pc, [sp, #76]",
+    "MICROCNN_DWW_ROW 576, 48, 1",
+    "ldrd r12, lr, [sp, #56]",
+    // the requantization block of the channel's shift, back at 7
+    "ldr pc, [sp, #92]",
     ".p2align 2",
     "7:",
     ".if \\clamp >= 1",
-    "ldrd r12, lr, [sp, #52]",
+    "ldrd r12, lr, [sp, #68]",
     "MICROCNN_DWW_ALL MICROCNN_DWW_LO",
     ".endif",
     ".if \\clamp >= 2",
@@ -1596,7 +1609,7 @@ core::arch::global_asm!(
     ".endif",
     // r2 three channel counts, r3 the channel count (the row_delta and row_bytes
     // slots)
-    "ldrd r2, r3, [sp, #60]",
+    "ldrd r2, r3, [sp, #76]",
     "strb r4, [r1]",
     "strb r5, [r1, r3]",
     "strb r6, [r1, r3, lsl #1]",
@@ -1607,16 +1620,16 @@ core::arch::global_asm!(
     "strb r10, [r1, r3, lsl #1]",
     "strb r11, [r1, r2]",
     // the strip's next row: the last four outputs' and the other columns' bytes on
-    "ldrd r2, r12, [sp, #68]",
+    "ldrd r2, r12, [sp, #84]",
     "add r1, r1, r12",
     "cmp r1, r2",
     "bne 1b",
     // next channel
-    "ldr r2, [sp, #84]",
+    "ldr r2, [sp, #100]",
     "subs r2, r2, #1",
-    "str r2, [sp, #84]",
+    "str r2, [sp, #100]",
     "bne 5b",
-    "add sp, sp, #88",
+    "add sp, sp, #112",
     "pop {{r4-r11, pc}}",
     ".size \\name, . - \\name",
     ".endm",
