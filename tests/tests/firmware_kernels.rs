@@ -275,9 +275,17 @@ fn models() -> Vec<(String, Vec<u8>)> {
         ((9, 8, 12), 2, true, 0.05),
         ((10, 16, 8), 2, true, 0.02),
         ((11, 12, 4), 2, false, 0.05),
-        // Planes larger than the band buffer: bands of 19 and 8 output rows.
+        // Stride 2 (one interleaved band of four channels): five groups, odd height;
+        // eight outputs a pass (output widths multiples of 8 up to 16): two strips in
+        // bands of 10 and 3 output rows, both clamps; one strip, three groups, no clamp.
+        ((13, 24, 20), 2, true, 0.02),
+        ((26, 32, 8), 2, true, 0.05),
+        ((6, 16, 12), 2, false, 0.05),
+        // Planes larger than the band buffer: bands of 19 and 8 output rows; stride 2,
+        // three groups, bands of 6, 6 and 1 output rows.
         ((40, 32, 4), 1, true, 0.05),
         ((44, 40, 8), 2, false, 0.05),
+        ((26, 48, 12), 2, true, 0.05),
     ]
     .into_iter()
     .enumerate()

@@ -23,7 +23,8 @@
 //! or stride 2 with left padding 0, no dilation, channels and widths multiples of 4,
 //! right shifts 1–20): each group of four channels is widened once into four
 //! zero-point-padded `i16` bands on the stack (6 KiB; larger planes in bands of output
-//! rows), two horizontally adjacent pixels a word, and each channel's output plane is
+//! rows; at stride 2 the four interleaved in one), two horizontally adjacent pixels a
+//! word, and each channel's output plane is
 //! computed from its band, four outputs a pass, the requantization in four
 //! instructions (see `plane_args`).
 
@@ -541,7 +542,9 @@ pub(crate) fn groups_s8(input: &[i8], output: &mut [i8], table: &[u32], run: &Ru
 /// input rows widened (the two or one rows shared with the next band again).
 /// Per group of four channels the input plane is widened once into four bands (`i16`,
 /// two horizontally adjacent pixels a word, padded with the input zero point, so the
-/// padded taps add nothing after the zero-point term of the start); then each channel's
+/// padded taps add nothing after the zero-point term of the start; at stride 2 the four
+/// bands interleaved by blocks of two words, so that one `STM` stores a block of all
+/// four channels, see `arm_dsp::widen_interleaved`); then each channel's
 /// output plane is computed from its band, four outputs of a row per pass with the
 /// three kernel rows' filter as two words each. `false` (output not all written) when
 /// the layer is not of that kind.
@@ -555,7 +558,10 @@ pub(crate) fn planar(
     output_shape: Shape,
     params: &ConvParams<'_>,
 ) -> bool {
-    use super::arch::arm_dsp::{depthwise_planes, widen_planes, with_band, DwPlaneArgs, PlaneGeometry, BAND_WORDS};
+    use super::arch::arm_dsp::{
+        depthwise_planes, widen_interleaved, widen_planes, with_band, DwPlaneArgs, PlaneGeometry, BAND_WORDS,
+        WIDE_ROW_WORDS,
+    };
     let w = &params.window;
     let channels = input_shape.channels;
     let (height, width) = (input_shape.height, input_shape.width);
@@ -587,8 +593,23 @@ pub(crate) fn planar(
         return false;
     }
     let first_col = w.pad_left + phase;
-    let reach = if s == 1 { out_w / 2 + 2 } else { out_w + 1 };
+    // Stride 2: the four channels in one band, interleaved by blocks of two pixel pairs
+    // (`widen_interleaved`), input column 0 at the start of a block; row_words counts
+    // one channel's pairs a row (even, whole blocks).
+    let interleaved = s == 2;
+    if interleaved && !first_col.is_multiple_of(4) {
+        return false;
+    }
+    let reach = if s == 1 { out_w / 2 + 2 } else { out_w + 2 };
     let row_words = reach.max((first_col + width).div_ceil(2));
+    let row_words = if interleaved { row_words.next_multiple_of(2) } else { row_words };
+    // Stride 2 with output widths a multiple of 8 that fit: the fixed rows of the
+    // eight-output routines.
+    let row_words =
+        if interleaved && out_w.is_multiple_of(8) && row_words <= WIDE_ROW_WORDS { WIDE_ROW_WORDS } else { row_words };
+    // Band words of one input row's first pixel, rows apart (per band).
+    let (first_word, row_stride) =
+        if interleaved { (2 * first_col, 4 * row_words) } else { (first_col / 2, row_words) };
     // Output rows per band: as many as four planes of their input rows fit the buffer.
     let fit_rows = BAND_WORDS / (4 * row_words);
     if fit_rows < 3 {
@@ -614,7 +635,7 @@ pub(crate) fn planar(
     }
     // Input rows the outputs read (VALID may leave the last ones out).
     let full_rows = height.min(band_rows - w.pad_top);
-    let full_first = w.pad_top * row_words + first_col / 2;
+    let full_first = w.pad_top * row_stride + first_word;
     let zp_pair = lanes(input_zero_point, input_zero_point);
     with_band(4 * plane, zp_pair, |band| {
         let mut args = [DwPlaneArgs::ZERO; 4];
@@ -628,7 +649,12 @@ pub(crate) fn planar(
                 let Some(x) = input.get(group..) else {
                     return false;
                 };
-                if !widen_planes(x, channels, width, full_rows, band, plane, row_words, full_first) {
+                let widened = if interleaved {
+                    widen_interleaved(x, channels, width, full_rows, band, row_stride, full_first)
+                } else {
+                    widen_planes(x, channels, width, full_rows, band, plane, row_words, full_first)
+                };
+                if !widened {
                     return false;
                 }
                 let Some(y) = output.get_mut(group..) else {
@@ -651,10 +677,11 @@ pub(crate) fn planar(
                 let bottom = (in_hi + w.pad_top).saturating_sub(p0).min(used).max(top);
                 // Band rows holding no input row: back to the zero point (an earlier band
                 // or group may have written them).
-                for k in 0..4 {
+                let (bands, offset) = if interleaved { (1, 0) } else { (4, plane) };
+                for k in 0..bands {
                     for r in (0..top).chain(bottom..used) {
-                        let at = k * plane + r * row_words;
-                        if let Some(cells) = band.get_mut(at..at + row_words) {
+                        let at = k * offset + r * row_stride;
+                        if let Some(cells) = band.get_mut(at..at + row_stride) {
                             cells.fill(zp_pair);
                         }
                     }
@@ -663,8 +690,13 @@ pub(crate) fn planar(
                     let Some(x) = input.get(in_lo * width * channels + group..) else {
                         return false;
                     };
-                    let first = top * row_words + first_col / 2;
-                    if !widen_planes(x, channels, width, bottom - top, band, plane, row_words, first) {
+                    let first = top * row_stride + first_word;
+                    let widened = if interleaved {
+                        widen_interleaved(x, channels, width, bottom - top, band, row_stride, first)
+                    } else {
+                        widen_planes(x, channels, width, bottom - top, band, plane, row_words, first)
+                    };
+                    if !widened {
                         return false;
                     }
                 }
@@ -712,7 +744,7 @@ fn plane_args(
     clamp: usize,
     out: &mut [super::arch::arm_dsp::DwPlaneArgs; 4],
 ) -> bool {
-    use super::arch::arm_dsp::{le_i32, sadd16, sxtb16, sxtb16_ror8};
+    use super::arch::arm_dsp::{le_i32, sadd16, sxtb16, sxtb16_ror8, taps9};
     let quant = &params.quant;
     let zp_out = quant.output_zero_point;
     if !(-128..=127).contains(&zp_out) {
@@ -720,17 +752,11 @@ fn plane_args(
     }
     // The group's nine taps, one word each (byte k: channel group + k), as `i16` lane
     // pairs: channels (0, 2) and (1, 3).
-    let mut even = [0_u32; 9];
-    let mut odd = [0_u32; 9];
-    for t in 0..9 {
-        let at = t * channels + group;
-        let Some(&[b0, b1, b2, b3]) = params.weights.get(at..at + 4) else {
-            return false;
-        };
-        let word = u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]);
-        even[t] = sxtb16(word);
-        odd[t] = sxtb16_ror8(word);
-    }
+    let Some(words) = taps9(params.weights, group, channels) else {
+        return false;
+    };
+    let even = words.map(sxtb16);
+    let odd = words.map(sxtb16_ror8);
     // Σw of the four channels, lane-wise (|Σw| ≤ 9·128 fits a lane).
     let (sum_even, sum_odd) = (1..9).fold((even[0], odd[0]), |(e, o), t| (sadd16(e, even[t]), sadd16(o, odd[t])));
     let sums = [sum_even as i16, sum_odd as i16, (sum_even >> 16) as i16, (sum_odd >> 16) as i16];

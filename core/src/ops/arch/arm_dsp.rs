@@ -735,8 +735,8 @@ pub fn clamp_bytes(out: &mut [i8], lo: i8, hi: i8) {
 
 // ---- depthwise 3×3, channel planes (dw5) ----
 
-/// Arguments of the `microcnn_dwp_*` routines: the first 18 words become the routine's
-/// stack locals as they are (offsets fixed by the assembly), the last four its
+/// Arguments of the `microcnn_dwp_*` and `microcnn_dww_*` routines: the first 18 words become the routine's
+/// stack locals as they are (offsets fixed by the assembly), the last five its
 /// pointers.
 #[repr(C)]
 pub(crate) struct DwPlaneArgs {
@@ -752,15 +752,21 @@ pub(crate) struct DwPlaneArgs {
     /// `act_min + 128` and `act_max` (the clamps, when the routine has them).
     pub lower: i32,
     pub upper: i32,
-    /// Bytes added to each row pointer after an output row.
+    /// Bytes added to each row pointer after an output row (the eight-output
+    /// routines: `3·C`).
     pub row_delta: usize,
-    /// Output bytes of one output row (`OW·C`).
+    /// Output bytes of one output row (`OW·C`; the eight-output routines: `C`).
     pub row_bytes: usize,
     /// Output pointer after the last row.
     pub output_end: *mut i8,
-    /// Band row 0 of the plane (the first output row's kernel row 0).
+    /// The eight-output routines' requantization block for this channel's shift
+    /// (`microcnn_dww_rqN`, its address with the Thumb bit); unused by the others.
+    pub requant: usize,
+    /// Band row 0 of the plane (the first output row's kernel row 0): at stride 2
+    /// the channel's first word in the interleaved band.
     pub band: *const u32,
-    /// Bytes between band rows.
+    /// Bytes between band rows (the eight-output routines: output bytes from a
+    /// pass's fifth output to the next row's first, `(OW − 4)·C`).
     pub band_row: usize,
     /// The first output byte (channel `c` of pixel (0, 0)).
     pub output: *mut i8,
@@ -781,6 +787,7 @@ impl DwPlaneArgs {
         row_delta: 0,
         row_bytes: 0,
         output_end: core::ptr::null_mut(),
+        requant: 0,
         band: core::ptr::null(),
         band_row: 0,
         output: core::ptr::null_mut(),
@@ -804,8 +811,64 @@ pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
     r
 }
 
+/// The nine words at `w[at + t·stride ..][..4]` (`t < 9`, any alignment) as
+/// little-endian `u32`s, or `None` when the last would end past `w`: one bounds check
+/// and nine unaligned `LDR` (a depthwise filter's nine taps of four channels).
+#[inline(always)]
+pub fn taps9(w: &[i8], at: usize, stride: usize) -> Option<[u32; 9]> {
+    let end = stride.checked_mul(8)?.checked_add(at)?.checked_add(4)?;
+    if end > w.len() {
+        return None;
+    }
+    let base = w.as_ptr().wrapping_add(at);
+    let mut out = [0_u32; 9];
+    for (t, word) in out.iter_mut().enumerate() {
+        // SAFETY: reads bytes at + t·stride .. at + t·stride + 4 ≤ end ≤ w.len() (t ≤ 8),
+        // inside `w`; unaligned LDR is allowed on ARMv7E-M and ARMv8-M Mainline, which
+        // are little-endian here.
+        unsafe {
+            asm!("ldr {r}, [{p}]", r = lateout(reg) *word, p = in(reg) base.wrapping_add(t * stride),
+                options(pure, readonly, nostack, preserves_flags))
+        };
+    }
+    Some(out)
+}
+
 /// Words of the channel-plane kernel's bands on the stack (6 KiB: four planes).
 pub(crate) const BAND_WORDS: usize = 1536;
+
+// `blocks` (r1, at least 1) blocks of 16 words from r0 set to r2: two STM of eight
+// registers a block.
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.microcnn_dwp_fill,\"ax\",%progbits",
+    ".p2align 2",
+    ".global microcnn_dwp_fill",
+    ".thumb_func",
+    ".type microcnn_dwp_fill, %function",
+    "microcnn_dwp_fill:",
+    "push {{r4-r9}}",
+    "mov r3, r2",
+    "mov r4, r2",
+    "mov r5, r2",
+    "mov r6, r2",
+    "mov r7, r2",
+    "mov r8, r2",
+    "mov r9, r2",
+    "2:",
+    "stm r0!, {{r2-r9}}",
+    "stm r0!, {{r2-r9}}",
+    "subs r1, r1, #1",
+    "bne 2b",
+    "pop {{r4-r9}}",
+    "bx lr",
+    ".size microcnn_dwp_fill, . - microcnn_dwp_fill",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dwp_fill(words: *mut u32, blocks: usize, value: u32);
+}
 
 /// Runs `f` on a stack buffer of `words` words (at most [`BAND_WORDS`]) all set to
 /// `fill`, without clearing the rest of the buffer first; `None` when `words` is too
@@ -816,34 +879,19 @@ pub(crate) fn with_band<R>(words: usize, fill: u32, f: impl FnOnce(&mut [u32]) -
         return None;
     }
     let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BAND_WORDS];
-    let eights = words / 8;
-    if eights > 0 {
-        // SAFETY: iteration i < eights writes words [8i, 8i + 8) of `buf`, inside it
-        // (8·eights ≤ words ≤ BAND_WORDS), word-aligned as STM needs; the pointer and
-        // counter are inout and discarded, the four value registers only read; SUBS
-        // clobbers the flags, which `asm!` assumes.
-        unsafe {
-            asm!(
-                "2:",
-                "stm {p}!, {{r2, r3, r4, r5}}",
-                "stm {p}!, {{r2, r3, r4, r5}}",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                p = inout(reg) buf.as_mut_ptr() => _,
-                n = inout(reg) eights => _,
-                in("r2") fill,
-                in("r3") fill,
-                in("r4") fill,
-                in("r5") fill,
-                options(nostack)
-            )
-        };
+    let blocks = words / 16;
+    if blocks > 0 {
+        // SAFETY: the routine writes words [16i, 16i + 16) of `buf` for i < blocks,
+        // inside it (16·blocks ≤ words ≤ BAND_WORDS), word-aligned as STM needs, and
+        // nothing else; it follows the AAPCS (saves and restores r4–r9; r0–r3, r12
+        // and the flags are caller-saved, which the `extern "C"` call assumes).
+        unsafe { microcnn_dwp_fill(buf.as_mut_ptr().cast::<u32>(), blocks, fill) };
     }
-    for slot in &mut buf[8 * eights..words] {
+    for slot in &mut buf[16 * blocks..words] {
         slot.write(fill);
     }
     // SAFETY: the first `words` elements (words ≤ BAND_WORDS) were written just above
-    // (the asm loop the first 8·eights, the Rust loop the rest),
+    // (the routine the first 16·blocks, the Rust loop the rest),
     // so the slice covers initialised `u32`s only; `MaybeUninit<u32>` has the layout
     // of `u32`; the buffer outlives the borrow passed to `f`.
     let band = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u32>(), words) };
@@ -857,7 +905,8 @@ pub(crate) fn with_band<R>(words: usize, fill: u32, f: impl FnOnce(&mut [u32]) -
 // third). Registers: r0–r2 the three kernel rows' band pointers, r3 the output, r4–r7
 // the accumulators, r8–r11 data, filter and requantization temporaries, r12 the
 // channel count, lr the end of the current output row. Per pass: 1 (LDM) + 30 (s1) or
-// 33 (s2) + 18 (requantization: SMMLAR, the sign term, ASR, SSAT) + 6 stores + 2.
+// 33 (s2) + 18 (requantization: SMMLAR, the sign term, ASR, SSAT) + 6 stores + 2. At
+// stride 2 the band is the four channels' interleaved (`widen_interleaved`).
 core::arch::global_asm!(
     ".syntax unified",
     // A kernel row: \p the band pointer, \off the filter's stack offset.
@@ -888,12 +937,14 @@ core::arch::global_asm!(
     "smlad r7, r8, r11, r7",
     ".endif",
     ".else",
-    "ldrd r8, r9, [\\p], #16",
+    // stride 2: the band interleaved (see `widen_interleaved`), pairs 2i and 2i + 1
+    // of a channel 32 bytes after pairs 2i − 2 and 2i − 1
+    "ldrd r8, r9, [\\p], #64",
     ".if \\phase == 1",
     "smlatb r4, r8, r10, r4",
     "smlad r4, r9, r11, r4",
     "smlatb r5, r9, r10, r5",
-    "ldrd r8, r9, [\\p, #-8]",
+    "ldrd r8, r9, [\\p, #-32]",
     "smlad r5, r8, r11, r5",
     "smlatb r6, r8, r10, r6",
     "smlad r6, r9, r11, r6",
@@ -904,7 +955,7 @@ core::arch::global_asm!(
     "smlad r4, r8, r10, r4",
     "smlabt r4, r9, r11, r4",
     "smlad r5, r9, r10, r5",
-    "ldrd r8, r9, [\\p, #-8]",
+    "ldrd r8, r9, [\\p, #-32]",
     "smlabt r5, r8, r11, r5",
     "smlad r6, r8, r10, r6",
     "smlabt r6, r9, r11, r6",
@@ -950,12 +1001,12 @@ core::arch::global_asm!(
     "ldm r0!, {{r1-r9}}",
     "add r10, sp, #36",
     "stm r10, {{r1-r9}}",
-    "ldm r0!, {{r4, r5, r6, r12}}",
+    "ldm r0!, {{r4, r5, r6, r7, r12}}",
     "str r0, [sp, #72]",
-    "mov r0, r4",
-    "add r1, r4, r5",
-    "add r2, r4, r5, lsl #1",
-    "mov r3, r6",
+    "mov r0, r5",
+    "add r1, r5, r6",
+    "add r2, r5, r6, lsl #1",
+    "mov r3, r7",
     "ldr lr, [sp, #64]",
     "add lr, r3, lr",
     "1:",
@@ -1067,8 +1118,10 @@ pub(crate) fn depthwise_planes(
     if !(1..=2).contains(&s) || g.phase > 1 || g.clamp > 2 || rows == 0 || columns == 0 || !columns.is_multiple_of(4) {
         return false;
     }
-    // Words a pass reads past its first: s1 up to word x/2 + 3, s2 up to x + 4.
-    let row_reach = if s == 1 { columns / 2 + 2 } else { columns + 1 };
+    // Words (pairs) of its band a channel's pass reads past its first: s1 up to word
+    // x/2 + 3, s2 up to pair x + 4 (the band interleaved: its last pair, of channel 3,
+    // at word 4·x + 22 of a row of 4·band_row_words).
+    let row_reach = if s == 1 { columns / 2 + 2 } else { columns + 2 };
     let band_rows = (rows - 1) * s + 3;
     if row_reach > g.band_row_words || plane < band_rows * g.band_row_words || band.len() < 4 * plane || g.channels < 4
     {
@@ -1077,6 +1130,9 @@ pub(crate) fn depthwise_planes(
     let out_len = ((rows - 1) * columns + columns - 1) * g.channels + 4;
     if output.len() < out_len {
         return false;
+    }
+    if s == 2 && g.phase == 0 && g.band_row_words == WIDE_ROW_WORDS && columns.is_multiple_of(8) {
+        return wide_strips(band, output, g, args);
     }
     let routine = match (s, g.phase, g.clamp) {
         (1, 1, 0) => microcnn_dwp_s1p1c0,
@@ -1087,22 +1143,28 @@ pub(crate) fn depthwise_planes(
         (2, 0, _) => microcnn_dwp_s2p0c2,
         _ => return false,
     };
-    let band_row = 4 * g.band_row_words;
+    // s1: four bands, channel k's from word k·plane; s2: one band of the four channels
+    // interleaved, channel k's pairs from word 2k, rows of 4·band_row_words words.
+    let (band_row, pass_bytes, channel_words) =
+        if s == 1 { (4 * g.band_row_words, 8, plane) } else { (16 * g.band_row_words, 64, 2) };
     for (k, a) in args.iter_mut().enumerate() {
-        // Each pass moves the row pointers 8·s bytes; a row of passes 2·s·OW.
-        a.row_delta = s * band_row - 2 * s * columns;
+        // Each pass moves the row pointers `pass_bytes`; a row of passes OW/4 times that.
+        a.row_delta = s * band_row - pass_bytes * (columns / 4);
         a.row_bytes = columns * g.channels;
         a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + k);
-        a.band = band.as_ptr().wrapping_add(k * plane);
+        a.band = band.as_ptr().wrapping_add(k * channel_words);
         a.band_row = band_row;
         a.output = output.as_mut_ptr().wrapping_add(k);
         a.channels = g.channels;
     }
-    // SAFETY: channel k, output row y, pass at column x (a multiple of 4) reads band
-    // words k·plane + (y·s + r)·band_row_words + (s·x + phase)/2 + 0..=3 (s1) or 0..=4
-    // (s2) for kernel rows r < 3, all below k·plane + band_rows·band_row_words ≤ 4·plane
-    // ≤ band.len() (checked above: row_reach ≤ band_row_words), word-aligned as LDRD
-    // needs (`band` is a `u32` slice); it writes output bytes (y·OW + x + i)·C + k for
+    // SAFETY: channel k, output row y, pass at column x (a multiple of 4) reads, for
+    // kernel rows r < 3, s1: band words k·plane + (y + r)·band_row_words + (x + 1)/2 +
+    // 0..=3, all below k·plane + band_rows·band_row_words ≤ 4·plane ≤ band.len();
+    // s2 (phase 0): words (2y + r)·4·band_row_words + 4x + 2k + {0, 1, 8, 9, 16}, the
+    // last at most (band_rows − 1)·4·band_row_words + 4·(OW − 4) + 22 <
+    // 4·band_rows·band_row_words ≤ 4·plane ≤ band.len() (checked above: row_reach =
+    // OW + 2 ≤ band_row_words); word-aligned as LDRD needs (`band` is a `u32` slice);
+    // it writes output bytes (y·OW + x + i)·C + k for
     // i < 4, all below out_len ≤ output.len(). Its loops end when the output pointer
     // reaches the row ends exactly (OW a multiple of 4), then `output_end`, after the
     // four channels. The routine follows the AAPCS: saves and restores r4–r11 and lr,
@@ -1110,6 +1172,56 @@ pub(crate) fn depthwise_planes(
     // caller-saved, which the `extern "C"` call assumes. SMLAD, SMLATB and SMLABT may
     // set the Q flag, which nothing reads.
     unsafe { routine(args.as_ptr(), 4) };
+    true
+}
+
+/// The eight-output stride-2 passes of [`depthwise_planes`] (its checks done: output
+/// widths a multiple of 8, rows of [`WIDE_ROW_WORDS`] pairs).
+#[inline(always)]
+fn wide_strips(band: &[u32], output: &mut [i8], g: &PlaneGeometry, args: &mut [DwPlaneArgs; 4]) -> bool {
+    let (rows, columns) = (g.rows, g.columns);
+    for a in args.iter_mut() {
+        let Some(block) = requant_block(a.shift) else {
+            return false;
+        };
+        a.requant = block;
+    }
+    let wide = match g.clamp {
+        0 => microcnn_dww_c0,
+        1 => microcnn_dww_c1,
+        _ => microcnn_dww_c2,
+    };
+    // One call per strip of eight output columns (pairs 8j.. of each row, 32 words
+    // of the interleaved band on), each of its rows one pass.
+    for strip in 0..columns / 8 {
+        for (k, a) in args.iter_mut().enumerate() {
+            let first = 8 * strip * g.channels + k;
+            a.row_delta = 3 * g.channels;
+            a.row_bytes = g.channels;
+            a.output_end = output.as_mut_ptr().wrapping_add(rows * columns * g.channels + first);
+            a.band = band.as_ptr().wrapping_add(32 * strip + 2 * k);
+            a.band_row = (columns - 4) * g.channels;
+            a.output = output.as_mut_ptr().wrapping_add(first);
+            a.channels = g.channels;
+        }
+        // SAFETY: channel k, output row y of strip j reads band words
+        // (2y + r)·4·WIDE_ROW_WORDS + 32j + 2k + {0, 1, 8, 9, 16, 17, 24, 25, 32}
+        // for kernel rows r < 3 (byte offsets 0, 288 and 576 from the pass
+        // pointer, which moves 576 bytes a row), the last at most
+        // (band_rows − 1)·4·WIDE_ROW_WORDS + 4·(OW − 8) + 38 < 4·band_rows·WIDE_ROW_WORDS
+        // ≤ 4·plane ≤ band.len() (checked above: OW + 2 ≤ WIDE_ROW_WORDS), word-
+        // aligned as LDRD needs; it writes output bytes (y·OW + 8j + i)·C + k for
+        // i < 8, all below out_len ≤ output.len(), its loop ending when the output
+        // pointer, OW·C bytes on after each row, reaches `output_end` exactly
+        // after `rows` rows. Each pass jumps to the channel's requantization block
+        // (`requant`, a `microcnn_dww_rqN` address with the Thumb bit, set above),
+        // which changes r2 and r4–r11 only and jumps back by the return address
+        // the routine put in its frame. The routine follows the AAPCS: saves and
+        // restores r4–r11 and lr, uses 112 bytes of stack below them and releases them; r0–r3, r12
+        // and the flags are caller-saved, which the `extern "C"` call assumes. SMLAD
+        // and SMLABT may set the Q flag, which nothing reads.
+        unsafe { wide(args.as_ptr(), 4) };
+    }
     true
 }
 
@@ -1224,6 +1336,376 @@ pub(crate) fn widen_planes(
     unsafe { microcnn_dwp_widen(args.as_ptr()) };
     true
 }
+
+// Widens input rows of four channels into one interleaved band (see
+// `widen_interleaved`). Arguments (words): input, pixel stride, loop iterations per
+// row (two chunks of four pixels each), rows, band pointer, band bytes to skip after a
+// row. lr holds three pixel
+// strides; r4–r11 one chunk's eight words, stored by one STM.
+core::arch::global_asm!(
+    ".syntax unified",
+    // One chunk of four pixels: four LDR, four PKH, eight SXTB16, one STM.
+    ".macro MICROCNN_DWP_CHUNK4",
+    "ldr r8, [r0]",
+    "ldr r9, [r0, r1]",
+    "ldr r10, [r0, r1, lsl #1]",
+    "ldr r11, [r0, lr]",
+    "add r0, r0, r1, lsl #2",
+    // pixel pairs (0, 1) and (2, 3): channels 0–1 and 2–3 of both pixels
+    "pkhbt r12, r8, r9, lsl #16",
+    "pkhtb r9, r9, r8, asr #16",
+    "pkhbt r8, r10, r11, lsl #16",
+    "pkhtb r11, r11, r10, asr #16",
+    // channel k's two pairs in r(4 + 2k), r(5 + 2k)
+    "sxtb16 r4, r12",
+    "sxtb16 r5, r8",
+    "sxtb16 r6, r12, ror #8",
+    "sxtb16 r7, r8, ror #8",
+    "sxtb16 r8, r9",
+    "sxtb16 r10, r9, ror #8",
+    "sxtb16 r9, r11",
+    "sxtb16 r11, r11, ror #8",
+    "stm r2!, {{r4-r11}}",
+    ".endm",
+    // unroll: chunks per loop iteration (the count passed is of iterations)
+    ".macro MICROCNN_DWP_WIDEN4 name, unroll",
+    ".section .text.\\name,\"ax\",%progbits",
+    ".p2align 2",
+    ".global \\name",
+    ".thumb_func",
+    ".type \\name, %function",
+    "\\name:",
+    "push {{r4-r11, lr}}",
+    "ldm r0, {{r0-r5}}",
+    // locals: [sp] iterations, [sp+4] rows left, [sp+8] skip
+    "push {{r2, r3, r5}}",
+    "mov r2, r4",
+    "add lr, r1, r1, lsl #1",
+    "3:",
+    "ldr r3, [sp]",
+    "2:",
+    "MICROCNN_DWP_CHUNK4",
+    ".if \\unroll == 2",
+    "MICROCNN_DWP_CHUNK4",
+    ".endif",
+    "subs r3, r3, #1",
+    "bne 2b",
+    "ldr r3, [sp, #8]",
+    "add r2, r2, r3",
+    "ldr r3, [sp, #4]",
+    "subs r3, r3, #1",
+    "str r3, [sp, #4]",
+    "bne 3b",
+    "add sp, sp, #12",
+    "pop {{r4-r11, pc}}",
+    ".size \\name, . - \\name",
+    ".endm",
+    "MICROCNN_DWP_WIDEN4 microcnn_dwp_widen8, 2",
+    ".purgem MICROCNN_DWP_WIDEN4",
+    ".purgem MICROCNN_DWP_CHUNK4",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dwp_widen8(args: *const usize);
+}
+
+/// Widens `rows` input rows of four channels into one band, the four channels
+/// interleaved by blocks of two pixel pairs: pixel `x` of row `y` (the word at
+/// `input[y·W·pixel + x·pixel ..][..4]`, channels 0–3) goes to `i16` lane `x % 2` of
+/// word `first + y·band_row + 8·(x / 4) + 2k + (x / 2) % 2` of `band` for channel `k`
+/// (so channel `k`'s pairs `2i` and `2i + 1` are adjacent words, for `LDRD`); `false`
+/// (nothing done) when a slice is too short or the width is not a multiple of 8 (the
+/// only widths of the stride-2 channel-plane kernel: output widths multiples of 4). 19
+/// instructions per four pixels (16 values): four `LDR`, four `PKH`, eight `SXTB16`,
+/// one `STM`, the loop's two per eight pixels, plus 7 per row.
+#[inline(never)]
+pub(crate) fn widen_interleaved(
+    input: &[i8],
+    pixel: usize,
+    width: usize,
+    rows: usize,
+    band: &mut [u32],
+    band_row: usize,
+    first: usize,
+) -> bool {
+    if width == 0 || !width.is_multiple_of(8) || rows == 0 || pixel < 4 || band_row < 2 * width {
+        return false;
+    }
+    let row_bytes = width * pixel;
+    let in_need = (rows - 1) * row_bytes + (width - 1) * pixel + 4;
+    let out_need = first + (rows - 1) * band_row + 2 * width;
+    if input.len() < in_need || band.len() < out_need {
+        return false;
+    }
+    let args: [usize; 6] = [
+        input.as_ptr() as usize,
+        pixel,
+        width / 8,
+        rows,
+        band.as_mut_ptr().wrapping_add(first) as usize,
+        (band_row - 2 * width) * 4,
+    ];
+    // SAFETY: the routine runs W/4 chunks a row (two a loop iteration, W/8 iterations,
+    // W a multiple of 8): row y, chunk j reads the input words at
+    // (y·W + 4j + i)·pixel for i < 4,
+    // all inside in_need ≤ input.len() (the rows are contiguous, W·pixel bytes apart),
+    // with unaligned LDR (allowed on ARMv7E-M and ARMv8-M Mainline); it writes words
+    // first + y·band_row + 8j + 0..8, inside out_need ≤ band.len() (8j + 8 ≤ 2W), with
+    // STM on word-aligned `u32` addresses. The routine follows the AAPCS (saves and
+    // restores r4–r11 and lr, releases its 12 bytes of locals); r0–r3, r12 and the
+    // flags are caller-saved, which the `extern "C"` call assumes.
+    unsafe { microcnn_dwp_widen8(args.as_ptr()) };
+    true
+}
+
+/// Words of one channel's pixel pairs a band row holds for the eight-output stride-2
+/// routines (`microcnn_dwp_w8*`): a fixed row of `4·WIDE_ROW_WORDS` words (288 bytes),
+/// so that the three kernel rows are immediate offsets of one pointer. Output widths up
+/// to 16 (a multiple of 8), input widths up to 36.
+pub(crate) const WIDE_ROW_WORDS: usize = 18;
+
+// Eight-output stride-2 channel-plane passes (`depthwise_planes` with the interleaved
+// band, rows of WIDE_ROW_WORDS pairs, output width a multiple of 8): one call runs a
+// strip of eight output columns of each of four channels, one pass per output row.
+// Registers: r0 the band (kernel row 0 of the pass; rows 1 and 2 at +288 and +576),
+// r1 the output, r2–r3 data, r4–r11 the accumulators, r12 and lr the filter words
+// (requantization constants after the taps). Per pass of eight outputs: 1 (LDM of
+// the accumulators and kernel row 0's filter words) + 21 + 2 × 22 (the last row's
+// first load moving r0 on to the next pass) + 1 + 26 (requantization: the jump to
+// the block, 24, the jump back) + 10 stores (register offsets C, 2C, 3C from two
+// bases) + 4: 107.
+core::arch::global_asm!(
+    ".syntax unified",
+    // wb: the first load moves r0 on by off (the other loads then from base 0).
+    // filt 0: the filter words already in r12 and lr.
+    ".macro MICROCNN_DWW_ROW off, filt, wb=0",
+    ".if \\filt",
+    "ldrd r12, lr, [sp, #\\filt]",
+    ".endif",
+    ".if \\wb",
+    "ldrd r2, r3, [r0, #\\off]!",
+    ".set microcnn_dww_base, 0",
+    ".else",
+    "ldrd r2, r3, [r0, #\\off]",
+    ".set microcnn_dww_base, \\off",
+    ".endif",
+    "smlad r4, r2, r12, r4",
+    "smlabt r4, r3, lr, r4",
+    "smlad r5, r3, r12, r5",
+    "ldrd r2, r3, [r0, #(microcnn_dww_base + 32)]",
+    "smlabt r5, r2, lr, r5",
+    "smlad r6, r2, r12, r6",
+    "smlabt r6, r3, lr, r6",
+    "smlad r7, r3, r12, r7",
+    "ldrd r2, r3, [r0, #(microcnn_dww_base + 64)]",
+    "smlabt r7, r2, lr, r7",
+    "smlad r8, r2, r12, r8",
+    "smlabt r8, r3, lr, r8",
+    "smlad r9, r3, r12, r9",
+    "ldrd r2, r3, [r0, #(microcnn_dww_base + 96)]",
+    "smlabt r9, r2, lr, r9",
+    "smlad r10, r2, r12, r10",
+    "smlabt r10, r3, lr, r10",
+    "smlad r11, r3, r12, r11",
+    "ldr r2, [r0, #(microcnn_dww_base + 128)]",
+    "smlabt r11, r2, lr, r11",
+    ".endm",
+    // acc = ssat8((SMMLAR(acc, M, K) + (acc >> 31)) >> sh): M in r12, K in lr.
+    ".macro MICROCNN_DWW_RQ acc, sh",
+    "smmlar r2, \\acc, r12, lr",
+    "add \\acc, r2, \\acc, asr #31",
+    "ssat \\acc, #8, \\acc, asr #\\sh",
+    ".endm",
+    // The eight accumulators' requantization for right shift sh, back to r3.
+    ".macro MICROCNN_DWW_RQB sh",
+    ".section .text.microcnn_dww_rq\\sh,\"ax\",%progbits",
+    ".p2align 2",
+    ".global microcnn_dww_rq\\sh",
+    ".thumb_func",
+    ".type microcnn_dww_rq\\sh, %function",
+    "microcnn_dww_rq\\sh:",
+    "MICROCNN_DWW_RQ r4, \\sh",
+    "MICROCNN_DWW_RQ r5, \\sh",
+    "MICROCNN_DWW_RQ r6, \\sh",
+    "MICROCNN_DWW_RQ r7, \\sh",
+    "MICROCNN_DWW_RQ r8, \\sh",
+    "MICROCNN_DWW_RQ r9, \\sh",
+    "MICROCNN_DWW_RQ r10, \\sh",
+    "MICROCNN_DWW_RQ r11, \\sh",
+    "ldr pc, [sp, #104]",
+    ".size microcnn_dww_rq\\sh, . - microcnn_dww_rq\\sh",
+    ".endm",
+    ".macro MICROCNN_DWW_LO acc",
+    "add \\acc, \\acc, r12",
+    "ssat \\acc, #8, \\acc",
+    ".endm",
+    ".macro MICROCNN_DWW_HI acc",
+    "cmp \\acc, lr",
+    "it gt",
+    "movgt \\acc, lr",
+    ".endm",
+    ".macro MICROCNN_DWW_ALL m",
+    "\\m r4",
+    "\\m r5",
+    "\\m r6",
+    "\\m r7",
+    "\\m r8",
+    "\\m r9",
+    "\\m r10",
+    "\\m r11",
+    ".endm",
+    ".macro MICROCNN_DWW_FN name, clamp",
+    ".section .text.\\name,\"ax\",%progbits",
+    ".p2align 2",
+    ".global \\name",
+    ".thumb_func",
+    ".type \\name, %function",
+    "\\name:",
+    "push {{r4-r11, lr}}",
+    // Locals: [sp] and [sp+16] the accumulator start four times each (so that one
+    // LDM loads the eight accumulators and kernel row 0's filter words), [sp+32]
+    // the filter, [sp+56] multiplier and rounding constant, [sp+68] the clamps,
+    // [sp+76] three channel counts and the channel count (row_delta and row_bytes),
+    // [sp+84] the output end, [sp+88] the row step (the band_row field), [sp+92] the
+    // requantization block, [sp+96] the next channel's arguments, [sp+100] channels
+    // left, [sp+104] the blocks' return address (7 below, with the Thumb bit).
+    "sub sp, sp, #112",
+    "strd r0, r1, [sp, #96]",
+    "adr r2, 7f",
+    "orr r2, r2, #1",
+    "str r2, [sp, #104]",
+    "5:",
+    "ldr r0, [sp, #96]",
+    "ldm r0!, {{r1-r9}}",
+    "stm sp, {{r1-r4}}",
+    "add r10, sp, #16",
+    "stm r10, {{r1-r9}}",
+    "ldm r0!, {{r1-r9}}",
+    "add r10, sp, #52",
+    "stm r10, {{r1-r9}}",
+    "ldm r0!, {{r4, r5, r6, r7, r12}}",
+    "str r0, [sp, #96]",
+    "strd r6, r4, [sp, #88]",
+    "mov r0, r5",
+    "mov r1, r7",
+    "1:",
+    "ldm sp, {{r4-r12, lr}}",
+    "MICROCNN_DWW_ROW 0, 0",
+    "MICROCNN_DWW_ROW 288, 40",
+    // r0 on to the next output row's kernel row 0 (two band rows on)
+    "MICROCNN_DWW_ROW 576, 48, 1",
+    "ldrd r12, lr, [sp, #56]",
+    // the requantization block of the channel's shift, back at 7
+    "ldr pc, [sp, #92]",
+    ".p2align 2",
+    "7:",
+    ".if \\clamp >= 1",
+    "ldrd r12, lr, [sp, #68]",
+    "MICROCNN_DWW_ALL MICROCNN_DWW_LO",
+    ".endif",
+    ".if \\clamp >= 2",
+    "MICROCNN_DWW_ALL MICROCNN_DWW_HI",
+    ".endif",
+    // r2 three channel counts, r3 the channel count (the row_delta and row_bytes
+    // slots)
+    "ldrd r2, r3, [sp, #76]",
+    "strb r4, [r1]",
+    "strb r5, [r1, r3]",
+    "strb r6, [r1, r3, lsl #1]",
+    "strb r7, [r1, r2]",
+    "add r1, r1, r3, lsl #2",
+    "strb r8, [r1]",
+    "strb r9, [r1, r3]",
+    "strb r10, [r1, r3, lsl #1]",
+    "strb r11, [r1, r2]",
+    // the strip's next row: the last four outputs' and the other columns' bytes on
+    "ldrd r2, r12, [sp, #84]",
+    "add r1, r1, r12",
+    "cmp r1, r2",
+    "bne 1b",
+    // next channel
+    "ldr r2, [sp, #100]",
+    "subs r2, r2, #1",
+    "str r2, [sp, #100]",
+    "bne 5b",
+    "add sp, sp, #112",
+    "pop {{r4-r11, pc}}",
+    ".size \\name, . - \\name",
+    ".endm",
+    "MICROCNN_DWW_FN microcnn_dww_c0, 0",
+    "MICROCNN_DWW_FN microcnn_dww_c1, 1",
+    "MICROCNN_DWW_FN microcnn_dww_c2, 2",
+    ".irp sh, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20",
+    "MICROCNN_DWW_RQB \\sh",
+    ".endr",
+    ".purgem MICROCNN_DWW_RQB",
+    ".purgem MICROCNN_DWW_ROW",
+    ".purgem MICROCNN_DWW_RQ",
+    ".purgem MICROCNN_DWW_LO",
+    ".purgem MICROCNN_DWW_HI",
+    ".purgem MICROCNN_DWW_ALL",
+    ".purgem MICROCNN_DWW_FN",
+    ".text",
+);
+
+extern "C" {
+    fn microcnn_dww_c0(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dww_c1(args: *const DwPlaneArgs, count: usize);
+    fn microcnn_dww_c2(args: *const DwPlaneArgs, count: usize);
+    // Requantization blocks: jump targets of the routines above, not callable.
+    fn microcnn_dww_rq1();
+    fn microcnn_dww_rq2();
+    fn microcnn_dww_rq3();
+    fn microcnn_dww_rq4();
+    fn microcnn_dww_rq5();
+    fn microcnn_dww_rq6();
+    fn microcnn_dww_rq7();
+    fn microcnn_dww_rq8();
+    fn microcnn_dww_rq9();
+    fn microcnn_dww_rq10();
+    fn microcnn_dww_rq11();
+    fn microcnn_dww_rq12();
+    fn microcnn_dww_rq13();
+    fn microcnn_dww_rq14();
+    fn microcnn_dww_rq15();
+    fn microcnn_dww_rq16();
+    fn microcnn_dww_rq17();
+    fn microcnn_dww_rq18();
+    fn microcnn_dww_rq19();
+    fn microcnn_dww_rq20();
+}
+
+/// The requantization block of right shift `r` (1..=20; the channel-plane kernel's
+/// range), its address with the Thumb bit; `None` outside the range.
+fn requant_block(r: u32) -> Option<usize> {
+    let i = (r as usize).checked_sub(1)?;
+    REQUANT_BLOCKS.get(i).map(|&f| f as usize)
+}
+
+/// The requantization blocks by right shift (1 to 20).
+static REQUANT_BLOCKS: [unsafe extern "C" fn(); 20] = [
+    microcnn_dww_rq1,
+    microcnn_dww_rq2,
+    microcnn_dww_rq3,
+    microcnn_dww_rq4,
+    microcnn_dww_rq5,
+    microcnn_dww_rq6,
+    microcnn_dww_rq7,
+    microcnn_dww_rq8,
+    microcnn_dww_rq9,
+    microcnn_dww_rq10,
+    microcnn_dww_rq11,
+    microcnn_dww_rq12,
+    microcnn_dww_rq13,
+    microcnn_dww_rq14,
+    microcnn_dww_rq15,
+    microcnn_dww_rq16,
+    microcnn_dww_rq17,
+    microcnn_dww_rq18,
+    microcnn_dww_rq19,
+    microcnn_dww_rq20,
+];
 
 // ---- depthwise / pooling / add (kdw) ----
 
