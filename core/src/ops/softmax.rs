@@ -69,15 +69,14 @@ pub fn softmax_s8(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, params:
         Some(table) => {
             softmax_rows::<false>(input, output, depth, move |k| table.get(k as usize & (SOFTMAX_TABLE_LEN - 1)))
         }
-        None if depth <= EXP_CACHE => softmax_rows::<true>(input, output, depth, |k| params.exp_or_zero(-k)),
-        None => softmax_rows::<false>(input, output, depth, |k| params.exp_or_zero(-k)),
+        None => softmax_rows::<true>(input, output, depth, |k| params.exp_or_zero(-k)),
     }
 }
 
 /// TFLM's two passes over each row with the exps from `exp` (`exp(k)` is the exp of the
 /// difference `x − max = −k`, 0 below `diff_min`): an entry whose exp is 0 adds nothing
 /// to the sum and gives −128, exactly as one below `diff_min` does. With `CACHE`, the
-/// first pass keeps the row's exps (up to [`EXP_CACHE`]) for the second instead of
+/// first pass keeps the row's first [`EXP_CACHE`] exps for the second instead of
 /// computing each twice.
 #[inline(never)]
 fn softmax_rows<const CACHE: bool>(input: &[Cell<i8>], output: &[Cell<i8>], depth: usize, exp: impl Fn(i32) -> i32) {
