@@ -234,10 +234,8 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
     // Both are written in full below (GEMM with beta 0 does not read its output).
     let mut y = pool::take(n * pix * cout);
     let finish = |yc: &mut [f32]| {
-        wide(
-            #[inline(always)]
-            || add_bias(yc, bias),
-        );
+        // Rows of `cout` values: too short for the AVX-512 build (see `baseline`).
+        add_bias(yc, bias);
         activate(act, yc);
     };
     if g.is_pointwise() {
@@ -356,7 +354,7 @@ fn add_products(o: &mut [f32], a: &[f32], b: &[f32]) {
 /// Runs `f` in the baseline build. The depthwise loops stay there: their rows of 8 to
 /// 32 channels are too short for a loop vectorized over 16 lanes and unrolled, which
 /// leaves them to its scalar remainder (measured: the AVX-512 build of the depthwise
-/// backward pass took twice as long).
+/// backward pass took twice as long). So do the pooling loops over a pixel's channels.
 #[inline(always)]
 fn baseline<R>(f: impl FnOnce() -> R) -> R {
     f()
@@ -640,7 +638,7 @@ fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let mut y = pool::take(n * out_size);
     // One sample per task; channels innermost and branch-free, so the loops vectorize.
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        wide(
+        baseline(
             #[inline(always)]
             || {
                 for oy in 0..oh {
@@ -683,7 +681,7 @@ fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
         .for_each(|((dxs, xs), (ys, dys))| {
-            wide(
+            baseline(
                 #[inline(always)]
                 || {
                     dxs.fill(0.0);
