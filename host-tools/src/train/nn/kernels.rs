@@ -2,6 +2,7 @@
 
 use super::gemm::{sgemm, View};
 use super::pool;
+use super::simd::wide;
 use super::{Layer, Node, PARTS};
 use crate::train::arch::Act;
 use rand::Rng;
@@ -53,14 +54,15 @@ pub enum Cache {
     None,
     /// The im2col matrix of the batch (empty for pointwise convolutions).
     Col(Vec<f32>),
-    /// Batch statistics and normalized input (training mode), or only `inv_std`.
+    /// The statistics batch norm used: the batch's (training mode) or the moving
+    /// averages. The backward pass recomputes the normalized input from them.
     BatchNorm {
-        /// Batch mean per channel.
+        /// Mean per channel.
         mean: Vec<f32>,
-        /// Batch (biased) variance per channel.
+        /// (Biased) variance per channel.
         var: Vec<f32>,
-        /// Normalized input (training mode only).
-        xhat: Vec<f32>,
+        /// Whether these are the batch's statistics (training mode).
+        batch_stats: bool,
         /// `1 / sqrt(var + eps)` per channel.
         inv_std: Vec<f32>,
     },
@@ -78,14 +80,42 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
 fn activate(act: Act, y: &mut [f32]) {
     match act {
-        Act::Relu => y.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0))),
-        Act::Relu6 => {
-            y.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)))
-        }
+        Act::Relu => y.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|c| {
+            wide(
+                #[inline(always)]
+                || relu(c),
+            )
+        }),
+        Act::Relu6 => y.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|c| {
+            wide(
+                #[inline(always)]
+                || relu6(c),
+            )
+        }),
         Act::Softmax => {
             // Softmax is only on a dense layer's units (rows of the output).
         }
         Act::None => {}
+    }
+}
+
+#[inline(always)]
+fn relu(y: &mut [f32]) {
+    y.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+#[inline(always)]
+fn relu6(y: &mut [f32]) {
+    y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
+}
+
+/// [`activate`] on one thread (inside a parallel task).
+#[inline(always)]
+fn act_serial(act: Act, y: &mut [f32]) {
+    match act {
+        Act::Relu => relu(y),
+        Act::Relu6 => relu6(y),
+        Act::Softmax | Act::None => {}
     }
 }
 
@@ -95,10 +125,16 @@ fn act_backward(act: Act, y: &[f32], dy: &mut [f32]) {
     let chunks = dy.par_chunks_mut(ELEMENTWISE_CHUNK).zip(y.par_chunks(ELEMENTWISE_CHUNK));
     match act {
         Act::Relu => chunks.for_each(|(d, y)| {
-            d.iter_mut().zip(y).for_each(|(d, &v)| *d = if v <= 0.0 { 0.0 } else { *d });
+            wide(
+                #[inline(always)]
+                || d.iter_mut().zip(y).for_each(|(d, &v)| *d = if v <= 0.0 { 0.0 } else { *d }),
+            )
         }),
         Act::Relu6 => chunks.for_each(|(d, y)| {
-            d.iter_mut().zip(y).for_each(|(d, &v)| *d = if v <= 0.0 || v >= 6.0 { 0.0 } else { *d });
+            wide(
+                #[inline(always)]
+                || d.iter_mut().zip(y).for_each(|(d, &v)| *d = if v <= 0.0 || v >= 6.0 { 0.0 } else { *d }),
+            )
         }),
         Act::None | Act::Softmax => {}
     }
@@ -182,6 +218,7 @@ fn col2im(g: &Geom, col: &[f32], samples: usize, dx: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn add_bias(y: &mut [f32], bias: Option<&[f32]>) {
     if let Some(b) = bias {
         for row in y.chunks_exact_mut(b.len()) {
@@ -197,6 +234,7 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
     // Both are written in full below (GEMM with beta 0 does not read its output).
     let mut y = pool::take(n * pix * cout);
     let finish = |yc: &mut [f32]| {
+        // Rows of `cout` values: too short for the AVX-512 build (see `baseline`).
         add_bias(yc, bias);
         activate(act, yc);
     };
@@ -305,6 +343,23 @@ fn valid_cols(g: &Geom, kx: usize) -> (usize, usize) {
     (ox0, ox1.max(ox0))
 }
 
+/// `o[i] += a[i] · b[i]` (`a` and `b` at least as long as `o`).
+#[inline(always)]
+fn add_products(o: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+        *o += a * b;
+    }
+}
+
+/// Runs `f` in the baseline build. The depthwise loops stay there: their rows of 8 to
+/// 32 channels are too short for a loop vectorized over 16 lanes and unrolled, which
+/// leaves them to its scalar remainder (measured: the AVX-512 build of the depthwise
+/// backward pass took twice as long). So do the pooling loops over a pixel's channels.
+#[inline(always)]
+fn baseline<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Each tap's `c` weights repeated across an output row (`kh·kw` rows of `ow·c`), so
 /// that a stride-1 row of taps is one long element-wise product.
 fn tiled_taps(g: &Geom, w: &[f32]) -> Vec<f32> {
@@ -337,42 +392,43 @@ pub(super) fn depthwise_forward_m1(
     let tiles = tiled_taps(g, w);
     let mut y = pool::take(n * out_size);
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
-            match bias {
-                Some(b) => yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b)),
-                None => yrow.fill(0.0),
-            }
-            for ky in 0..g.kernel[0] {
-                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let xrow = &xs[iy * wd * c..][..wd * c];
-                for kx in 0..g.kernel[1] {
-                    let tap = ky * g.kernel[1] + kx;
-                    let (ox0, ox1) = valid_cols(g, kx);
-                    if ox0 == ox1 {
-                        continue;
+        baseline(
+            #[inline(always)]
+            || {
+                for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
+                    match bias {
+                        Some(b) => yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b)),
+                        None => yrow.fill(0.0),
                     }
-                    let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
-                    if g.strides[1] == 1 {
-                        let len = (ox1 - ox0) * c;
-                        let wt = &tiles[tap * row..][..len];
-                        for ((o, &xv), &wv) in yrow[ox0 * c..][..len].iter_mut().zip(&xrow[ix0 * c..][..len]).zip(wt) {
-                            *o += xv * wv;
-                        }
-                    } else {
-                        let wk = &w[tap * c..][..c];
-                        for (i, ox) in (ox0..ox1).enumerate() {
-                            let xin = &xrow[(ix0 + i * g.strides[1]) * c..][..c];
-                            for ((o, &xv), &wv) in yrow[ox * c..][..c].iter_mut().zip(xin).zip(wk) {
-                                *o += xv * wv;
+                    for ky in 0..g.kernel[0] {
+                        let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                            continue;
+                        };
+                        let xrow = &xs[iy * wd * c..][..wd * c];
+                        for kx in 0..g.kernel[1] {
+                            let tap = ky * g.kernel[1] + kx;
+                            let (ox0, ox1) = valid_cols(g, kx);
+                            if ox0 == ox1 {
+                                continue;
+                            }
+                            let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                            if g.strides[1] == 1 {
+                                let len = (ox1 - ox0) * c;
+                                let wt = &tiles[tap * row..][..len];
+                                add_products(&mut yrow[ox0 * c..][..len], &xrow[ix0 * c..][..len], wt);
+                            } else {
+                                let wk = &w[tap * c..][..c];
+                                for (i, ox) in (ox0..ox1).enumerate() {
+                                    let xin = &xrow[(ix0 + i * g.strides[1]) * c..][..c];
+                                    add_products(&mut yrow[ox * c..][..c], xin, wk);
+                                }
                             }
                         }
                     }
                 }
-            }
-        }
-        activate(act, ys);
+                act_serial(act, ys);
+            },
+        )
     });
     y
 }
@@ -403,74 +459,70 @@ pub(super) fn depthwise_backward_m1(
         .zip(x.par_chunks(cs * g.in_size()))
         .zip(slots(dx_all.as_mut(), cs * g.in_size(), chunks))
         .map(|((dc, xc), dxp)| {
-            let samples = xc.len() / g.in_size();
-            let mut dw_tile = vec![0.0; taps * row];
-            let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
-            let dx = dxp.unwrap_or_default();
-            dx.fill(0.0);
-            for s in 0..samples {
-                let xs = &xc[s * g.in_size()..][..g.in_size()];
-                for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
-                    if has_bias {
-                        db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
-                    }
-                    for ky in 0..g.kernel[0] {
-                        let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                            continue;
-                        };
-                        let at = (s * h + iy) * wd * c;
-                        let xrow = &xs[iy * wd * c..][..wd * c];
-                        for kx in 0..g.kernel[1] {
-                            let tap = ky * g.kernel[1] + kx;
-                            let (ox0, ox1) = valid_cols(g, kx);
-                            if ox0 == ox1 {
-                                continue;
+            baseline(
+                #[inline(always)]
+                || {
+                    let samples = xc.len() / g.in_size();
+                    let mut dw_tile = vec![0.0; taps * row];
+                    let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
+                    let dx = dxp.unwrap_or_default();
+                    dx.fill(0.0);
+                    for s in 0..samples {
+                        let xs = &xc[s * g.in_size()..][..g.in_size()];
+                        for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
+                            if has_bias {
+                                db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
                             }
-                            let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
-                            let acc = &mut dw_tile[tap * row..][..row];
-                            if g.strides[1] == 1 {
-                                let len = (ox1 - ox0) * c;
-                                let (d, xr) = (&drow[ox0 * c..][..len], &xrow[ix0 * c..][..len]);
-                                for ((a, &xv), &dv) in acc[ox0 * c..][..len].iter_mut().zip(xr).zip(d) {
-                                    *a += xv * dv;
-                                }
-                                if need_dx {
-                                    let wt = &tiles[tap * row..][..len];
-                                    for ((o, &dv), &wv) in dx[at + ix0 * c..][..len].iter_mut().zip(d).zip(wt) {
-                                        *o += dv * wv;
+                            for ky in 0..g.kernel[0] {
+                                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h)
+                                else {
+                                    continue;
+                                };
+                                let at = (s * h + iy) * wd * c;
+                                let xrow = &xs[iy * wd * c..][..wd * c];
+                                for kx in 0..g.kernel[1] {
+                                    let tap = ky * g.kernel[1] + kx;
+                                    let (ox0, ox1) = valid_cols(g, kx);
+                                    if ox0 == ox1 {
+                                        continue;
                                     }
-                                }
-                            } else {
-                                let wk = &w[tap * c..][..c];
-                                for (i, ox) in (ox0..ox1).enumerate() {
-                                    let ix = ix0 + i * g.strides[1];
-                                    let d = &drow[ox * c..][..c];
-                                    for ((a, &xv), &dv) in
-                                        acc[ox * c..][..c].iter_mut().zip(&xrow[ix * c..][..c]).zip(d)
-                                    {
-                                        *a += xv * dv;
-                                    }
-                                    if need_dx {
-                                        for ((o, &dv), &wv) in dx[at + ix * c..][..c].iter_mut().zip(d).zip(wk) {
-                                            *o += dv * wv;
+                                    let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                                    let acc = &mut dw_tile[tap * row..][..row];
+                                    if g.strides[1] == 1 {
+                                        let len = (ox1 - ox0) * c;
+                                        let (d, xr) = (&drow[ox0 * c..][..len], &xrow[ix0 * c..][..len]);
+                                        add_products(&mut acc[ox0 * c..][..len], xr, d);
+                                        if need_dx {
+                                            let wt = &tiles[tap * row..][..len];
+                                            add_products(&mut dx[at + ix0 * c..][..len], d, wt);
+                                        }
+                                    } else {
+                                        let wk = &w[tap * c..][..c];
+                                        for (i, ox) in (ox0..ox1).enumerate() {
+                                            let ix = ix0 + i * g.strides[1];
+                                            let d = &drow[ox * c..][..c];
+                                            add_products(&mut acc[ox * c..][..c], &xrow[ix * c..][..c], d);
+                                            if need_dx {
+                                                add_products(&mut dx[at + ix * c..][..c], d, wk);
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                }
-            }
-            let fold = |tile: &[f32]| -> Vec<f32> {
-                let mut out = vec![0.0; c];
-                for lane in tile.chunks_exact(c) {
-                    out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
-                }
-                out
-            };
-            let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
-            let db = if has_bias { fold(&db_tile) } else { Vec::new() };
-            (dw, db)
+                    let fold = |tile: &[f32]| -> Vec<f32> {
+                        let mut out = vec![0.0; c];
+                        for lane in tile.chunks_exact(c) {
+                            out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
+                        }
+                        out
+                    };
+                    let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
+                    let db = if has_bias { fold(&db_tile) } else { Vec::new() };
+                    (dw, db)
+                },
+            )
         })
         .collect();
     reduce_parts(parts, w.len(), has_bias.then_some(c), dx_all)
@@ -586,29 +638,34 @@ fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let mut y = pool::take(n * out_size);
     // One sample per task; channels innermost and branch-free, so the loops vectorize.
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let yo = &mut ys[(oy * ow + ox) * c..][..c];
-                yo.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-                let mut count = 0;
-                for ky in 0..g.kernel[0] {
-                    for kx in 0..g.kernel[1] {
-                        let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
-                        let xin = &xs[(iy * w + ix) * c..][..c];
-                        if max {
-                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a = a.max(*b));
-                        } else {
-                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a += b);
+        baseline(
+            #[inline(always)]
+            || {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let yo = &mut ys[(oy * ow + ox) * c..][..c];
+                        yo.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                        let mut count = 0;
+                        for ky in 0..g.kernel[0] {
+                            for kx in 0..g.kernel[1] {
+                                let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
+                                let xin = &xs[(iy * w + ix) * c..][..c];
+                                if max {
+                                    yo.iter_mut().zip(xin).for_each(|(a, b)| *a = a.max(*b));
+                                } else {
+                                    yo.iter_mut().zip(xin).for_each(|(a, b)| *a += b);
+                                }
+                                count += 1;
+                            }
                         }
-                        count += 1;
+                        if !max {
+                            let inv = 1.0 / count.max(1) as f32;
+                            yo.iter_mut().for_each(|v| *v *= inv);
+                        }
                     }
                 }
-                if !max {
-                    let inv = 1.0 / count.max(1) as f32;
-                    yo.iter_mut().for_each(|v| *v *= inv);
-                }
-            }
-        }
+            },
+        )
     });
     (y, Cache::None)
 }
@@ -624,31 +681,36 @@ fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
         .for_each(|((dxs, xs), (ys, dys))| {
-            dxs.fill(0.0);
-            let mut open = vec![1.0f32; c];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let o = (oy * ow + ox) * c;
-                    open.fill(1.0);
-                    for ky in 0..g.kernel[0] {
-                        for kx in 0..g.kernel[1] {
-                            let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
-                            let at = (iy * w + ix) * c;
-                            let (xa, dxa) = (&xs[at..at + c], &mut dxs[at..at + c]);
-                            let (yo, dyo) = (&ys[o..o + c], &dys[o..o + c]);
-                            // Branch-free (it vectorizes): `open` is 1 until a tap took the
-                            // channel's gradient, then 0.
-                            for (((d, &x), (&y, &g)), o) in
-                                dxa.iter_mut().zip(xa).zip(yo.iter().zip(dyo)).zip(open.iter_mut())
-                            {
-                                let hit = if x == y { *o } else { 0.0 };
-                                *d += hit * g;
-                                *o -= hit;
+            baseline(
+                #[inline(always)]
+                || {
+                    dxs.fill(0.0);
+                    let mut open = vec![1.0f32; c];
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let o = (oy * ow + ox) * c;
+                            open.fill(1.0);
+                            for ky in 0..g.kernel[0] {
+                                for kx in 0..g.kernel[1] {
+                                    let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
+                                    let at = (iy * w + ix) * c;
+                                    let (xa, dxa) = (&xs[at..at + c], &mut dxs[at..at + c]);
+                                    let (yo, dyo) = (&ys[o..o + c], &dys[o..o + c]);
+                                    // Branch-free (it vectorizes): `open` is 1 until a tap took the
+                                    // channel's gradient, then 0.
+                                    for (((d, &x), (&y, &g)), o) in
+                                        dxa.iter_mut().zip(xa).zip(yo.iter().zip(dyo)).zip(open.iter_mut())
+                                    {
+                                        let hit = if x == y { *o } else { 0.0 };
+                                        *d += hit * g;
+                                        *o -= hit;
+                                    }
+                                }
                             }
                         }
                     }
-                }
-            }
+                },
+            )
         });
     dx
 }
@@ -715,14 +777,21 @@ fn channel_sums(x: &[f32], c: usize, center: Option<&[f64]>) -> Vec<f64> {
         .par_chunks(bn_part(x.len(), c))
         .map(|xp| {
             let mut acc = vec![0.0f64; t];
-            for chunk in xp.chunks(t) {
-                match &center {
-                    None => acc.iter_mut().zip(chunk).for_each(|(a, &v)| *a += f64::from(v)),
-                    Some(m) => {
-                        acc.iter_mut().zip(chunk).zip(m).for_each(|((a, &v), &m)| *a += (f64::from(v) - m).powi(2))
+            wide(
+                #[inline(always)]
+                || {
+                    for chunk in xp.chunks(t) {
+                        match &center {
+                            None => acc.iter_mut().zip(chunk).for_each(|(a, &v)| *a += f64::from(v)),
+                            Some(m) => acc
+                                .iter_mut()
+                                .zip(chunk)
+                                .zip(m)
+                                .for_each(|((a, &v), &m)| *a += (f64::from(v) - m).powi(2)),
+                        }
                     }
-                }
-            }
+                },
+            );
             fold_tile(&acc, c)
         })
         .collect();
@@ -747,60 +816,108 @@ pub(super) fn batchnorm_forward(node: &Node, eps: f32, act: Act, x: &[f32], trai
     let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let t = tile_len(c);
     let [mean_t, inv_t, gamma_t, beta_t] = [&mean, &inv_std, gamma, beta].map(|v| tiled(v, t));
-    // Both are written in full below.
+    // Written in full below. The normalized input is not kept: the backward pass
+    // recomputes it from `x` with the same operations (so the same bits).
     let mut y = pool::take(x.len());
-    let mut xhat = if train { pool::take(x.len()) } else { Vec::new() };
     let part_len = bn_part(x.len(), c);
-    let pass = |yp: &mut [f32], xp: &[f32], mut hp: Option<&mut [f32]>| {
-        for (k, (yc, xc)) in yp.chunks_mut(t).zip(xp.chunks(t)).enumerate() {
-            let affine = gamma_t.iter().zip(&beta_t);
-            if let Some(hp) = hp.as_deref_mut() {
-                let hc = &mut hp[k * t..][..xc.len()];
-                for ((h, &xv), (&m, &s)) in hc.iter_mut().zip(xc).zip(mean_t.iter().zip(&inv_t)) {
-                    *h = (xv - m) * s;
+    y.par_chunks_mut(part_len).zip(x.par_chunks(part_len)).for_each(|(yp, xp)| {
+        wide(
+            #[inline(always)]
+            || {
+                for (yc, xc) in yp.chunks_mut(t).zip(xp.chunks(t)) {
+                    let len = yc.len();
+                    let (xc, mean_t, inv_t, gamma_t, beta_t) =
+                        (&xc[..len], &mean_t[..len], &inv_t[..len], &gamma_t[..len], &beta_t[..len]);
+                    for i in 0..len {
+                        yc[i] = gamma_t[i] * ((xc[i] - mean_t[i]) * inv_t[i]) + beta_t[i];
+                    }
+                    act_serial(act, yc);
                 }
-                for ((yv, &h), (&g, &b)) in yc.iter_mut().zip(hc.iter()).zip(affine) {
-                    *yv = g * h + b;
-                }
-            } else {
-                for (((yv, &xv), (&m, &s)), (&g, &b)) in
-                    yc.iter_mut().zip(xc).zip(mean_t.iter().zip(&inv_t)).zip(affine)
-                {
-                    *yv = g * ((xv - m) * s) + b;
-                }
-            }
-            activate(act, yc);
-        }
-    };
-    if train {
-        y.par_chunks_mut(part_len)
-            .zip(x.par_chunks(part_len))
-            .zip(xhat.par_chunks_mut(part_len))
-            .for_each(|((yp, xp), hp)| pass(yp, xp, Some(hp)));
-    } else {
-        y.par_chunks_mut(part_len).zip(x.par_chunks(part_len)).for_each(|(yp, xp)| pass(yp, xp, None));
-    }
-    (y, Cache::BatchNorm { mean, var, xhat, inv_std })
+            },
+        )
+    });
+    (y, Cache::BatchNorm { mean, var, batch_stats: train, inv_std })
 }
 
-/// Batch norm backward in training mode (batch statistics): `dγ = Σ dy·x̂`, `dβ = Σ dy`
+/// `d` through the derivative of `act` at its output `y` (as [`act_backward`]).
+#[inline(always)]
+fn act_grad(act: Act, y: f32, d: f32) -> f32 {
+    match act {
+        Act::Relu => {
+            if y <= 0.0 {
+                0.0
+            } else {
+                d
+            }
+        }
+        Act::Relu6 => {
+            if y <= 0.0 || y >= 6.0 {
+                0.0
+            } else {
+                d
+            }
+        }
+        Act::None | Act::Softmax => d,
+    }
+}
+
+/// Runs `f` with `act` as a constant, so that each activation gets its own loop
+/// (the `match` in [`act_grad`] folds away).
+#[inline(always)]
+fn with_act<R>(act: Act, mut f: impl FnMut(Act) -> R) -> R {
+    match act {
+        Act::Relu => f(Act::Relu),
+        Act::Relu6 => f(Act::Relu6),
+        Act::None | Act::Softmax => f(Act::None),
+    }
+}
+
+/// Batch norm backward in training mode (batch statistics), with the gradient of the
+/// activation after it (`act`, at its output `y`) folded in: `dγ = Σ d·x̂`, `dβ = Σ d`
 /// per channel (tiles per part, parts in order), then the input gradient as one
-/// element-wise pass.
-pub(super) fn batchnorm_backward_train(gamma: &[f32], inv_std: &[f32], xhat: &[f32], dy: &[f32]) -> [Vec<f32>; 3] {
+/// element-wise pass, written over `dy`. `x̂ = (x − mean)·inv_std` is recomputed as
+/// the forward pass computed it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn batchnorm_backward_train(
+    gamma: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    act: Act,
+    x: &[f32],
+    y: &[f32],
+    mut dy: Vec<f32>,
+) -> [Vec<f32>; 3] {
     let c = gamma.len();
     let t = tile_len(c);
     let part_len = bn_part(dy.len(), c);
+    let [mean_t, inv_t] = [mean, inv_std].map(|v| tiled(v, t));
     let parts: Vec<(Vec<f32>, Vec<f32>)> = dy
         .par_chunks(part_len)
-        .zip(xhat.par_chunks(part_len))
-        .map(|(dp, hp)| {
+        .zip(x.par_chunks(part_len).zip(y.par_chunks(part_len)))
+        .map(|(dp, (xp, yp))| {
             let (mut g, mut b) = (vec![0.0f32; t], vec![0.0f32; t]);
-            for (dc, hc) in dp.chunks(t).zip(hp.chunks(t)) {
-                for (((g, b), &d), &h) in g.iter_mut().zip(b.iter_mut()).zip(dc).zip(hc) {
-                    *g += d * h;
-                    *b += d;
-                }
-            }
+            wide(
+                #[inline(always)]
+                || {
+                    with_act(
+                        act,
+                        #[inline(always)]
+                        |act| {
+                            for ((dc, xc), yc) in dp.chunks(t).zip(xp.chunks(t)).zip(yp.chunks(t)) {
+                                let len = dc.len();
+                                let (xc, yc, m, s) = (&xc[..len], &yc[..len], &mean_t[..len], &inv_t[..len]);
+                                let (g, b) = (&mut g[..len], &mut b[..len]);
+                                for i in 0..len {
+                                    let d = act_grad(act, yc[i], dc[i]);
+                                    let h = (xc[i] - m[i]) * s[i];
+                                    g[i] += d * h;
+                                    b[i] += d;
+                                }
+                            }
+                        },
+                    )
+                },
+            );
             (fold_tile(&g, c), fold_tile(&b, c))
         })
         .collect();
@@ -814,18 +931,30 @@ pub(super) fn batchnorm_backward_train(gamma: &[f32], inv_std: &[f32], xhat: &[f
     let gdb: Vec<f32> = gamma.iter().zip(&dbeta).map(|(g, b)| g * b).collect();
     let gdg: Vec<f32> = gamma.iter().zip(&dgamma).map(|(g, d)| g * d).collect();
     let [scale_t, gamma_t, gdb_t, gdg_t] = [&scale, gamma, &gdb, &gdg].map(|v| tiled(v, t));
-    let mut dx = pool::take(dy.len());
-    dx.par_chunks_mut(part_len).zip(dy.par_chunks(part_len)).zip(xhat.par_chunks(part_len)).for_each(
-        |((xp, dp), hp)| {
-            for ((xc, dc), hc) in xp.chunks_mut(t).zip(dp.chunks(t)).zip(hp.chunks(t)) {
-                let coef = scale_t.iter().zip(&gamma_t).zip(gdb_t.iter().zip(&gdg_t));
-                for (((xv, &d), &h), ((&s, &g), (&gb, &gg))) in xc.iter_mut().zip(dc).zip(hc).zip(coef) {
-                    *xv = s * (rows * (d * g) - gb - h * gg);
-                }
-            }
-        },
-    );
-    [dx, dgamma, dbeta]
+    dy.par_chunks_mut(part_len).zip(x.par_chunks(part_len).zip(y.par_chunks(part_len))).for_each(|(dp, (xp, yp))| {
+        wide(
+            #[inline(always)]
+            || {
+                with_act(
+                    act,
+                    #[inline(always)]
+                    |act| {
+                        for ((dc, xc), yc) in dp.chunks_mut(t).zip(xp.chunks(t)).zip(yp.chunks(t)) {
+                            let len = dc.len();
+                            let (xc, yc, m, is) = (&xc[..len], &yc[..len], &mean_t[..len], &inv_t[..len]);
+                            let (s, g, gb, gg) = (&scale_t[..len], &gamma_t[..len], &gdb_t[..len], &gdg_t[..len]);
+                            for i in 0..len {
+                                let d = act_grad(act, yc[i], dc[i]);
+                                let h = (xc[i] - m[i]) * is[i];
+                                dc[i] = s[i] * (rows * (d * g[i]) - gb[i] - h * gg[i]);
+                            }
+                        }
+                    },
+                )
+            },
+        )
+    });
+    [dy, dgamma, dbeta]
 }
 
 /// Runs one node forward over `n` samples.
@@ -929,7 +1058,9 @@ pub fn backward(
     need_dx: &[bool],
     skip_act: bool,
 ) -> (Vec<Option<Vec<f32>>>, Vec<Vec<f32>>) {
-    if !skip_act {
+    // Batch norm in training mode folds its activation's gradient into its own passes.
+    let fused_act = matches!(cache, Cache::BatchNorm { batch_stats: true, .. });
+    if !skip_act && !fused_act {
         act_backward(node.layer.act(), y, &mut dy);
     }
     let x = inputs[0];
@@ -979,12 +1110,12 @@ pub fn backward(
             (vec![Some(std::mem::take(&mut dy))], vec![])
         }
         (Layer::Dropout { .. }, _) => (vec![Some(std::mem::take(&mut dy))], vec![]),
-        (Layer::BatchNorm { .. }, Cache::BatchNorm { xhat, inv_std, .. }) => {
+        (Layer::BatchNorm { act, .. }, Cache::BatchNorm { mean, batch_stats, inv_std, .. }) => {
             let c = node.shape[2];
             let gamma = &node.params[0].data;
             let mut dgamma = vec![0.0f32; c];
             let mut dbeta = vec![0.0f32; c];
-            if xhat.is_empty() {
+            if !batch_stats {
                 // Inference mode: a fixed affine map of the input with the moving mean.
                 let mean = &node.params[2].data;
                 for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
@@ -1001,7 +1132,9 @@ pub fn backward(
                 }
                 return (vec![Some(dx)], vec![dgamma, dbeta, vec![], vec![]]);
             }
-            let [dx, dgamma, dbeta] = batchnorm_backward_train(gamma, inv_std, xhat, &dy);
+            let act = if skip_act { Act::None } else { *act };
+            let [dx, dgamma, dbeta] =
+                batchnorm_backward_train(gamma, mean, inv_std, act, x, y, std::mem::take(&mut dy));
             (vec![Some(dx)], vec![dgamma, dbeta, vec![], vec![]])
         }
         (Layer::Add { .. }, _) => (vec![Some(pool::copy(&dy)), Some(std::mem::take(&mut dy))], vec![]),

@@ -13,6 +13,7 @@ pub mod gemm;
 mod kernels;
 pub mod optim;
 mod pool;
+mod simd;
 
 use crate::train::arch::{Act, Arch, LayerSpec, PaddingSpec, Shortcut};
 use anyhow::{bail, Result};
@@ -221,8 +222,7 @@ impl Drop for Trace {
         for cache in self.caches.drain(..) {
             match cache {
                 kernels::Cache::Col(v) | kernels::Cache::Mask(v) => pool::give(v),
-                kernels::Cache::BatchNorm { xhat, .. } => pool::give(xhat),
-                kernels::Cache::None => {}
+                kernels::Cache::BatchNorm { .. } | kernels::Cache::None => {}
             }
         }
     }

@@ -382,10 +382,14 @@ fn batchnorm_matches_the_per_row_formulas() {
         let y: Vec<f32> = (0..rows * c).map(|i| (gamma[i % c] * xhat[i] + beta[i % c]).clamp(0.0, 6.0)).collect();
         let (got, cache) = kernels::batchnorm_forward(node, 1e-3, Act::Relu6, &x, true);
         close("y", &got, &y, 1e-5);
-        let kernels::Cache::BatchNorm { xhat: got_xhat, inv_std, var: got_var, .. } = cache else { panic!() };
-        close("xhat", &got_xhat, &xhat, 1e-4);
+        let kernels::Cache::BatchNorm { mean: got_mean, inv_std, var: got_var, batch_stats: true } = cache else {
+            panic!()
+        };
         close("var", &got_var, &var.iter().map(|&v| v as f32).collect::<Vec<_>>(), 1e-6);
-        // Reference backward (before the activation).
+        // Reference backward: through ReLU6 (at the kernel's output), then batch norm.
+        let dy_out = dy.clone();
+        let dy: Vec<f32> = dy.iter().zip(&got).map(|(&d, &v)| if v <= 0.0 || v >= 6.0 { 0.0 } else { d }).collect();
+        assert!(dy.iter().zip(&dy_out).any(|(a, b)| a != b) || rows * c < 10);
         let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
         for i in 0..rows * c {
             dgamma[i % c] += dy[i] * xhat[i];
@@ -398,9 +402,51 @@ fn batchnorm_matches_the_per_row_formulas() {
                 inv[ch] / n * (n * dy[i] * gamma[ch] - gamma[ch] * dbeta[ch] - xhat[i] * gamma[ch] * dgamma[ch])
             })
             .collect();
-        let [gdx, gdgamma, gdbeta] = kernels::batchnorm_backward_train(gamma, &inv_std, &got_xhat, &dy);
+        let [gdx, gdgamma, gdbeta] =
+            kernels::batchnorm_backward_train(gamma, &got_mean, &inv_std, Act::Relu6, &x, &got, dy_out);
         close("dgamma", &gdgamma, &dgamma, 1e-4);
         close("dbeta", &gdbeta, &dbeta, 1e-4);
         close("dx", &gdx, &dx, 1e-4);
+    }
+}
+
+/// Whole training steps give the same weights and gradients whether the kernels run
+/// their AVX-512 build (and, for products of widths that are multiples of 8, the own
+/// GEMM loops) or the baseline build with `matrixmultiply`: `simd::wide` only widens
+/// the vectors. On a CPU without AVX-512 both runs take the baseline.
+#[test]
+fn same_bits_with_and_without_avx512() {
+    use crate::train::nn::optim::{Kind, Optimizer};
+    let conv = Arch::parse(&format!(
+        "input = [10, 10, 3]\n[[layer]]\ntype = \"conv2d\"\nfilters = 8\nkernel = 3\npadding = \"same\"\nactivation = \"relu\"\n[[layer]]\ntype = \"maxpool2d\"\npool = 2\n[[layer]]\ntype = \"conv2d\"\nfilters = 16\nkernel = 3\npadding = \"same\"\nactivation = \"relu6\"\n{HEAD}"
+    ))
+    .unwrap();
+    let mut mobilenet = crate::train::presets::with_classes(crate::train::presets::preset("mobilenet").unwrap(), 4);
+    mobilenet.input = [24, 20, 3];
+    for arch in [conv, mobilenet] {
+        let size: usize = arch.input.iter().product();
+        let net = Network::new(&arch, 1).unwrap();
+        let x: Vec<f32> = (0..10 * size).map(|i| (i as f32 * 0.1).sin()).collect();
+        let labels: Vec<usize> = (0..10).map(|i| i % 4).collect();
+        let run = |baseline: bool| {
+            super::simd::force_baseline(baseline);
+            let mut net = net.clone();
+            let mut opt = Optimizer::new(Kind::Adam, 0.0, &net);
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let mut all = Vec::new();
+            for _ in 0..3 {
+                let trace = net.forward(&x, 10, Mode::Train, &mut rng);
+                let (_, _, d) = cross_entropy(trace.output(), &labels, 4, net.ends_in_softmax());
+                let grads = net.backward(&trace, d);
+                opt.apply(&mut net, &grads, 1e-2);
+                net.update_batch_stats(&trace);
+                all.push(grads);
+            }
+            super::simd::force_baseline(false);
+            (all, net)
+        };
+        let (narrow, wide) = (run(true), run(false));
+        assert!(narrow.0[0].iter().flatten().any(|g| g.iter().any(|&v| v != 0.0)));
+        assert_eq!(narrow, wide, "{:?}", arch.name);
     }
 }
