@@ -637,6 +637,15 @@ pub(crate) fn planar(
     let full_rows = height.min(band_rows - w.pad_top);
     let full_first = w.pad_top * row_stride + first_word;
     let zp_pair = lanes(input_zero_point, input_zero_point);
+    // One input slice's `rows` rows into the band from word `first`, in the layout of
+    // the stride.
+    let widen = |x: &[i8], band: &mut [u32], rows: usize, first: usize| {
+        if interleaved {
+            widen_interleaved(x, channels, width, rows, band, row_stride, first)
+        } else {
+            widen_planes(x, channels, width, rows, band, plane, row_words, first)
+        }
+    };
     with_band(4 * plane, zp_pair, |band| {
         let mut args = [DwPlaneArgs::ZERO; 4];
         let mut group = 0;
@@ -649,12 +658,7 @@ pub(crate) fn planar(
                 let Some(x) = input.get(group..) else {
                     return false;
                 };
-                let widened = if interleaved {
-                    widen_interleaved(x, channels, width, full_rows, band, row_stride, full_first)
-                } else {
-                    widen_planes(x, channels, width, full_rows, band, plane, row_words, full_first)
-                };
-                if !widened {
+                if !widen(x, band, full_rows, full_first) {
                     return false;
                 }
                 let Some(y) = output.get_mut(group..) else {
@@ -691,12 +695,7 @@ pub(crate) fn planar(
                         return false;
                     };
                     let first = top * row_stride + first_word;
-                    let widened = if interleaved {
-                        widen_interleaved(x, channels, width, bottom - top, band, row_stride, first)
-                    } else {
-                        widen_planes(x, channels, width, bottom - top, band, plane, row_words, first)
-                    };
-                    if !widened {
+                    if !widen(x, band, bottom - top, first) {
                         return false;
                     }
                 }

@@ -123,6 +123,22 @@ pub fn freeze_base(net: &mut Network, depth: usize, unfrozen: usize) {
 /// batch normalization for practical domain adaptation", 2016). Statistics over every
 /// image and pixel (the population variance); no weight, `gamma` or `beta` changes.
 pub fn adapt_batchnorm(net: &mut Network, depth: usize, data: &Dataset) {
+    adapt_batchnorm_with(net, depth, data, Passes::CutAtEachInput);
+}
+
+/// How [`adapt_batchnorm_with`] computes a batch norm's input.
+#[derive(Clone, Copy)]
+enum Passes {
+    /// Only the nodes up to the input: nodes run in execution order, so they are a
+    /// network of their own computing it (with the batch norms before it already
+    /// re-estimated).
+    CutAtEachInput,
+    /// The whole network, as first written; the tests' reference.
+    #[cfg(test)]
+    Whole,
+}
+
+fn adapt_batchnorm_with(net: &mut Network, depth: usize, data: &Dataset, passes: Passes) {
     let layers: Vec<usize> = (0..net.nodes.len())
         .filter(|&i| {
             let node = &net.nodes[i];
@@ -133,14 +149,16 @@ pub fn adapt_batchnorm(net: &mut Network, depth: usize, data: &Dataset) {
     for &i in &layers {
         let src = net.nodes[i].inputs[0];
         let c = net.nodes[src].shape[2];
-        // The pass stops at the batch norm's input: nodes run in execution order, so the
-        // nodes up to `src` are a network of their own computing it (with the batch
-        // norms before it already re-estimated).
-        let prefix = Network { arch: net.arch.clone(), nodes: net.nodes[..=src].to_vec() };
+        let prefix = match passes {
+            Passes::CutAtEachInput => Some(Network { arch: net.arch.clone(), nodes: net.nodes[..=src].to_vec() }),
+            #[cfg(test)]
+            Passes::Whole => None,
+        };
+        let runs = prefix.as_ref().unwrap_or(&*net);
         let (mut sum, mut squares, mut count) = (vec![0f64; c], vec![0f64; c], 0usize);
         for start in (0..data.len()).step_by(ADAPT_CHUNK) {
             let end = (start + ADAPT_CHUNK).min(data.len());
-            let trace = prefix.forward(&data.range_unit(start..end), end - start, Pass::Infer, &mut rng);
+            let trace = runs.forward(&data.range_unit(start..end), end - start, Pass::Infer, &mut rng);
             for pixel in trace.outputs[src].chunks_exact(c) {
                 for ((s, q), &v) in sum.iter_mut().zip(&mut squares).zip(pixel) {
                     *s += f64::from(v);
@@ -224,42 +242,6 @@ activation = "softmax"
         .collect()
     }
 
-    /// The adaptation as first written: a whole forward pass for every batch norm.
-    fn adapt_with_full_passes(net: &mut Network, depth: usize, data: &Dataset) {
-        let layers: Vec<usize> = (0..net.nodes.len())
-            .filter(|&i| {
-                let node = &net.nodes[i];
-                matches!(node.layer, Layer::BatchNorm { .. }) && (1..=depth).contains(&top_level(&node.name))
-            })
-            .collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for &i in &layers {
-            let src = net.nodes[i].inputs[0];
-            let c = net.nodes[src].shape[2];
-            let (mut sum, mut squares, mut count) = (vec![0f64; c], vec![0f64; c], 0usize);
-            for start in (0..data.len()).step_by(ADAPT_CHUNK) {
-                let end = (start + ADAPT_CHUNK).min(data.len());
-                let trace = net.forward(&data.range_unit(start..end), end - start, Pass::Infer, &mut rng);
-                for pixel in trace.outputs[src].chunks_exact(c) {
-                    for ((s, q), &v) in sum.iter_mut().zip(&mut squares).zip(pixel) {
-                        *s += f64::from(v);
-                        *q += f64::from(v) * f64::from(v);
-                    }
-                }
-                count += (end - start) * net.nodes[src].shape[0] * net.nodes[src].shape[1];
-            }
-            let n = count as f64;
-            let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-            let var: Vec<f32> =
-                squares.iter().zip(&sum).map(|(q, s)| (q / n - (s / n).powi(2)).max(0.0) as f32).collect();
-            for (name, stat) in [("moving_mean", mean), ("moving_variance", var)] {
-                if let Some(p) = net.nodes[i].params.iter_mut().find(|p| p.name == name) {
-                    p.data = stat;
-                }
-            }
-        }
-    }
-
     /// Stopping each pass at the batch norm being re-estimated changes nothing: every
     /// parameter equals, bit for bit, what whole forward passes give, on a network with
     /// residual blocks (batch norms inside branches, one block with a projection shortcut).
@@ -322,7 +304,7 @@ activation = "softmax"
         let bns = cut.nodes.iter().filter(|n| matches!(n.layer, Layer::BatchNorm { .. })).count();
         assert_eq!(bns, 4);
         adapt_batchnorm(&mut cut, base_depth(&arch), &data);
-        adapt_with_full_passes(&mut whole, base_depth(&arch), &data);
+        adapt_batchnorm_with(&mut whole, base_depth(&arch), &data, Passes::Whole);
         let params = |net: &Network| net.nodes.iter().map(|n| n.params.clone()).collect::<Vec<_>>();
         assert_ne!(params(&cut), params(&Network::new(&arch, 3).unwrap()));
         assert_eq!(params(&cut), params(&whole));
