@@ -10,6 +10,10 @@ use common::*;
 
 const NEW_TASK: &str = "shapes:classes=pentagon+hexagon+arrow+tee+ell+crescent";
 
+/// The 96×96 zoo bases and their inputs.
+const CAMERA_BASES: [(&str, [usize; 3]); 2] =
+    [("mobilenet-atoms-96", [96, 96, 3]), ("mobilenet-atoms-96-grey", [96, 96, 1])];
+
 fn accuracy(model: &Path, data: &str) -> f64 {
     let c = model.with_extension("confusion.png");
     let out = run_ok(&["eval", &s(model), "--data", data, "--json", "--confusion", &s(&c)]);
@@ -31,8 +35,16 @@ fn zoo_lists_the_shipped_bases() {
     }
     for b in list {
         assert!(b["name"].is_string() && b["trained_on"].is_string());
-        assert_eq!(b["input"], serde_json::json!([32, 32, 3]));
-        zoo::load(b["name"].as_str().unwrap()).unwrap();
+        // The recorded input is the shipped network's.
+        let (net, _) = zoo::load(b["name"].as_str().unwrap()).unwrap();
+        assert_eq!(b["input"], serde_json::json!(net.input_shape()), "{}", b["name"]);
+    }
+    // The camera-size bases: 96×96, colour and grey, on all 336 formula-driven classes.
+    for (name, input) in CAMERA_BASES {
+        let b = list.iter().find(|b| b["name"] == *name).unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(b["input"], serde_json::json!(input), "{name}");
+        assert_eq!(b["arch"], "mobilenet", "{name}");
+        assert_eq!(zoo::load(name).unwrap().0.output_size(), 336, "{name}");
     }
     // The default --base is a shipped base, pretrained on all 336 formula-driven classes.
     let default = list.iter().find(|b| b["name"] == microcnn_tools::train::schedule::BASE).expect("default base");
@@ -261,6 +273,58 @@ fn bad_transfer_input_fails_with_one_line() {
         "--head",
     );
     assert!(!out.exists());
+}
+
+/// Each 96×96 base fine-tunes on data generated at its input (colour or grey), quantizes,
+/// and runs on the integer engine with `eval` equal to `infer`, byte for byte.
+#[test]
+fn camera_bases_fine_tune_quantize_and_agree_with_infer() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, [h, w, c]) in CAMERA_BASES {
+        let run = dir.path().join(name);
+        let out = run_ok(&[
+            "finetune",
+            "--base",
+            name,
+            "--data",
+            "shapes:count=24",
+            "--out",
+            &s(&run),
+            "--mode",
+            "fine-tuning",
+            "--epochs",
+            "1",
+            "--fine-tune-epochs",
+            "1",
+            "--quiet",
+        ]);
+        let (net, _) = checkpoint::load(&run).unwrap();
+        assert_eq!(net.input_shape(), [h, w, c], "{name}: {out}");
+        assert_eq!(net.output_size(), 6, "{name}");
+        let model = dir.path().join(format!("{name}.mcnn"));
+        run_ok(&["quantize", &s(&run), "--calib", "shapes:count=16", "-o", &s(&model)]);
+        let (i, o, again) = (dir.path().join("i.npy"), dir.path().join("o.npy"), dir.path().join("a.npy"));
+        let report = run_ok(&[
+            "eval",
+            &s(&model),
+            "--data",
+            "shapes:split=test,count=8",
+            "--json",
+            "--save-inputs",
+            &s(&i),
+            "--save-outputs",
+            &s(&o),
+            "--confusion",
+            &s(&dir.path().join("c.png")),
+        ]);
+        let report: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+        assert_eq!(report["samples"], 8, "{name}");
+        // The saved inputs are the model's: 8 pictures of h×w×c int8 values.
+        let inputs = std::fs::read(&i).unwrap();
+        assert!(inputs.len() >= 8 * h * w * c, "{name}: {} bytes of inputs", inputs.len());
+        run_ok(&["infer", &s(&model), "--input", &s(&i), "--output", &s(&again)]);
+        assert_eq!(std::fs::read(&o).unwrap(), std::fs::read(&again).unwrap(), "{name}");
+    }
 }
 
 /// Every command that takes a checkpoint directory takes a zoo base's name too:

@@ -7,4 +7,6 @@ vec![
     base!("resnet-atoms", "resnet", [32, 32, 3], "atoms:count=20000,classes=200", 0.215, "microcnn train --data atoms:count=20000,classes=200 --arch resnet --out target/zoo/resnet-atoms --epochs 70 --seed 0"),
     base!("resnet-atoms-336", "resnet", [32, 32, 3], "atoms:count=40000,classes=336", 0.175, "microcnn train --data atoms:count=40000,classes=336 --arch resnet --out target/zoo/resnet-atoms-336 --epochs 35 --seed 0"),
     base!("vgg-digits", "vgg", [32, 32, 3], "digits", 0.9805, "microcnn train --data digits --arch vgg --out target/zoo/vgg-digits --epochs 20 --seed 0"),
+    base!("mobilenet-atoms-96", "mobilenet", [96, 96, 3], "atoms:size=96,count=40000,classes=336", 0.1753, "microcnn train --data atoms:size=96,count=40000,classes=336 --arch host-tools/zoo/archs/mobilenet-96.toml --out target/zoo/mobilenet-atoms-96 --epochs 16 --seed 0"),
+    base!("mobilenet-atoms-96-grey", "mobilenet", [96, 96, 1], "atoms:size=96,channels=1,count=40000,classes=336", 0.1259, "microcnn train --data atoms:size=96,channels=1,count=40000,classes=336 --arch host-tools/zoo/archs/mobilenet-96-grey.toml --out target/zoo/mobilenet-atoms-96-grey --epochs 10 --seed 0"),
 ]
