@@ -1,6 +1,6 @@
 //! Forward and backward passes of each layer over a batch (NHWC, f32).
 
-use super::gemm::{sgemm, View};
+use super::gemm::{sgemm, sgemm_then, Then, View};
 use super::pool;
 use super::simd::wide;
 use super::{Layer, Node, PARTS};
@@ -77,6 +77,12 @@ fn part(n: usize) -> usize {
 
 /// Values per task of the element-wise passes below.
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+// Loops left out of `wide` on purpose stay in the baseline build: the depthwise loops,
+// whose rows of 8 to 32 channels are too short for a loop vectorized over 16 lanes and
+// unrolled, which leaves them to its scalar remainder (measured: the AVX-512 build of
+// the depthwise backward pass took twice as long), and likewise the pooling loops over
+// a pixel's channels.
 
 fn activate(act: Act, y: &mut [f32]) {
     match act {
@@ -218,30 +224,27 @@ fn col2im(g: &Geom, col: &[f32], samples: usize, dx: &mut [f32]) {
     }
 }
 
-#[inline(always)]
-fn add_bias(y: &mut [f32], bias: Option<&[f32]>) {
-    if let Some(b) = bias {
-        for row in y.chunks_exact_mut(b.len()) {
-            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-        }
-    }
-}
-
 /// Convolution as im2col + GEMM; also dense layers (a 1×1 "image").
 fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let (pix, k, cout) = (g.out_pixels(), g.col_len(), g.output[2]);
     let cs = part(n);
     // Both are written in full below (GEMM with beta 0 does not read its output).
     let mut y = pool::take(n * pix * cout);
+    // Bias and ReLU are applied as the product's values are stored; other activations
+    // run after it, in this part's task.
+    let then = Then { bias, relu: act == Act::Relu };
     let finish = |yc: &mut [f32]| {
-        // Rows of `cout` values: too short for the AVX-512 build (see `baseline`).
-        add_bias(yc, bias);
-        activate(act, yc);
+        if act != Act::Relu {
+            wide(
+                #[inline(always)]
+                || act_serial(act, yc),
+            )
+        }
     };
     if g.is_pointwise() {
         y.par_chunks_mut(cs * pix * cout).zip(x.par_chunks(cs * g.in_size())).for_each(|(yc, xc)| {
             let m = yc.len() / cout;
-            sgemm(View::new(xc, m, k), View::new(w, k, cout), 0.0, yc);
+            sgemm_then(View::new(xc, m, k), View::new(w, k, cout), then, yc);
             finish(yc);
         });
         return (y, Cache::Col(Vec::new()));
@@ -253,7 +256,7 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
         .for_each(|((yc, cc), xc)| {
             let samples = xc.len() / g.in_size();
             im2col(g, xc, samples, cc);
-            sgemm(View::new(cc, samples * pix, k), View::new(w, k, cout), 0.0, yc);
+            sgemm_then(View::new(cc, samples * pix, k), View::new(w, k, cout), then, yc);
             finish(yc);
         });
     (y, Cache::Col(col))
@@ -284,13 +287,16 @@ fn slots(dx: Option<&mut Vec<f32>>, per_part: usize, parts: usize) -> Vec<Option
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Convolution (or dense) backward from the gradient `dy` at the activation's output
+/// `y`: each part first takes its share of `dy` through the activation's derivative
+/// (as [`act_backward`] would, in place), then the products.
 fn conv_backward(
     g: &Geom,
     w: &[f32],
     has_bias: bool,
     x: &[f32],
     col: &[f32],
-    dpre: &[f32],
+    (act, y, dy): (Act, &[f32], &mut [f32]),
     n: usize,
     need_dx: bool,
 ) -> Gradients {
@@ -298,17 +304,31 @@ fn conv_backward(
     let cs = part(n);
     let pointwise = g.is_pointwise();
     let mut dx = need_dx.then(|| pool::take(n * g.in_size()));
-    let chunks = dpre.chunks(cs * pix * cout).len();
-    let parts: Vec<Part> = dpre
-        .par_chunks(cs * pix * cout)
+    let chunks = dy.chunks(cs * pix * cout).len();
+    let parts: Vec<Part> = dy
+        .par_chunks_mut(cs * pix * cout)
+        .zip(y.par_chunks(cs * pix * cout))
         .zip(slots(dx.as_mut(), cs * g.in_size(), chunks))
         .enumerate()
-        .map(|(p, (dc, dxp))| {
+        .map(|(p, ((dc, yc), dxp))| {
+            if !matches!(act, Act::None | Act::Softmax) {
+                wide(
+                    #[inline(always)]
+                    || {
+                        with_act(
+                            act,
+                            #[inline(always)]
+                            |act| dc.iter_mut().zip(yc).for_each(|(d, &v)| *d = act_grad(act, v, *d)),
+                        )
+                    },
+                );
+            }
+            let dc = &*dc;
             let m = dc.len() / cout;
             let samples = m / pix;
             let cc = if pointwise { &x[p * cs * g.in_size()..][..m * k] } else { &col[p * cs * pix * k..][..m * k] };
             let mut dw = vec![0.0; k * cout];
-            sgemm(View::transposed(cc, m, k), View::new(dc, m, cout), 0.0, &mut dw);
+            sgemm(View::transposed(cc, m, k), View::new(dc, m, cout), &mut dw);
             let mut db = vec![0.0; if has_bias { cout } else { 0 }];
             if has_bias {
                 for row in dc.chunks_exact(cout) {
@@ -318,10 +338,10 @@ fn conv_backward(
             if let Some(dxp) = dxp {
                 if pointwise {
                     // The input gradient is the column gradient itself.
-                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), 0.0, dxp);
+                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), dxp);
                 } else {
                     let mut dcol = pool::take(m * k);
-                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), 0.0, &mut dcol);
+                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), &mut dcol);
                     dxp.fill(0.0);
                     col2im(g, &dcol, samples, dxp);
                     pool::give(dcol);
@@ -349,15 +369,6 @@ fn add_products(o: &mut [f32], a: &[f32], b: &[f32]) {
     for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
         *o += a * b;
     }
-}
-
-/// Runs `f` in the baseline build. The depthwise loops stay there: their rows of 8 to
-/// 32 channels are too short for a loop vectorized over 16 lanes and unrolled, which
-/// leaves them to its scalar remainder (measured: the AVX-512 build of the depthwise
-/// backward pass took twice as long). So do the pooling loops over a pixel's channels.
-#[inline(always)]
-fn baseline<R>(f: impl FnOnce() -> R) -> R {
-    f()
 }
 
 /// Each tap's `c` weights repeated across an output row (`kh·kw` rows of `ow·c`), so
@@ -392,43 +403,39 @@ pub(super) fn depthwise_forward_m1(
     let tiles = tiled_taps(g, w);
     let mut y = pool::take(n * out_size);
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        baseline(
-            #[inline(always)]
-            || {
-                for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
-                    match bias {
-                        Some(b) => yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b)),
-                        None => yrow.fill(0.0),
+        // Baseline build (rows of a few channels, see above).
+        for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
+            match bias {
+                Some(b) => yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b)),
+                None => yrow.fill(0.0),
+            }
+            for ky in 0..g.kernel[0] {
+                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                    continue;
+                };
+                let xrow = &xs[iy * wd * c..][..wd * c];
+                for kx in 0..g.kernel[1] {
+                    let tap = ky * g.kernel[1] + kx;
+                    let (ox0, ox1) = valid_cols(g, kx);
+                    if ox0 == ox1 {
+                        continue;
                     }
-                    for ky in 0..g.kernel[0] {
-                        let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                            continue;
-                        };
-                        let xrow = &xs[iy * wd * c..][..wd * c];
-                        for kx in 0..g.kernel[1] {
-                            let tap = ky * g.kernel[1] + kx;
-                            let (ox0, ox1) = valid_cols(g, kx);
-                            if ox0 == ox1 {
-                                continue;
-                            }
-                            let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
-                            if g.strides[1] == 1 {
-                                let len = (ox1 - ox0) * c;
-                                let wt = &tiles[tap * row..][..len];
-                                add_products(&mut yrow[ox0 * c..][..len], &xrow[ix0 * c..][..len], wt);
-                            } else {
-                                let wk = &w[tap * c..][..c];
-                                for (i, ox) in (ox0..ox1).enumerate() {
-                                    let xin = &xrow[(ix0 + i * g.strides[1]) * c..][..c];
-                                    add_products(&mut yrow[ox * c..][..c], xin, wk);
-                                }
-                            }
+                    let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                    if g.strides[1] == 1 {
+                        let len = (ox1 - ox0) * c;
+                        let wt = &tiles[tap * row..][..len];
+                        add_products(&mut yrow[ox0 * c..][..len], &xrow[ix0 * c..][..len], wt);
+                    } else {
+                        let wk = &w[tap * c..][..c];
+                        for (i, ox) in (ox0..ox1).enumerate() {
+                            let xin = &xrow[(ix0 + i * g.strides[1]) * c..][..c];
+                            add_products(&mut yrow[ox * c..][..c], xin, wk);
                         }
                     }
                 }
-                act_serial(act, ys);
-            },
-        )
+            }
+        }
+        act_serial(act, ys);
     });
     y
 }
@@ -459,70 +466,65 @@ pub(super) fn depthwise_backward_m1(
         .zip(x.par_chunks(cs * g.in_size()))
         .zip(slots(dx_all.as_mut(), cs * g.in_size(), chunks))
         .map(|((dc, xc), dxp)| {
-            baseline(
-                #[inline(always)]
-                || {
-                    let samples = xc.len() / g.in_size();
-                    let mut dw_tile = vec![0.0; taps * row];
-                    let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
-                    let dx = dxp.unwrap_or_default();
-                    dx.fill(0.0);
-                    for s in 0..samples {
-                        let xs = &xc[s * g.in_size()..][..g.in_size()];
-                        for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
-                            if has_bias {
-                                db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
+            // Baseline build (rows of a few channels, see above).
+            let samples = xc.len() / g.in_size();
+            let mut dw_tile = vec![0.0; taps * row];
+            let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
+            let dx = dxp.unwrap_or_default();
+            dx.fill(0.0);
+            for s in 0..samples {
+                let xs = &xc[s * g.in_size()..][..g.in_size()];
+                for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
+                    if has_bias {
+                        db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
+                    }
+                    for ky in 0..g.kernel[0] {
+                        let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                            continue;
+                        };
+                        let at = (s * h + iy) * wd * c;
+                        let xrow = &xs[iy * wd * c..][..wd * c];
+                        for kx in 0..g.kernel[1] {
+                            let tap = ky * g.kernel[1] + kx;
+                            let (ox0, ox1) = valid_cols(g, kx);
+                            if ox0 == ox1 {
+                                continue;
                             }
-                            for ky in 0..g.kernel[0] {
-                                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h)
-                                else {
-                                    continue;
-                                };
-                                let at = (s * h + iy) * wd * c;
-                                let xrow = &xs[iy * wd * c..][..wd * c];
-                                for kx in 0..g.kernel[1] {
-                                    let tap = ky * g.kernel[1] + kx;
-                                    let (ox0, ox1) = valid_cols(g, kx);
-                                    if ox0 == ox1 {
-                                        continue;
-                                    }
-                                    let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
-                                    let acc = &mut dw_tile[tap * row..][..row];
-                                    if g.strides[1] == 1 {
-                                        let len = (ox1 - ox0) * c;
-                                        let (d, xr) = (&drow[ox0 * c..][..len], &xrow[ix0 * c..][..len]);
-                                        add_products(&mut acc[ox0 * c..][..len], xr, d);
-                                        if need_dx {
-                                            let wt = &tiles[tap * row..][..len];
-                                            add_products(&mut dx[at + ix0 * c..][..len], d, wt);
-                                        }
-                                    } else {
-                                        let wk = &w[tap * c..][..c];
-                                        for (i, ox) in (ox0..ox1).enumerate() {
-                                            let ix = ix0 + i * g.strides[1];
-                                            let d = &drow[ox * c..][..c];
-                                            add_products(&mut acc[ox * c..][..c], &xrow[ix * c..][..c], d);
-                                            if need_dx {
-                                                add_products(&mut dx[at + ix * c..][..c], d, wk);
-                                            }
-                                        }
+                            let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                            let acc = &mut dw_tile[tap * row..][..row];
+                            if g.strides[1] == 1 {
+                                let len = (ox1 - ox0) * c;
+                                let (d, xr) = (&drow[ox0 * c..][..len], &xrow[ix0 * c..][..len]);
+                                add_products(&mut acc[ox0 * c..][..len], xr, d);
+                                if need_dx {
+                                    let wt = &tiles[tap * row..][..len];
+                                    add_products(&mut dx[at + ix0 * c..][..len], d, wt);
+                                }
+                            } else {
+                                let wk = &w[tap * c..][..c];
+                                for (i, ox) in (ox0..ox1).enumerate() {
+                                    let ix = ix0 + i * g.strides[1];
+                                    let d = &drow[ox * c..][..c];
+                                    add_products(&mut acc[ox * c..][..c], &xrow[ix * c..][..c], d);
+                                    if need_dx {
+                                        add_products(&mut dx[at + ix * c..][..c], d, wk);
                                     }
                                 }
                             }
                         }
                     }
-                    let fold = |tile: &[f32]| -> Vec<f32> {
-                        let mut out = vec![0.0; c];
-                        for lane in tile.chunks_exact(c) {
-                            out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
-                        }
-                        out
-                    };
-                    let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
-                    let db = if has_bias { fold(&db_tile) } else { Vec::new() };
-                    (dw, db)
-                },
-            )
+                }
+            }
+            let fold = |tile: &[f32]| -> Vec<f32> {
+                let mut out = vec![0.0; c];
+                for lane in tile.chunks_exact(c) {
+                    out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
+                }
+                out
+            };
+            let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
+            let db = if has_bias { fold(&db_tile) } else { Vec::new() };
+            (dw, db)
         })
         .collect();
     reduce_parts(parts, w.len(), has_bias.then_some(c), dx_all)
@@ -636,36 +638,32 @@ fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let [oh, ow, _] = g.output;
     let out_size = oh * ow * c;
     let mut y = pool::take(n * out_size);
-    // One sample per task; channels innermost and branch-free, so the loops vectorize.
+    // One sample per task; channels innermost and branch-free, so the loops vectorize
+    // (in the baseline build: rows of a pixel's channels, see above).
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        baseline(
-            #[inline(always)]
-            || {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let yo = &mut ys[(oy * ow + ox) * c..][..c];
-                        yo.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-                        let mut count = 0;
-                        for ky in 0..g.kernel[0] {
-                            for kx in 0..g.kernel[1] {
-                                let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
-                                let xin = &xs[(iy * w + ix) * c..][..c];
-                                if max {
-                                    yo.iter_mut().zip(xin).for_each(|(a, b)| *a = a.max(*b));
-                                } else {
-                                    yo.iter_mut().zip(xin).for_each(|(a, b)| *a += b);
-                                }
-                                count += 1;
-                            }
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let yo = &mut ys[(oy * ow + ox) * c..][..c];
+                yo.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                let mut count = 0;
+                for ky in 0..g.kernel[0] {
+                    for kx in 0..g.kernel[1] {
+                        let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
+                        let xin = &xs[(iy * w + ix) * c..][..c];
+                        if max {
+                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a = a.max(*b));
+                        } else {
+                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a += b);
                         }
-                        if !max {
-                            let inv = 1.0 / count.max(1) as f32;
-                            yo.iter_mut().for_each(|v| *v *= inv);
-                        }
+                        count += 1;
                     }
                 }
-            },
-        )
+                if !max {
+                    let inv = 1.0 / count.max(1) as f32;
+                    yo.iter_mut().for_each(|v| *v *= inv);
+                }
+            }
+        }
     });
     (y, Cache::None)
 }
@@ -681,36 +679,32 @@ fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
         .for_each(|((dxs, xs), (ys, dys))| {
-            baseline(
-                #[inline(always)]
-                || {
-                    dxs.fill(0.0);
-                    let mut open = vec![1.0f32; c];
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let o = (oy * ow + ox) * c;
-                            open.fill(1.0);
-                            for ky in 0..g.kernel[0] {
-                                for kx in 0..g.kernel[1] {
-                                    let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
-                                    let at = (iy * w + ix) * c;
-                                    let (xa, dxa) = (&xs[at..at + c], &mut dxs[at..at + c]);
-                                    let (yo, dyo) = (&ys[o..o + c], &dys[o..o + c]);
-                                    // Branch-free (it vectorizes): `open` is 1 until a tap took the
-                                    // channel's gradient, then 0.
-                                    for (((d, &x), (&y, &g)), o) in
-                                        dxa.iter_mut().zip(xa).zip(yo.iter().zip(dyo)).zip(open.iter_mut())
-                                    {
-                                        let hit = if x == y { *o } else { 0.0 };
-                                        *d += hit * g;
-                                        *o -= hit;
-                                    }
-                                }
+            // Baseline build (rows of a pixel's channels, see above).
+            dxs.fill(0.0);
+            let mut open = vec![1.0f32; c];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let o = (oy * ow + ox) * c;
+                    open.fill(1.0);
+                    for ky in 0..g.kernel[0] {
+                        for kx in 0..g.kernel[1] {
+                            let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
+                            let at = (iy * w + ix) * c;
+                            let (xa, dxa) = (&xs[at..at + c], &mut dxs[at..at + c]);
+                            let (yo, dyo) = (&ys[o..o + c], &dys[o..o + c]);
+                            // Branch-free (it vectorizes): `open` is 1 until a tap took the
+                            // channel's gradient, then 0.
+                            for (((d, &x), (&y, &g)), o) in
+                                dxa.iter_mut().zip(xa).zip(yo.iter().zip(dyo)).zip(open.iter_mut())
+                            {
+                                let hit = if x == y { *o } else { 0.0 };
+                                *d += hit * g;
+                                *o -= hit;
                             }
                         }
                     }
-                },
-            )
+                }
+            }
         });
     dx
 }
@@ -872,6 +866,28 @@ fn with_act<R>(act: Act, mut f: impl FnMut(Act) -> R) -> R {
     }
 }
 
+/// The driver of batch norm backward's passes over one part of `len` values: calls
+/// `body(act, range)` for each tile-long range in order, in the AVX-512 build when
+/// there is one and with `act` a constant (one loop per activation, see [`with_act`]).
+/// Mark `body` `#[inline(always)]` so that it is compiled inside the wide build.
+#[inline(always)]
+fn bn_tiles(act: Act, len: usize, t: usize, mut body: impl FnMut(Act, std::ops::Range<usize>)) {
+    wide(
+        #[inline(always)]
+        || {
+            with_act(
+                act,
+                #[inline(always)]
+                |act| {
+                    for at in (0..len).step_by(t) {
+                        body(act, at..(at + t).min(len));
+                    }
+                },
+            )
+        },
+    )
+}
+
 /// Batch norm backward in training mode (batch statistics), with the gradient of the
 /// activation after it (`act`, at its output `y`) folded in: `dγ = Σ d·x̂`, `dβ = Σ d`
 /// per channel (tiles per part, parts in order), then the input gradient as one
@@ -896,26 +912,22 @@ pub(super) fn batchnorm_backward_train(
         .zip(x.par_chunks(part_len).zip(y.par_chunks(part_len)))
         .map(|(dp, (xp, yp))| {
             let (mut g, mut b) = (vec![0.0f32; t], vec![0.0f32; t]);
-            wide(
+            bn_tiles(
+                act,
+                dp.len(),
+                t,
                 #[inline(always)]
-                || {
-                    with_act(
-                        act,
-                        #[inline(always)]
-                        |act| {
-                            for ((dc, xc), yc) in dp.chunks(t).zip(xp.chunks(t)).zip(yp.chunks(t)) {
-                                let len = dc.len();
-                                let (xc, yc, m, s) = (&xc[..len], &yc[..len], &mean_t[..len], &inv_t[..len]);
-                                let (g, b) = (&mut g[..len], &mut b[..len]);
-                                for i in 0..len {
-                                    let d = act_grad(act, yc[i], dc[i]);
-                                    let h = (xc[i] - m[i]) * s[i];
-                                    g[i] += d * h;
-                                    b[i] += d;
-                                }
-                            }
-                        },
-                    )
+                |act, r| {
+                    let dc = &dp[r.clone()];
+                    let len = dc.len();
+                    let (xc, yc, m, s) = (&xp[r.clone()], &yp[r], &mean_t[..len], &inv_t[..len]);
+                    let (g, b) = (&mut g[..len], &mut b[..len]);
+                    for i in 0..len {
+                        let d = act_grad(act, yc[i], dc[i]);
+                        let h = (xc[i] - m[i]) * s[i];
+                        g[i] += d * h;
+                        b[i] += d;
+                    }
                 },
             );
             (fold_tile(&g, c), fold_tile(&b, c))
@@ -932,25 +944,21 @@ pub(super) fn batchnorm_backward_train(
     let gdg: Vec<f32> = gamma.iter().zip(&dgamma).map(|(g, d)| g * d).collect();
     let [scale_t, gamma_t, gdb_t, gdg_t] = [&scale, gamma, &gdb, &gdg].map(|v| tiled(v, t));
     dy.par_chunks_mut(part_len).zip(x.par_chunks(part_len).zip(y.par_chunks(part_len))).for_each(|(dp, (xp, yp))| {
-        wide(
+        bn_tiles(
+            act,
+            dp.len(),
+            t,
             #[inline(always)]
-            || {
-                with_act(
-                    act,
-                    #[inline(always)]
-                    |act| {
-                        for ((dc, xc), yc) in dp.chunks_mut(t).zip(xp.chunks(t)).zip(yp.chunks(t)) {
-                            let len = dc.len();
-                            let (xc, yc, m, is) = (&xc[..len], &yc[..len], &mean_t[..len], &inv_t[..len]);
-                            let (s, g, gb, gg) = (&scale_t[..len], &gamma_t[..len], &gdb_t[..len], &gdg_t[..len]);
-                            for i in 0..len {
-                                let d = act_grad(act, yc[i], dc[i]);
-                                let h = (xc[i] - m[i]) * is[i];
-                                dc[i] = s[i] * (rows * (d * g[i]) - gb[i] - h * gg[i]);
-                            }
-                        }
-                    },
-                )
+            |act, r| {
+                let dc = &mut dp[r.clone()];
+                let len = dc.len();
+                let (xc, yc, m, is) = (&xp[r.clone()], &yp[r], &mean_t[..len], &inv_t[..len]);
+                let (s, g, gb, gg) = (&scale_t[..len], &gamma_t[..len], &gdb_t[..len], &gdg_t[..len]);
+                for i in 0..len {
+                    let d = act_grad(act, yc[i], dc[i]);
+                    let h = (xc[i] - m[i]) * is[i];
+                    dc[i] = s[i] * (rows * (d * g[i]) - gb[i] - h * gg[i]);
+                }
             },
         )
     });
@@ -1059,7 +1067,9 @@ pub fn backward(
     skip_act: bool,
 ) -> (Vec<Option<Vec<f32>>>, Vec<Vec<f32>>) {
     // Batch norm in training mode folds its activation's gradient into its own passes.
-    let fused_act = matches!(cache, Cache::BatchNorm { batch_stats: true, .. });
+    // So do convolutions and dense layers (per part, before their products).
+    let fused_act = matches!(cache, Cache::BatchNorm { batch_stats: true, .. } | Cache::Col(_));
+    let act = if skip_act { Act::None } else { node.layer.act() };
     if !skip_act && !fused_act {
         act_backward(node.layer.act(), y, &mut dy);
     }
@@ -1072,12 +1082,14 @@ pub fn backward(
     };
     let out = match (&node.layer, cache) {
         (Layer::Conv2d { geom, .. }, Cache::Col(col)) => {
-            let (dw, db, dx) = conv_backward(geom, &node.params[0].data, has_bias, x, col, &dy, n, need_dx[0]);
+            let (dw, db, dx) =
+                conv_backward(geom, &node.params[0].data, has_bias, x, col, (act, y, &mut dy), n, need_dx[0]);
             (vec![dx], with_bias(dw, db))
         }
         (Layer::Dense { .. }, Cache::Col(col)) => {
             let g = dense_geom(x.len() / n.max(1), node.shape[2]);
-            let (dw, db, dx) = conv_backward(&g, &node.params[0].data, has_bias, x, col, &dy, n, need_dx[0]);
+            let (dw, db, dx) =
+                conv_backward(&g, &node.params[0].data, has_bias, x, col, (act, y, &mut dy), n, need_dx[0]);
             (vec![dx], with_bias(dw, db))
         }
         (Layer::Depthwise { geom, multiplier, .. }, _) => {

@@ -411,9 +411,9 @@ fn batchnorm_matches_the_per_row_formulas() {
 }
 
 /// Whole training steps give the same weights and gradients whether the kernels run
-/// their AVX-512 build (and, for products of widths that are multiples of 8, the own
-/// GEMM loops) or the baseline build with `matrixmultiply`: `simd::wide` only widens
-/// the vectors. On a CPU without AVX-512 both runs take the baseline.
+/// their AVX-512 build (element-wise passes and the products of `gemm.rs`) or the
+/// baseline build (and the products' AVX2 or plain loop): only the vector width
+/// changes. On a CPU without AVX-512 both runs take the baseline.
 #[test]
 fn same_bits_with_and_without_avx512() {
     use crate::train::nn::optim::{Kind, Optimizer};
