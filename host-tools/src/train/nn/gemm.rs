@@ -190,6 +190,8 @@ mod avx512 {
         macro_rules! rows {
             ($($r:literal)*) => {
                 match rows {
+                    // SAFETY: the caller's conditions (AVX-512F, the block inside `a`,
+                    // `b` and `c`) are `block`'s; `rows` is its `R`.
                     $($r => unsafe { block::<$r, NB>(a, i, b, n, j, width, then, c) },)*
                     _ => unreachable!(),
                 }
