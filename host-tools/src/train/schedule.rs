@@ -24,8 +24,9 @@ pub const MAX_EPOCHS: usize = 300;
 /// `--val-data` is given.
 pub const VAL_SPLIT: f32 = 0.2;
 /// The zoo base `finetune` starts from when `--base` is not given: the general-purpose
-/// base that transferred best to the README's three few-shot shape tasks.
-pub const BASE: &str = "resnet-atoms-336";
+/// base that transferred best to the README's few-shot tasks (all five, feature
+/// extraction and fine-tuning).
+pub const BASE: &str = "resnet-wide-atoms-336";
 /// The classifier head `finetune` puts on a base by default.
 pub const HEAD: &str = "gap,dense:32";
 

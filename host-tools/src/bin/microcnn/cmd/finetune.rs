@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub struct Cmd {
     /// Zoo name (`microcnn zoo`), checkpoint directory, or float32 `.tflite` model whose
     /// last FULLY_CONNECTED (+ SOFTMAX) is the classifier to replace. Default: the
-    /// general-purpose `resnet-atoms-336`.
+    /// general-purpose `resnet-wide-atoms-336`.
     #[arg(long, default_value = schedule::BASE)]
     pub base: String,
     /// Training data; images are resized and converted to the base's input.

@@ -21,11 +21,12 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     // Columns as wide as their longest entry.
     let name = bases.iter().map(|b| b.name.chars().count()).max().unwrap_or(0).max(4);
+    let arch = bases.iter().map(|b| b.arch.chars().count()).max().unwrap_or(0).max(4);
     let data = bases.iter().map(|b| b.trained_on.chars().count()).max().unwrap_or(0).max(10);
-    outln!("{:<name$} {:<10} {:<12} {:<data$} {:>9}", "name", "arch", "input", "trained on", "test acc.");
+    outln!("{:<name$} {:<arch$} {:<12} {:<data$} {:>9}", "name", "arch", "input", "trained on", "test acc.");
     for b in &bases {
         outln!(
-            "{:<name$} {:<10} {:<12} {:<data$} {:>9.4}",
+            "{:<name$} {:<arch$} {:<12} {:<data$} {:>9.4}",
             b.name,
             b.arch,
             format!("{}×{}×{}", b.input[0], b.input[1], b.input[2]),
