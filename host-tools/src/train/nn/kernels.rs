@@ -304,6 +304,10 @@ fn conv_backward(
     let cs = part(n);
     let pointwise = g.is_pointwise();
     let mut dx = need_dx.then(|| pool::take(n * g.in_size()));
+    // The input gradient's `b` is the weight matrix transposed (`cout × k`): laid out
+    // once here, not by the product in every part.
+    let wt: Vec<f32> =
+        if need_dx { (0..cout).flat_map(|o| (0..k).map(move |i| w[i * cout + o])).collect() } else { Vec::new() };
     let chunks = dy.chunks(cs * pix * cout).len();
     let parts: Vec<Part> = dy
         .par_chunks_mut(cs * pix * cout)
@@ -338,10 +342,10 @@ fn conv_backward(
             if let Some(dxp) = dxp {
                 if pointwise {
                     // The input gradient is the column gradient itself.
-                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), dxp);
+                    sgemm(View::new(dc, m, cout), View::new(&wt, cout, k), dxp);
                 } else {
                     let mut dcol = pool::take(m * k);
-                    sgemm(View::new(dc, m, cout), View::transposed(w, k, cout), &mut dcol);
+                    sgemm(View::new(dc, m, cout), View::new(&wt, cout, k), &mut dcol);
                     dxp.fill(0.0);
                     col2im(g, &dcol, samples, dxp);
                     pool::give(dcol);
