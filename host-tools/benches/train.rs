@@ -13,6 +13,9 @@
 //!
 //! `cargo bench -p microcnn-tools --bench train -- cnn32 [EPOCHS]` runs one of them
 //! (a name filter: `digits`, `cnn32`, `mobilenet96`); no filter runs all three.
+//! `-- digits-epochs [EPOCHS]` times the digits epochs the plain way instead (the
+//! median wall and the mean CPU seconds over epochs 2..; default 30): CPU time is the
+//! figure to compare on a machine shared with other work.
 
 use criterion::Criterion;
 use microcnn_tools::data::augment::AugmentConfig;
@@ -33,6 +36,45 @@ use std::time::{Duration, Instant};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn digits(c: &mut Criterion) {
+    let (arch, train, cfg) = digits_recipe();
+    let mut net = Network::new(&arch, 0).expect("net");
+    let mut opt = Optimizer::new(Kind::Adam, 0.0, &net);
+    let mut e = 0;
+    let mut group = c.benchmark_group("train_epoch");
+    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group.bench_function("digits_16x16", |b| {
+        b.iter(|| {
+            e += 1;
+            train_epoch(&mut net, &mut opt, &train, &cfg, e, None).expect("a finite epoch")
+        })
+    });
+    group.finish();
+}
+
+/// The digits recipe's epochs timed one by one (wall and CPU), then the median wall
+/// time and the mean CPU time.
+fn digits_epochs(epochs: usize) {
+    let (arch, train, cfg) = digits_recipe();
+    let mut net = Network::new(&arch, 0).expect("net");
+    let mut opt = Optimizer::new(Kind::Adam, 0.0, &net);
+    let (mut times, mut cpu) = (Vec::new(), Vec::new());
+    for e in 1..=epochs {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        train_epoch(&mut net, &mut opt, &train, &cfg, e, None).expect("a finite epoch");
+        times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_seconds() - c);
+    }
+    let skip = 1.min(times.len() - 1);
+    // CPU time comes in ticks of 10 ms: its mean over the epochs, not its median.
+    let cpu_mean = cpu[skip..].iter().sum::<f64>() / (cpu.len() - skip) as f64;
+    println!(
+        "microcnn digits: median s/epoch (epochs 2..{epochs}) {:.4}, mean cpu s/epoch {cpu_mean:.4}",
+        median(times[skip..].to_vec()),
+    );
+}
+
+/// The digits architecture, its training split and the training configuration.
+fn digits_recipe() -> (Arch, dataset::Dataset, Config) {
     let arch = Arch::parse(include_str!("../archs/digits.toml")).expect("arch");
     let data = dataset::load("digits", Some(arch.input)).expect("digits");
     let (train, _) = data.split_validation(0.1, 0);
@@ -46,18 +88,7 @@ fn digits(c: &mut Criterion) {
         progress: false,
         fake_quant: None,
     };
-    let mut net = Network::new(&arch, 0).expect("net");
-    let mut opt = Optimizer::new(Kind::Adam, 0.0, &net);
-    let mut e = 0;
-    let mut group = c.benchmark_group("train_epoch");
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
-    group.bench_function("digits_16x16", |b| {
-        b.iter(|| {
-            e += 1;
-            train_epoch(&mut net, &mut opt, &train, &cfg, e, None).expect("a finite epoch")
-        })
-    });
-    group.finish();
+    (arch, train, cfg)
 }
 
 const IMAGES: usize = 4000;
@@ -186,6 +217,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let filter = args.first().cloned().unwrap_or_default();
     let epochs = args.get(1).and_then(|e| e.parse().ok()).unwrap_or(5);
+    if filter == "digits-epochs" {
+        digits_epochs(args.get(1).and_then(|e| e.parse().ok()).unwrap_or(30));
+        return;
+    }
     let wants = |name: &str| filter.is_empty() || name.contains(&filter);
     if wants("digits_16x16") {
         let mut c = Criterion::default().configure_from_args();

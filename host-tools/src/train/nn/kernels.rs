@@ -40,7 +40,7 @@ impl Geom {
     }
     /// Input coordinates of kernel tap `(ky, kx)` for output `(oy, ox)`, if inside.
     #[inline]
-    fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+    pub(super) fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
         let iy = (oy * self.strides[0] + ky).checked_sub(self.pad[0])?;
         let ix = (ox * self.strides[1] + kx).checked_sub(self.pad[1])?;
         (iy < self.input[0] && ix < self.input[1]).then_some((iy, ix))
@@ -81,8 +81,8 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 // Loops left out of `wide` on purpose stay in the baseline build: the depthwise loops,
 // whose rows of 8 to 32 channels are too short for a loop vectorized over 16 lanes and
 // unrolled, which leaves them to its scalar remainder (measured: the AVX-512 build of
-// the depthwise backward pass took twice as long), and likewise the pooling loops over
-// a pixel's channels.
+// the depthwise backward pass took twice as long). The pooling loops run on blocks of
+// `LANES` channels of fixed size instead.
 
 fn activate(act: Act, y: &mut [f32]) {
     match act {
@@ -162,6 +162,45 @@ fn full_row(g: &Geom, ox: usize) -> Option<usize> {
     (ix0 + g.kernel[1] <= g.input[1]).then_some(ix0)
 }
 
+/// Runs of this many values or fewer are copied and cleared with code for their
+/// length, not a call to `memcpy`/`memset` (a 3×3 window over 1 to 8 channels makes
+/// runs of 3 to 24 values, a call per run cost more than the copy).
+macro_rules! by_len {
+    ($len:expr, $n:ident => $body:expr, _ => $other:expr) => {
+        seq_len!($len, $n => $body, _ => $other, 1 2 3 4 5 6 7 8 9 10 11 12 15 16 18 21 24 27 32)
+    };
+}
+
+macro_rules! seq_len {
+    ($len:expr, $n:ident => $body:expr, _ => $other:expr, $($k:literal)*) => {
+        match $len {
+            $($k => {
+                const $n: usize = $k;
+                $body
+            })*
+            _ => $other,
+        }
+    };
+}
+
+/// `dst.copy_from_slice(src)`.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    by_len!(dst.len(), N => {
+        let d: &mut [f32; N] = dst.try_into().expect("length");
+        *d = src.try_into().expect("length");
+    }, _ => dst.copy_from_slice(src))
+}
+
+/// `dst.fill(0.0)`.
+#[inline(always)]
+fn zero_run(dst: &mut [f32]) {
+    by_len!(dst.len(), N => {
+        let d: &mut [f32; N] = dst.try_into().expect("length");
+        *d = [0.0; N];
+    }, _ => dst.fill(0.0))
+}
+
 fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
     let [h, w, c] = g.input;
     let [oh, ow, _] = g.output;
@@ -176,14 +215,14 @@ fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
                     let dst = &mut row[ky * run..][..run];
                     let iy = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h);
                     match (iy, full) {
-                        (None, _) => dst.fill(0.0),
-                        (Some(iy), Some(ix0)) => dst.copy_from_slice(&xs[(iy * w + ix0) * c..][..run]),
+                        (None, _) => zero_run(dst),
+                        (Some(iy), Some(ix0)) => copy_run(dst, &xs[(iy * w + ix0) * c..][..run]),
                         (Some(_), None) => {
                             for kx in 0..g.kernel[1] {
                                 let d = &mut dst[kx * c..][..c];
                                 match g.tap(oy, ox, ky, kx) {
-                                    Some((iy, ix)) => d.copy_from_slice(&xs[(iy * w + ix) * c..][..c]),
-                                    None => d.fill(0.0),
+                                    Some((iy, ix)) => copy_run(d, &xs[(iy * w + ix) * c..][..c]),
+                                    None => zero_run(d),
                                 }
                             }
                         }
@@ -637,45 +676,111 @@ pub(super) fn depthwise_backward_general(
     reduce_parts(parts, w.len(), has_bias.then_some(cout), dx_all)
 }
 
-fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
+/// The input offsets (`(iy·w + ix)·c`) of the window taps of output `(oy, ox)` that
+/// lie inside the input, in `(ky, kx)` order, into `taps`.
+#[inline]
+fn window(g: &Geom, oy: usize, ox: usize, taps: &mut Vec<usize>) {
     let [_, w, c] = g.input;
+    taps.clear();
+    for ky in 0..g.kernel[0] {
+        for kx in 0..g.kernel[1] {
+            if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
+                taps.push((iy * w + ix) * c);
+            }
+        }
+    }
+}
+
+/// Channels a pooling pass handles together: a fixed-size block, so that the loops
+/// over a window's taps run on whole vectors whatever the channel count (8 and 16 in
+/// the small nets: too short for a loop of unknown length to vectorize).
+const LANES: usize = 8;
+
+/// Pooling of one output pixel over its window's `taps` (input offsets), `LANES`
+/// channels at a time and then one at a time; each value starts from `init`, takes
+/// the taps in order through `f`, and ends through `last`.
+#[inline(always)]
+fn pool_pixel(
+    xs: &[f32],
+    taps: &[usize],
+    yo: &mut [f32],
+    init: f32,
+    f: impl Fn(f32, f32) -> f32,
+    last: impl Fn(f32) -> f32,
+) {
+    let c = yo.len();
+    let blocks = c / LANES * LANES;
+    for (ch, yb) in (0..blocks).step_by(LANES).zip(yo.chunks_exact_mut(LANES)) {
+        let mut acc = [init; LANES];
+        for &at in taps {
+            let xv: &[f32; LANES] = xs[at + ch..][..LANES].try_into().expect("lanes");
+            for l in 0..LANES {
+                acc[l] = f(acc[l], xv[l]);
+            }
+        }
+        for (y, a) in yb.iter_mut().zip(acc) {
+            *y = last(a);
+        }
+    }
+    for (ch, v) in yo.iter_mut().enumerate().skip(blocks) {
+        *v = last(taps.iter().fold(init, |a, &at| f(a, xs[at + ch])));
+    }
+}
+
+pub(super) fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
+    let [_, _, c] = g.input;
     let [oh, ow, _] = g.output;
     let out_size = oh * ow * c;
     let mut y = pool::take(n * out_size);
-    // One sample per task; channels innermost and branch-free, so the loops vectorize
-    // (in the baseline build: rows of a pixel's channels, see above).
+    // One sample per task; each output value takes its window's taps in `(ky, kx)`
+    // order (max from −∞, or a sum from 0 times 1/taps).
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let yo = &mut ys[(oy * ow + ox) * c..][..c];
-                yo.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-                let mut count = 0;
-                for ky in 0..g.kernel[0] {
-                    for kx in 0..g.kernel[1] {
-                        let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
-                        let xin = &xs[(iy * w + ix) * c..][..c];
+        let mut taps = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
+        wide(
+            #[inline(always)]
+            || {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        window(g, oy, ox, &mut taps);
+                        let yo = &mut ys[(oy * ow + ox) * c..][..c];
                         if max {
-                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a = a.max(*b));
+                            pool_pixel(xs, &taps, yo, f32::NEG_INFINITY, f32::max, |v| v);
                         } else {
-                            yo.iter_mut().zip(xin).for_each(|(a, b)| *a += b);
+                            let inv = 1.0 / taps.len().max(1) as f32;
+                            pool_pixel(xs, &taps, yo, 0.0, |a, b| a + b, |v| v * inv);
                         }
-                        count += 1;
                     }
                 }
-                if !max {
-                    let inv = 1.0 / count.max(1) as f32;
-                    yo.iter_mut().for_each(|v| *v *= inv);
-                }
-            }
-        }
+            },
+        )
     });
     (y, Cache::None)
 }
 
+/// The gradient of one output pixel's values `ys` (gradients `ds`) into `dxs` through
+/// its window's `taps`, for channels `ch..ch + N`: every tap adds `hit · d`, where
+/// `hit` is 1 for the first tap (in order) whose input equals the maximum and 0 for
+/// the others (`open` is 1 until a tap took the gradient).
+#[inline(always)]
+fn unpool_lanes<const N: usize>(xs: &[f32], dxs: &mut [f32], taps: &[usize], ch: usize, ys: &[f32], ds: &[f32]) {
+    let yv: &[f32; N] = ys[ch..][..N].try_into().expect("lanes");
+    let dv: &[f32; N] = ds[ch..][..N].try_into().expect("lanes");
+    let mut open = [1.0f32; N];
+    for &at in taps {
+        let xv: &[f32; N] = xs[at + ch..][..N].try_into().expect("lanes");
+        let dx: &mut [f32; N] = (&mut dxs[at + ch..][..N]).try_into().expect("lanes");
+        for l in 0..N {
+            let hit = if xv[l] == yv[l] { open[l] } else { 0.0 };
+            dx[l] += hit * dv[l];
+            open[l] -= hit;
+        }
+    }
+}
+
 /// Max pooling backward: each output's gradient goes to the first input of its window
 /// (in tap order) that holds the maximum.
-fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
-    let [_, w, c] = g.input;
+pub(super) fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
+    let [_, _, c] = g.input;
     let [oh, ow, _] = g.output;
     let out_size = oh * ow * c;
     let mut dx = pool::take(x.len());
@@ -683,32 +788,27 @@ fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
         .for_each(|((dxs, xs), (ys, dys))| {
-            // Baseline build (rows of a pixel's channels, see above).
             dxs.fill(0.0);
-            let mut open = vec![1.0f32; c];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let o = (oy * ow + ox) * c;
-                    open.fill(1.0);
-                    for ky in 0..g.kernel[0] {
-                        for kx in 0..g.kernel[1] {
-                            let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else { continue };
-                            let at = (iy * w + ix) * c;
-                            let (xa, dxa) = (&xs[at..at + c], &mut dxs[at..at + c]);
+            let mut taps = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
+            let blocks = c / LANES * LANES;
+            wide(
+                #[inline(always)]
+                || {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            window(g, oy, ox, &mut taps);
+                            let o = (oy * ow + ox) * c;
                             let (yo, dyo) = (&ys[o..o + c], &dys[o..o + c]);
-                            // Branch-free (it vectorizes): `open` is 1 until a tap took the
-                            // channel's gradient, then 0.
-                            for (((d, &x), (&y, &g)), o) in
-                                dxa.iter_mut().zip(xa).zip(yo.iter().zip(dyo)).zip(open.iter_mut())
-                            {
-                                let hit = if x == y { *o } else { 0.0 };
-                                *d += hit * g;
-                                *o -= hit;
+                            for ch in (0..blocks).step_by(LANES) {
+                                unpool_lanes::<LANES>(xs, dxs, &taps, ch, yo, dyo);
+                            }
+                            for ch in blocks..c {
+                                unpool_lanes::<1>(xs, dxs, &taps, ch, yo, dyo);
                             }
                         }
                     }
-                }
-            }
+                },
+            )
         });
     dx
 }

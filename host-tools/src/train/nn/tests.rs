@@ -294,6 +294,71 @@ fn results_do_not_depend_on_the_thread_count() {
     }
 }
 
+/// A pooling node's geometry, from a one-layer architecture.
+fn pool_geom(input: [usize; 3], layer: &str) -> Geom {
+    let toml = format!("input = {input:?}\n[[layer]]\ntype = \"maxpool2d\"\n{layer}\n");
+    match Network::new(&Arch::parse(&toml).unwrap(), 0).unwrap().nodes[1].layer {
+        Layer::MaxPool { geom } => geom,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+/// The pooling kernels (channels in blocks of 8, then one at a time) against the
+/// per-value definitions, to the bit: 2×2 and overlapping 3×3 stride-2 windows, SAME
+/// and VALID, channel counts below, at and past the block, and inputs of a few
+/// values, so that windows often hold their maximum twice (its gradient goes to the
+/// first in tap order).
+#[test]
+fn pooling_matches_the_per_value_definitions() {
+    let cases = [
+        ([8, 8, 8], "pool = 2"),
+        ([6, 5, 16], "pool = 2\npadding = \"same\""),
+        ([7, 7, 11], "pool = 3\nstrides = 2\npadding = \"same\""),
+        ([5, 6, 3], "pool = 3\nstrides = 2"),
+        ([9, 4, 1], "pool = 2\npadding = \"same\""),
+    ];
+    for (input, layer) in cases {
+        let g = pool_geom(input, layer);
+        let n = 3;
+        let [h, w, c] = g.input;
+        let [oh, ow, _] = g.output;
+        let x: Vec<f32> = (0..n * h * w * c).map(|i| ((i * 7919) % 5) as f32 - 2.0).collect();
+        let dy: Vec<f32> = (0..n * oh * ow * c).map(|i| (i as f32 * 0.37).sin()).collect();
+        // The definitions: each output value over its window's taps in (ky, kx) order.
+        let taps = |oy: usize, ox: usize| -> Vec<(usize, usize)> {
+            (0..g.kernel[0])
+                .flat_map(|ky| (0..g.kernel[1]).map(move |kx| (ky, kx)))
+                .filter_map(|(ky, kx)| g.tap(oy, ox, ky, kx))
+                .collect()
+        };
+        let (mut max, mut avg) = (vec![0.0f32; dy.len()], vec![0.0f32; dy.len()]);
+        let mut dx = vec![0.0f32; x.len()];
+        for s in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let t = taps(oy, ox);
+                    for ch in 0..c {
+                        let o = ((s * oh + oy) * ow + ox) * c + ch;
+                        let at = |&(iy, ix): &(usize, usize)| ((s * h + iy) * w + ix) * c + ch;
+                        max[o] = t.iter().fold(f32::NEG_INFINITY, |a, p| a.max(x[at(p)]));
+                        avg[o] = t.iter().fold(0.0, |a, p| a + x[at(p)]) * (1.0 / t.len() as f32);
+                        let mut open = 1.0;
+                        for p in &t {
+                            let hit = if x[at(p)] == max[o] { open } else { 0.0 };
+                            dx[at(p)] += hit * dy[o];
+                            open -= hit;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(max.iter().zip(&avg).any(|(a, b)| a != b), "{layer}");
+        assert_eq!(kernels::pool_forward(&g, true, &x, n).0, max, "{input:?} {layer}: max");
+        assert_eq!(kernels::pool_forward(&g, false, &x, n).0, avg, "{input:?} {layer}: average");
+        assert_eq!(kernels::maxpool_backward(&g, &x, &max, &dy), dx, "{input:?} {layer}: max gradient");
+    }
+}
+
 /// A node's depthwise geometry, from a one-layer architecture.
 fn depthwise_geom(input: [usize; 3], layer: &str) -> Geom {
     let toml = format!("input = {input:?}\n[[layer]]\ntype = \"depthwise_conv2d\"\n{layer}\n");
