@@ -201,7 +201,15 @@ fn zero_run(dst: &mut [f32]) {
     }, _ => dst.fill(0.0))
 }
 
-fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
+pub(super) fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
+    // Compiled once per common row length (the kernel's width times the channels), so
+    // that each row's copy is code of that length.
+    by_len!(g.kernel[1] * g.input[2], N => im2col_rows::<N>(g, x, samples, col), _ => im2col_rows::<0>(g, x, samples, col))
+}
+
+/// [`im2col`] for rows of `N` values (0: any length).
+#[inline(always)]
+fn im2col_rows<const N: usize>(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
     let [h, w, c] = g.input;
     let [oh, ow, _] = g.output;
     let (k, run) = (g.col_len(), g.kernel[1] * c);
@@ -215,7 +223,15 @@ fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
                     let dst = &mut row[ky * run..][..run];
                     let iy = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h);
                     match (iy, full) {
+                        (None, _) if N > 0 => {
+                            let d: &mut [f32; N] = dst.try_into().expect("length");
+                            *d = [0.0; N];
+                        }
                         (None, _) => zero_run(dst),
+                        (Some(iy), Some(ix0)) if N > 0 => {
+                            let d: &mut [f32; N] = dst.try_into().expect("length");
+                            *d = xs[(iy * w + ix0) * c..][..N].try_into().expect("length");
+                        }
                         (Some(iy), Some(ix0)) => copy_run(dst, &xs[(iy * w + ix0) * c..][..run]),
                         (Some(_), None) => {
                             for kx in 0..g.kernel[1] {

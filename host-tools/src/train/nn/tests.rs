@@ -294,6 +294,52 @@ fn results_do_not_depend_on_the_thread_count() {
     }
 }
 
+/// The im2col matrix (rows copied by code for their length, or by the general copy)
+/// against its definition, to the bit: every `(ky, kx, c)` of every output pixel is
+/// the input there, or 0 in the padding; 1, 3 and 8 channels, 3×3 and 5×5, strides 1
+/// and 2, SAME and VALID.
+#[test]
+fn im2col_matches_its_definition() {
+    let cases = [
+        ([16, 16, 1], "kernel = 3\npadding = \"same\""),
+        ([8, 8, 8], "kernel = 3\npadding = \"same\""),
+        ([7, 9, 3], "kernel = 5\nstrides = 2\npadding = \"same\""),
+        ([7, 6, 3], "kernel = 3\nstrides = 2"),
+        ([6, 6, 5], "kernel = [3, 2]\npadding = \"same\""),
+    ];
+    for (input, layer) in cases {
+        let toml = format!("input = {input:?}\n[[layer]]\ntype = \"conv2d\"\nfilters = 2\n{layer}\n");
+        let g = match Network::new(&Arch::parse(&toml).unwrap(), 0).unwrap().nodes[1].layer {
+            Layer::Conv2d { geom, .. } => geom,
+            ref other => panic!("{other:?}"),
+        };
+        let n = 2;
+        let [h, w, c] = g.input;
+        let [oh, ow, _] = g.output;
+        let x: Vec<f32> = (0..n * h * w * c).map(|i| i as f32 + 1.0).collect();
+        let mut want = Vec::new();
+        for s in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ky in 0..g.kernel[0] {
+                        for kx in 0..g.kernel[1] {
+                            for ch in 0..c {
+                                want.push(
+                                    g.tap(oy, ox, ky, kx).map_or(0.0, |(iy, ix)| x[((s * h + iy) * w + ix) * c + ch]),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // NaN where nothing is written.
+        let mut col = vec![f32::NAN; want.len()];
+        kernels::im2col(&g, &x, n, &mut col);
+        assert_eq!(col, want, "{input:?} {layer}");
+    }
+}
+
 /// A pooling node's geometry, from a one-layer architecture.
 fn pool_geom(input: [usize; 3], layer: &str) -> Geom {
     let toml = format!("input = {input:?}\n[[layer]]\ntype = \"maxpool2d\"\n{layer}\n");
