@@ -41,22 +41,6 @@ pub fn step(
     fake_quant: Option<&[Quant]>,
     rng: &mut ChaCha8Rng,
 ) -> (f32, usize) {
-    // On a thread of the pool: the step's parallel passes (several per layer) then
-    // start from a worker, instead of each being handed over from this thread and
-    // waited for (a sleep and a wake-up each, measured ~10% of a digits epoch).
-    // The work is cut the same way, so the results are the same.
-    rayon::scope(|_| step_in_pool(net, opt, x, labels, lr, fake_quant, rng))
-}
-
-fn step_in_pool(
-    net: &mut Network,
-    opt: &mut Optimizer,
-    x: &[f32],
-    labels: &[usize],
-    lr: f32,
-    fake_quant: Option<&[Quant]>,
-    rng: &mut ChaCha8Rng,
-) -> (f32, usize) {
     let softmax = net.ends_in_softmax();
     let Some(quant) = fake_quant else {
         let trace = net.forward(x, labels.len(), Mode::Train, rng);
