@@ -38,11 +38,17 @@ base xception-shapes xception shapes:count=4000 shapes:split=test 30
 base inception-shapes inception shapes:count=4000 shapes:split=test 30
 # General-purpose: 200 formula-driven classes (radial contours), 100 pictures each.
 base resnet-atoms resnet atoms:count=20000,classes=200 atoms:classes=200,split=test,count=2000 70
-# The default --base: every one of the 336 classes, 119 pictures each (28 min).
+# Every one of the 336 classes, 119 pictures each (28 min).
 base resnet-atoms-336 resnet atoms:count=40000,classes=336 atoms:classes=336,split=test,count=3360 35
-# The default --base: the same data on a ResNet twice as wide (32/64 filters, 9.3 M MACs;
+# The same data on a ResNet twice as wide (32/64 filters, 9.3 M MACs;
 # host-tools/zoo/archs/resnet-wide.toml), 35 epochs in 26 minutes.
 base resnet-wide-atoms-336 host-tools/zoo/archs/resnet-wide.toml atoms:count=40000,classes=336 atoms:classes=336,split=test,count=3360 35
+# The other families on the same 336 classes and epochs (README, "General-purpose bases").
+base xception-atoms-336 xception atoms:count=40000,classes=336 atoms:classes=336,split=test,count=3360 35
+base inception-resnet-atoms-336 inception-resnet atoms:count=40000,classes=336 atoms:classes=336,split=test,count=3360 35
+# The default --base: VGG with batch normalization at 16/32/64 filters
+# (host-tools/zoo/archs/vgg-bn.toml, 9.9 M MACs), 42 minutes here on a shared machine.
+base vgg-bn-atoms-336 host-tools/zoo/archs/vgg-bn.toml atoms:count=40000,classes=336 atoms:classes=336,split=test,count=3360 35
 base vgg-digits vgg digits digits:test 20
 # The camera use case: the mobilenet preset at 96×96, colour and grey (the architecture
 # files in host-tools/zoo/archs/ are the preset with its input and 336 classes set);

@@ -14,6 +14,16 @@ const NEW_TASK: &str = "shapes:classes=pentagon+hexagon+arrow+tee+ell+crescent";
 const CAMERA_BASES: [(&str, [usize; 3]); 2] =
     [("mobilenet-atoms-96", [96, 96, 3]), ("mobilenet-atoms-96-grey", [96, 96, 1])];
 
+/// The general-purpose 32×32 bases, one per family, each pretrained on all 336
+/// formula-driven `atoms` classes (README, "General-purpose bases"), and their preset or
+/// architecture file's name.
+const ATOMS_BASES: [(&str, &str); 4] = [
+    ("resnet-wide-atoms-336", "resnet-wide"),
+    ("xception-atoms-336", "xception"),
+    ("inception-resnet-atoms-336", "inception-resnet"),
+    ("vgg-bn-atoms-336", "vgg-bn"),
+];
+
 fn accuracy(model: &Path, data: &str) -> f64 {
     let c = model.with_extension("confusion.png");
     let out = run_ok(&["eval", &s(model), "--data", data, "--json", "--confusion", &s(&c)]);
@@ -44,6 +54,13 @@ fn zoo_lists_the_shipped_bases() {
         let b = list.iter().find(|b| b["name"] == *name).unwrap_or_else(|| panic!("no {name}"));
         assert_eq!(b["input"], serde_json::json!(input), "{name}");
         assert_eq!(b["arch"], "mobilenet", "{name}");
+        assert_eq!(zoo::load(name).unwrap().0.output_size(), 336, "{name}");
+    }
+    for (name, arch) in ATOMS_BASES {
+        let b = list.iter().find(|b| b["name"] == name).unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(b["arch"], arch, "{name}");
+        assert_eq!(b["trained_on"], "atoms:count=40000,classes=336", "{name}");
+        assert_eq!(b["input"], serde_json::json!([32, 32, 3]), "{name}");
         assert_eq!(zoo::load(name).unwrap().0.output_size(), 336, "{name}");
     }
     // The default --base is a shipped base, pretrained on all 336 formula-driven classes.
@@ -346,6 +363,29 @@ fn quantize_and_eval_take_a_zoo_name() {
 }
 
 /// `(epoch, val_accuracy, val_loss)` rows of a metrics.csv.
+/// The head a default `finetune` run kept, after checking `heads.csv`: each default head
+/// trained, the one with the best validation accuracy kept (ties: the first), its layer
+/// in the checkpoint's architecture, the other runs removed.
+fn kept_head(out: &Path) -> String {
+    let heads: Vec<(String, f64, bool)> = std::fs::read_to_string(out.join("heads.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.rsplitn(4, ',').collect();
+            (f[3].trim_matches('"').to_string(), f[2].parse().unwrap(), f[0] == "true")
+        })
+        .collect();
+    assert_eq!(heads.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), microcnn_tools::train::schedule::HEADS);
+    let top = heads.iter().map(|h| h.1).fold(f64::MIN, f64::max);
+    let kept = heads.iter().position(|h| h.1 == top).unwrap();
+    assert_eq!(heads.iter().map(|h| h.2).collect::<Vec<_>>(), (0..heads.len()).map(|i| i == kept).collect::<Vec<_>>());
+    let arch = std::fs::read_to_string(out.join("arch.toml")).unwrap();
+    assert_eq!(arch.contains("\"flatten\""), heads[kept].0.starts_with("flatten"), "{arch}");
+    assert!(!out.join("head-1").exists() && !out.join("head-2").exists());
+    heads[kept].0.clone()
+}
+
 fn metrics(path: &Path) -> Vec<(usize, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
@@ -395,11 +435,16 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
         .unwrap()
         .0;
     assert!(said.contains(&format!("on all 30 images for the {best} epochs")), "{said}");
+    // No --head: each default head was trained on the split, the better one kept.
+    let head = kept_head(&out);
+    assert!(said.contains(&format!("head {head},")), "{said}");
     let refit = metrics(&out.join("metrics.csv"));
     assert_eq!(refit.len(), best);
     // Trained on everything: no validation figures.
     assert!(refit.iter().all(|r| r.1.is_nan()));
-    // With an explicit split there is no second run.
+    // With an explicit split there is no second run. (60 images: here the two heads
+    // validate differently, 0.25 against 0.17.)
+    let data = format!("{NEW_TASK},count=60");
     let kept = dir.path().join("kept");
     let said = run_ok(&[
         "finetune",
@@ -417,6 +462,27 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
         "0.2",
         "--quiet",
     ]);
-    assert!(said.contains("on 24 images, kept epoch"), "{said}");
+    assert!(said.contains("on 48 images, kept epoch"), "{said}");
+    assert!(said.contains(&format!("head {},", kept_head(&kept))), "{said}");
     assert!(!kept.join("validation-metrics.csv").exists());
+    // A head the user gives is the only one trained.
+    let given = dir.path().join("given");
+    let said = run_ok(&[
+        "finetune",
+        "--base",
+        "vgg-shapes",
+        "--data",
+        &data,
+        "--out",
+        &s(&given),
+        "--mode",
+        "feature-extraction",
+        "--epochs",
+        "2",
+        "--head",
+        "flatten,dense:8",
+        "--quiet",
+    ]);
+    assert!(said.contains("head flatten,dense:8,"), "{said}");
+    assert!(!given.join("heads.csv").exists());
 }

@@ -26,9 +26,14 @@ pub const VAL_SPLIT: f32 = 0.2;
 /// The zoo base `finetune` starts from when `--base` is not given: the general-purpose
 /// base that transferred best to the README's few-shot tasks (all five, feature
 /// extraction and fine-tuning).
-pub const BASE: &str = "resnet-wide-atoms-336";
-/// The classifier head `finetune` puts on a base by default.
-pub const HEAD: &str = "gap,dense:32";
+pub const BASE: &str = "vgg-bn-atoms-336";
+/// The classifier heads a default `finetune` run tries on the validation split, keeping
+/// the one that validates better (ties go to the first): global average pooling keeps
+/// what a feature is, wherever it is, and is best on the shape tasks; flattening keeps
+/// where it is, and is best on digits (README, "Defaults").
+pub const HEADS: [&str; 2] = ["gap,dense:32", "flatten,dense:32"];
+/// The head `finetune` uses when no validation split can choose one (`--val-split 0`).
+pub const HEAD: &str = HEADS[0];
 
 /// Epochs for `images` training images in batches of `batch`: enough for
 /// [`MIN_STEPS`] optimizer steps, within [`MIN_EPOCHS`]..=[`MAX_EPOCHS`].

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub struct Cmd {
     /// Zoo name (`microcnn zoo`), checkpoint directory, or float32 `.tflite` model whose
     /// last FULLY_CONNECTED (+ SOFTMAX) is the classifier to replace. Default: the
-    /// general-purpose `resnet-wide-atoms-336`.
+    /// general-purpose `vgg-bn-atoms-336`.
     #[arg(long, default_value = schedule::BASE)]
     pub base: String,
     /// Training data; images are resized and converted to the base's input.
@@ -49,10 +49,13 @@ pub struct Cmd {
     /// Base layers (top-level, counted from the top) unfrozen for fine-tuning.
     #[arg(long, default_value_t = 2)]
     pub unfreeze_top: usize,
-    /// The new classifier head: `gap` or `flatten`, then `dense:UNITS[:ACT]` and `dropout:RATE` items, comma-separated; a
-    /// softmax layer over the data's classes is appended.
-    #[arg(long, default_value = schedule::HEAD)]
-    pub head: String,
+    /// The new classifier head: `gap` or `flatten`, then `dense:UNITS[:ACT]` and
+    /// `dropout:RATE` items, comma-separated; a softmax layer over the data's classes is
+    /// appended. Default: `gap,dense:32` and `flatten,dense:32` are both trained on the
+    /// validation split and the one with the better validation accuracy is kept (ties:
+    /// `gap,dense:32`, also the head when there is no validation split).
+    #[arg(long)]
+    pub head: Option<String>,
     /// Batch size.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -136,7 +139,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         Some(p) => Some(p),
         None => val_set.is_some().then(|| schedule::patience(epochs)),
     };
-    let mut cfg = fit::Config {
+    let cfg = fit::Config {
         epochs,
         batch: cmd.batch,
         lr,
@@ -149,14 +152,21 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let classes = train_set.classes.clone();
     // --adapt-bn: the base's batch-norm statistics re-estimated on the images the head trains on.
     let adapt = cmd.mode != Mode::Scratch && cmd.adapt_bn;
-    let build = |data: &Dataset| -> Result<Network> {
-        let mut net = transfer::build(&base, &cmd.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
+    let build = |head: &str, data: &Dataset| -> Result<Network> {
+        let mut net = transfer::build(&base, head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
         if adapt {
             transfer::adapt_batchnorm(&mut net, depth, data);
         }
         Ok(net)
     };
-    let net = build(&train_set)?;
+    // The heads to train: the user's, or the default ones when a validation split can
+    // choose between them. Each is built (and so checked) before anything is written.
+    let heads: Vec<&str> = match (&cmd.head, &val_set) {
+        (Some(head), _) => vec![head.as_str()],
+        (None, Some(_)) => schedule::HEADS.to_vec(),
+        (None, None) => vec![schedule::HEAD],
+    };
+    let nets = heads.iter().map(|head| build(head, &train_set)).collect::<Result<Vec<_>>>()?;
     if checkpoint::state_path(&cmd.out).exists() {
         bail!("{}: holds a training run already; choose a new --out", cmd.out.display());
     }
@@ -169,7 +179,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
                 None => "no validation (last epoch kept)".to_string(),
             },
             if cmd.mode == Mode::FineTuning { format!(" + {fine_tune_epochs} fine-tuning") } else { String::new() },
-            cmd.head,
+            heads.join(" or "),
             if adapt { ", the base's batch-norm statistics re-estimated on them" } else { "" },
             patience
                 .map(|p| format!(", early stop after {p} epochs without a better val_accuracy"))
@@ -177,8 +187,13 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         );
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
-    let phases = Phases { cmd, depth, lr, fine_tune_epochs };
-    let state = phases.run(net, &train_set, val_set.as_ref(), &mut cfg)?;
+    let phases = Phases { cmd, out: &cmd.out, depth, lr, fine_tune_epochs };
+    let (state, head) = if nets.len() == 1 {
+        let net = nets.into_iter().next().expect("one head");
+        (phases.run(net, &train_set, val_set.as_ref(), &mut cfg.clone())?, heads[0])
+    } else {
+        choose_head(&phases, &heads, nets, &train_set, val_set.as_ref(), &cfg)?
+    };
     let (_, info) = checkpoint::load(&cmd.out)?;
     // Few images: the validation run chose the epoch; the model is then trained again
     // on every image (the held-out ones too) for that many epochs.
@@ -195,7 +210,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         if !cmd.quiet {
             eprintln!("best epoch {best} of the validation run; training again on all {} images", all.len());
         }
-        let net = build(&all)?;
+        let net = build(head, &all)?;
         let mut cfg = fit::Config { epochs: first, patience: None, lr, ..cfg };
         let refit_phases = Phases { fine_tune_epochs: best - first, ..phases };
         let state = refit_phases.run(net, &all, None, &mut cfg)?;
@@ -203,16 +218,76 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     } else {
         (state, format!("on {} images, kept epoch {}", train_set.len(), info.epoch))
     };
-    outln!("{}: {:?} from {} {kept} ({} epochs run)", cmd.out.display(), cmd.mode, cmd.base, state.state.metrics.len());
+    outln!(
+        "{}: {:?} from {}, head {head}, {kept} ({} epochs run)",
+        cmd.out.display(),
+        cmd.mode,
+        cmd.base,
+        state.state.metrics.len()
+    );
     outln!("{}", microcnn_tools::io::memory::peak_rss_line());
     Ok(())
 }
 
+/// Trains each candidate head's network in a folder of its own inside `--out`, keeps the
+/// run with the best validation accuracy (ties: the earlier head) as `--out`'s checkpoint,
+/// writes every candidate's figure to `heads.csv` and removes the other runs.
+fn choose_head<'h>(
+    phases: &Phases,
+    heads: &[&'h str],
+    nets: Vec<Network>,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &fit::Config,
+) -> Result<(Trained, &'h str)> {
+    let out = phases.out;
+    let mut runs = Vec::new();
+    for (i, (net, head)) in nets.into_iter().zip(heads).enumerate() {
+        let dir = out.join(format!("head-{}", i + 1));
+        if dir.exists() {
+            bail!("{}: exists; choose a new --out", dir.display());
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+        if cfg.progress {
+            eprintln!("head {head}:");
+        }
+        let trained = Phases { out: &dir, ..*phases }.run(net, train, val, &mut cfg.clone())?;
+        let (_, info) = checkpoint::load(&dir)?;
+        runs.push((dir, *head, info.val_accuracy.unwrap_or(0.0), info.epoch, trained));
+    }
+    let best = (0..runs.len()).fold(0, |b, i| if runs[i].2 > runs[b].2 { i } else { b });
+    let mut table = String::from("head,val_accuracy,epoch,kept\n");
+    for (i, (_, head, accuracy, epoch, _)) in runs.iter().enumerate() {
+        table += &format!("\"{head}\",{accuracy},{epoch},{}\n", i == best);
+        if cfg.progress {
+            eprintln!(
+                "head {head}: val_accuracy {accuracy:.4} (epoch {epoch}){}",
+                if i == best { ", kept" } else { "" }
+            );
+        }
+    }
+    let (dir, head, _, _, trained) = runs.swap_remove(best);
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))? {
+        let from = entry.with_context(|| format!("{}: cannot read", dir.display()))?.path();
+        if from.file_name() != Some(std::ffi::OsStr::new(checkpoint::LOCK_FILE)) {
+            let to = out.join(from.file_name().expect("a file name"));
+            std::fs::rename(&from, &to).with_context(|| format!("{}: cannot move", from.display()))?;
+        }
+    }
+    for dir in std::iter::once(&dir).chain(runs.iter().map(|r| &r.0)) {
+        std::fs::remove_dir_all(dir).with_context(|| format!("{}: cannot remove", dir.display()))?;
+    }
+    let path = out.join("heads.csv");
+    std::fs::write(&path, table).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok((trained, head))
+}
+
 /// The training phases of a mode: the head on the frozen base, then (fine-tuning) the
-/// top layers unfrozen.
+/// top layers unfrozen, written to `out`.
 #[derive(Clone, Copy)]
 struct Phases<'a> {
     cmd: &'a Cmd,
+    out: &'a std::path::Path,
     depth: usize,
     lr: f32,
     fine_tune_epochs: usize,
@@ -233,14 +308,14 @@ impl Phases<'_> {
         let optimizer = Optimizer::new(Kind::Adam, 0.0, &net);
         let classes = train.classes.clone();
         let state = State { net, optimizer, metrics: vec![], classes };
-        let mut state = fit::run(&cmd.out, state, train, val, cfg)?;
+        let mut state = fit::run(self.out, state, train, val, cfg)?;
         let phase_one = state.metrics.len();
         if cmd.mode == Mode::FineTuning && self.fine_tune_epochs > 0 {
             if val.is_some() {
                 // Unfreeze from the best head (as Keras's EarlyStopping(restore_best_weights=True)
                 // would), not from the epoch the first phase happened to stop at; the
                 // second phase gets its full patience from its own start.
-                let (best, info) = checkpoint::load(&cmd.out)?;
+                let (best, info) = checkpoint::load(self.out)?;
                 state.net = best;
                 cfg.patience = cfg.patience.map(|p| p + phase_one - info.epoch);
             }
@@ -248,7 +323,7 @@ impl Phases<'_> {
             state.optimizer = Optimizer::new(Kind::Adam, 0.0, &state.net);
             cfg.lr = cmd.fine_tune_lr.unwrap_or(self.lr / 10.0);
             cfg.epochs = phase_one + self.fine_tune_epochs;
-            state = fit::run(&cmd.out, state, train, val, cfg)?;
+            state = fit::run(self.out, state, train, val, cfg)?;
         }
         Ok(Trained { state, phase_one })
     }
