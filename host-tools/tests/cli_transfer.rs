@@ -363,6 +363,14 @@ fn quantize_and_eval_take_a_zoo_name() {
 }
 
 /// `(epoch, val_accuracy, val_loss)` rows of a metrics.csv.
+/// `microcnn finetune --base vgg-shapes --data DATA --out OUT --quiet` and `args`.
+fn finetune_vgg_shapes(data: &str, out: &Path, args: &[&str]) -> String {
+    let out = s(out);
+    let mut all = vec!["finetune", "--base", "vgg-shapes", "--data", data, "--out", &out, "--quiet"];
+    all.extend_from_slice(args);
+    run_ok(&all)
+}
+
 /// The head a default `finetune` run kept, after checking `heads.csv`: each default head
 /// trained, the one with the best validation accuracy kept (ties: the first), its layer
 /// in the checkpoint's architecture, the other runs removed.
@@ -407,22 +415,7 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let data = format!("{NEW_TASK},count=30");
     // No --val-split: a stratified fifth is held out to choose the epoch; with 5 images
     // a class the model is then trained again on all 30 for that many epochs.
-    let said = run_ok(&[
-        "finetune",
-        "--base",
-        "vgg-shapes",
-        "--data",
-        &data,
-        "--out",
-        &s(&out),
-        "--mode",
-        "fine-tuning",
-        "--epochs",
-        "4",
-        "--fine-tune-epochs",
-        "3",
-        "--quiet",
-    ]);
+    let said = finetune_vgg_shapes(&data, &out, &["--mode", "fine-tuning", "--epochs", "4", "--fine-tune-epochs", "3"]);
     let chosen = metrics(&out.join("validation-metrics.csv"));
     assert!((4..=7).contains(&chosen.len()), "{} validation epochs", chosen.len());
     // The best: highest accuracy, ties to the lower loss, then the earlier epoch.
@@ -446,43 +439,18 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     // validate differently, 0.25 against 0.17.)
     let data = format!("{NEW_TASK},count=60");
     let kept = dir.path().join("kept");
-    let said = run_ok(&[
-        "finetune",
-        "--base",
-        "vgg-shapes",
-        "--data",
-        &data,
-        "--out",
-        &s(&kept),
-        "--mode",
-        "feature-extraction",
-        "--epochs",
-        "2",
-        "--val-split",
-        "0.2",
-        "--quiet",
-    ]);
+    let said =
+        finetune_vgg_shapes(&data, &kept, &["--mode", "feature-extraction", "--epochs", "2", "--val-split", "0.2"]);
     assert!(said.contains("on 48 images, kept epoch"), "{said}");
     assert!(said.contains(&format!("head {},", kept_head(&kept))), "{said}");
     assert!(!kept.join("validation-metrics.csv").exists());
     // A head the user gives is the only one trained.
     let given = dir.path().join("given");
-    let said = run_ok(&[
-        "finetune",
-        "--base",
-        "vgg-shapes",
-        "--data",
+    let said = finetune_vgg_shapes(
         &data,
-        "--out",
-        &s(&given),
-        "--mode",
-        "feature-extraction",
-        "--epochs",
-        "2",
-        "--head",
-        "flatten,dense:8",
-        "--quiet",
-    ]);
+        &given,
+        &["--mode", "feature-extraction", "--epochs", "2", "--head", "flatten,dense:8"],
+    );
     assert!(said.contains("head flatten,dense:8,"), "{said}");
     assert!(!given.join("heads.csv").exists());
 }
