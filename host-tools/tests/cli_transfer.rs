@@ -372,26 +372,46 @@ fn finetune_vgg_shapes(data: &str, out: &Path, args: &[&str]) -> String {
 }
 
 /// The head a default `finetune` run kept, after checking `heads.csv`: each default head
-/// trained, the one with the best validation accuracy kept (ties: the first), its layer
-/// in the checkpoint's architecture, the other runs removed.
+/// trained, the one with the best validation accuracy kept (ties: the lower validation
+/// loss, then the first), its layer in the checkpoint's architecture, the other runs
+/// removed.
 fn kept_head(out: &Path) -> String {
-    let heads: Vec<(String, f64, bool)> = std::fs::read_to_string(out.join("heads.csv"))
+    let heads: Vec<(String, f64, f64, bool, usize)> = std::fs::read_to_string(out.join("heads.csv"))
         .unwrap()
         .lines()
         .skip(1)
         .map(|l| {
-            let f: Vec<&str> = l.rsplitn(4, ',').collect();
-            (f[3].trim_matches('"').to_string(), f[2].parse().unwrap(), f[0] == "true")
+            let f: Vec<&str> = l.rsplitn(5, ',').collect();
+            let head = f[4].trim_matches('"').to_string();
+            (head, f[3].parse().unwrap(), f[2].parse().unwrap(), f[0] == "true", f[1].parse().unwrap())
         })
         .collect();
     assert_eq!(heads.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), microcnn_tools::train::schedule::HEADS);
-    let top = heads.iter().map(|h| h.1).fold(f64::MIN, f64::max);
-    let kept = heads.iter().position(|h| h.1 == top).unwrap();
-    assert_eq!(heads.iter().map(|h| h.2).collect::<Vec<_>>(), (0..heads.len()).map(|i| i == kept).collect::<Vec<_>>());
+    let kept = (0..heads.len())
+        .reduce(|b, i| if (heads[i].1, -heads[i].2) > (heads[b].1, -heads[b].2) { i } else { b })
+        .unwrap();
+    assert_eq!(heads.iter().map(|h| h.3).collect::<Vec<_>>(), (0..heads.len()).map(|i| i == kept).collect::<Vec<_>>());
     let arch = std::fs::read_to_string(out.join("arch.toml")).unwrap();
     assert_eq!(arch.contains("\"flatten\""), heads[kept].0.starts_with("flatten"), "{arch}");
     assert!(!out.join("head-1").exists() && !out.join("head-2").exists());
+    // The kept row's figures are its run's best epoch (the validation run's, when the
+    // model was then trained again on every image).
+    let run = ["validation-metrics.csv", "metrics.csv"].map(|f| out.join(f)).into_iter().find(|p| p.exists());
+    let (epoch, accuracy, loss) = best_epoch(&metrics(&run.unwrap()));
+    assert_eq!(heads[kept].4, epoch);
+    assert!((heads[kept].1 - accuracy).abs() < 1e-6 && (heads[kept].2 - loss).abs() < 1e-5, "{heads:?}");
     heads[kept].0.clone()
+}
+
+/// The best of a run's (epoch, val_accuracy, val_loss) rows: highest accuracy, ties to
+/// the lower loss, then the earlier epoch.
+fn best_epoch(rows: &[(usize, f64, f64)]) -> (usize, f64, f64) {
+    rows.iter()
+        .fold(None, |acc: Option<(usize, f64, f64)>, &r| match acc {
+            Some(b) if b.1 > r.1 || (b.1 == r.1 && b.2 <= r.2) => acc,
+            _ => Some(r),
+        })
+        .unwrap()
 }
 
 fn metrics(path: &Path) -> Vec<(usize, f64, f64)> {
@@ -418,15 +438,7 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let said = finetune_vgg_shapes(&data, &out, &["--mode", "fine-tuning", "--epochs", "4", "--fine-tune-epochs", "3"]);
     let chosen = metrics(&out.join("validation-metrics.csv"));
     assert!((4..=7).contains(&chosen.len()), "{} validation epochs", chosen.len());
-    // The best: highest accuracy, ties to the lower loss, then the earlier epoch.
-    let best = chosen
-        .iter()
-        .fold(None, |acc: Option<(usize, f64, f64)>, &r| match acc {
-            Some(b) if b.1 > r.1 || (b.1 == r.1 && b.2 <= r.2) => acc,
-            _ => Some(r),
-        })
-        .unwrap()
-        .0;
+    let best = best_epoch(&chosen).0;
     assert!(said.contains(&format!("on all 30 images for the {best} epochs")), "{said}");
     // No --head: each default head was trained on the split, the better one kept.
     let head = kept_head(&out);

@@ -251,6 +251,20 @@ fn bar(cfg: &Config, epoch: usize, n: usize) -> Option<ProgressBar> {
     })
 }
 
+/// Whether `kept` stays the best when `other` comes after it: a higher validation
+/// accuracy, ties (common on small validation sets) to the lower validation loss, then
+/// to the earlier. Without validation figures (NaN) the later one wins.
+pub fn stays_best(kept: &EpochMetrics, other: &EpochMetrics) -> bool {
+    kept.val_accuracy > other.val_accuracy
+        || (kept.val_accuracy == other.val_accuracy && kept.val_loss <= other.val_loss)
+}
+
+/// The best epoch of a run by [`stays_best`]: the one [`run`] keeps as `model.safetensors`
+/// (the last one when there is no validation data).
+pub fn best_epoch(metrics: &[EpochMetrics]) -> Option<&EpochMetrics> {
+    metrics.iter().reduce(|kept, r| if stays_best(kept, r) { kept } else { r })
+}
+
 /// Trains `state` (fresh or resumed) until `cfg.epochs`, writing the checkpoint
 /// directory after every epoch: `state.safetensors`, `model.safetensors` (the best
 /// epoch by validation accuracy, or the last without validation data),
@@ -261,13 +275,6 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
     }
     cfg.check()?;
     let _lock = checkpoint::lock(dir)?;
-    let best = |m: &[EpochMetrics]| -> Option<(usize, f32)> {
-        m.iter().fold(None, |acc: Option<(usize, f32)>, r| match acc {
-            // Ties (common on small validation sets) go to the lower validation loss.
-            Some((e, a)) if a > r.val_accuracy || (a == r.val_accuracy && m[e - 1].val_loss <= r.val_loss) => acc,
-            _ => Some((r.epoch, r.val_accuracy)),
-        })
-    };
     let start = state.metrics.len();
     for epoch in start + 1..=cfg.epochs {
         let started = Instant::now();
@@ -292,7 +299,7 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         }
         state.metrics.push(row);
         let has_val = val.is_some_and(|v| !v.is_empty());
-        let improved = !has_val || best(&state.metrics).is_some_and(|(e, _)| e == epoch);
+        let improved = !has_val || best_epoch(&state.metrics).is_some_and(|b| b.epoch == epoch);
         // The best weights before the state that records the epoch as finished (see
         // the order in [`checkpoint`]).
         if improved {
@@ -302,10 +309,10 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         metrics::write_metrics_csv(&dir.join("metrics.csv"), &state.metrics)?;
         plot::write_curves_png(&dir.join("curves.png"), &state.metrics)?;
         checkpoint::save_state(dir, &state, &cfg.settings())?;
-        if let (Some(patience), true, Some((best_epoch, _))) = (cfg.patience, has_val, best(&state.metrics)) {
-            if epoch - best_epoch >= patience {
+        if let (Some(patience), true, Some(best)) = (cfg.patience, has_val, best_epoch(&state.metrics)) {
+            if epoch - best.epoch >= patience {
                 if cfg.progress {
-                    eprintln!("early stop: no better validation accuracy since epoch {best_epoch}");
+                    eprintln!("early stop: no better validation accuracy since epoch {}", best.epoch);
                 }
                 break;
             }

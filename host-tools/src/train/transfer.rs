@@ -216,7 +216,12 @@ activation = "softmax"
 
     /// 70 images (more than one forward chunk), bright and off-centre.
     fn data() -> Dataset {
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        data_from(5)
+    }
+
+    /// [`data`]'s kind of images, drawn from `seed`.
+    fn data_from(seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let images = (0..70 * 72).map(|_| rand::Rng::random_range(&mut rng, 120..250)).collect();
         Dataset::new([6, 6, 2], images, (0..70).map(|i| i % 2).collect(), vec!["a".into(), "b".into()])
     }
@@ -341,5 +346,31 @@ activation = "softmax"
         adapt_batchnorm(&mut top, 3, &data);
         assert_eq!(top.nodes[4].params, before.nodes[4].params);
         assert_ne!(top.nodes[2].params, before.nodes[2].params);
+    }
+
+    /// The base adapted once and then built into networks with different heads gives,
+    /// bit for bit, what adapting each built network gives (`finetune` adapts the base
+    /// once for all its candidate heads); adapting an adapted base again on other images
+    /// gives what adapting the untouched base on them gives (the refit on every image).
+    #[test]
+    fn adapting_the_base_once_equals_adapting_each_built_network() {
+        let arch = Arch::parse(ARCH).unwrap();
+        let base = Network::new(&arch, 1).unwrap();
+        let depth = base_depth(&arch);
+        let params = |net: &Network| net.nodes.iter().map(|n| n.params.clone()).collect::<Vec<_>>();
+        let mut adapted = base.clone();
+        adapt_batchnorm(&mut adapted, depth, &data());
+        for head in ["gap,dense:4", "flatten,dense:3"] {
+            let mut built = build(&base, head, 3, false, 9).unwrap();
+            adapt_batchnorm(&mut built, depth, &data());
+            assert_eq!(params(&build(&adapted, head, 3, false, 9).unwrap()), params(&built), "{head}");
+        }
+        let other = data_from(11);
+        let mut again = adapted.clone();
+        adapt_batchnorm(&mut again, depth, &other);
+        let mut fresh = base.clone();
+        adapt_batchnorm(&mut fresh, depth, &other);
+        assert_eq!(params(&again), params(&fresh));
+        assert_ne!(params(&again), params(&adapted));
     }
 }

@@ -52,8 +52,9 @@ pub struct Cmd {
     /// The new classifier head: `gap` or `flatten`, then `dense:UNITS[:ACT]` and
     /// `dropout:RATE` items, comma-separated; a softmax layer over the data's classes is
     /// appended. Default: `gap,dense:32` and `flatten,dense:32` are both trained on the
-    /// validation split and the one with the better validation accuracy is kept (ties:
-    /// `gap,dense:32`, also the head when there is no validation split).
+    /// validation split and the one whose best epoch is better is kept (validation
+    /// accuracy, ties to the lower validation loss, then `gap,dense:32`, also the head
+    /// when there is no validation split).
     #[arg(long)]
     pub head: Option<String>,
     /// Batch size.
@@ -111,7 +112,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         bail!("--fine-tune-epochs 0: use --mode feature-extraction to train the head alone");
     }
     let tflite = float_tflite::is_tflite(&cmd.base);
-    let base = if tflite {
+    let mut base = if tflite {
         let path = std::path::Path::new(&cmd.base);
         let net = float_tflite::load(path)?;
         float_tflite::check_classifier(&net).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -151,14 +152,14 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     };
     let classes = train_set.classes.clone();
     // --adapt-bn: the base's batch-norm statistics re-estimated on the images the head trains on.
+    // They depend only on the base's layers, so the base is adapted once and every head
+    // built from it (`adapt_batchnorm`'s test checks this equals adapting a built network).
     let adapt = cmd.mode != Mode::Scratch && cmd.adapt_bn;
-    let build = |head: &str, data: &Dataset| -> Result<Network> {
-        let mut net = transfer::build(&base, head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)?;
-        if adapt {
-            transfer::adapt_batchnorm(&mut net, depth, data);
-        }
-        Ok(net)
-    };
+    if adapt {
+        transfer::adapt_batchnorm(&mut base, depth, &train_set);
+    }
+    let build =
+        |base: &Network, head: &str| transfer::build(base, head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed);
     // The heads to train: the user's, or the default ones when a validation split can
     // choose between them. Each is built (and so checked) before anything is written.
     let heads: Vec<&str> = match (&cmd.head, &val_set) {
@@ -166,7 +167,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         (None, Some(_)) => schedule::HEADS.to_vec(),
         (None, None) => vec![schedule::HEAD],
     };
-    let nets = heads.iter().map(|head| build(head, &train_set)).collect::<Result<Vec<_>>>()?;
+    let nets = heads.iter().map(|head| build(&base, head)).collect::<Result<Vec<_>>>()?;
     if checkpoint::state_path(&cmd.out).exists() {
         bail!("{}: holds a training run already; choose a new --out", cmd.out.display());
     }
@@ -188,13 +189,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
     let phases = Phases { cmd, out: &cmd.out, depth, lr, fine_tune_epochs };
-    let (state, head) = if nets.len() == 1 {
-        let net = nets.into_iter().next().expect("one head");
-        (phases.run(net, &train_set, val_set.as_ref(), &mut cfg.clone())?, heads[0])
-    } else {
-        choose_head(&phases, &heads, nets, &train_set, val_set.as_ref(), &cfg)?
-    };
-    let (_, info) = checkpoint::load(&cmd.out)?;
+    let (state, head) = train_heads(&phases, &heads, nets, &train_set, val_set.as_ref(), &cfg)?;
+    let best = fit::best_epoch(&state.state.metrics).map_or(0, |m| m.epoch);
     // Few images: the validation run chose the epoch; the model is then trained again
     // on every image (the held-out ones too) for that many epochs.
     let refit = val_set.as_ref().filter(|v| {
@@ -205,18 +201,20 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             let (from, to) = (cmd.out.join(from), cmd.out.join(to));
             std::fs::rename(&from, &to).with_context(|| format!("{}: cannot rename", from.display()))?;
         }
-        let best = info.epoch;
         let first = best.min(state.phase_one);
         if !cmd.quiet {
             eprintln!("best epoch {best} of the validation run; training again on all {} images", all.len());
         }
-        let net = build(head, &all)?;
+        if adapt {
+            transfer::adapt_batchnorm(&mut base, depth, &all);
+        }
+        let net = build(&base, head)?;
         let mut cfg = fit::Config { epochs: first, patience: None, lr, ..cfg };
         let refit_phases = Phases { fine_tune_epochs: best - first, ..phases };
         let state = refit_phases.run(net, &all, None, &mut cfg)?;
         (state, format!("on all {} images for the {best} epochs a validation split chose", all.len()))
     } else {
-        (state, format!("on {} images, kept epoch {}", train_set.len(), info.epoch))
+        (state, format!("on {} images, kept epoch {best}", train_set.len()))
     };
     outln!(
         "{}: {:?} from {}, head {head}, {kept} ({} epochs run)",
@@ -229,10 +227,12 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     Ok(())
 }
 
-/// Trains each candidate head's network in a folder of its own inside `--out`, keeps the
-/// run with the best validation accuracy (ties: the earlier head) as `--out`'s checkpoint,
-/// writes every candidate's figure to `heads.csv` and removes the other runs.
-fn choose_head<'h>(
+/// Trains each candidate head's network and keeps the one whose best epoch is best by
+/// [`fit::stays_best`] (the rule that chose each run's epoch; ties: the earlier head). One
+/// candidate trains in `--out` itself; several train in folders of their own inside it,
+/// the kept run is moved to `--out`, every candidate's figures go to `heads.csv` and the
+/// other runs are removed.
+fn train_heads<'h>(
     phases: &Phases,
     heads: &[&'h str],
     nets: Vec<Network>,
@@ -241,6 +241,10 @@ fn choose_head<'h>(
     cfg: &fit::Config,
 ) -> Result<(Trained, &'h str)> {
     let out = phases.out;
+    if let [head] = heads {
+        let net = nets.into_iter().next().context("internal error: no network for the head")?;
+        return Ok((phases.run(net, train, val, &mut cfg.clone())?, head));
+    }
     let mut runs = Vec::new();
     for (i, (net, head)) in nets.into_iter().zip(heads).enumerate() {
         let dir = out.join(format!("head-{}", i + 1));
@@ -252,21 +256,23 @@ fn choose_head<'h>(
             eprintln!("head {head}:");
         }
         let trained = Phases { out: &dir, ..*phases }.run(net, train, val, &mut cfg.clone())?;
-        let (_, info) = checkpoint::load(&dir)?;
-        runs.push((dir, *head, info.val_accuracy.unwrap_or(0.0), info.epoch, trained));
+        let best = fit::best_epoch(&trained.state.metrics).context("internal error: a run without epochs")?.clone();
+        runs.push((dir, *head, best, trained));
     }
-    let best = (0..runs.len()).fold(0, |b, i| if runs[i].2 > runs[b].2 { i } else { b });
-    let mut table = String::from("head,val_accuracy,epoch,kept\n");
-    for (i, (_, head, accuracy, epoch, _)) in runs.iter().enumerate() {
-        table += &format!("\"{head}\",{accuracy},{epoch},{}\n", i == best);
+    let kept = (0..runs.len()).reduce(|b, i| if fit::stays_best(&runs[b].2, &runs[i].2) { b } else { i });
+    let kept = kept.expect("two or more heads");
+    let mut table = String::from("head,val_accuracy,val_loss,epoch,kept\n");
+    for (i, (_, head, best, _)) in runs.iter().enumerate() {
+        let (accuracy, loss, epoch) = (best.val_accuracy, best.val_loss, best.epoch);
+        table += &format!("\"{head}\",{accuracy},{loss},{epoch},{}\n", i == kept);
         if cfg.progress {
             eprintln!(
-                "head {head}: val_accuracy {accuracy:.4} (epoch {epoch}){}",
-                if i == best { ", kept" } else { "" }
+                "head {head}: val_accuracy {accuracy:.4}, val_loss {loss:.4} (epoch {epoch}){}",
+                if i == kept { ", kept" } else { "" }
             );
         }
     }
-    let (dir, head, _, _, trained) = runs.swap_remove(best);
+    let (dir, head, _, trained) = runs.swap_remove(kept);
     for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))? {
         let from = entry.with_context(|| format!("{}: cannot read", dir.display()))?.path();
         if from.file_name() != Some(std::ffi::OsStr::new(checkpoint::LOCK_FILE)) {
