@@ -149,16 +149,16 @@ fn adapt_batchnorm_with(net: &mut Network, depth: usize, data: &Dataset, passes:
     for &i in &layers {
         let src = net.nodes[i].inputs[0];
         let c = net.nodes[src].shape[2];
-        let prefix = match passes {
-            Passes::CutAtEachInput => Some(Network { arch: net.arch.clone(), nodes: net.nodes[..=src].to_vec() }),
+        // The nodes after the input set aside (moved, not copied) while the passes run.
+        let rest = match passes {
+            Passes::CutAtEachInput => net.nodes.split_off(src + 1),
             #[cfg(test)]
-            Passes::Whole => None,
+            Passes::Whole => Vec::new(),
         };
-        let runs = prefix.as_ref().unwrap_or(&*net);
         let (mut sum, mut squares, mut count) = (vec![0f64; c], vec![0f64; c], 0usize);
         for start in (0..data.len()).step_by(ADAPT_CHUNK) {
             let end = (start + ADAPT_CHUNK).min(data.len());
-            let trace = runs.forward(&data.range_unit(start..end), end - start, Pass::Infer, &mut rng);
+            let trace = net.forward(&data.range_unit(start..end), end - start, Pass::Infer, &mut rng);
             for pixel in trace.outputs[src].chunks_exact(c) {
                 for ((s, q), &v) in sum.iter_mut().zip(&mut squares).zip(pixel) {
                     *s += f64::from(v);
@@ -167,6 +167,7 @@ fn adapt_batchnorm_with(net: &mut Network, depth: usize, data: &Dataset, passes:
             }
             count += (end - start) * net.nodes[src].shape[0] * net.nodes[src].shape[1];
         }
+        net.nodes.extend(rest);
         if count == 0 {
             return;
         }
