@@ -371,36 +371,58 @@ fn finetune_vgg_shapes(data: &str, out: &Path, args: &[&str]) -> String {
     run_ok(&all)
 }
 
-/// The head a default `finetune` run kept, after checking `heads.csv`: each default head
-/// trained, the one with the best validation accuracy kept (ties: the lower validation
-/// loss, then the first), its layer in the checkpoint's architecture, the other runs
-/// removed.
+/// What a default `finetune` run on `vgg-shapes` says it kept (`head H on N base
+/// layers,`), after [`kept_candidate`]'s checks.
 fn kept_head(out: &Path) -> String {
-    let heads: Vec<(String, f64, f64, bool, usize)> = std::fs::read_to_string(out.join("heads.csv"))
+    let (head, layers) = kept_candidate(out);
+    format!("head {head} on {layers} base layers,")
+}
+
+/// The head and base layers a default `finetune` run on `vgg-shapes` kept, after
+/// checking `heads.csv`: each default head on the whole base and on the base without its
+/// last width stage trained, the one with the best validation accuracy kept (ties: the
+/// lower validation loss, then the first), its head and base layers in the checkpoint's
+/// architecture, the other runs removed.
+fn kept_candidate(out: &Path) -> (String, usize) {
+    let heads: Vec<(String, usize, f64, f64, bool, usize)> = std::fs::read_to_string(out.join("heads.csv"))
         .unwrap()
         .lines()
         .skip(1)
         .map(|l| {
-            let f: Vec<&str> = l.rsplitn(5, ',').collect();
-            let head = f[4].trim_matches('"').to_string();
-            (head, f[3].parse().unwrap(), f[2].parse().unwrap(), f[0] == "true", f[1].parse().unwrap())
+            let f: Vec<&str> = l.rsplitn(6, ',').collect();
+            let head = f[5].trim_matches('"').to_string();
+            (
+                head,
+                f[4].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[0] == "true",
+                f[1].parse().unwrap(),
+            )
         })
         .collect();
-    assert_eq!(heads.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), microcnn_tools::train::schedule::HEADS);
+    let (base, _) = zoo::load("vgg-shapes").unwrap();
+    let (depth, cut) = (transfer::base_depth(&base.arch), transfer::stage_cut(&base).unwrap());
+    assert!(cut < depth);
+    let expected: Vec<(&str, usize)> =
+        [depth, cut].iter().flat_map(|&l| microcnn_tools::train::schedule::HEADS.map(|h| (h, l))).collect();
+    assert_eq!(heads.iter().map(|h| (h.0.as_str(), h.1)).collect::<Vec<_>>(), expected);
     let kept = (0..heads.len())
-        .reduce(|b, i| if (heads[i].1, -heads[i].2) > (heads[b].1, -heads[b].2) { i } else { b })
+        .reduce(|b, i| if (heads[i].2, -heads[i].3) > (heads[b].2, -heads[b].3) { i } else { b })
         .unwrap();
-    assert_eq!(heads.iter().map(|h| h.3).collect::<Vec<_>>(), (0..heads.len()).map(|i| i == kept).collect::<Vec<_>>());
+    assert_eq!(heads.iter().map(|h| h.4).collect::<Vec<_>>(), (0..heads.len()).map(|i| i == kept).collect::<Vec<_>>());
     let arch = std::fs::read_to_string(out.join("arch.toml")).unwrap();
     assert_eq!(arch.contains("\"flatten\""), heads[kept].0.starts_with("flatten"), "{arch}");
-    assert!(!out.join("head-1").exists() && !out.join("head-2").exists());
+    // Top level: the base layers kept, then the head's pooling, dense and softmax layers.
+    assert_eq!(arch.matches("[[layer]]").count(), heads[kept].1 + 3, "{arch}");
+    assert!((1..=heads.len()).all(|i| !out.join(format!("head-{i}")).exists()));
     // The kept row's figures are its run's best epoch (the validation run's, when the
     // model was then trained again on every image).
     let run = ["validation-metrics.csv", "metrics.csv"].map(|f| out.join(f)).into_iter().find(|p| p.exists());
     let (epoch, accuracy, loss) = best_epoch(&metrics(&run.unwrap()));
-    assert_eq!(heads[kept].4, epoch);
-    assert!((heads[kept].1 - accuracy).abs() < 1e-6 && (heads[kept].2 - loss).abs() < 1e-5, "{heads:?}");
-    heads[kept].0.clone()
+    assert_eq!(heads[kept].5, epoch);
+    assert!((heads[kept].2 - accuracy).abs() < 1e-6 && (heads[kept].3 - loss).abs() < 1e-5, "{heads:?}");
+    (heads[kept].0.clone(), heads[kept].1)
 }
 
 /// The best of a run's (epoch, val_accuracy, val_loss) rows: highest accuracy, ties to
@@ -441,8 +463,7 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let best = best_epoch(&chosen).0;
     assert!(said.contains(&format!("on all 30 images for the {best} epochs")), "{said}");
     // No --head: each default head was trained on the split, the better one kept.
-    let head = kept_head(&out);
-    assert!(said.contains(&format!("head {head},")), "{said}");
+    assert!(said.contains(&kept_head(&out)), "{said}");
     let refit = metrics(&out.join("metrics.csv"));
     assert_eq!(refit.len(), best);
     // Trained on everything: no validation figures.
@@ -454,7 +475,7 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let said =
         finetune_vgg_shapes(&data, &kept, &["--mode", "feature-extraction", "--epochs", "2", "--val-split", "0.2"]);
     assert!(said.contains("on 48 images, kept epoch"), "{said}");
-    assert!(said.contains(&format!("head {},", kept_head(&kept))), "{said}");
+    assert!(said.contains(&kept_head(&kept)), "{said}");
     assert!(!kept.join("validation-metrics.csv").exists());
     // A head the user gives is the only one trained.
     let given = dir.path().join("given");
@@ -463,6 +484,6 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
         &given,
         &["--mode", "feature-extraction", "--epochs", "2", "--head", "flatten,dense:8"],
     );
-    assert!(said.contains("head flatten,dense:8,"), "{said}");
+    assert!(said.contains("head flatten,dense:8 on "), "{said}");
     assert!(!given.join("heads.csv").exists());
 }

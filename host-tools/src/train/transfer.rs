@@ -81,20 +81,24 @@ pub fn top_level(name: &str) -> usize {
     name.strip_prefix("layer").and_then(|r| r.split('.').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-/// Builds the transfer network: the base's convolutional layers (with the base's
-/// weights unless `scratch`) and a new head for `classes`.
-pub fn build(base: &Network, head: &str, classes: usize, scratch: bool, seed: u64) -> Result<Network> {
+/// Builds the transfer network: the base's first `layers` top-level layers (all of its
+/// convolutional base, [`base_depth`], or fewer: [`stage_cut`]), with the base's weights
+/// unless `scratch`, and a new head for `classes`.
+pub fn build(base: &Network, layers: usize, head: &str, classes: usize, scratch: bool, seed: u64) -> Result<Network> {
     let depth = base_depth(&base.arch);
     if depth == 0 {
         bail!("the base has no convolutional layers to transfer");
     }
-    let mut layer = base.arch.layer[..depth].to_vec();
+    if !(1..=depth).contains(&layers) {
+        bail!("--base-layers {layers}: the base has {depth} layers; choose 1 to {depth}");
+    }
+    let mut layer = base.arch.layer[..layers].to_vec();
     layer.extend(parse_head(head, classes)?);
     let name = base.arch.name.clone().map(|n| format!("{n}-transfer"));
     let arch = Arch { name, input: base.arch.input, layer };
     let mut net = Network::new(&arch, seed)?;
     if !scratch {
-        for node in net.nodes.iter_mut().filter(|n| (1..=depth).contains(&top_level(&n.name))) {
+        for node in net.nodes.iter_mut().filter(|n| (1..=layers).contains(&top_level(&n.name))) {
             let Some(src) = base.nodes.iter().find(|b| b.name == node.name) else {
                 bail!("internal error: base node {} missing", node.name);
             };
@@ -104,6 +108,21 @@ pub fn build(base: &Network, head: &str, classes: usize, scratch: bool, seed: u6
         }
     }
     Ok(net)
+}
+
+/// The base without its last width stage: how many top-level layers are left when the
+/// top ones whose output has as many channels as the base's output are dropped (VGG's
+/// last convolution block with its pooling, ResNet's last residual stage). Earlier
+/// layers compute more general features (Yosinski et al., "How transferable are
+/// features in deep neural networks?", 2014), which can serve a task far from the
+/// base's pictures better. `None` when no layer with weights would be left.
+pub fn stage_cut(base: &Network) -> Option<usize> {
+    let channels = |k: usize| base.nodes.iter().rev().find(|n| top_level(&n.name) == k).map(|n| n.shape[2]);
+    let depth = base_depth(&base.arch);
+    let last = channels(depth)?;
+    let keep = (1..depth).rev().find(|&k| channels(k) != Some(last))?;
+    let weighted = base.nodes.iter().any(|n| (1..=keep).contains(&top_level(&n.name)) && !n.params.is_empty());
+    weighted.then_some(keep)
 }
 
 /// Freezes the base's layers except the top `unfrozen` ones (0 freezes the whole
@@ -215,46 +234,9 @@ units = 2
 activation = "softmax"
 "#;
 
-    /// 70 images (more than one forward chunk), bright and off-centre.
-    fn data() -> Dataset {
-        data_from(5)
-    }
-
-    /// [`data`]'s kind of images, drawn from `seed`.
-    fn data_from(seed: u64) -> Dataset {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let images = (0..70 * 72).map(|_| rand::Rng::random_range(&mut rng, 120..250)).collect();
-        Dataset::new([6, 6, 2], images, (0..70).map(|i| i % 2).collect(), vec!["a".into(), "b".into()])
-    }
-
-    /// Per-channel mean and population variance of every batch-norm layer's output in
-    /// inference mode (gamma 1 and beta 0: the normalised input itself).
-    fn normalised(net: &Network, data: &Dataset) -> Vec<Vec<(f64, f64)>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let trace = net.forward(&data.to_unit(), data.len(), Pass::Infer, &mut rng);
-        let bns = net.nodes.iter().enumerate().filter(|(_, n)| matches!(n.layer, Layer::BatchNorm { .. }));
-        bns.map(|(i, n)| {
-            let c = n.shape[2];
-            let out = &trace.outputs[i];
-            let count = (out.len() / c) as f64;
-            (0..c)
-                .map(|k| {
-                    let vals = out.iter().skip(k).step_by(c).map(|&v| f64::from(v));
-                    let mean = vals.clone().sum::<f64>() / count;
-                    (mean, vals.map(|v| (v - mean).powi(2)).sum::<f64>() / count)
-                })
-                .collect()
-        })
-        .collect()
-    }
-
-    /// Stopping each pass at the batch norm being re-estimated changes nothing: every
-    /// parameter equals, bit for bit, what whole forward passes give, on a network with
-    /// residual blocks (batch norms inside branches, one block with a projection shortcut).
-    #[test]
-    fn adaptation_with_passes_cut_at_each_batch_norm_equals_whole_passes() {
-        let arch = Arch::parse(
-            r#"
+    /// A stem, then two residual blocks (batch norms inside branches, the second with a
+    /// stride-2 projection shortcut to 4 channels).
+    const RESNET: &str = r#"
 input = [6, 6, 2]
 [[layer]]
 type = "conv2d"
@@ -301,9 +283,47 @@ type = "global_avgpool"
 type = "dense"
 units = 2
 activation = "softmax"
-"#,
-        )
-        .unwrap();
+"#;
+
+    /// 70 images (more than one forward chunk), bright and off-centre.
+    fn data() -> Dataset {
+        data_from(5)
+    }
+
+    /// [`data`]'s kind of images, drawn from `seed`.
+    fn data_from(seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let images = (0..70 * 72).map(|_| rand::Rng::random_range(&mut rng, 120..250)).collect();
+        Dataset::new([6, 6, 2], images, (0..70).map(|i| i % 2).collect(), vec!["a".into(), "b".into()])
+    }
+
+    /// Per-channel mean and population variance of every batch-norm layer's output in
+    /// inference mode (gamma 1 and beta 0: the normalised input itself).
+    fn normalised(net: &Network, data: &Dataset) -> Vec<Vec<(f64, f64)>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let trace = net.forward(&data.to_unit(), data.len(), Pass::Infer, &mut rng);
+        let bns = net.nodes.iter().enumerate().filter(|(_, n)| matches!(n.layer, Layer::BatchNorm { .. }));
+        bns.map(|(i, n)| {
+            let c = n.shape[2];
+            let out = &trace.outputs[i];
+            let count = (out.len() / c) as f64;
+            (0..c)
+                .map(|k| {
+                    let vals = out.iter().skip(k).step_by(c).map(|&v| f64::from(v));
+                    let mean = vals.clone().sum::<f64>() / count;
+                    (mean, vals.map(|v| (v - mean).powi(2)).sum::<f64>() / count)
+                })
+                .collect()
+        })
+        .collect()
+    }
+
+    /// Stopping each pass at the batch norm being re-estimated changes nothing: every
+    /// parameter equals, bit for bit, what whole forward passes give, on a network with
+    /// residual blocks (batch norms inside branches, one block with a projection shortcut).
+    #[test]
+    fn adaptation_with_passes_cut_at_each_batch_norm_equals_whole_passes() {
+        let arch = Arch::parse(RESNET).unwrap();
         let data = data();
         let mut cut = Network::new(&arch, 3).unwrap();
         let mut whole = cut.clone();
@@ -361,10 +381,10 @@ activation = "softmax"
         let params = |net: &Network| net.nodes.iter().map(|n| n.params.clone()).collect::<Vec<_>>();
         let mut adapted = base.clone();
         adapt_batchnorm(&mut adapted, depth, &data());
-        for head in ["gap,dense:4", "flatten,dense:3"] {
-            let mut built = build(&base, head, 3, false, 9).unwrap();
-            adapt_batchnorm(&mut built, depth, &data());
-            assert_eq!(params(&build(&adapted, head, 3, false, 9).unwrap()), params(&built), "{head}");
+        for (layers, head) in [(depth, "gap,dense:4"), (depth, "flatten,dense:3"), (2, "gap,dense:4")] {
+            let mut built = build(&base, layers, head, 3, false, 9).unwrap();
+            adapt_batchnorm(&mut built, layers, &data());
+            assert_eq!(params(&build(&adapted, layers, head, 3, false, 9).unwrap()), params(&built), "{head}");
         }
         let other = data_from(11);
         let mut again = adapted.clone();
@@ -373,5 +393,26 @@ activation = "softmax"
         adapt_batchnorm(&mut fresh, depth, &other);
         assert_eq!(params(&again), params(&fresh));
         assert_ne!(params(&again), params(&adapted));
+    }
+
+    /// The cut drops the top layers as wide as the base's output: the second block of a
+    /// two-block base, ResNet's last stage (the test network above), nothing when only
+    /// one width is left; the cut network keeps the base's weights and its shape.
+    #[test]
+    fn stage_cut_drops_the_last_width_stage() {
+        let base = Network::new(&Arch::parse(ARCH).unwrap(), 1).unwrap();
+        assert_eq!(stage_cut(&base), Some(2));
+        let cut = build(&base, 2, "flatten,dense:5", 2, false, 3).unwrap();
+        assert_eq!(cut.arch.layer.len(), 2 + 3);
+        assert_eq!(cut.nodes[2].shape, [6, 6, 3]);
+        for node in cut.nodes.iter().filter(|n| (1..=2).contains(&top_level(&n.name))) {
+            let src = base.nodes.iter().find(|b| b.name == node.name).unwrap();
+            assert_eq!(node.params, src.params, "{}", node.name);
+        }
+        assert!(build(&base, 5, "gap", 2, false, 3).is_err() && build(&base, 0, "gap", 2, false, 3).is_err());
+        let one = ARCH.replace("filters = 3", "filters = 4");
+        assert_eq!(stage_cut(&Network::new(&Arch::parse(&one).unwrap(), 1).unwrap()), None);
+        let resnet = Arch::parse(RESNET).unwrap();
+        assert_eq!(stage_cut(&Network::new(&resnet, 1).unwrap()), Some(3));
     }
 }

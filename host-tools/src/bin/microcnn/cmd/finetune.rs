@@ -49,6 +49,13 @@ pub struct Cmd {
     /// Base layers (top-level, counted from the top) unfrozen for fine-tuning.
     #[arg(long, default_value_t = 2)]
     pub unfreeze_top: usize,
+    /// Use the base's first N top-level layers only (`microcnn summary` lists them).
+    /// Default: the whole base, and, with neither --head nor this flag, also the base
+    /// without its last width stage (its top layers with as many channels as its
+    /// output); each is trained with each default head on the validation split and the
+    /// best kept.
+    #[arg(long)]
+    pub base_layers: Option<usize>,
     /// The new classifier head: `gap` or `flatten`, then `dense:UNITS[:ACT]` and
     /// `dropout:RATE` items, comma-separated; a softmax layer over the data's classes is
     /// appended. Default: `gap,dense:32` and `flatten,dense:32` are both trained on the
@@ -125,8 +132,12 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         zoo::load(&cmd.base)?.0
     };
     let depth = transfer::base_depth(&base.arch);
-    if cmd.mode == Mode::FineTuning && (cmd.unfreeze_top == 0 || cmd.unfreeze_top > depth) {
-        bail!("--unfreeze-top {}: the base {} has {depth} layers; choose 1 to {depth}", cmd.unfreeze_top, cmd.base);
+    if let Some(layers) = cmd.base_layers.filter(|l| !(1..=depth).contains(l)) {
+        bail!("--base-layers {layers}: the base {} has {depth} layers; choose 1 to {depth}", cmd.base);
+    }
+    let full = cmd.base_layers.unwrap_or(depth);
+    if cmd.mode == Mode::FineTuning && (cmd.unfreeze_top == 0 || cmd.unfreeze_top > full) {
+        bail!("--unfreeze-top {}: the base {} has {full} layers; choose 1 to {full}", cmd.unfreeze_top, cmd.base);
     }
     let shape = base.input_shape();
     let val_split = if cmd.val_data.is_some() { 0.0 } else { cmd.val_split.unwrap_or(schedule::VAL_SPLIT) };
@@ -158,29 +169,39 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     if adapt {
         transfer::adapt_batchnorm(&mut base, depth, &train_set);
     }
-    let build =
-        |base: &Network, head: &str| transfer::build(base, head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed);
-    // The heads to train: the user's, or the default ones when a validation split can
-    // choose between them. Each is built (and so checked) before anything is written.
+    let build = |base: &Network, c: &Candidate| {
+        transfer::build(base, c.layers, c.head, classes.len(), cmd.mode == Mode::Scratch, cmd.seed)
+    };
+    // What to train: the user's head or base layers, or the default ones when a
+    // validation split can choose between them (the base cut only when neither is given,
+    // and deep enough to fine-tune). Each is built (and so checked) before anything is
+    // written.
     let heads: Vec<&str> = match (&cmd.head, &val_set) {
         (Some(head), _) => vec![head.as_str()],
         (None, Some(_)) => schedule::HEADS.to_vec(),
         (None, None) => vec![schedule::HEAD],
     };
-    let nets = heads.iter().map(|head| build(&base, head)).collect::<Result<Vec<_>>>()?;
+    let cut = transfer::stage_cut(&base).filter(|&c| cmd.mode != Mode::FineTuning || cmd.unfreeze_top <= c);
+    let layers: Vec<usize> = match (&cmd.head, cmd.base_layers, &val_set, cut) {
+        (None, None, Some(_), Some(cut)) => vec![depth, cut],
+        _ => vec![full],
+    };
+    let candidates: Vec<Candidate> =
+        layers.iter().flat_map(|&layers| heads.iter().map(move |&head| Candidate { layers, head })).collect();
+    let nets = candidates.iter().map(|c| build(&base, c)).collect::<Result<Vec<_>>>()?;
     if checkpoint::state_path(&cmd.out).exists() {
         bail!("{}: holds a training run already; choose a new --out", cmd.out.display());
     }
     if !cmd.quiet {
         eprintln!(
-            "{} training images, {}: {epochs} epochs{} at lr {lr}, head {}{}{}",
+            "{} training images, {}: {epochs} epochs{} at lr {lr}, {}{}{}",
             train_set.len(),
             match &val_set {
                 Some(v) => format!("{} validation images (best epoch kept)", v.len()),
                 None => "no validation (last epoch kept)".to_string(),
             },
             if cmd.mode == Mode::FineTuning { format!(" + {fine_tune_epochs} fine-tuning") } else { String::new() },
-            heads.join(" or "),
+            candidates.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" or "),
             if adapt { ", the base's batch-norm statistics re-estimated on them" } else { "" },
             patience
                 .map(|p| format!(", early stop after {p} epochs without a better val_accuracy"))
@@ -189,7 +210,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
     let phases = Phases { cmd, out: &cmd.out, depth, lr, fine_tune_epochs };
-    let (state, head) = train_heads(&phases, &heads, nets, &train_set, val_set.as_ref(), &cfg)?;
+    let (state, chosen) = train_candidates(&phases, &candidates, nets, &train_set, val_set.as_ref(), &cfg)?;
     let best = fit::best_epoch(&state.state.metrics).map_or(0, |m| m.epoch);
     // Few images: the validation run chose the epoch; the model is then trained again
     // on every image (the held-out ones too) for that many epochs.
@@ -208,16 +229,16 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         if adapt {
             transfer::adapt_batchnorm(&mut base, depth, &all);
         }
-        let net = build(&base, head)?;
+        let net = build(&base, &chosen)?;
         let mut cfg = fit::Config { epochs: first, patience: None, lr, ..cfg };
-        let refit_phases = Phases { fine_tune_epochs: best - first, ..phases };
+        let refit_phases = Phases { fine_tune_epochs: best - first, depth: chosen.layers, ..phases };
         let state = refit_phases.run(net, &all, None, &mut cfg)?;
         (state, format!("on all {} images for the {best} epochs a validation split chose", all.len()))
     } else {
         (state, format!("on {} images, kept epoch {best}", train_set.len()))
     };
     outln!(
-        "{}: {:?} from {}, head {head}, {kept} ({} epochs run)",
+        "{}: {:?} from {}, {chosen}, {kept} ({} epochs run)",
         cmd.out.display(),
         cmd.mode,
         cmd.base,
@@ -227,52 +248,65 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     Ok(())
 }
 
-/// Trains each candidate head's network and keeps the one whose best epoch is best by
-/// [`fit::stays_best`] (the rule that chose each run's epoch; ties: the earlier head). One
-/// candidate trains in `--out` itself; several train in folders of their own inside it,
-/// the kept run is moved to `--out`, every candidate's figures go to `heads.csv` and the
-/// other runs are removed.
-fn train_heads<'h>(
+/// A head on the base's first `layers` layers.
+#[derive(Clone, Copy, Debug)]
+struct Candidate<'a> {
+    layers: usize,
+    head: &'a str,
+}
+
+impl std::fmt::Display for Candidate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "head {} on {} base layers", self.head, self.layers)
+    }
+}
+
+/// Trains each candidate's network and keeps the one whose best epoch is best by
+/// [`fit::stays_best`] (the rule that chose each run's epoch; ties: the earlier
+/// candidate). One candidate trains in `--out` itself; several train in folders of
+/// their own inside it, the kept run is moved to `--out`, every candidate's figures go
+/// to `heads.csv` and the other runs are removed.
+fn train_candidates<'c>(
     phases: &Phases,
-    heads: &[&'h str],
+    candidates: &[Candidate<'c>],
     nets: Vec<Network>,
     train: &Dataset,
     val: Option<&Dataset>,
     cfg: &fit::Config,
-) -> Result<(Trained, &'h str)> {
+) -> Result<(Trained, Candidate<'c>)> {
     let out = phases.out;
-    if let [head] = heads {
+    if let [one] = candidates {
         let net = nets.into_iter().next().context("internal error: no network for the head")?;
-        return Ok((phases.run(net, train, val, &mut cfg.clone())?, head));
+        return Ok((Phases { depth: one.layers, ..*phases }.run(net, train, val, &mut cfg.clone())?, *one));
     }
     let mut runs = Vec::new();
-    for (i, (net, head)) in nets.into_iter().zip(heads).enumerate() {
+    for (i, (net, c)) in nets.into_iter().zip(candidates).enumerate() {
         let dir = out.join(format!("head-{}", i + 1));
         if dir.exists() {
             bail!("{}: exists; choose a new --out", dir.display());
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
         if cfg.progress {
-            eprintln!("head {head}:");
+            eprintln!("{c}:");
         }
-        let trained = Phases { out: &dir, ..*phases }.run(net, train, val, &mut cfg.clone())?;
+        let trained = Phases { out: &dir, depth: c.layers, ..*phases }.run(net, train, val, &mut cfg.clone())?;
         let best = fit::best_epoch(&trained.state.metrics).context("internal error: a run without epochs")?.clone();
-        runs.push((dir, *head, best, trained));
+        runs.push((dir, *c, best, trained));
     }
     let kept = (0..runs.len()).reduce(|b, i| if fit::stays_best(&runs[b].2, &runs[i].2) { b } else { i });
-    let kept = kept.expect("two or more heads");
-    let mut table = String::from("head,val_accuracy,val_loss,epoch,kept\n");
-    for (i, (_, head, best, _)) in runs.iter().enumerate() {
+    let kept = kept.expect("two or more candidates");
+    let mut table = String::from("head,base_layers,val_accuracy,val_loss,epoch,kept\n");
+    for (i, (_, c, best, _)) in runs.iter().enumerate() {
         let (accuracy, loss, epoch) = (best.val_accuracy, best.val_loss, best.epoch);
-        table += &format!("\"{head}\",{accuracy},{loss},{epoch},{}\n", i == kept);
+        table += &format!("\"{}\",{},{accuracy},{loss},{epoch},{}\n", c.head, c.layers, i == kept);
         if cfg.progress {
             eprintln!(
-                "head {head}: val_accuracy {accuracy:.4}, val_loss {loss:.4} (epoch {epoch}){}",
+                "{c}: val_accuracy {accuracy:.4}, val_loss {loss:.4} (epoch {epoch}){}",
                 if i == kept { ", kept" } else { "" }
             );
         }
     }
-    let (dir, head, _, trained) = runs.swap_remove(kept);
+    let (dir, chosen, _, trained) = runs.swap_remove(kept);
     for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))? {
         let from = entry.with_context(|| format!("{}: cannot read", dir.display()))?.path();
         if from.file_name() != Some(std::ffi::OsStr::new(checkpoint::LOCK_FILE)) {
@@ -285,7 +319,7 @@ fn train_heads<'h>(
     }
     let path = out.join("heads.csv");
     std::fs::write(&path, table).with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok((trained, head))
+    Ok((trained, chosen))
 }
 
 /// The training phases of a mode: the head on the frozen base, then (fine-tuning) the
