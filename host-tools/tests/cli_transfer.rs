@@ -381,8 +381,8 @@ fn kept_head(out: &Path) -> String {
 /// The head and base layers a default `finetune` run on `vgg-shapes` kept, after
 /// checking `heads.csv`: each default head on the whole base and on the base without its
 /// last width stage trained, the one with the best validation accuracy kept (ties: the
-/// lower validation loss, then the first), its head and base layers in the checkpoint's
-/// architecture, the other runs removed.
+/// first), its head and base layers in the checkpoint's architecture, the other runs
+/// removed.
 fn kept_candidate(out: &Path) -> (String, usize) {
     let heads: Vec<(String, usize, f64, f64, bool, usize)> = std::fs::read_to_string(out.join("heads.csv"))
         .unwrap()
@@ -407,9 +407,8 @@ fn kept_candidate(out: &Path) -> (String, usize) {
     let expected: Vec<(&str, usize)> =
         [depth, cut].iter().flat_map(|&l| microcnn_tools::train::schedule::HEADS.map(|h| (h, l))).collect();
     assert_eq!(heads.iter().map(|h| (h.0.as_str(), h.1)).collect::<Vec<_>>(), expected);
-    let kept = (0..heads.len())
-        .reduce(|b, i| if (heads[i].2, -heads[i].3) > (heads[b].2, -heads[b].3) { i } else { b })
-        .unwrap();
+    let top = heads.iter().map(|h| h.2).fold(f64::MIN, f64::max);
+    let kept = heads.iter().position(|h| h.2 == top).unwrap();
     assert_eq!(heads.iter().map(|h| h.4).collect::<Vec<_>>(), (0..heads.len()).map(|i| i == kept).collect::<Vec<_>>());
     let arch = std::fs::read_to_string(out.join("arch.toml")).unwrap();
     assert_eq!(arch.contains("\"flatten\""), heads[kept].0.starts_with("flatten"), "{arch}");
