@@ -28,7 +28,7 @@ pub const VAL_SPLIT: f32 = 0.2;
 /// extraction and fine-tuning).
 pub const BASE: &str = "vgg-bn-atoms-336";
 /// The classifier heads a default `finetune` run tries on the validation split, keeping
-/// the one that validates better (ties to the lower validation loss, then the first): global average pooling keeps
+/// the one that validates better (ties go to the first): global average pooling keeps
 /// what a feature is, wherever it is, and is best on the shape tasks; flattening keeps
 /// where it is, and is best on digits (README, "Defaults").
 pub const HEADS: [&str; 2] = ["gap,dense:32", "flatten,dense:32"];

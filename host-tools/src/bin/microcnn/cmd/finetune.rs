@@ -59,9 +59,9 @@ pub struct Cmd {
     /// The new classifier head: `gap` or `flatten`, then `dense:UNITS[:ACT]` and
     /// `dropout:RATE` items, comma-separated; a softmax layer over the data's classes is
     /// appended. Default: `gap,dense:32` and `flatten,dense:32` are both trained on the
-    /// validation split and the one whose best epoch is better is kept (validation
-    /// accuracy, ties to the lower validation loss, then `gap,dense:32`, also the head
-    /// when there is no validation split).
+    /// validation split (see --base-layers) and the one whose best epoch has the higher
+    /// validation accuracy is kept (ties: `gap,dense:32`, also the head when there is
+    /// no validation split).
     #[arg(long)]
     pub head: Option<String>,
     /// Batch size.
