@@ -296,7 +296,7 @@ fn results_do_not_depend_on_the_thread_count() {
 
 /// The im2col matrix (rows copied by code for their length, or by the general copy)
 /// against its definition, to the bit: every `(ky, kx, c)` of every output pixel is
-/// the input there, or 0 in the padding; 1, 3 and 8 channels, 3×3 and 5×5, strides 1
+/// the input there, or 0 in the padding; 1 to 32 channels, 3×3 and 5×5, strides 1
 /// and 2, SAME and VALID.
 #[test]
 fn im2col_matches_its_definition() {
@@ -306,6 +306,8 @@ fn im2col_matches_its_definition() {
         ([7, 9, 3], "kernel = 5\nstrides = 2\npadding = \"same\""),
         ([7, 6, 3], "kernel = 3\nstrides = 2"),
         ([6, 6, 5], "kernel = [3, 2]\npadding = \"same\""),
+        ([6, 5, 16], "kernel = 3\npadding = \"same\""),
+        ([5, 5, 32], "kernel = 3\nstrides = 2\npadding = \"same\""),
     ];
     for (input, layer) in cases {
         let toml = format!("input = {input:?}\n[[layer]]\ntype = \"conv2d\"\nfilters = 2\n{layer}\n");
@@ -349,9 +351,10 @@ fn pool_geom(input: [usize; 3], layer: &str) -> Geom {
     }
 }
 
-/// The pooling kernels (channels in blocks of 8, then one at a time) against the
-/// per-value definitions, to the bit: 2×2 and overlapping 3×3 stride-2 windows, SAME
-/// and VALID, channel counts below, at and past the block, and inputs of a few
+/// The pooling kernels (channels in blocks of 16, 8, then one at a time; windows that
+/// tile the input, leave some of it out, or overlap) against the per-value
+/// definitions, to the bit: 2×2 and overlapping 3×3 stride-2 windows, SAME and VALID,
+/// channel counts below, at and past the blocks, and inputs of a few
 /// values, so that windows often hold their maximum twice (its gradient goes to the
 /// first in tap order).
 #[test]
@@ -362,9 +365,16 @@ fn pooling_matches_the_per_value_definitions() {
         ([7, 7, 11], "pool = 3\nstrides = 2\npadding = \"same\""),
         ([5, 6, 3], "pool = 3\nstrides = 2"),
         ([9, 4, 1], "pool = 2\npadding = \"same\""),
+        ([8, 6, 32], "pool = 2"),
+        ([7, 9, 24], "pool = 2"),
+        ([6, 6, 41], "pool = 3\nstrides = 2\npadding = \"same\""),
     ];
     for (input, layer) in cases {
         let g = pool_geom(input, layer);
+        // Stale values in the reused buffers: the kernels must write or clear every value.
+        for _ in 0..4 {
+            pool::give(vec![f32::NAN; 1 << 14]);
+        }
         let n = 3;
         let [h, w, c] = g.input;
         let [oh, ow, _] = g.output;
