@@ -8,6 +8,7 @@ use crate::train::arch::Act;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Window geometry of a convolution or pooling layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,16 +231,25 @@ fn zero_run(dst: &mut [f32]) {
 }
 
 pub(super) fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
-    // Compiled once per common row length (the kernel's width times the channels), so
-    // that each row's copy is code of that length.
-    by_len!(g.kernel[1] * g.input[2], N => im2col_rows::<N>(g, x, samples, col), _ => im2col_rows::<0>(g, x, samples, col))
+    im2col_range(g, x, 0..samples * g.output[0], col)
 }
 
-/// [`im2col`] for rows of `N` values (0: any length): one kernel row `ky` at a time
-/// across an output row, so that the output columns whose kernel row lies inside
+/// The im2col matrix of output rows `rows` of `x`'s samples, counted across them
+/// (sample `s`'s row `oy` is `s·oh + oy`): `rows.len() · ow` rows of `col`.
+fn im2col_range(g: &Geom, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
+    // Compiled once per common row length (the kernel's width times the channels), so
+    // that each row's copy is code of that length, and with AVX-512 (wider copies).
+    wide(
+        #[inline(always)]
+        || by_len!(g.kernel[1] * g.input[2], N => im2col_rows::<N>(g, x, rows, col), _ => im2col_rows::<0>(g, x, rows, col)),
+    )
+}
+
+/// [`im2col_range`] for rows of `N` values (0: any length): one kernel row `ky` at a
+/// time across an output row, so that the output columns whose kernel row lies inside
 /// the input (all but the edges) are one tight loop of copies.
 #[inline(always)]
-fn im2col_rows<const N: usize>(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
+fn im2col_rows<const N: usize>(g: &Geom, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
     let [h, w, c] = g.input;
     let [oh, ow, _] = g.output;
     let k = g.col_len();
@@ -251,65 +261,64 @@ fn im2col_rows<const N: usize>(g: &Geom, x: &[f32], samples: usize, col: &mut [f
     let lo = (0..ow).find(|&ox| full_row(g, ox).is_some()).unwrap_or(ow);
     let hi = (lo..ow).find(|&ox| full_row(g, ox).is_none()).unwrap_or(ow);
     let step = g.strides[1] * c;
-    for s in 0..samples {
+    for (r, out) in rows.zip(col.chunks_exact_mut(ow * k)) {
+        let (s, oy) = (r / oh, r % oh);
         let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
-        for oy in 0..oh {
-            let rows = &mut col[(s * oh + oy) * ow * k..][..ow * k];
-            for ky in 0..g.kernel[0] {
-                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                    for ox in 0..ow {
-                        zero_run(&mut rows[ox * k + ky * run..][..run]);
-                    }
-                    continue;
-                };
-                for ox in (0..lo).chain(hi..ow) {
-                    let dst = &mut rows[ox * k + ky * run..][..run];
-                    for kx in 0..g.kernel[1] {
-                        let d = &mut dst[kx * c..][..c];
-                        match g.tap(oy, ox, ky, kx) {
-                            Some((iy, ix)) => copy_run(d, &xs[(iy * w + ix) * c..][..c]),
-                            None => zero_run(d),
-                        }
+        for ky in 0..g.kernel[0] {
+            let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                for ox in 0..ow {
+                    zero_run(&mut out[ox * k + ky * run..][..run]);
+                }
+                continue;
+            };
+            for ox in (0..lo).chain(hi..ow) {
+                let dst = &mut out[ox * k + ky * run..][..run];
+                for kx in 0..g.kernel[1] {
+                    let d = &mut dst[kx * c..][..c];
+                    match g.tap(oy, ox, ky, kx) {
+                        Some((iy, ix)) => copy_run(d, &xs[(iy * w + ix) * c..][..c]),
+                        None => zero_run(d),
                     }
                 }
-                if lo < hi {
-                    let ix0 = lo * g.strides[1] - g.pad[1];
-                    let src = &xs[(iy * w + ix0) * c..];
-                    for (i, ox) in (lo..hi).enumerate() {
-                        copy_run(&mut rows[ox * k + ky * run..][..run], &src[i * step..][..run]);
-                    }
+            }
+            if lo < hi {
+                let ix0 = lo * g.strides[1] - g.pad[1];
+                let src = &xs[(iy * w + ix0) * c..];
+                for (i, ox) in (lo..hi).enumerate() {
+                    copy_run(&mut out[ox * k + ky * run..][..run], &src[i * step..][..run]);
                 }
             }
         }
     }
 }
 
-/// The gradient of the input from the gradient of its im2col matrix: each input value
-/// sums its copies' gradients in `(oy, ox)` order.
+/// The gradient of the input from the gradient `col` of the im2col matrix of output
+/// rows `rows` (counted as in [`im2col_range`]), added into `dx`: each input value
+/// adds its copies' gradients in `(oy, ox)` order, so pieces of rows taken in order
+/// give the bits of the whole.
 #[inline(always)]
-fn col2im(g: &Geom, col: &[f32], samples: usize, dx: &mut [f32]) {
+fn col2im(g: &Geom, col: &[f32], rows: Range<usize>, dx: &mut [f32]) {
     let [h, w, c] = g.input;
     let [oh, ow, _] = g.output;
     let (k, run) = (g.col_len(), g.kernel[1] * c);
-    for s in 0..samples {
+    for (r, src_rows) in rows.zip(col.chunks_exact(ow * k)) {
+        let (s, oy) = (r / oh, r % oh);
         let xs = &mut dx[s * g.in_size()..(s + 1) * g.in_size()];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let row = &col[((s * oh + oy) * ow + ox) * k..][..k];
-                let full = full_row(g, ox);
-                for ky in 0..g.kernel[0] {
-                    let src = &row[ky * run..][..run];
-                    let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                        continue;
-                    };
-                    if let Some(ix0) = full {
-                        xs[(iy * w + ix0) * c..][..run].iter_mut().zip(src).for_each(|(a, b)| *a += b);
-                        continue;
-                    }
-                    for kx in 0..g.kernel[1] {
-                        if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
-                            xs[(iy * w + ix) * c..][..c].iter_mut().zip(&src[kx * c..][..c]).for_each(|(a, b)| *a += b);
-                        }
+        for ox in 0..ow {
+            let row = &src_rows[ox * k..][..k];
+            let full = full_row(g, ox);
+            for ky in 0..g.kernel[0] {
+                let src = &row[ky * run..][..run];
+                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                    continue;
+                };
+                if let Some(ix0) = full {
+                    xs[(iy * w + ix0) * c..][..run].iter_mut().zip(src).for_each(|(a, b)| *a += b);
+                    continue;
+                }
+                for kx in 0..g.kernel[1] {
+                    if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
+                        xs[(iy * w + ix) * c..][..c].iter_mut().zip(&src[kx * c..][..c]).for_each(|(a, b)| *a += b);
                     }
                 }
             }
@@ -317,13 +326,14 @@ fn col2im(g: &Geom, col: &[f32], samples: usize, dx: &mut [f32]) {
     }
 }
 
-/// Samples whose im2col matrix is built at a time: about 128 KiB of it, so that it
-/// is still in the cache when the product reads it. Neither pass keeps the matrix of
-/// the whole batch: writing it out and reading it back cost more than building it
-/// twice (the backward pass builds it again from the input, a ninth of its size for
-/// a 3×3 window).
-fn chunk_samples(g: &Geom) -> usize {
-    ((32 << 10) / (g.out_pixels() * g.col_len()).max(1)).max(1)
+/// Output rows (counted as in [`im2col_range`]) whose im2col matrix is built at a
+/// time: about 32 KiB of it, so that it is still in the first-level cache when the
+/// products read it (the weight gradient's reads it once per block of its rows).
+/// Neither pass keeps the matrix of the whole batch: writing it out and reading it
+/// back cost more than building it twice (the backward pass builds it again from the
+/// input, a ninth of its size for a 3×3 window).
+fn piece_rows(g: &Geom) -> usize {
+    ((8 << 10) / (g.output[1] * g.col_len()).max(1)).max(1)
 }
 
 /// Convolution as im2col + GEMM; also dense layers (a 1×1 "image").
@@ -352,14 +362,16 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
         return (y, Cache::Conv);
     }
     // Each output row is its own product, so cutting the rows changes no bit.
-    let chunk = chunk_samples(g);
+    let (ow, piece) = (g.output[1], piece_rows(g));
     y.par_chunks_mut(cs * pix * cout).zip(x.par_chunks(cs * g.in_size())).for_each(|(yc, xc)| {
-        let mut col = pool::take(chunk.min(xc.len() / g.in_size()) * pix * k);
-        for (yq, xq) in yc.chunks_mut(chunk * pix * cout).zip(xc.chunks(chunk * g.in_size())) {
-            let samples = xq.len() / g.in_size();
-            let cq = &mut col[..samples * pix * k];
-            im2col(g, xq, samples, cq);
-            sgemm_then(View::new(cq, samples * pix, k), View::new(w, k, cout), then, yq);
+        let rows = xc.len() / g.in_size() * g.output[0];
+        let mut col = pool::take(piece.min(rows) * ow * k);
+        for (q, yq) in yc.chunks_mut(piece * ow * cout).enumerate() {
+            let r0 = q * piece;
+            let mq = yq.len() / cout;
+            let cq = &mut col[..mq * k];
+            im2col_range(g, xc, r0..r0 + mq / ow, cq);
+            sgemm_then(View::new(cq, mq, k), View::new(w, k, cout), then, yq);
             finish(yq);
         }
         pool::give(col);
@@ -462,31 +474,29 @@ fn conv_backward(
                 }
                 return (dw, db);
             }
-            // The im2col matrix again, a few samples at a time: the weight gradient's
+            // The im2col matrix again, a few rows at a time: the weight gradient's
             // chains go on from one piece of rows to the next (`sgemm_onto`), so they
             // have the bits of one product over the part; each input gradient row is
-            // its own product.
-            let chunk = chunk_samples(g);
-            let rows = chunk.min(m / pix) * pix;
-            let mut col = pool::take(rows * k);
-            let mut dcol = pool::take(if dxp.is_some() { rows * k } else { 0 });
+            // its own product, and `col2im` adds in row order.
+            let (ow, piece) = (g.output[1], piece_rows(g));
+            let mut col = pool::take(piece.min(m / ow) * ow * k);
+            let mut dcol = pool::take(if dxp.is_some() { col.len() } else { 0 });
             let mut dxp = dxp;
             if let Some(dxp) = dxp.as_deref_mut() {
                 dxp.fill(0.0);
             }
-            for (q, (dq, xq)) in dc.chunks(chunk * pix * cout).zip(xc.chunks(chunk * g.in_size())).enumerate() {
-                let samples = xq.len() / g.in_size();
-                let mq = samples * pix;
+            for (q, dq) in dc.chunks(piece * ow * cout).enumerate() {
+                let mq = dq.len() / cout;
+                let rows = q * piece..q * piece + mq / ow;
                 let cq = &mut col[..mq * k];
-                im2col(g, xq, samples, cq);
+                im2col_range(g, xc, rows.clone(), cq);
                 sgemm_onto(View::transposed(cq, mq, k), View::new(dq, mq, cout), &mut dw);
                 if let Some(dxp) = dxp.as_deref_mut() {
                     let dcq = &mut dcol[..mq * k];
                     sgemm(View::new(dq, mq, cout), View::new(&wt, cout, k), dcq);
-                    let dxq = &mut dxp[q * chunk * g.in_size()..][..samples * g.in_size()];
                     wide(
                         #[inline(always)]
-                        || col2im(g, dcq, samples, dxq),
+                        || col2im(g, dcq, rows, dxp),
                     );
                 }
             }

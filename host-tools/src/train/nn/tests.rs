@@ -97,12 +97,15 @@ const HEAD: &str = "[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\n
 /// one more on the bottom and right; 3×3 stride 2 on an odd size), each after a
 /// trainable 1×1 convolution so that its input gradient (col2im, edge rows and
 /// columns included) is checked through the kernel before it, at [`TIGHT`] tolerance.
+/// The wide inputs make im2col matrices of more than one piece a sample (one row a
+/// piece at 160 columns; three at 80, across samples of four output rows).
 #[test]
 fn conv_input_gradients_with_padding_on_every_side_tight() {
-    for (kernel, strides) in [(3, 1), (4, 2), (3, 2), (5, 1)] {
+    let cases = [([7, 6, 2], 3, 1), ([7, 6, 2], 4, 2), ([7, 6, 2], 3, 2), ([7, 6, 2], 5, 1)];
+    for (input, kernel, strides) in cases.into_iter().chain([([3, 160, 2], 3, 1), ([7, 160, 2], 3, 2)]) {
         check_tolerance(
             &format!(
-                "input = [7, 6, 2]\n[[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 1\n\
+                "input = {input:?}\n[[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 1\n\
                  [[layer]]\ntype = \"conv2d\"\nfilters = 2\nkernel = {kernel}\nstrides = {strides}\npadding = \"same\"\n{HEAD}"
             ),
             TIGHT,
