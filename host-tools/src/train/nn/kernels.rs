@@ -230,13 +230,9 @@ fn zero_run(dst: &mut [f32]) {
     }, _ => dst.fill(0.0))
 }
 
-pub(super) fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
-    im2col_range(g, x, 0..samples * g.output[0], col)
-}
-
 /// The im2col matrix of output rows `rows` of `x`'s samples, counted across them
 /// (sample `s`'s row `oy` is `s·oh + oy`): `rows.len() · ow` rows of `col`.
-fn im2col_range(g: &Geom, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
+pub(super) fn im2col_range(g: &Geom, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
     // Compiled once per common row length (the kernel's width times the channels), so
     // that each row's copy is code of that length, and with AVX-512 (wider copies).
     wide(

@@ -300,7 +300,8 @@ fn results_do_not_depend_on_the_thread_count() {
 /// The im2col matrix (rows copied by code for their length, or by the general copy)
 /// against its definition, to the bit: every `(ky, kx, c)` of every output pixel is
 /// the input there, or 0 in the padding; 1 to 32 channels, 3×3 and 5×5, strides 1
-/// and 2, SAME and VALID.
+/// and 2, SAME and VALID; all rows at once, and in two pieces, the first ending one
+/// row into the second sample.
 #[test]
 fn im2col_matches_its_definition() {
     let cases = [
@@ -340,8 +341,15 @@ fn im2col_matches_its_definition() {
         }
         // NaN where nothing is written.
         let mut col = vec![f32::NAN; want.len()];
-        kernels::im2col(&g, &x, n, &mut col);
+        kernels::im2col_range(&g, &x, 0..n * oh, &mut col);
         assert_eq!(col, want, "{input:?} {layer}");
+        // The same rows in pieces, one crossing from the first sample to the second.
+        let mut pieces = vec![f32::NAN; want.len()];
+        let row = ow * g.kernel[0] * g.kernel[1] * c;
+        let (a, b) = pieces.split_at_mut((oh + 1) * row);
+        kernels::im2col_range(&g, &x, 0..oh + 1, a);
+        kernels::im2col_range(&g, &x, oh + 1..n * oh, b);
+        assert_eq!(pieces, want, "{input:?} {layer}: in two pieces");
     }
 }
 
