@@ -3,7 +3,8 @@
 //!
 //! Every output value is one chain of fused multiply-adds over the inner dimension in
 //! order, starting from zero: `c[i][j] = fma(a[i][k−1], b[k−1][j], … fma(a[i][0],
-//! b[0][j], 0))`. Each build below computes exactly that, whatever its vector width:
+//! b[0][j], 0))` (or from `c[i][j]`'s value, [`sgemm_onto`]). Each build below computes
+//! exactly that, whatever its vector width:
 //!
 //! - AVX-512 (chosen at run time, as the element-wise passes in `simd.rs`): blocks of up
 //!   to 12 rows × 32 columns held in registers, `b`'s row read in place and each `a`
@@ -53,18 +54,29 @@ pub fn sgemm(a: View<'_>, b: View<'_>, c: &mut [f32]) {
     sgemm_then(a, b, Then::default(), c)
 }
 
-/// What [`sgemm_then`] does to each product value before storing it, in this order:
-/// add the column's bias (`v + bias[j]`), then ReLU (`v.max(0.0)`). The same
-/// operations as a separate pass, so the same bits, without another pass over `c`.
+/// `c` continued by `a · b`: each value's chain of fused multiply-adds starts from
+/// `c`'s value rather than from zero, so a product over an inner dimension cut into
+/// consecutive pieces, `c` zeroed first and each piece added in order, has the bits of
+/// the product in one piece.
+pub fn sgemm_onto(a: View<'_>, b: View<'_>, c: &mut [f32]) {
+    sgemm_then(a, b, Then { onto: true, ..Then::default() }, c)
+}
+
+/// How [`sgemm_then`] starts each value's chain (from 0, or from `c`'s value with
+/// `onto`) and what it does to the value before storing it, in this order: add the
+/// column's bias (`v + bias[j]`), then ReLU (`v.max(0.0)`). The same operations as a
+/// separate pass, so the same bits, without another pass over `c`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Then<'a> {
+    /// Whether each chain starts from `c`'s value (see [`sgemm_onto`]).
+    pub onto: bool,
     /// One value per column of `c`.
     pub bias: Option<&'a [f32]>,
     /// Whether ReLU follows.
     pub relu: bool,
 }
 
-/// [`sgemm`], then `then` on each value.
+/// [`sgemm`] (or [`sgemm_onto`]), then `then` on each value.
 pub fn sgemm_then(a: View<'_>, b: View<'_>, then: Then<'_>, c: &mut [f32]) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -107,7 +119,9 @@ pub fn sgemm_then(a: View<'_>, b: View<'_>, then: Then<'_>, c: &mut [f32]) {
 #[inline(always)]
 fn portable(a: View<'_>, b: &[f32], n: usize, then: Then<'_>, c: &mut [f32]) {
     for (i, crow) in c.chunks_exact_mut(n).enumerate() {
-        crow.fill(0.0);
+        if !then.onto {
+            crow.fill(0.0);
+        }
         for (p, brow) in b.chunks_exact(n).enumerate() {
             let av = a.at(i, p);
             crow.iter_mut().zip(brow).for_each(|(o, &bv)| *o = av.mul_add(bv, *o));
@@ -224,6 +238,15 @@ mod avx512 {
             ((1u32 << lanes) - 1) as __mmask16
         });
         let mut acc = [[_mm512_setzero_ps(); NB]; R];
+        if then.onto {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                for v in 0..NB {
+                    // SAFETY: row `i + r` of `c`, columns `j + 16v..` up to `j + width`
+                    // (the mask).
+                    acc[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], c.as_ptr().add((i + r) * n + j + 16 * v)) };
+                }
+            }
+        }
         let ap = a.data.as_ptr();
         let bp = b.as_ptr().wrapping_add(j);
         for p in 0..a.cols {
@@ -353,13 +376,28 @@ mod tests {
             if m * n >= 8 {
                 assert!(then_want.contains(&0.0) && then_want.iter().any(|&v| v > 0.0));
             }
-            let then = Then { bias: Some(&bias), relu: true };
+            let then = Then { bias: Some(&bias), relu: true, ..Then::default() };
             let mut got_then = vec![f32::NAN; m * n];
             sgemm_then(View::new(&a, m, k), View::new(&b, k, n), then, &mut got_then);
             assert_eq!(got_then, then_want, "{m}×{k}×{n}, bias and ReLU");
             let mut plain_then = vec![f32::NAN; m * n];
             portable(View::new(&a, m, k), &b, n, then, &mut plain_then);
             assert_eq!(plain_then, then_want, "{m}×{k}×{n}, bias and ReLU, portable loop");
+            // The inner dimension in two pieces, the second continuing the first's
+            // chains (`a` transposed: its pieces are whole rows of the stored matrix).
+            let cut = k / 3;
+            let (at1, at2) = at.split_at(cut * m);
+            let b1 = View::new(&b[..cut * n], cut, n);
+            let b2 = View::new(&b[cut * n..], k - cut, n);
+            let mut onto = vec![0.0; m * n];
+            sgemm_onto(View::transposed(at1, cut, m), b1, &mut onto);
+            sgemm_onto(View::transposed(at2, k - cut, m), b2, &mut onto);
+            assert_eq!(onto, want, "{m}×{k}×{n}, in two pieces");
+            let mut plain_onto = vec![0.0; m * n];
+            let onto_then = Then { onto: true, ..Then::default() };
+            portable(View::transposed(at1, cut, m), &b[..cut * n], n, onto_then, &mut plain_onto);
+            portable(View::transposed(at2, k - cut, m), &b[cut * n..], n, onto_then, &mut plain_onto);
+            assert_eq!(plain_onto, want, "{m}×{k}×{n}, in two pieces, portable loop");
         }
     }
 }

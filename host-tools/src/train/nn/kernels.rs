@@ -1,6 +1,6 @@
 //! Forward and backward passes of each layer over a batch (NHWC, f32).
 
-use super::gemm::{sgemm, sgemm_then, Then, View};
+use super::gemm::{sgemm, sgemm_onto, sgemm_then, Then, View};
 use super::pool;
 use super::simd::wide;
 use super::{Layer, Node, PARTS};
@@ -8,6 +8,7 @@ use crate::train::arch::Act;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Window geometry of a convolution or pooling layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +53,9 @@ impl Geom {
 pub enum Cache {
     /// Nothing.
     None,
-    /// The im2col matrix of the batch (empty for pointwise convolutions).
-    Col(Vec<f32>),
+    /// A convolution's or a dense layer's: nothing either, as the backward pass
+    /// rebuilds the im2col matrix from the input (see [`conv_forward`]).
+    Conv,
     /// The statistics batch norm used: the batch's (training mode) or the moving
     /// averages. The backward pass recomputes the normalized input from them.
     BatchNorm {
@@ -82,7 +84,7 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 // whose rows of 8 to 32 channels are too short for a loop vectorized over 16 lanes and
 // unrolled, which leaves them to its scalar remainder (measured: the AVX-512 build of
 // the depthwise backward pass took twice as long). The pooling loops run on blocks of
-// `LANES` channels of fixed size instead.
+// channels of fixed size instead (`by_blocks!`).
 
 fn activate(act: Act, y: &mut [f32]) {
     match act {
@@ -162,12 +164,12 @@ fn full_row(g: &Geom, ox: usize) -> Option<usize> {
     (ix0 + g.kernel[1] <= g.input[1]).then_some(ix0)
 }
 
-/// Runs of this many values or fewer are copied and cleared with code for their
-/// length, not a call to `memcpy`/`memset` (a 3×3 window over 1 to 8 channels makes
-/// runs of 3 to 24 values, a call per run cost more than the copy).
+/// Runs of these lengths are copied and cleared with code for their length, not a
+/// call to `memcpy`/`memset` (a 3×3 window over 1 to 32 channels makes runs of 3 to
+/// 96 values, a call per run cost more than the copy).
 macro_rules! by_len {
     ($len:expr, $n:ident => $body:expr, _ => $other:expr) => {
-        seq_len!($len, $n => $body, _ => $other, 1 2 3 4 5 6 7 8 9 10 11 12 15 16 18 21 24 27 32)
+        seq_len!($len, $n => $body, _ => $other, 1 2 3 4 5 6 7 8 9 10 11 12 15 16 18 21 24 27 32 48 64 96)
     };
 }
 
@@ -181,6 +183,33 @@ macro_rules! seq_len {
             _ => $other,
         }
     };
+}
+
+/// Runs `$body` for each block of channels of `0..$c`, `$ch` its first channel and
+/// `$n` its length: blocks of 16, then one of 8, then single channels, so that loops
+/// over pixels (a window's taps, the rows of a batch) run on whole vectors whatever the
+/// channel count (8 to 32 in the small nets: too short for a loop of unknown length to
+/// vectorize). The channels are independent, so the blocks change no bit.
+macro_rules! by_blocks {
+    ($c:expr, |$ch:ident, $n:ident| $body:expr) => {{
+        let c: usize = $c;
+        let mut $ch = 0;
+        while $ch + 16 <= c {
+            const $n: usize = 16;
+            $body;
+            $ch += $n;
+        }
+        if $ch + 8 <= c {
+            const $n: usize = 8;
+            $body;
+            $ch += $n;
+        }
+        while $ch < c {
+            const $n: usize = 1;
+            $body;
+            $ch += $n;
+        }
+    }};
 }
 
 /// `dst.copy_from_slice(src)`.
@@ -201,47 +230,91 @@ fn zero_run(dst: &mut [f32]) {
     }, _ => dst.fill(0.0))
 }
 
-pub(super) fn im2col(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
+/// The im2col matrix of output rows `rows` of `x`'s samples, counted across them
+/// (sample `s`'s row `oy` is `s·oh + oy`): `rows.len() · ow` rows of `col`.
+pub(super) fn im2col_range(g: &Geom, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
     // Compiled once per common row length (the kernel's width times the channels), so
-    // that each row's copy is code of that length.
-    by_len!(g.kernel[1] * g.input[2], N => im2col_rows::<N>(g, x, samples, col), _ => im2col_rows::<0>(g, x, samples, col))
+    // that each row's copy is code of that length, and with AVX-512 (wider copies).
+    wide(
+        #[inline(always)]
+        || by_len!(g.kernel[1] * g.input[2], N => im2col_rows::<N>(g, x, rows, col), _ => im2col_rows::<0>(g, x, rows, col)),
+    )
 }
 
-/// [`im2col`] for rows of `N` values (0: any length).
+/// [`im2col_range`] for rows of `N` values (0: any length): one kernel row `ky` at a
+/// time across an output row, so that the output columns whose kernel row lies inside
+/// the input (all but the edges) are one tight loop of copies.
 #[inline(always)]
-fn im2col_rows<const N: usize>(g: &Geom, x: &[f32], samples: usize, col: &mut [f32]) {
+fn im2col_rows<const N: usize>(g: &Geom, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
+    let [h, w, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let k = g.col_len();
+    // A constant in the builds for one length, so that `copy_run` and `zero_run` pick
+    // their code for it at compile time.
+    let run = if N > 0 { N } else { g.kernel[1] * c };
+    // The output columns `lo..hi` whose kernel row is inside (a range: `full_row`
+    // holds from the first column past the left padding to the last before the right).
+    let lo = (0..ow).find(|&ox| full_row(g, ox).is_some()).unwrap_or(ow);
+    let hi = (lo..ow).find(|&ox| full_row(g, ox).is_none()).unwrap_or(ow);
+    let step = g.strides[1] * c;
+    for (r, out) in rows.zip(col.chunks_exact_mut(ow * k)) {
+        let (s, oy) = (r / oh, r % oh);
+        let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
+        for ky in 0..g.kernel[0] {
+            let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                for ox in 0..ow {
+                    zero_run(&mut out[ox * k + ky * run..][..run]);
+                }
+                continue;
+            };
+            for ox in (0..lo).chain(hi..ow) {
+                let dst = &mut out[ox * k + ky * run..][..run];
+                for kx in 0..g.kernel[1] {
+                    let d = &mut dst[kx * c..][..c];
+                    match g.tap(oy, ox, ky, kx) {
+                        Some((iy, ix)) => copy_run(d, &xs[(iy * w + ix) * c..][..c]),
+                        None => zero_run(d),
+                    }
+                }
+            }
+            if lo < hi {
+                let ix0 = lo * g.strides[1] - g.pad[1];
+                let src = &xs[(iy * w + ix0) * c..];
+                for (i, ox) in (lo..hi).enumerate() {
+                    copy_run(&mut out[ox * k + ky * run..][..run], &src[i * step..][..run]);
+                }
+            }
+        }
+    }
+}
+
+/// The gradient of the input from the gradient `col` of the im2col matrix of output
+/// rows `rows` (counted as in [`im2col_range`]), added into `dx`: each input value
+/// adds its copies' gradients in `(oy, ox)` order, so pieces of rows taken in order
+/// give the bits of the whole.
+#[inline(always)]
+fn col2im(g: &Geom, col: &[f32], rows: Range<usize>, dx: &mut [f32]) {
     let [h, w, c] = g.input;
     let [oh, ow, _] = g.output;
     let (k, run) = (g.col_len(), g.kernel[1] * c);
-    for s in 0..samples {
-        let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let row = &mut col[((s * oh + oy) * ow + ox) * k..][..k];
-                let full = full_row(g, ox);
-                for ky in 0..g.kernel[0] {
-                    let dst = &mut row[ky * run..][..run];
-                    let iy = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h);
-                    match (iy, full) {
-                        (None, _) if N > 0 => {
-                            let d: &mut [f32; N] = dst.try_into().expect("length");
-                            *d = [0.0; N];
-                        }
-                        (None, _) => zero_run(dst),
-                        (Some(iy), Some(ix0)) if N > 0 => {
-                            let d: &mut [f32; N] = dst.try_into().expect("length");
-                            *d = xs[(iy * w + ix0) * c..][..N].try_into().expect("length");
-                        }
-                        (Some(iy), Some(ix0)) => copy_run(dst, &xs[(iy * w + ix0) * c..][..run]),
-                        (Some(_), None) => {
-                            for kx in 0..g.kernel[1] {
-                                let d = &mut dst[kx * c..][..c];
-                                match g.tap(oy, ox, ky, kx) {
-                                    Some((iy, ix)) => copy_run(d, &xs[(iy * w + ix) * c..][..c]),
-                                    None => zero_run(d),
-                                }
-                            }
-                        }
+    for (r, src_rows) in rows.zip(col.chunks_exact(ow * k)) {
+        let (s, oy) = (r / oh, r % oh);
+        let xs = &mut dx[s * g.in_size()..(s + 1) * g.in_size()];
+        for ox in 0..ow {
+            let row = &src_rows[ox * k..][..k];
+            let full = full_row(g, ox);
+            for ky in 0..g.kernel[0] {
+                let src = &row[ky * run..][..run];
+                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                    continue;
+                };
+                if let Some(ix0) = full {
+                    xs[(iy * w + ix0) * c..][..run].iter_mut().zip(src).for_each(|(a, b)| *a += b);
+                    continue;
+                }
+                for kx in 0..g.kernel[1] {
+                    if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
+                        xs[(iy * w + ix) * c..][..c].iter_mut().zip(&src[kx * c..][..c]).for_each(|(a, b)| *a += b);
                     }
                 }
             }
@@ -249,45 +322,25 @@ fn im2col_rows<const N: usize>(g: &Geom, x: &[f32], samples: usize, col: &mut [f
     }
 }
 
-fn col2im(g: &Geom, col: &[f32], samples: usize, dx: &mut [f32]) {
-    let [h, w, c] = g.input;
-    let [oh, ow, _] = g.output;
-    let (k, run) = (g.col_len(), g.kernel[1] * c);
-    for s in 0..samples {
-        let xs = &mut dx[s * g.in_size()..(s + 1) * g.in_size()];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let row = &col[((s * oh + oy) * ow + ox) * k..][..k];
-                let full = full_row(g, ox);
-                for ky in 0..g.kernel[0] {
-                    let src = &row[ky * run..][..run];
-                    let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                        continue;
-                    };
-                    if let Some(ix0) = full {
-                        xs[(iy * w + ix0) * c..][..run].iter_mut().zip(src).for_each(|(a, b)| *a += b);
-                        continue;
-                    }
-                    for kx in 0..g.kernel[1] {
-                        if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
-                            xs[(iy * w + ix) * c..][..c].iter_mut().zip(&src[kx * c..][..c]).for_each(|(a, b)| *a += b);
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// Output rows (counted as in [`im2col_range`]) whose im2col matrix is built at a
+/// time: about 32 KiB of it, so that it is still in the first-level cache when the
+/// products read it (the weight gradient's reads it once per block of its rows).
+/// Neither pass keeps the matrix of the whole batch: writing it out and reading it
+/// back cost more than building it twice (the backward pass builds it again from the
+/// input, a ninth of its size for a 3×3 window).
+fn piece_rows(g: &Geom) -> usize {
+    ((8 << 10) / (g.output[1] * g.col_len()).max(1)).max(1)
 }
 
 /// Convolution as im2col + GEMM; also dense layers (a 1×1 "image").
 fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
     let (pix, k, cout) = (g.out_pixels(), g.col_len(), g.output[2]);
     let cs = part(n);
-    // Both are written in full below (GEMM with beta 0 does not read its output).
+    // Written in full below (the product does not read its output).
     let mut y = pool::take(n * pix * cout);
     // Bias and ReLU are applied as the product's values are stored; other activations
     // run after it, in this part's task.
-    let then = Then { bias, relu: act == Act::Relu };
+    let then = Then { bias, relu: act == Act::Relu, ..Then::default() };
     let finish = |yc: &mut [f32]| {
         if act != Act::Relu {
             wide(
@@ -302,19 +355,24 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
             sgemm_then(View::new(xc, m, k), View::new(w, k, cout), then, yc);
             finish(yc);
         });
-        return (y, Cache::Col(Vec::new()));
+        return (y, Cache::Conv);
     }
-    let mut col = pool::take(n * pix * k);
-    y.par_chunks_mut(cs * pix * cout)
-        .zip(col.par_chunks_mut(cs * pix * k))
-        .zip(x.par_chunks(cs * g.in_size()))
-        .for_each(|((yc, cc), xc)| {
-            let samples = xc.len() / g.in_size();
-            im2col(g, xc, samples, cc);
-            sgemm_then(View::new(cc, samples * pix, k), View::new(w, k, cout), then, yc);
-            finish(yc);
-        });
-    (y, Cache::Col(col))
+    // Each output row is its own product, so cutting the rows changes no bit.
+    let (ow, piece) = (g.output[1], piece_rows(g));
+    y.par_chunks_mut(cs * pix * cout).zip(x.par_chunks(cs * g.in_size())).for_each(|(yc, xc)| {
+        let rows = xc.len() / g.in_size() * g.output[0];
+        let mut col = pool::take(piece.min(rows) * ow * k);
+        for (q, yq) in yc.chunks_mut(piece * ow * cout).enumerate() {
+            let r0 = q * piece;
+            let mq = yq.len() / cout;
+            let cq = &mut col[..mq * k];
+            im2col_range(g, xc, r0..r0 + mq / ow, cq);
+            sgemm_then(View::new(cq, mq, k), View::new(w, k, cout), then, yq);
+            finish(yq);
+        }
+        pool::give(col);
+    });
+    (y, Cache::Conv)
 }
 
 type Part = (Vec<f32>, Vec<f32>);
@@ -350,7 +408,6 @@ fn conv_backward(
     w: &[f32],
     has_bias: bool,
     x: &[f32],
-    col: &[f32],
     (act, y, dy): (Act, &[f32], &mut [f32]),
     n: usize,
     need_dx: bool,
@@ -384,28 +441,63 @@ fn conv_backward(
             }
             let dc = &*dc;
             let m = dc.len() / cout;
-            let samples = m / pix;
-            let cc = if pointwise { &x[p * cs * g.in_size()..][..m * k] } else { &col[p * cs * pix * k..][..m * k] };
+            let xc = &x[p * cs * g.in_size()..][..m / pix * g.in_size()];
             let mut dw = vec![0.0; k * cout];
-            sgemm(View::transposed(cc, m, k), View::new(dc, m, cout), &mut dw);
             let mut db = vec![0.0; if has_bias { cout } else { 0 }];
             if has_bias {
-                for row in dc.chunks_exact(cout) {
-                    db.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-                }
+                // Row after row, per channel (in blocks that stay in registers).
+                wide(
+                    #[inline(always)]
+                    || {
+                        by_blocks!(cout, |ch, N| {
+                            let mut acc = [0.0f32; N];
+                            for row in dc.chunks_exact(cout) {
+                                let r: &[f32; N] = row[ch..][..N].try_into().expect("lanes");
+                                for l in 0..N {
+                                    acc[l] += r[l];
+                                }
+                            }
+                            db[ch..][..N].copy_from_slice(&acc);
+                        })
+                    },
+                );
             }
-            if let Some(dxp) = dxp {
-                if pointwise {
+            if pointwise {
+                sgemm(View::transposed(xc, m, k), View::new(dc, m, cout), &mut dw);
+                if let Some(dxp) = dxp {
                     // The input gradient is the column gradient itself.
                     sgemm(View::new(dc, m, cout), View::new(&wt, cout, k), dxp);
-                } else {
-                    let mut dcol = pool::take(m * k);
-                    sgemm(View::new(dc, m, cout), View::new(&wt, cout, k), &mut dcol);
-                    dxp.fill(0.0);
-                    col2im(g, &dcol, samples, dxp);
-                    pool::give(dcol);
+                }
+                return (dw, db);
+            }
+            // The im2col matrix again, a few rows at a time: the weight gradient's
+            // chains go on from one piece of rows to the next (`sgemm_onto`), so they
+            // have the bits of one product over the part; each input gradient row is
+            // its own product, and `col2im` adds in row order.
+            let (ow, piece) = (g.output[1], piece_rows(g));
+            let mut col = pool::take(piece.min(m / ow) * ow * k);
+            let mut dcol = pool::take(if dxp.is_some() { col.len() } else { 0 });
+            let mut dxp = dxp;
+            if let Some(dxp) = dxp.as_deref_mut() {
+                dxp.fill(0.0);
+            }
+            for (q, dq) in dc.chunks(piece * ow * cout).enumerate() {
+                let mq = dq.len() / cout;
+                let rows = q * piece..q * piece + mq / ow;
+                let cq = &mut col[..mq * k];
+                im2col_range(g, xc, rows.clone(), cq);
+                sgemm_onto(View::transposed(cq, mq, k), View::new(dq, mq, cout), &mut dw);
+                if let Some(dxp) = dxp.as_deref_mut() {
+                    let dcq = &mut dcol[..mq * k];
+                    sgemm(View::new(dq, mq, cout), View::new(&wt, cout, k), dcq);
+                    wide(
+                        #[inline(always)]
+                        || col2im(g, dcq, rows, dxp),
+                    );
                 }
             }
+            pool::give(col);
+            pool::give(dcol);
             (dw, db)
         })
         .collect();
@@ -692,137 +784,175 @@ pub(super) fn depthwise_backward_general(
     reduce_parts(parts, w.len(), has_bias.then_some(cout), dx_all)
 }
 
-/// The input offsets (`(iy·w + ix)·c`) of the window taps of output `(oy, ox)` that
-/// lie inside the input, in `(ky, kx)` order, into `taps`.
-#[inline]
-fn window(g: &Geom, oy: usize, ox: usize, taps: &mut Vec<usize>) {
-    let [_, w, c] = g.input;
-    taps.clear();
-    for ky in 0..g.kernel[0] {
-        for kx in 0..g.kernel[1] {
-            if let Some((iy, ix)) = g.tap(oy, ox, ky, kx) {
-                taps.push((iy * w + ix) * c);
-            }
+/// The input offsets of the kernel taps `0..k` along `axis` (0: rows, 1: columns) of
+/// output row or column `o` that lie inside the input, each coordinate times `scale`.
+fn inside(g: &Geom, axis: usize, o: usize, scale: usize, into: &mut Vec<usize>) {
+    into.clear();
+    for t in 0..g.kernel[axis] {
+        if let Some(i) = (o * g.strides[axis] + t).checked_sub(g.pad[axis]).filter(|&i| i < g.input[axis]) {
+            into.push(i * scale);
         }
     }
 }
 
-/// Channels a pooling pass handles together: a fixed-size block, so that the loops
-/// over a window's taps run on whole vectors whatever the channel count (8 and 16 in
-/// the small nets: too short for a loop of unknown length to vectorize).
-const LANES: usize = 8;
-
-/// Pooling of one output pixel over its window's `taps` (input offsets), `LANES`
-/// channels at a time and then one at a time; each value starts from `init`, takes
-/// the taps in order through `f`, and ends through `last`.
+/// Calls `f(o, taps)` for each output pixel of one sample, in `(oy, ox)` order: `o` is
+/// the offset of its values in the output (`(oy·ow + ox)·c`), `taps` the input offsets
+/// (`(iy·w + ix)·c`) of its window's taps inside the input, in `(ky, kx)` order (those
+/// [`Geom::tap`] finds). Mark `f` `#[inline(always)]`.
 #[inline(always)]
-fn pool_pixel(
+fn for_each_window(g: &Geom, mut f: impl FnMut(usize, &[usize])) {
+    let [_, w, c] = g.input;
+    let [oh, ow, _] = g.output;
+    // The rows' and the columns' offsets are worked out once, not per pixel.
+    let cols: Vec<Vec<usize>> = (0..ow)
+        .map(|ox| {
+            let mut v = Vec::new();
+            inside(g, 1, ox, c, &mut v);
+            v
+        })
+        .collect();
+    let (mut rows, mut taps) = (Vec::new(), vec![0; g.kernel[0] * g.kernel[1]]);
+    for oy in 0..oh {
+        inside(g, 0, oy, w * c, &mut rows);
+        for (ox, cx) in cols.iter().enumerate() {
+            let mut len = 0;
+            for &ry in &rows {
+                for &x in cx {
+                    taps[len] = ry + x;
+                    len += 1;
+                }
+            }
+            f((oy * ow + ox) * c, &taps[..len]);
+        }
+    }
+}
+
+/// Pooling of channels `ch..ch + N` of one output pixel (values `yo`) over its
+/// window's `taps`: each value starts from `init`, takes the taps in order through
+/// `f`, and ends through `last`.
+#[inline(always)]
+fn pool_lanes<const N: usize>(
     xs: &[f32],
     taps: &[usize],
     yo: &mut [f32],
+    ch: usize,
     init: f32,
     f: impl Fn(f32, f32) -> f32,
     last: impl Fn(f32) -> f32,
 ) {
-    let c = yo.len();
-    let blocks = c / LANES * LANES;
-    for (ch, yb) in (0..blocks).step_by(LANES).zip(yo.chunks_exact_mut(LANES)) {
-        let mut acc = [init; LANES];
-        for &at in taps {
-            let xv: &[f32; LANES] = xs[at + ch..][..LANES].try_into().expect("lanes");
-            for l in 0..LANES {
-                acc[l] = f(acc[l], xv[l]);
-            }
-        }
-        for (y, a) in yb.iter_mut().zip(acc) {
-            *y = last(a);
+    let mut acc = [init; N];
+    for &at in taps {
+        let xv: &[f32; N] = xs[at + ch..][..N].try_into().expect("lanes");
+        for l in 0..N {
+            acc[l] = f(acc[l], xv[l]);
         }
     }
-    for (ch, v) in yo.iter_mut().enumerate().skip(blocks) {
-        *v = last(taps.iter().fold(init, |a, &at| f(a, xs[at + ch])));
+    let yb: &mut [f32; N] = (&mut yo[ch..][..N]).try_into().expect("lanes");
+    for (y, a) in yb.iter_mut().zip(acc) {
+        *y = last(a);
     }
 }
 
 pub(super) fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
-    let [_, _, c] = g.input;
-    let [oh, ow, _] = g.output;
-    let out_size = oh * ow * c;
+    let c = g.input[2];
+    let out_size = g.out_pixels() * c;
     let mut y = pool::take(n * out_size);
     // One sample per task; each output value takes its window's taps in `(ky, kx)`
     // order (max from −∞, or a sum from 0 times 1/taps).
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        let mut taps = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
         wide(
             #[inline(always)]
             || {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        window(g, oy, ox, &mut taps);
-                        let yo = &mut ys[(oy * ow + ox) * c..][..c];
+                for_each_window(
+                    g,
+                    #[inline(always)]
+                    |o, taps| {
+                        let yo = &mut ys[o..][..c];
                         if max {
-                            pool_pixel(xs, &taps, yo, f32::NEG_INFINITY, f32::max, |v| v);
+                            by_blocks!(c, |ch, N| pool_lanes::<N>(
+                                xs,
+                                taps,
+                                yo,
+                                ch,
+                                f32::NEG_INFINITY,
+                                f32::max,
+                                |v| v
+                            ));
                         } else {
                             let inv = 1.0 / taps.len().max(1) as f32;
-                            pool_pixel(xs, &taps, yo, 0.0, |a, b| a + b, |v| v * inv);
+                            by_blocks!(c, |ch, N| pool_lanes::<N>(xs, taps, yo, ch, 0.0, |a, b| a + b, |v| v * inv));
                         }
-                    }
-                }
+                    },
+                )
             },
         )
     });
     (y, Cache::None)
 }
 
-/// The gradient of one output pixel's values `ys` (gradients `ds`) into `dxs` through
-/// its window's `taps`, for channels `ch..ch + N`: every tap adds `hit · d`, where
-/// `hit` is 1 for the first tap (in order) whose input equals the maximum and 0 for
-/// the others (`open` is 1 until a tap took the gradient).
+/// The gradient of channels `ch..ch + N` of one output pixel (values `ys`, gradients
+/// `ds`) into `dxs` through its window's `taps`: tap after tap, `hit · d` is added
+/// (`ADD`) or written onto 0 (`0 + hit · d`, the same bits when nothing else was
+/// there), where `hit` is 1 for the first tap (in order) whose input equals the
+/// maximum and 0 for the others (`open` is 1 until a tap took the gradient).
 #[inline(always)]
-fn unpool_lanes<const N: usize>(xs: &[f32], dxs: &mut [f32], taps: &[usize], ch: usize, ys: &[f32], ds: &[f32]) {
+fn unpool_lanes<const N: usize, const ADD: bool>(
+    xs: &[f32],
+    dxs: &mut [f32],
+    taps: &[usize],
+    ch: usize,
+    ys: &[f32],
+    ds: &[f32],
+) {
     let yv: &[f32; N] = ys[ch..][..N].try_into().expect("lanes");
     let dv: &[f32; N] = ds[ch..][..N].try_into().expect("lanes");
     let mut open = [1.0f32; N];
     for &at in taps {
         let xv: &[f32; N] = xs[at + ch..][..N].try_into().expect("lanes");
         let dx: &mut [f32; N] = (&mut dxs[at + ch..][..N]).try_into().expect("lanes");
-        for l in 0..N {
-            let hit = if xv[l] == yv[l] { open[l] } else { 0.0 };
-            dx[l] += hit * dv[l];
-            open[l] -= hit;
-        }
+        // One pass per operation, each over whole vectors.
+        let hit: [f32; N] = std::array::from_fn(|l| if xv[l] == yv[l] { open[l] } else { 0.0 });
+        let old = if ADD { *dx } else { [0.0; N] };
+        *dx = std::array::from_fn(|l| old[l] + hit[l] * dv[l]);
+        open = std::array::from_fn(|l| open[l] - hit[l]);
     }
 }
 
 /// Max pooling backward: each output's gradient goes to the first input of its window
 /// (in tap order) that holds the maximum.
 pub(super) fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
-    let [_, _, c] = g.input;
-    let [oh, ow, _] = g.output;
-    let out_size = oh * ow * c;
+    let c = g.input[2];
+    let out_size = g.out_pixels() * c;
+    // Windows that do not overlap write each input at most once: onto 0, not into a
+    // cleared buffer; and when they tile the input, nothing is left to clear.
+    let apart = g.strides[0] >= g.kernel[0] && g.strides[1] >= g.kernel[1];
+    let tiled = g.strides == g.kernel
+        && g.pad == [0, 0]
+        && g.output[0] * g.kernel[0] == g.input[0]
+        && g.output[1] * g.kernel[1] == g.input[1];
     let mut dx = pool::take(x.len());
     dx.par_chunks_mut(g.in_size())
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
         .for_each(|((dxs, xs), (ys, dys))| {
-            dxs.fill(0.0);
-            let mut taps = Vec::with_capacity(g.kernel[0] * g.kernel[1]);
-            let blocks = c / LANES * LANES;
+            if !tiled {
+                dxs.fill(0.0);
+            }
             wide(
                 #[inline(always)]
                 || {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            window(g, oy, ox, &mut taps);
-                            let o = (oy * ow + ox) * c;
-                            let (yo, dyo) = (&ys[o..o + c], &dys[o..o + c]);
-                            for ch in (0..blocks).step_by(LANES) {
-                                unpool_lanes::<LANES>(xs, dxs, &taps, ch, yo, dyo);
+                    for_each_window(
+                        g,
+                        #[inline(always)]
+                        |o, taps| {
+                            let (yo, dyo) = (&ys[o..][..c], &dys[o..][..c]);
+                            if apart {
+                                by_blocks!(c, |ch, N| unpool_lanes::<N, false>(xs, dxs, taps, ch, yo, dyo));
+                            } else {
+                                by_blocks!(c, |ch, N| unpool_lanes::<N, true>(xs, dxs, taps, ch, yo, dyo));
                             }
-                            for ch in blocks..c {
-                                unpool_lanes::<1>(xs, dxs, &taps, ch, yo, dyo);
-                            }
-                        }
-                    }
+                        },
+                    )
                 },
             )
         });
@@ -1188,7 +1318,7 @@ pub fn backward(
 ) -> (Vec<Option<Vec<f32>>>, Vec<Vec<f32>>) {
     // Batch norm in training mode folds its activation's gradient into its own passes.
     // So do convolutions and dense layers (per part, before their products).
-    let fused_act = matches!(cache, Cache::BatchNorm { batch_stats: true, .. } | Cache::Col(_));
+    let fused_act = matches!(cache, Cache::BatchNorm { batch_stats: true, .. } | Cache::Conv);
     let act = if skip_act { Act::None } else { node.layer.act() };
     if !skip_act && !fused_act {
         act_backward(node.layer.act(), y, &mut dy);
@@ -1201,15 +1331,13 @@ pub fn backward(
         g
     };
     let out = match (&node.layer, cache) {
-        (Layer::Conv2d { geom, .. }, Cache::Col(col)) => {
-            let (dw, db, dx) =
-                conv_backward(geom, &node.params[0].data, has_bias, x, col, (act, y, &mut dy), n, need_dx[0]);
+        (Layer::Conv2d { geom, .. }, Cache::Conv) => {
+            let (dw, db, dx) = conv_backward(geom, &node.params[0].data, has_bias, x, (act, y, &mut dy), n, need_dx[0]);
             (vec![dx], with_bias(dw, db))
         }
-        (Layer::Dense { .. }, Cache::Col(col)) => {
+        (Layer::Dense { .. }, Cache::Conv) => {
             let g = dense_geom(x.len() / n.max(1), node.shape[2]);
-            let (dw, db, dx) =
-                conv_backward(&g, &node.params[0].data, has_bias, x, col, (act, y, &mut dy), n, need_dx[0]);
+            let (dw, db, dx) = conv_backward(&g, &node.params[0].data, has_bias, x, (act, y, &mut dy), n, need_dx[0]);
             (vec![dx], with_bias(dw, db))
         }
         (Layer::Depthwise { geom, multiplier, .. }, _) => {

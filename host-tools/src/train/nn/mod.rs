@@ -221,8 +221,8 @@ impl Drop for Trace {
         }
         for cache in self.caches.drain(..) {
             match cache {
-                kernels::Cache::Col(v) | kernels::Cache::Mask(v) => pool::give(v),
-                kernels::Cache::BatchNorm { .. } | kernels::Cache::None => {}
+                kernels::Cache::Mask(v) => pool::give(v),
+                kernels::Cache::BatchNorm { .. } | kernels::Cache::Conv | kernels::Cache::None => {}
             }
         }
     }

@@ -97,12 +97,15 @@ const HEAD: &str = "[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"dense\"\n
 /// one more on the bottom and right; 3×3 stride 2 on an odd size), each after a
 /// trainable 1×1 convolution so that its input gradient (col2im, edge rows and
 /// columns included) is checked through the kernel before it, at [`TIGHT`] tolerance.
+/// The wide inputs make im2col matrices of more than one piece a sample (one row a
+/// piece at 160 columns; three at 80, across samples of four output rows).
 #[test]
 fn conv_input_gradients_with_padding_on_every_side_tight() {
-    for (kernel, strides) in [(3, 1), (4, 2), (3, 2), (5, 1)] {
+    let cases = [([7, 6, 2], 3, 1), ([7, 6, 2], 4, 2), ([7, 6, 2], 3, 2), ([7, 6, 2], 5, 1)];
+    for (input, kernel, strides) in cases.into_iter().chain([([3, 160, 2], 3, 1), ([7, 160, 2], 3, 2)]) {
         check_tolerance(
             &format!(
-                "input = [7, 6, 2]\n[[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 1\n\
+                "input = {input:?}\n[[layer]]\ntype = \"conv2d\"\nfilters = 3\nkernel = 1\n\
                  [[layer]]\ntype = \"conv2d\"\nfilters = 2\nkernel = {kernel}\nstrides = {strides}\npadding = \"same\"\n{HEAD}"
             ),
             TIGHT,
@@ -296,8 +299,9 @@ fn results_do_not_depend_on_the_thread_count() {
 
 /// The im2col matrix (rows copied by code for their length, or by the general copy)
 /// against its definition, to the bit: every `(ky, kx, c)` of every output pixel is
-/// the input there, or 0 in the padding; 1, 3 and 8 channels, 3×3 and 5×5, strides 1
-/// and 2, SAME and VALID.
+/// the input there, or 0 in the padding; 1 to 32 channels, 3×3 and 5×5, strides 1
+/// and 2, SAME and VALID; all rows at once, and in two pieces, the first ending one
+/// row into the second sample.
 #[test]
 fn im2col_matches_its_definition() {
     let cases = [
@@ -306,6 +310,8 @@ fn im2col_matches_its_definition() {
         ([7, 9, 3], "kernel = 5\nstrides = 2\npadding = \"same\""),
         ([7, 6, 3], "kernel = 3\nstrides = 2"),
         ([6, 6, 5], "kernel = [3, 2]\npadding = \"same\""),
+        ([6, 5, 16], "kernel = 3\npadding = \"same\""),
+        ([5, 5, 32], "kernel = 3\nstrides = 2\npadding = \"same\""),
     ];
     for (input, layer) in cases {
         let toml = format!("input = {input:?}\n[[layer]]\ntype = \"conv2d\"\nfilters = 2\n{layer}\n");
@@ -335,8 +341,15 @@ fn im2col_matches_its_definition() {
         }
         // NaN where nothing is written.
         let mut col = vec![f32::NAN; want.len()];
-        kernels::im2col(&g, &x, n, &mut col);
+        kernels::im2col_range(&g, &x, 0..n * oh, &mut col);
         assert_eq!(col, want, "{input:?} {layer}");
+        // The same rows in pieces, one crossing from the first sample to the second.
+        let mut pieces = vec![f32::NAN; want.len()];
+        let row = ow * g.kernel[0] * g.kernel[1] * c;
+        let (a, b) = pieces.split_at_mut((oh + 1) * row);
+        kernels::im2col_range(&g, &x, 0..oh + 1, a);
+        kernels::im2col_range(&g, &x, oh + 1..n * oh, b);
+        assert_eq!(pieces, want, "{input:?} {layer}: in two pieces");
     }
 }
 
@@ -349,9 +362,10 @@ fn pool_geom(input: [usize; 3], layer: &str) -> Geom {
     }
 }
 
-/// The pooling kernels (channels in blocks of 8, then one at a time) against the
-/// per-value definitions, to the bit: 2×2 and overlapping 3×3 stride-2 windows, SAME
-/// and VALID, channel counts below, at and past the block, and inputs of a few
+/// The pooling kernels (channels in blocks of 16, 8, then one at a time; windows that
+/// tile the input, leave some of it out, or overlap) against the per-value
+/// definitions, to the bit: 2×2 and overlapping 3×3 stride-2 windows, SAME and VALID,
+/// channel counts below, at and past the blocks, and inputs of a few
 /// values, so that windows often hold their maximum twice (its gradient goes to the
 /// first in tap order).
 #[test]
@@ -362,9 +376,16 @@ fn pooling_matches_the_per_value_definitions() {
         ([7, 7, 11], "pool = 3\nstrides = 2\npadding = \"same\""),
         ([5, 6, 3], "pool = 3\nstrides = 2"),
         ([9, 4, 1], "pool = 2\npadding = \"same\""),
+        ([8, 6, 32], "pool = 2"),
+        ([7, 9, 24], "pool = 2"),
+        ([6, 6, 41], "pool = 3\nstrides = 2\npadding = \"same\""),
     ];
     for (input, layer) in cases {
         let g = pool_geom(input, layer);
+        // Stale values in the reused buffers: the kernels must write or clear every value.
+        for _ in 0..4 {
+            pool::give(vec![f32::NAN; 1 << 14]);
+        }
         let n = 3;
         let [h, w, c] = g.input;
         let [oh, ow, _] = g.output;
