@@ -424,27 +424,30 @@ fn kept_candidate(out: &Path) -> (String, usize) {
     (heads[kept].0.clone(), heads[kept].1)
 }
 
-/// The best of a run's (epoch, val_accuracy, val_loss) rows: highest accuracy, ties to
-/// the lower loss, then the earlier epoch.
-fn best_epoch(rows: &[(usize, f64, f64)]) -> (usize, f64, f64) {
-    rows.iter()
-        .fold(None, |acc: Option<(usize, f64, f64)>, &r| match acc {
-            Some(b) if b.1 > r.1 || (b.1 == r.1 && b.2 <= r.2) => acc,
+/// The best of a run's (epoch, val_accuracy, val_loss, learning_rate) rows, as
+/// (epoch, val_accuracy, val_loss): highest accuracy; ties to the lower loss within a
+/// phase (one learning rate), then to the earlier epoch.
+fn best_epoch(rows: &[(usize, f64, f64, f64)]) -> (usize, f64, f64) {
+    let b = rows
+        .iter()
+        .fold(None, |acc: Option<(usize, f64, f64, f64)>, &r| match acc {
+            Some(b) if b.1 > r.1 || (b.1 == r.1 && (b.3 != r.3 || b.2 <= r.2)) => acc,
             _ => Some(r),
         })
-        .unwrap()
+        .unwrap();
+    (b.0, b.1, b.2)
 }
 
-fn metrics(path: &Path) -> Vec<(usize, f64, f64)> {
+fn metrics(path: &Path) -> Vec<(usize, f64, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column"));
-    let (e, a, l) = (col("epoch"), col("val_accuracy"), col("val_loss"));
+    let (e, a, l, r) = (col("epoch"), col("val_accuracy"), col("val_loss"), col("learning_rate"));
     lines
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
-            (f[e].parse().unwrap(), f[a].parse().unwrap(), f[l].parse().unwrap())
+            (f[e].parse().unwrap(), f[a].parse().unwrap(), f[l].parse().unwrap(), f[r].parse().unwrap())
         })
         .collect()
 }
