@@ -258,6 +258,14 @@ fn bad_transfer_input_fails_with_one_line() {
         ]),
         "--unfreeze-top 40",
     );
+    for (layers, mode, said) in
+        [("40", "feature-extraction", "--base-layers 40"), ("2", "fine-tuning", "--unfreeze-top 3")]
+    {
+        let args = ["--base-layers", layers, "--unfreeze-top", "3"];
+        let mut all = vec!["finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--out", &o, "--mode", mode];
+        all.extend(args);
+        fails_cleanly(&microcnn(&all), said);
+    }
     let idx = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/train-images-idx3-ubyte");
     fails_cleanly(
         &microcnn(&[

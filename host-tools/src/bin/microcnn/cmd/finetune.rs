@@ -137,7 +137,12 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     let full = cmd.base_layers.unwrap_or(depth);
     if cmd.mode == Mode::FineTuning && (cmd.unfreeze_top == 0 || cmd.unfreeze_top > full) {
-        bail!("--unfreeze-top {}: the base {} has {full} layers; choose 1 to {full}", cmd.unfreeze_top, cmd.base);
+        let has = if full < depth {
+            format!("--base-layers keeps {full} of the base {}'s {depth} layers", cmd.base)
+        } else {
+            format!("the base {} has {depth} layers", cmd.base)
+        };
+        bail!("--unfreeze-top {}: {has}; choose 1 to {full}", cmd.unfreeze_top);
     }
     let shape = base.input_shape();
     let val_split = if cmd.val_data.is_some() { 0.0 } else { cmd.val_split.unwrap_or(schedule::VAL_SPLIT) };
