@@ -87,6 +87,7 @@ fn digits_recipe() -> (Arch, dataset::Dataset, Config) {
         augment: AugmentConfig::default(),
         progress: false,
         fake_quant: None,
+        phase: 1,
     };
     (arch, train, cfg)
 }

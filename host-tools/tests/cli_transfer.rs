@@ -2,7 +2,8 @@
 //! touching only the top layers, every preset through the integer engine, transfer
 //! beating training from scratch on a small new task, and bad input.
 
-use microcnn_tools::train::{checkpoint, transfer, zoo};
+use microcnn_tools::train::metrics::{read_metrics_csv, EpochMetrics};
+use microcnn_tools::train::{checkpoint, fit, transfer, zoo};
 use std::path::Path;
 
 mod common;
@@ -426,38 +427,20 @@ fn kept_candidate(out: &Path) -> (String, usize) {
     // The kept row's figures are its run's best epoch (the validation run's, when the
     // model was then trained again on every image).
     let run = ["validation-metrics.csv", "metrics.csv"].map(|f| out.join(f)).into_iter().find(|p| p.exists());
-    let (epoch, accuracy, loss) = best_epoch(&metrics(&run.unwrap()));
-    assert_eq!(heads[kept].5, epoch);
-    assert!((heads[kept].2 - accuracy).abs() < 1e-6 && (heads[kept].3 - loss).abs() < 1e-5, "{heads:?}");
+    let rows = metrics(&run.unwrap());
+    let best = best_epoch(&rows);
+    assert_eq!(heads[kept].5, best.epoch);
+    assert_eq!((heads[kept].2 as f32, heads[kept].3 as f32), (best.val_accuracy, best.val_loss), "{heads:?}");
     (heads[kept].0.clone(), heads[kept].1)
 }
 
-/// The best of a run's (epoch, val_accuracy, val_loss, learning_rate) rows, as
-/// (epoch, val_accuracy, val_loss): highest accuracy; ties to the lower loss within a
-/// phase (one learning rate), then to the earlier epoch.
-fn best_epoch(rows: &[(usize, f64, f64, f64)]) -> (usize, f64, f64) {
-    let b = rows
-        .iter()
-        .fold(None, |acc: Option<(usize, f64, f64, f64)>, &r| match acc {
-            Some(b) if b.1 > r.1 || (b.1 == r.1 && (b.3 != r.3 || b.2 <= r.2)) => acc,
-            _ => Some(r),
-        })
-        .unwrap();
-    (b.0, b.1, b.2)
+fn metrics(path: &Path) -> Vec<EpochMetrics> {
+    read_metrics_csv(path).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn metrics(path: &Path) -> Vec<(usize, f64, f64, f64)> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column"));
-    let (e, a, l, r) = (col("epoch"), col("val_accuracy"), col("val_loss"), col("learning_rate"));
-    lines
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            (f[e].parse().unwrap(), f[a].parse().unwrap(), f[l].parse().unwrap(), f[r].parse().unwrap())
-        })
-        .collect()
+/// The best epoch of a run as `finetune` chooses it.
+fn best_epoch(rows: &[EpochMetrics]) -> &EpochMetrics {
+    fit::best_epoch(rows).expect("a run with epochs")
 }
 
 #[test]
@@ -470,14 +453,19 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let said = finetune_vgg_shapes(&data, &out, &["--mode", "fine-tuning", "--epochs", "4", "--fine-tune-epochs", "3"]);
     let chosen = metrics(&out.join("validation-metrics.csv"));
     assert!((4..=7).contains(&chosen.len()), "{} validation epochs", chosen.len());
-    let best = best_epoch(&chosen).0;
+    let best = best_epoch(&chosen).epoch;
+    // The head's phase, then fine-tuning's second phase at a tenth of the rate.
+    let phase_one = chosen.iter().take_while(|r| r.phase == 1).count();
+    assert!(phase_one < chosen.len() && chosen[phase_one..].iter().all(|r| r.phase == 2), "{chosen:?}");
+    let lr = chosen[0].learning_rate;
+    assert!(chosen.iter().all(|r| r.learning_rate == if r.phase == 1 { lr } else { lr / 10.0 }), "{chosen:?}");
     assert!(said.contains(&format!("on all 30 images for the {best} epochs")), "{said}");
     // No --head: each default head was trained on the split, the better one kept.
     assert!(said.contains(&kept_head(&out)), "{said}");
     let refit = metrics(&out.join("metrics.csv"));
     assert_eq!(refit.len(), best);
     // Trained on everything: no validation figures.
-    assert!(refit.iter().all(|r| r.1.is_nan()));
+    assert!(refit.iter().all(|r| r.val_accuracy.is_nan()));
     // With an explicit split there is no second run. (60 images: here the two heads
     // validate differently, 0.25 against 0.17.)
     let data = format!("{NEW_TASK},count=60");

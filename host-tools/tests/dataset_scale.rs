@@ -80,6 +80,7 @@ fn short_run(data: &str, classes: usize, augment: bool) -> u64 {
         augment,
         progress: false,
         fake_quant: None,
+        phase: 1,
     };
     let dir = tempfile::tempdir().expect("tmp");
     let state = fit::run(dir.path(), state, &train, val.as_ref(), &cfg).expect("run");

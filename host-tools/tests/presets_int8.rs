@@ -30,6 +30,7 @@ fn every_preset_int8_agrees_with_f32() {
             augment: Default::default(),
             progress: false,
             fake_quant: None,
+            phase: 1,
         };
         let dir = tempfile::tempdir().unwrap();
         let state = fit::run(dir.path(), state, &train, None, &cfg).unwrap();

@@ -17,6 +17,7 @@ fn rows(n: usize) -> Vec<EpochMetrics> {
                 val_accuracy: 1.0 - 0.6 / t - 0.004 * t,
                 learning_rate: 0.001 * 0.9f32.powi(epoch as i32),
                 seconds: 0.5 + 0.1 / t,
+                phase: 1,
             }
         })
         .collect()
@@ -41,9 +42,18 @@ fn metrics_csv_round_trips_exactly() {
     let text = std::fs::read_to_string(&path).expect("read");
     assert_eq!(
         text.lines().next(),
-        Some("epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds")
+        Some("epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,phase")
     );
     assert_eq!(text.lines().count(), 8);
+    assert_eq!(read_metrics_csv(&path).expect("read back"), written);
+    // Fine-tuning's second phase is kept; a file written before the phase column
+    // existed reads as phase 1.
+    let mut two = written.clone();
+    two[5].phase = 2;
+    write_metrics_csv(&path, &two).expect("write");
+    assert_eq!(read_metrics_csv(&path).expect("read back"), two);
+    let old: String = text.lines().map(|l| l.rsplit_once(',').expect("a column").0.to_string() + "\n").collect();
+    std::fs::write(&path, old).expect("write");
     assert_eq!(read_metrics_csv(&path).expect("read back"), written);
 
     write_metrics_csv(&path, &[]).expect("write header only");
@@ -64,6 +74,12 @@ fn malformed_metrics_csv_line_names_file_and_line() {
     std::fs::write(&path, lines.join("\n") + "\n").expect("write");
     let err = format!("{:#}", read_metrics_csv(&path).expect_err("malformed"));
     assert!(err.contains("metrics.csv") && err.contains("line 3") && err.contains("learning_rate"), "{err}");
+    let mut fields: Vec<&str> = text.lines().nth(2).expect("line 3").split(',').collect();
+    fields[7] = "second";
+    lines[2] = fields.join(",");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let err = format!("{:#}", read_metrics_csv(&path).expect_err("malformed"));
+    assert!(err.contains("metrics.csv") && err.contains("line 3") && err.contains("phase"), "{err}");
 
     std::fs::write(&path, "epoch,train_loss\n1,0.5\n").expect("write");
     let err = format!("{:#}", read_metrics_csv(&path).expect_err("missing columns"));

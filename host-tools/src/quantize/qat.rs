@@ -36,6 +36,7 @@ pub fn fit(
         augment: AugmentConfig::default(),
         progress: false,
         fake_quant: Some(tensor_quant(&folded, &calibrate(&folded, calib))),
+        phase: 1,
     };
     cfg.check()?;
     let mut opt = Optimizer::new(Kind::Adam, 0.0, &folded);

@@ -45,6 +45,10 @@ pub struct Config {
     /// Quantization-aware training: each node's int8 quantization; weights and
     /// activations are fake-quantized in the forward pass ([`crate::train::step`]).
     pub fake_quant: Option<Vec<Quant>>,
+    /// The training phase these epochs belong to, recorded in each [`EpochMetrics`]: 1,
+    /// or 2 for fine-tuning's second phase (the base's top layers unfrozen). Ties in
+    /// validation accuracy go to the lower loss only within a phase ([`stays_best`]).
+    pub phase: usize,
 }
 
 /// Set (by a Ctrl-C handler) to stop training after the batch in progress: the run
@@ -253,14 +257,14 @@ fn bar(cfg: &Config, epoch: usize, n: usize) -> Option<ProgressBar> {
 
 /// Whether `kept` stays the best when `other` comes after it: a higher validation
 /// accuracy; ties (common on small validation sets) to the lower validation loss
-/// between epochs at the same learning rate, then to the earlier. Between epochs at
-/// different learning rates (fine-tuning's second phase against its first) ties go to
+/// between epochs of the same phase ([`Config::phase`]), then to the earlier. Between epochs at
+/// different phases (fine-tuning's second phase against its first) ties go to
 /// the earlier: a network trained further is more confident, so its loss is lower on
 /// the images it gets right without it being better (on circle… two of three seeds kept
 /// a second-phase epoch by loss alone, each 1 to 1.5 points under the head alone on the
 /// test images). Without validation figures (NaN) the later one wins.
 pub fn stays_best(kept: &EpochMetrics, other: &EpochMetrics) -> bool {
-    let same_phase = kept.learning_rate == other.learning_rate;
+    let same_phase = kept.phase == other.phase;
     kept.val_accuracy > other.val_accuracy
         || (kept.val_accuracy == other.val_accuracy && (!same_phase || kept.val_loss <= other.val_loss))
 }
@@ -295,8 +299,16 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let row =
-            EpochMetrics { epoch, train_loss, train_accuracy, val_loss, val_accuracy, learning_rate: cfg.lr, seconds };
+        let row = EpochMetrics {
+            epoch,
+            train_loss,
+            train_accuracy,
+            val_loss,
+            val_accuracy,
+            learning_rate: cfg.lr,
+            seconds,
+            phase: cfg.phase,
+        };
         if cfg.progress {
             eprintln!(
                 "epoch {epoch:>3}/{}  loss {train_loss:.4}  acc {train_accuracy:.4}  val_loss {val_loss:.4}  val_acc {val_accuracy:.4}  {seconds:.2}s",
@@ -305,7 +317,8 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         }
         state.metrics.push(row);
         let has_val = val.is_some_and(|v| !v.is_empty());
-        let improved = !has_val || best_epoch(&state.metrics).is_some_and(|b| b.epoch == epoch);
+        let best = best_epoch(&state.metrics).map_or(epoch, |b| b.epoch);
+        let improved = !has_val || best == epoch;
         // The best weights before the state that records the epoch as finished (see
         // the order in [`checkpoint`]).
         if improved {
@@ -315,10 +328,10 @@ pub fn run(dir: &Path, mut state: State, train: &Dataset, val: Option<&Dataset>,
         metrics::write_metrics_csv(&dir.join("metrics.csv"), &state.metrics)?;
         plot::write_curves_png(&dir.join("curves.png"), &state.metrics)?;
         checkpoint::save_state(dir, &state, &cfg.settings())?;
-        if let (Some(patience), true, Some(best)) = (cfg.patience, has_val, best_epoch(&state.metrics)) {
-            if epoch - best.epoch >= patience {
+        if let (Some(patience), true) = (cfg.patience, has_val) {
+            if epoch - best >= patience {
                 if cfg.progress {
-                    eprintln!("early stop: no better validation accuracy since epoch {}", best.epoch);
+                    eprintln!("early stop: no better validation accuracy since epoch {best}");
                 }
                 break;
             }
@@ -378,6 +391,7 @@ activation = "softmax"
             augment: AugmentConfig::default(),
             progress: false,
             fake_quant: None,
+            phase: 1,
         }
     }
 
@@ -436,28 +450,30 @@ activation = "softmax"
     }
 
     /// The best epoch: the highest validation accuracy; a tie goes to the lower loss
-    /// within a phase (one learning rate), to the earlier across phases; without
-    /// validation, the last epoch.
+    /// within a phase, to the earlier across phases (told apart by the phase, not by the
+    /// learning rate: here both phases have the same one); without validation, the
+    /// last epoch.
     #[test]
     fn best_epoch_breaks_ties_by_loss_within_a_phase_only() {
-        let row = |epoch, val_accuracy, val_loss, learning_rate| EpochMetrics {
+        let row = |epoch, val_accuracy, val_loss, phase| EpochMetrics {
             epoch,
             train_loss: 0.0,
             train_accuracy: 0.0,
             val_loss,
             val_accuracy,
-            learning_rate,
+            learning_rate: 0.003,
             seconds: 0.0,
+            phase,
         };
         let best = |rows: &[EpochMetrics]| best_epoch(rows).map(|r| r.epoch);
-        let phase_one = [row(1, 0.5, 0.9, 0.003), row(2, 0.75, 0.6, 0.003), row(3, 0.75, 0.5, 0.003)];
+        let phase_one = [row(1, 0.5, 0.9, 1), row(2, 0.75, 0.6, 1), row(3, 0.75, 0.5, 1)];
         assert_eq!(best(&phase_one), Some(3));
         let mut both = phase_one.to_vec();
-        both.extend([row(4, 0.75, 0.2, 0.0003), row(5, 0.5, 0.1, 0.0003)]);
+        both.extend([row(4, 0.75, 0.2, 2), row(5, 0.5, 0.1, 2)]);
         assert_eq!(best(&both), Some(3));
-        both.push(row(6, 0.875, 0.4, 0.0003));
+        both.push(row(6, 0.875, 0.4, 2));
         assert_eq!(best(&both), Some(6));
-        let blind: Vec<_> = (1..=3).map(|e| row(e, f32::NAN, f32::NAN, 0.001)).collect();
+        let blind: Vec<_> = (1..=3).map(|e| row(e, f32::NAN, f32::NAN, 1)).collect();
         assert_eq!(best(&blind), Some(3));
         assert_eq!(best(&[]), None);
     }

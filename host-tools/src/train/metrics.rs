@@ -24,6 +24,15 @@ pub struct EpochMetrics {
     pub learning_rate: f32,
     /// Wall-clock seconds the epoch took.
     pub seconds: f32,
+    /// The training phase the epoch belongs to ([`crate::train::fit::Config::phase`]):
+    /// 1, or 2 for fine-tuning's second phase. Files written before the column existed
+    /// read as 1.
+    #[serde(default = "first_phase")]
+    pub phase: usize,
+}
+
+fn first_phase() -> usize {
+    1
 }
 
 /// JSON has no NaN: serde writes it as `null`, read back here as NaN (a run without
@@ -33,8 +42,8 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> 
 }
 
 /// The CSV columns, in the order they are written.
-const COLUMNS: [&str; 7] =
-    ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"];
+const COLUMNS: [&str; 8] =
+    ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "phase"];
 
 /// Writes metrics.csv (header + one line per epoch) atomically.
 ///
@@ -45,8 +54,8 @@ pub fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     text.push('\n');
     for r in rows {
         text.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
-            r.epoch, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.learning_rate, r.seconds
+            "{},{},{},{},{},{},{},{}\n",
+            r.epoch, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.learning_rate, r.seconds, r.phase
         ));
     }
     fs::write_atomic(path, text.as_bytes())
@@ -55,7 +64,8 @@ pub fn write_metrics_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
 /// Reads metrics.csv back (for --resume); error names the file and line.
 ///
 /// Columns are found by their header names, so their order does not matter and extra
-/// columns are ignored; blank lines are skipped.
+/// columns are ignored; blank lines are skipped. A file without the `phase` column
+/// (written before it existed) is all phase 1.
 pub fn read_metrics_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
@@ -70,6 +80,7 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
             .position(|n| *n == column)
             .ok_or_else(|| anyhow!("{}: line 1: missing column {column:?}", path.display()))?;
     }
+    let phase = names.iter().position(|n| *n == COLUMNS[7]);
     let mut rows = Vec::new();
     for (number, line) in lines {
         let at = || format!("{}: line {}", path.display(), number + 1);
@@ -81,15 +92,18 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
             let field = fields[index[column]];
             field.parse().map_err(|_| anyhow!("{}: {}: not a number: {field:?}", at(), COLUMNS[column]))
         };
-        let epoch_field = fields[index[0]];
+        let count = |field: &str, column: usize| -> Result<usize> {
+            field.parse().map_err(|_| anyhow!("{}: {}: not a count: {field:?}", at(), COLUMNS[column]))
+        };
         rows.push(EpochMetrics {
-            epoch: epoch_field.parse().map_err(|_| anyhow!("{}: epoch: not a count: {epoch_field:?}", at()))?,
+            epoch: count(fields[index[0]], 0)?,
             train_loss: float(1)?,
             train_accuracy: float(2)?,
             val_loss: float(3)?,
             val_accuracy: float(4)?,
             learning_rate: float(5)?,
             seconds: float(6)?,
+            phase: phase.map_or(Ok(1), |i| count(fields[i], 7))?,
         });
     }
     Ok(rows)

@@ -363,6 +363,7 @@ mod tests {
                     val_accuracy: 1.0 - 0.6 / t - 0.002 * t,
                     learning_rate: 0.001,
                     seconds: 0.5 + 0.01 * t,
+                    phase: 1,
                 }
             })
             .collect()

@@ -85,13 +85,7 @@ pub fn top_level(name: &str) -> usize {
 /// convolutional base, [`base_depth`], or fewer: [`stage_cut`]), with the base's weights
 /// unless `scratch`, and a new head for `classes`.
 pub fn build(base: &Network, layers: usize, head: &str, classes: usize, scratch: bool, seed: u64) -> Result<Network> {
-    let depth = base_depth(&base.arch);
-    if depth == 0 {
-        bail!("the base has no convolutional layers to transfer");
-    }
-    if !(1..=depth).contains(&layers) {
-        bail!("--base-layers {layers}: the base has {depth} layers; choose 1 to {depth}");
-    }
+    check_layers(base, layers)?;
     let mut layer = base.arch.layer[..layers].to_vec();
     layer.extend(parse_head(head, classes)?);
     let name = base.arch.name.clone().map(|n| format!("{n}-transfer"));
@@ -108,6 +102,19 @@ pub fn build(base: &Network, layers: usize, head: &str, classes: usize, scratch:
         }
     }
     Ok(net)
+}
+
+/// Checks that `layers` (`--base-layers`) is a number of the base's layers to keep: 1 to
+/// [`base_depth`].
+pub fn check_layers(base: &Network, layers: usize) -> Result<()> {
+    let depth = base_depth(&base.arch);
+    if depth == 0 {
+        bail!("the base has no convolutional layers to transfer");
+    }
+    if !(1..=depth).contains(&layers) {
+        bail!("--base-layers {layers}: the base has {depth} layers; choose 1 to {depth}");
+    }
+    Ok(())
 }
 
 /// The base without its last width stage: how many top-level layers are left when the

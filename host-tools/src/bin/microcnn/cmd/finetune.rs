@@ -113,6 +113,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         augment: augment.clone(),
         progress: false,
         fake_quant: None,
+        phase: 1,
     }
     .check()?;
     if cmd.fine_tune_epochs == Some(0) && cmd.mode == Mode::FineTuning {
@@ -132,8 +133,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         zoo::load(&cmd.base)?.0
     };
     let depth = transfer::base_depth(&base.arch);
-    if let Some(layers) = cmd.base_layers.filter(|l| !(1..=depth).contains(l)) {
-        bail!("--base-layers {layers}: the base {} has {depth} layers; choose 1 to {depth}", cmd.base);
+    if let Some(layers) = cmd.base_layers {
+        transfer::check_layers(&base, layers).with_context(|| cmd.base.clone())?;
     }
     let full = cmd.base_layers.unwrap_or(depth);
     if cmd.mode == Mode::FineTuning && (cmd.unfreeze_top == 0 || cmd.unfreeze_top > full) {
@@ -165,6 +166,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         augment,
         progress: !cmd.quiet,
         fake_quant: None,
+        phase: 1,
     };
     let classes = train_set.classes.clone();
     // --adapt-bn: the base's batch-norm statistics re-estimated on the images the head trains on.
@@ -214,7 +216,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         );
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
-    let phases = Phases { cmd, out: &cmd.out, depth, lr, fine_tune_epochs };
+    let phases = Phases { cmd, out: &cmd.out, lr, fine_tune_epochs };
     let (state, chosen) = train_candidates(&phases, &candidates, nets, &train_set, val_set.as_ref(), &cfg)?;
     let best = fit::best_epoch(&state.state.metrics).map_or(0, |m| m.epoch);
     // Few images: the validation run chose the epoch; the model is then trained again
@@ -236,8 +238,8 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         }
         let net = build(&base, &chosen)?;
         let mut cfg = fit::Config { epochs: first, patience: None, lr, ..cfg };
-        let refit_phases = Phases { fine_tune_epochs: best - first, depth: chosen.layers, ..phases };
-        let state = refit_phases.run(net, &all, None, &mut cfg)?;
+        let refit_phases = Phases { fine_tune_epochs: best - first, ..phases };
+        let state = refit_phases.run(chosen, net, &all, None, &mut cfg)?;
         (state, format!("on all {} images for the {best} epochs a validation split chose", all.len()))
     } else {
         (state, format!("on {} images, kept epoch {best}", train_set.len()))
@@ -287,7 +289,7 @@ fn train_candidates<'c>(
     let out = phases.out;
     if let [one] = candidates {
         let net = nets.into_iter().next().context("internal error: no network for the head")?;
-        return Ok((Phases { depth: one.layers, ..*phases }.run(net, train, val, &mut cfg.clone())?, *one));
+        return Ok((phases.run(*one, net, train, val, &mut cfg.clone())?, *one));
     }
     let mut runs = Vec::new();
     for (i, (net, c)) in nets.into_iter().zip(candidates).enumerate() {
@@ -299,7 +301,7 @@ fn train_candidates<'c>(
         if cfg.progress {
             eprintln!("{c}:");
         }
-        let trained = Phases { out: &dir, depth: c.layers, ..*phases }.run(net, train, val, &mut cfg.clone())?;
+        let trained = Phases { out: &dir, ..*phases }.run(*c, net, train, val, &mut cfg.clone())?;
         let best = fit::best_epoch(&trained.state.metrics).context("internal error: a run without epochs")?.clone();
         runs.push((dir, *c, best, trained));
     }
@@ -338,7 +340,6 @@ fn train_candidates<'c>(
 struct Phases<'a> {
     cmd: &'a Cmd,
     out: &'a std::path::Path,
-    depth: usize,
     lr: f32,
     fine_tune_epochs: usize,
 }
@@ -350,10 +351,18 @@ struct Trained {
 }
 
 impl Phases<'_> {
-    fn run(&self, mut net: Network, train: &Dataset, val: Option<&Dataset>, cfg: &mut fit::Config) -> Result<Trained> {
+    /// Trains `net`, the candidate `c`'s network.
+    fn run(
+        &self,
+        c: Candidate,
+        mut net: Network,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        cfg: &mut fit::Config,
+    ) -> Result<Trained> {
         let cmd = self.cmd;
         if cmd.mode != Mode::Scratch {
-            transfer::freeze_base(&mut net, self.depth, 0);
+            transfer::freeze_base(&mut net, c.layers, 0);
         }
         let optimizer = Optimizer::new(Kind::Adam, 0.0, &net);
         let classes = train.classes.clone();
@@ -369,9 +378,10 @@ impl Phases<'_> {
                 state.net = best;
                 cfg.patience = cfg.patience.map(|p| p + phase_one - info.epoch);
             }
-            transfer::freeze_base(&mut state.net, self.depth, cmd.unfreeze_top);
+            transfer::freeze_base(&mut state.net, c.layers, cmd.unfreeze_top);
             state.optimizer = Optimizer::new(Kind::Adam, 0.0, &state.net);
             cfg.lr = cmd.fine_tune_lr.unwrap_or(self.lr / 10.0);
+            cfg.phase = 2;
             cfg.epochs = phase_one + self.fine_tune_epochs;
             state = fit::run(self.out, state, train, val, cfg)?;
         }

@@ -86,6 +86,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         augment: cmd.augment.config()?,
         progress: !cmd.quiet,
         fake_quant: None,
+        phase: 1,
     };
     cfg.check()?;
     let load = |shape| load_data(&cmd.data, cmd.val_data.as_deref(), cmd.val_split, cmd.seed, shape, cmd.per_class);
