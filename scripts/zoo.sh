@@ -36,6 +36,8 @@ base vgg-shapes vgg shapes:count=4000 shapes:split=test 30
 base resnet-shapes resnet shapes:count=4000 shapes:split=test 30
 base xception-shapes xception shapes:count=4000 shapes:split=test 30
 base inception-shapes inception shapes:count=4000 shapes:split=test 30
+# The shapes twin of inception-resnet-atoms-336 (50 s here).
+base inception-resnet-shapes inception-resnet shapes:count=4000 shapes:split=test 30
 # General-purpose: 200 formula-driven classes (radial contours), 100 pictures each.
 base resnet-atoms resnet atoms:count=20000,classes=200 atoms:classes=200,split=test,count=2000 70
 # Every one of the 336 classes, 119 pictures each (28 min).

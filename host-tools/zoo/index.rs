@@ -4,6 +4,7 @@ vec![
     base!("resnet-shapes", "resnet", [32, 32, 3], "shapes:count=4000", 0.918, "microcnn train --data shapes:count=4000 --arch resnet --out target/zoo/resnet-shapes --epochs 30 --seed 0"),
     base!("xception-shapes", "xception", [32, 32, 3], "shapes:count=4000", 0.885, "microcnn train --data shapes:count=4000 --arch xception --out target/zoo/xception-shapes --epochs 30 --seed 0"),
     base!("inception-shapes", "inception", [32, 32, 3], "shapes:count=4000", 0.808, "microcnn train --data shapes:count=4000 --arch inception --out target/zoo/inception-shapes --epochs 30 --seed 0"),
+    base!("inception-resnet-shapes", "inception-resnet", [32, 32, 3], "shapes:count=4000", 0.919, "microcnn train --data shapes:count=4000 --arch inception-resnet --out target/zoo/inception-resnet-shapes --epochs 30 --seed 0"),
     base!("resnet-atoms", "resnet", [32, 32, 3], "atoms:count=20000,classes=200", 0.215, "microcnn train --data atoms:count=20000,classes=200 --arch resnet --out target/zoo/resnet-atoms --epochs 70 --seed 0"),
     base!("resnet-atoms-336", "resnet", [32, 32, 3], "atoms:count=40000,classes=336", 0.175, "microcnn train --data atoms:count=40000,classes=336 --arch resnet --out target/zoo/resnet-atoms-336 --epochs 35 --seed 0"),
     base!("resnet-wide-atoms-336", "resnet-wide", [32, 32, 3], "atoms:count=40000,classes=336", 0.3071, "microcnn train --data atoms:count=40000,classes=336 --arch host-tools/zoo/archs/resnet-wide.toml --out target/zoo/resnet-wide-atoms-336 --epochs 35 --seed 0"),
