@@ -455,6 +455,8 @@ fn depthwise_multiplier_one_matches_the_general_kernels() {
         ([8, 9, 5], "kernel = [3, 5]\nstrides = [1, 2]"),
         ([6, 7, 4], "kernel = 5\npadding = { explicit = [2, 1, 0, 3] }"),
         ([5, 5, 8], "kernel = 2\nstrides = 2\npadding = \"same\""),
+        ([7, 6, 16], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([5, 9, 32], "kernel = 3\nstrides = [2, 2]"),
         ([4, 6, 2], "kernel = 1"),
     ];
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -580,5 +582,47 @@ fn same_bits_with_and_without_avx512() {
         let (narrow, wide) = (run(true), run(false));
         assert!(narrow.0[0].iter().flatten().any(|g| g.iter().any(|&v| v != 0.0)));
         assert_eq!(narrow, wide, "{:?}", arch.name);
+    }
+}
+
+/// Timing scratch (not a test of behaviour): min over runs, baseline against wide.
+#[test]
+#[ignore]
+fn scratch_timing() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for (input, layer) in [
+        ([48, 48, 8], "kernel = 3\npadding = \"same\""),
+        ([48, 48, 16], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([24, 24, 32], "kernel = 3\npadding = \"same\""),
+        ([24, 24, 32], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([12, 12, 64], "kernel = 3\npadding = \"same\""),
+    ] {
+        let g = depthwise_geom(input, layer);
+        let n = 32;
+        let c = input[2];
+        let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let (x, w) = (draw(n * input.iter().product::<usize>()), draw(g.kernel[0] * g.kernel[1] * c));
+        let dy = draw(n * g.output.iter().product::<usize>());
+        let mut best = [[f64::MAX; 2]; 2];
+        for _ in 0..15 {
+            for (bi, baseline) in [true, false].into_iter().enumerate() {
+                super::simd::force_baseline(baseline);
+                let t = std::time::Instant::now();
+                let y = kernels::depthwise_forward_m1(&g, &w, None, Act::None, &x, n);
+                best[bi][0] = best[bi][0].min(t.elapsed().as_secs_f64());
+                let t = std::time::Instant::now();
+                let r = kernels::depthwise_backward_m1(&g, &w, false, &x, &dy, n, true);
+                best[bi][1] = best[bi][1].min(t.elapsed().as_secs_f64());
+                std::hint::black_box((y, r));
+            }
+        }
+        super::simd::force_baseline(false);
+        println!(
+            "{input:?} {layer:?}: fwd base {:.3}ms wide {:.3}ms; bwd base {:.3}ms wide {:.3}ms",
+            best[0][0] * 1e3,
+            best[1][0] * 1e3,
+            best[0][1] * 1e3,
+            best[1][1] * 1e3
+        );
     }
 }
