@@ -981,34 +981,47 @@ fn inside(g: &Geom, axis: usize, o: usize, scale: usize, into: &mut Vec<usize>) 
     }
 }
 
-/// Calls `f(o, taps)` for each output pixel of one sample, in `(oy, ox)` order: `o` is
-/// the offset of its values in the output (`(oy·ow + ox)·c`), `taps` the input offsets
-/// (`(iy·w + ix)·c`) of its window's taps inside the input, in `(ky, kx)` order (those
-/// [`Geom::tap`] finds). Mark `f` `#[inline(always)]`.
-#[inline(always)]
-fn for_each_window(g: &Geom, mut f: impl FnMut(usize, &[usize])) {
-    let [_, w, c] = g.input;
-    let [oh, ow, _] = g.output;
-    // The rows' and the columns' offsets are worked out once, not per pixel.
-    let cols: Vec<Vec<usize>> = (0..ow)
-        .map(|ox| {
-            let mut v = Vec::new();
-            inside(g, 1, ox, c, &mut v);
-            v
-        })
-        .collect();
-    let (mut rows, mut taps) = (Vec::new(), vec![0; g.kernel[0] * g.kernel[1]]);
-    for oy in 0..oh {
-        inside(g, 0, oy, w * c, &mut rows);
-        for (ox, cx) in cols.iter().enumerate() {
-            let mut len = 0;
-            for &ry in &rows {
-                for &x in cx {
-                    taps[len] = ry + x;
-                    len += 1;
+/// The windows of one sample's output pixels, worked out once per layer and pass (not
+/// per sample): pixel `i` (in `(oy, ox)` order) has the input offsets
+/// `taps[starts[i]..starts[i + 1]]` (`(iy·w + ix)·c`) of its window's taps inside the
+/// input, in `(ky, kx)` order (those [`Geom::tap`] finds).
+struct Windows {
+    starts: Vec<usize>,
+    taps: Vec<usize>,
+    c: usize,
+}
+
+impl Windows {
+    fn new(g: &Geom) -> Windows {
+        let [_, w, c] = g.input;
+        let [oh, ow, _] = g.output;
+        let cols: Vec<Vec<usize>> = (0..ow)
+            .map(|ox| {
+                let mut v = Vec::new();
+                inside(g, 1, ox, c, &mut v);
+                v
+            })
+            .collect();
+        let (mut rows, mut starts, mut taps) = (Vec::new(), vec![0], Vec::new());
+        for oy in 0..oh {
+            inside(g, 0, oy, w * c, &mut rows);
+            for cx in &cols {
+                for &ry in &rows {
+                    taps.extend(cx.iter().map(|&x| ry + x));
                 }
+                starts.push(taps.len());
             }
-            f((oy * ow + ox) * c, &taps[..len]);
+        }
+        Windows { starts, taps, c }
+    }
+
+    /// Calls `f(o, taps)` for each output pixel in `(oy, ox)` order: `o` is the offset
+    /// of its values in the output (`(oy·ow + ox)·c`), `taps` its window's. Mark `f`
+    /// `#[inline(always)]`.
+    #[inline(always)]
+    fn each(&self, mut f: impl FnMut(usize, &[usize])) {
+        for (i, ends) in self.starts.windows(2).enumerate() {
+            f(i * self.c, &self.taps[ends[0]..ends[1]]);
         }
     }
 }
@@ -1043,14 +1056,14 @@ pub(super) fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32
     let c = g.input[2];
     let out_size = g.out_pixels() * c;
     let mut y = pool::take(n * out_size);
+    let windows = Windows::new(g);
     // One sample per task; each output value takes its window's taps in `(ky, kx)`
     // order (max from −∞, or a sum from 0 times 1/taps).
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
         wide(
             #[inline(always)]
             || {
-                for_each_window(
-                    g,
+                windows.each(
                     #[inline(always)]
                     |o, taps| {
                         let yo = &mut ys[o..][..c];
@@ -1117,6 +1130,7 @@ pub(super) fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Ve
         && g.output[0] * g.kernel[0] == g.input[0]
         && g.output[1] * g.kernel[1] == g.input[1];
     let mut dx = pool::take(x.len());
+    let windows = Windows::new(g);
     dx.par_chunks_mut(g.in_size())
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
@@ -1127,8 +1141,7 @@ pub(super) fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Ve
             wide(
                 #[inline(always)]
                 || {
-                    for_each_window(
-                        g,
+                    windows.each(
                         #[inline(always)]
                         |o, taps| {
                             let (yo, dyo) = (&ys[o..][..c], &dys[o..][..c]);
