@@ -808,13 +808,9 @@ fn depthwise_backward_part<const N: usize>(
     let mut dw_tile = vec![0.0; taps * row];
     let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
     let dx = dxp.unwrap_or_default();
+    dx.fill(0.0);
     for s in 0..samples {
         let xs = &xc[s * g.in_size()..][..g.in_size()];
-        // Cleared sample by sample, while it is still in cache when the taps add
-        // into it.
-        if need_dx {
-            dx[s * g.in_size()..][..g.in_size()].fill(0.0);
-        }
         for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
             if has_bias {
                 db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
