@@ -80,11 +80,10 @@ fn part(n: usize) -> usize {
 /// Values per task of the element-wise passes below.
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
-// The depthwise loops run in the AVX-512 build too, but their runs of one pixel's
-// channels (8 to 64 in the small nets, the strided taps) go through `add_run`, code for
-// their length: a loop of unknown length vectorized over 16 lanes and unrolled leaves
-// runs that short to its scalar remainder (measured: the wide build of the plain loop
-// took the depthwise backward pass twice as long). The pooling loops run on blocks of
+// Loops left out of `wide` on purpose stay in the baseline build: the depthwise loops,
+// whose rows of 8 to 32 channels are too short for a loop vectorized over 16 lanes and
+// unrolled, which leaves them to its scalar remainder (measured: the AVX-512 build of
+// the depthwise backward pass took twice as long). The pooling loops run on blocks of
 // channels of fixed size instead (`by_blocks!`).
 
 fn activate(act: Act, y: &mut [f32]) {
@@ -627,39 +626,6 @@ fn add_products(o: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
-/// [`add_products`] over `N` values (`N` > 0: code for that length, whole vectors
-/// for a run of one pixel's 8 to 64 channels; 0: any length). The same operations in
-/// the same order, so the same bits.
-#[inline(always)]
-fn add_run<const N: usize>(o: &mut [f32], a: &[f32], b: &[f32]) {
-    if N == 0 {
-        return add_products(o, a, b);
-    }
-    let o: &mut [f32; N] = (&mut o[..N]).try_into().expect("length");
-    let a: &[f32; N] = a[..N].try_into().expect("length");
-    let b: &[f32; N] = b[..N].try_into().expect("length");
-    for i in 0..N {
-        o[i] += a[i] * b[i];
-    }
-}
-
-/// Runs `$body` with `$n` a constant: the channel count when it is a common one, else
-/// 0 (any), so that the depthwise kernels' runs of one pixel's channels are code for
-/// their length (see [`add_run`]).
-macro_rules! by_channels {
-    ($c:expr, $n:ident => $body:expr) => {
-        seq_len!($c, $n => $body, _ => {
-            const $n: usize = 0;
-            $body
-        }, 8 16 24 32 48 64)
-    };
-}
-
-/// The output columns `valid_cols(g, kx)` of each kernel column.
-fn valid_cols_all(g: &Geom) -> Vec<(usize, usize)> {
-    (0..g.kernel[1]).map(|kx| valid_cols(g, kx)).collect()
-}
-
 /// Each tap's `c` weights repeated across an output row (`kh·kw` rows of `ow·c`), so
 /// that a stride-1 row of taps is one long element-wise product.
 fn tiled_taps(g: &Geom, w: &[f32]) -> Vec<f32> {
@@ -686,67 +652,47 @@ pub(super) fn depthwise_forward_m1(
     x: &[f32],
     n: usize,
 ) -> Vec<f32> {
-    let out_size: usize = g.output.iter().product();
+    let [h, wd, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let (row, out_size) = (ow * c, oh * ow * c);
     let tiles = tiled_taps(g, w);
-    let cols = valid_cols_all(g);
     let mut y = pool::take(n * out_size);
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
-        wide(
-            #[inline(always)]
-            || by_channels!(g.input[2], N => depthwise_forward_sample::<N>(g, w, &tiles, &cols, bias, act, xs, ys)),
-        )
-    });
-    y
-}
-
-/// [`depthwise_forward_m1`] of one sample, `N` its channel count (or 0, see
-/// [`by_channels!`]).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn depthwise_forward_sample<const N: usize>(
-    g: &Geom,
-    w: &[f32],
-    tiles: &[f32],
-    cols: &[(usize, usize)],
-    bias: Option<&[f32]>,
-    act: Act,
-    xs: &[f32],
-    ys: &mut [f32],
-) {
-    let [h, wd, _] = g.input;
-    let c = if N > 0 { N } else { g.input[2] };
-    let row = g.output[1] * c;
-    for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
-        match bias {
-            Some(b) => yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b)),
-            None => yrow.fill(0.0),
-        }
-        for ky in 0..g.kernel[0] {
-            let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                continue;
-            };
-            let xrow = &xs[iy * wd * c..][..wd * c];
-            for (kx, &(ox0, ox1)) in cols.iter().enumerate() {
-                let tap = ky * g.kernel[1] + kx;
-                if ox0 == ox1 {
+        // Baseline build (rows of a few channels, see above).
+        for (oy, yrow) in ys.chunks_exact_mut(row).enumerate() {
+            match bias {
+                Some(b) => yrow.chunks_exact_mut(c).for_each(|o| o.copy_from_slice(b)),
+                None => yrow.fill(0.0),
+            }
+            for ky in 0..g.kernel[0] {
+                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
                     continue;
-                }
-                let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
-                if g.strides[1] == 1 {
-                    let len = (ox1 - ox0) * c;
-                    let wt = &tiles[tap * row..][..len];
-                    add_products(&mut yrow[ox0 * c..][..len], &xrow[ix0 * c..][..len], wt);
-                } else {
-                    let wk = &w[tap * c..][..c];
-                    for (i, ox) in (ox0..ox1).enumerate() {
-                        let xin = &xrow[(ix0 + i * g.strides[1]) * c..][..c];
-                        add_run::<N>(&mut yrow[ox * c..][..c], xin, wk);
+                };
+                let xrow = &xs[iy * wd * c..][..wd * c];
+                for kx in 0..g.kernel[1] {
+                    let tap = ky * g.kernel[1] + kx;
+                    let (ox0, ox1) = valid_cols(g, kx);
+                    if ox0 == ox1 {
+                        continue;
+                    }
+                    let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                    if g.strides[1] == 1 {
+                        let len = (ox1 - ox0) * c;
+                        let wt = &tiles[tap * row..][..len];
+                        add_products(&mut yrow[ox0 * c..][..len], &xrow[ix0 * c..][..len], wt);
+                    } else {
+                        let wk = &w[tap * c..][..c];
+                        for (i, ox) in (ox0..ox1).enumerate() {
+                            let xin = &xrow[(ix0 + i * g.strides[1]) * c..][..c];
+                            add_products(&mut yrow[ox * c..][..c], xin, wk);
+                        }
                     }
                 }
             }
         }
-    }
-    act_serial(act, ys);
+        act_serial(act, ys);
+    });
+    y
 }
 
 /// Depthwise backward with multiplier 1, laid out like [`depthwise_forward_m1`]: the
@@ -762,10 +708,11 @@ pub(super) fn depthwise_backward_m1(
     n: usize,
     need_dx: bool,
 ) -> Gradients {
-    let c = g.input[2];
-    let out_size: usize = g.output.iter().product();
+    let [h, wd, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let (row, out_size) = (ow * c, oh * ow * c);
+    let taps = g.kernel[0] * g.kernel[1];
     let tiles = tiled_taps(g, w);
-    let cols = valid_cols_all(g);
     let cs = part(n);
     let mut dx_all = need_dx.then(|| pool::take(n * g.in_size()));
     let chunks = x.chunks(cs * g.in_size()).len();
@@ -774,93 +721,68 @@ pub(super) fn depthwise_backward_m1(
         .zip(x.par_chunks(cs * g.in_size()))
         .zip(slots(dx_all.as_mut(), cs * g.in_size(), chunks))
         .map(|((dc, xc), dxp)| {
-            wide(
-                #[inline(always)]
-                || by_channels!(c, N => depthwise_backward_part::<N>(g, w, &tiles, &cols, has_bias, xc, dc, dxp)),
-            )
-        })
-        .collect();
-    reduce_parts(parts, w.len(), has_bias.then_some(c), dx_all)
-}
-
-/// [`depthwise_backward_m1`] of one part (`dc` the gradient at its samples' outputs,
-/// `xc` their inputs, `dxp` their input gradient when wanted), `N` the channel count
-/// (or 0, see [`by_channels!`]).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn depthwise_backward_part<const N: usize>(
-    g: &Geom,
-    w: &[f32],
-    tiles: &[f32],
-    cols: &[(usize, usize)],
-    has_bias: bool,
-    xc: &[f32],
-    dc: &[f32],
-    dxp: Option<&mut [f32]>,
-) -> Part {
-    let [h, wd, _] = g.input;
-    let c = if N > 0 { N } else { g.input[2] };
-    let [oh, ow, _] = g.output;
-    let (row, out_size) = (ow * c, oh * ow * c);
-    let taps = g.kernel[0] * g.kernel[1];
-    let need_dx = dxp.is_some();
-    let samples = xc.len() / g.in_size();
-    let mut dw_tile = vec![0.0; taps * row];
-    let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
-    let dx = dxp.unwrap_or_default();
-    dx.fill(0.0);
-    for s in 0..samples {
-        let xs = &xc[s * g.in_size()..][..g.in_size()];
-        for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
-            if has_bias {
-                db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
-            }
-            for ky in 0..g.kernel[0] {
-                let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let at = (s * h + iy) * wd * c;
-                let xrow = &xs[iy * wd * c..][..wd * c];
-                for (kx, &(ox0, ox1)) in cols.iter().enumerate() {
-                    let tap = ky * g.kernel[1] + kx;
-                    if ox0 == ox1 {
-                        continue;
+            // Baseline build (rows of a few channels, see above).
+            let samples = xc.len() / g.in_size();
+            let mut dw_tile = vec![0.0; taps * row];
+            let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
+            let dx = dxp.unwrap_or_default();
+            dx.fill(0.0);
+            for s in 0..samples {
+                let xs = &xc[s * g.in_size()..][..g.in_size()];
+                for (oy, drow) in dc[s * out_size..][..out_size].chunks_exact(row).enumerate() {
+                    if has_bias {
+                        db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
                     }
-                    let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
-                    let acc = &mut dw_tile[tap * row..][..row];
-                    if g.strides[1] == 1 {
-                        let len = (ox1 - ox0) * c;
-                        let (d, xr) = (&drow[ox0 * c..][..len], &xrow[ix0 * c..][..len]);
-                        add_products(&mut acc[ox0 * c..][..len], xr, d);
-                        if need_dx {
-                            let wt = &tiles[tap * row..][..len];
-                            add_products(&mut dx[at + ix0 * c..][..len], d, wt);
-                        }
-                    } else {
-                        let wk = &w[tap * c..][..c];
-                        for (i, ox) in (ox0..ox1).enumerate() {
-                            let ix = ix0 + i * g.strides[1];
-                            let d = &drow[ox * c..][..c];
-                            add_run::<N>(&mut acc[ox * c..][..c], &xrow[ix * c..][..c], d);
-                            if need_dx {
-                                add_run::<N>(&mut dx[at + ix * c..][..c], d, wk);
+                    for ky in 0..g.kernel[0] {
+                        let Some(iy) = (oy * g.strides[0] + ky).checked_sub(g.pad[0]).filter(|&iy| iy < h) else {
+                            continue;
+                        };
+                        let at = (s * h + iy) * wd * c;
+                        let xrow = &xs[iy * wd * c..][..wd * c];
+                        for kx in 0..g.kernel[1] {
+                            let tap = ky * g.kernel[1] + kx;
+                            let (ox0, ox1) = valid_cols(g, kx);
+                            if ox0 == ox1 {
+                                continue;
+                            }
+                            let ix0 = ox0 * g.strides[1] + kx - g.pad[1];
+                            let acc = &mut dw_tile[tap * row..][..row];
+                            if g.strides[1] == 1 {
+                                let len = (ox1 - ox0) * c;
+                                let (d, xr) = (&drow[ox0 * c..][..len], &xrow[ix0 * c..][..len]);
+                                add_products(&mut acc[ox0 * c..][..len], xr, d);
+                                if need_dx {
+                                    let wt = &tiles[tap * row..][..len];
+                                    add_products(&mut dx[at + ix0 * c..][..len], d, wt);
+                                }
+                            } else {
+                                let wk = &w[tap * c..][..c];
+                                for (i, ox) in (ox0..ox1).enumerate() {
+                                    let ix = ix0 + i * g.strides[1];
+                                    let d = &drow[ox * c..][..c];
+                                    add_products(&mut acc[ox * c..][..c], &xrow[ix * c..][..c], d);
+                                    if need_dx {
+                                        add_products(&mut dx[at + ix * c..][..c], d, wk);
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    }
-    let fold = |tile: &[f32]| -> Vec<f32> {
-        let mut out = vec![0.0; c];
-        for lane in tile.chunks_exact(c) {
-            out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
-        }
-        out
-    };
-    let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
-    let db = if has_bias { fold(&db_tile) } else { Vec::new() };
-    (dw, db)
+            let fold = |tile: &[f32]| -> Vec<f32> {
+                let mut out = vec![0.0; c];
+                for lane in tile.chunks_exact(c) {
+                    out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
+                }
+                out
+            };
+            let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
+            let db = if has_bias { fold(&db_tile) } else { Vec::new() };
+            (dw, db)
+        })
+        .collect();
+    reduce_parts(parts, w.len(), has_bias.then_some(c), dx_all)
 }
 
 pub(super) fn depthwise_forward_general(
