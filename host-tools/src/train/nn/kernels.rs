@@ -54,7 +54,8 @@ pub enum Cache {
     /// Nothing.
     None,
     /// A convolution's or a dense layer's: nothing either, as the backward pass
-    /// rebuilds the im2col matrix from the input (see [`conv_forward`]).
+    /// rebuilds the im2col matrix (or the padded copy, see [`direct`]) from the input
+    /// (see [`conv_forward`]).
     Conv,
     /// The statistics batch norm used: the batch's (training mode) or the moving
     /// averages. The backward pass recomputes the normalized input from them.
