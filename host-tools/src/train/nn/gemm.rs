@@ -42,6 +42,16 @@ impl<'a> View<'a> {
         View { data, rows: cols, cols: rows, row_stride: 1, col_stride: cols }
     }
 
+    /// `rows × cols` read at `data[r · row_stride + c · col_stride]`. The rows may
+    /// overlap: a stride-1 convolution's windows, read straight from its (padded) input.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
+            assert!(last < data.len(), "strided view of {rows}×{cols} reaching {last} in {} values", data.len());
+        }
+        View { data, rows, cols, row_stride, col_stride }
+    }
+
     #[inline(always)]
     fn at(&self, r: usize, c: usize) -> f32 {
         self.data[r * self.row_stride + c * self.col_stride]

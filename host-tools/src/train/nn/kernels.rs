@@ -54,7 +54,8 @@ pub enum Cache {
     /// Nothing.
     None,
     /// A convolution's or a dense layer's: nothing either, as the backward pass
-    /// rebuilds the im2col matrix from the input (see [`conv_forward`]).
+    /// rebuilds the im2col matrix (or the padded copy, see [`direct`]) from the input
+    /// (see [`conv_forward`]).
     Conv,
     /// The statistics batch norm used: the batch's (training mode) or the moving
     /// averages. The backward pass recomputes the normalized input from them.
@@ -332,8 +333,50 @@ fn piece_rows(g: &Geom) -> usize {
     ((8 << 10) / (g.output[1] * g.col_len()).max(1)).max(1)
 }
 
-/// Convolution as im2col + GEMM; also dense layers (a 1×1 "image").
+/// Whether a convolution reads its windows straight from a zero-padded copy of each
+/// sample instead of an im2col matrix: stride 1 (then kernel row `ky` of output
+/// column `ox` is the run of `kw·c` padded values from column `ox`, the runs of one
+/// output row advancing by `c`), and not pointwise (whose input is its own matrix).
+/// The products see the same values in the same order as from the im2col matrix (the
+/// padding's zeros included), so the same bits.
+fn direct(g: &Geom) -> bool {
+    g.strides == [1, 1] && !g.is_pointwise()
+}
+
+/// Rows and columns of the padded sample: those the windows reach.
+fn padded_dims(g: &Geom) -> (usize, usize) {
+    (g.output[0] - 1 + g.kernel[0], g.output[1] - 1 + g.kernel[1])
+}
+
+/// One sample `xs` into `p` (`padded_dims` × `c`): input `(iy, ix)` at `(iy + top,
+/// ix + left)`, zeros elsewhere (inputs no window reaches are left out).
+fn pad_sample(g: &Geom, xs: &[f32], p: &mut [f32]) {
+    let [h, w, c] = g.input;
+    let (hp, wp) = padded_dims(g);
+    let [top, left] = g.pad;
+    p.fill(0.0);
+    let cols = w.min(wp.saturating_sub(left));
+    for iy in 0..h.min(hp.saturating_sub(top)) {
+        p[((iy + top) * wp + left) * c..][..cols * c].copy_from_slice(&xs[iy * w * c..][..cols * c]);
+    }
+}
+
+/// Convolution as im2col + GEMM (or straight from the padded input, see [`direct`]);
+/// also dense layers (a 1×1 "image").
 fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], n: usize) -> (Vec<f32>, Cache) {
+    conv_forward_as(g, w, bias, act, x, n, direct(g))
+}
+
+/// [`conv_forward`], straight from the padded input when `direct` (stride 1 only).
+pub(super) fn conv_forward_as(
+    g: &Geom,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    x: &[f32],
+    n: usize,
+    direct: bool,
+) -> (Vec<f32>, Cache) {
     let (pix, k, cout) = (g.out_pixels(), g.col_len(), g.output[2]);
     let cs = part(n);
     // Written in full below (the product does not read its output).
@@ -354,6 +397,32 @@ fn conv_forward(g: &Geom, w: &[f32], bias: Option<&[f32]>, act: Act, x: &[f32], 
             let m = yc.len() / cout;
             sgemm_then(View::new(xc, m, k), View::new(w, k, cout), then, yc);
             finish(yc);
+        });
+        return (y, Cache::Conv);
+    }
+    if direct {
+        assert_eq!(g.strides, [1, 1], "direct convolution at stride 1");
+        // One output row at a time, one product per kernel row, each going on from
+        // the last (`onto`); bias and ReLU after the last.
+        let ((hp, wp), c, ow) = (padded_dims(g), g.input[2], g.output[1]);
+        let run = g.kernel[1] * c;
+        y.par_chunks_mut(cs * pix * cout).zip(x.par_chunks(cs * g.in_size())).for_each(|(yc, xc)| {
+            let mut p = pool::take(hp * wp * c);
+            for (ys, xs) in yc.chunks_mut(pix * cout).zip(xc.chunks(g.in_size())) {
+                pad_sample(g, xs, &mut p);
+                for (oy, yrow) in ys.chunks_mut(ow * cout).enumerate() {
+                    for ky in 0..g.kernel[0] {
+                        let a = View::strided(&p[(oy + ky) * wp * c..], ow, run, c, 1);
+                        let b = View::new(&w[ky * run * cout..], run, cout);
+                        let last = ky + 1 == g.kernel[0];
+                        let t =
+                            if last { Then { onto: ky > 0, ..then } } else { Then { onto: ky > 0, ..Then::default() } };
+                        sgemm_then(a, b, t, yrow);
+                    }
+                    finish(yrow);
+                }
+            }
+            pool::give(p);
         });
         return (y, Cache::Conv);
     }
@@ -412,6 +481,23 @@ fn conv_backward(
     n: usize,
     need_dx: bool,
 ) -> Gradients {
+    conv_backward_as(g, w, has_bias, x, (act, y, dy), n, need_dx, direct(g))
+}
+
+/// [`conv_backward`], the weight gradient straight from the padded input when
+/// `direct` (stride 1 only).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_backward_as(
+    g: &Geom,
+    w: &[f32],
+    has_bias: bool,
+    x: &[f32],
+    (act, y, dy): (Act, &[f32], &mut [f32]),
+    n: usize,
+    need_dx: bool,
+    direct: bool,
+) -> Gradients {
+    assert!(!direct || g.strides == [1, 1], "direct convolution at stride 1");
     let (pix, k, cout) = (g.out_pixels(), g.col_len(), g.output[2]);
     let cs = part(n);
     let pointwise = g.is_pointwise();
@@ -475,8 +561,25 @@ fn conv_backward(
             // have the bits of one product over the part; each input gradient row is
             // its own product, and `col2im` adds in row order.
             let (ow, piece) = (g.output[1], piece_rows(g));
-            let mut col = pool::take(piece.min(m / ow) * ow * k);
-            let mut dcol = pool::take(if dxp.is_some() { col.len() } else { 0 });
+            if direct {
+                // The weight gradient's chains over the part's output pixels in order,
+                // one product per output row and kernel row (its `kw·c` rows of `dw`).
+                let ((hp, wp), c) = (padded_dims(g), g.input[2]);
+                let run = g.kernel[1] * c;
+                let mut p = pool::take(hp * wp * c);
+                for (xs, ds) in xc.chunks(g.in_size()).zip(dc.chunks(pix * cout)) {
+                    pad_sample(g, xs, &mut p);
+                    for (oy, drow) in ds.chunks(ow * cout).enumerate() {
+                        for ky in 0..g.kernel[0] {
+                            let a = View::strided(&p[(oy + ky) * wp * c..], run, ow, 1, c);
+                            sgemm_onto(a, View::new(drow, ow, cout), &mut dw[ky * run * cout..][..run * cout]);
+                        }
+                    }
+                }
+                pool::give(p);
+            }
+            let mut col = pool::take(if direct { 0 } else { piece.min(m / ow) * ow * k });
+            let mut dcol = pool::take(if dxp.is_some() { piece.min(m / ow) * ow * k } else { 0 });
             let mut dxp = dxp;
             if let Some(dxp) = dxp.as_deref_mut() {
                 dxp.fill(0.0);
@@ -484,9 +587,11 @@ fn conv_backward(
             for (q, dq) in dc.chunks(piece * ow * cout).enumerate() {
                 let mq = dq.len() / cout;
                 let rows = q * piece..q * piece + mq / ow;
-                let cq = &mut col[..mq * k];
-                im2col_range(g, xc, rows.clone(), cq);
-                sgemm_onto(View::transposed(cq, mq, k), View::new(dq, mq, cout), &mut dw);
+                if !direct {
+                    let cq = &mut col[..mq * k];
+                    im2col_range(g, xc, rows.clone(), cq);
+                    sgemm_onto(View::transposed(cq, mq, k), View::new(dq, mq, cout), &mut dw);
+                }
                 if let Some(dxp) = dxp.as_deref_mut() {
                     let dcq = &mut dcol[..mq * k];
                     sgemm(View::new(dq, mq, cout), View::new(&wt, cout, k), dcq);
@@ -795,34 +900,47 @@ fn inside(g: &Geom, axis: usize, o: usize, scale: usize, into: &mut Vec<usize>) 
     }
 }
 
-/// Calls `f(o, taps)` for each output pixel of one sample, in `(oy, ox)` order: `o` is
-/// the offset of its values in the output (`(oy·ow + ox)·c`), `taps` the input offsets
-/// (`(iy·w + ix)·c`) of its window's taps inside the input, in `(ky, kx)` order (those
-/// [`Geom::tap`] finds). Mark `f` `#[inline(always)]`.
-#[inline(always)]
-fn for_each_window(g: &Geom, mut f: impl FnMut(usize, &[usize])) {
-    let [_, w, c] = g.input;
-    let [oh, ow, _] = g.output;
-    // The rows' and the columns' offsets are worked out once, not per pixel.
-    let cols: Vec<Vec<usize>> = (0..ow)
-        .map(|ox| {
-            let mut v = Vec::new();
-            inside(g, 1, ox, c, &mut v);
-            v
-        })
-        .collect();
-    let (mut rows, mut taps) = (Vec::new(), vec![0; g.kernel[0] * g.kernel[1]]);
-    for oy in 0..oh {
-        inside(g, 0, oy, w * c, &mut rows);
-        for (ox, cx) in cols.iter().enumerate() {
-            let mut len = 0;
-            for &ry in &rows {
-                for &x in cx {
-                    taps[len] = ry + x;
-                    len += 1;
+/// The windows of one sample's output pixels, worked out once per layer and pass (not
+/// per sample): pixel `i` (in `(oy, ox)` order) has the input offsets
+/// `taps[starts[i]..starts[i + 1]]` (`(iy·w + ix)·c`) of its window's taps inside the
+/// input, in `(ky, kx)` order (those [`Geom::tap`] finds).
+struct Windows {
+    starts: Vec<usize>,
+    taps: Vec<usize>,
+    c: usize,
+}
+
+impl Windows {
+    fn new(g: &Geom) -> Windows {
+        let [_, w, c] = g.input;
+        let [oh, ow, _] = g.output;
+        let cols: Vec<Vec<usize>> = (0..ow)
+            .map(|ox| {
+                let mut v = Vec::new();
+                inside(g, 1, ox, c, &mut v);
+                v
+            })
+            .collect();
+        let (mut rows, mut starts, mut taps) = (Vec::new(), vec![0], Vec::new());
+        for oy in 0..oh {
+            inside(g, 0, oy, w * c, &mut rows);
+            for cx in &cols {
+                for &ry in &rows {
+                    taps.extend(cx.iter().map(|&x| ry + x));
                 }
+                starts.push(taps.len());
             }
-            f((oy * ow + ox) * c, &taps[..len]);
+        }
+        Windows { starts, taps, c }
+    }
+
+    /// Calls `f(o, taps)` for each output pixel in `(oy, ox)` order: `o` is the offset
+    /// of its values in the output (`(oy·ow + ox)·c`), `taps` its window's. Mark `f`
+    /// `#[inline(always)]`.
+    #[inline(always)]
+    fn each(&self, mut f: impl FnMut(usize, &[usize])) {
+        for (i, ends) in self.starts.windows(2).enumerate() {
+            f(i * self.c, &self.taps[ends[0]..ends[1]]);
         }
     }
 }
@@ -857,14 +975,14 @@ pub(super) fn pool_forward(g: &Geom, max: bool, x: &[f32], n: usize) -> (Vec<f32
     let c = g.input[2];
     let out_size = g.out_pixels() * c;
     let mut y = pool::take(n * out_size);
+    let windows = Windows::new(g);
     // One sample per task; each output value takes its window's taps in `(ky, kx)`
     // order (max from −∞, or a sum from 0 times 1/taps).
     y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
         wide(
             #[inline(always)]
             || {
-                for_each_window(
-                    g,
+                windows.each(
                     #[inline(always)]
                     |o, taps| {
                         let yo = &mut ys[o..][..c];
@@ -931,6 +1049,7 @@ pub(super) fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Ve
         && g.output[0] * g.kernel[0] == g.input[0]
         && g.output[1] * g.kernel[1] == g.input[1];
     let mut dx = pool::take(x.len());
+    let windows = Windows::new(g);
     dx.par_chunks_mut(g.in_size())
         .zip(x.par_chunks(g.in_size()))
         .zip(y.par_chunks(out_size).zip(dy.par_chunks(out_size)))
@@ -941,8 +1060,7 @@ pub(super) fn maxpool_backward(g: &Geom, x: &[f32], y: &[f32], dy: &[f32]) -> Ve
             wide(
                 #[inline(always)]
                 || {
-                    for_each_window(
-                        g,
+                    windows.each(
                         #[inline(always)]
                         |o, taps| {
                             let (yo, dyo) = (&ys[o..][..c], &dys[o..][..c]);
