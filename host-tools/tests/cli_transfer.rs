@@ -259,6 +259,11 @@ fn bad_transfer_input_fails_with_one_line() {
         ]),
         "--unfreeze-top 40",
     );
+    for folds in [&["--folds", "0"][..], &["--folds", "5", "--val-split", "0.2"]] {
+        let mut all = vec!["finetune", "--base", "vgg-shapes", "--data", NEW_TASK, "--out", &o, "--mode", "scratch"];
+        all.extend(folds);
+        fails_cleanly(&microcnn(&all), &format!("--folds {}", folds[1]));
+    }
     for (layers, mode, said) in
         [("40", "feature-extraction", "--base-layers 40"), ("2", "fine-tuning", "--unfreeze-top 3")]
     {
@@ -381,57 +386,84 @@ fn finetune_vgg_shapes(data: &str, out: &Path, args: &[&str]) -> String {
 }
 
 /// What a default `finetune` run on `vgg-shapes` says it kept (`head H on N base
-/// layers,`), after [`kept_candidate`]'s checks.
-fn kept_head(out: &Path) -> String {
-    let (head, layers) = kept_candidate(out);
+/// layers,`), after [`kept_candidate`]'s checks, with the images each candidate was
+/// validated on in all (`folds` runs each).
+fn kept_head(out: &Path, folds: usize, validated: usize) -> String {
+    let (head, layers) = kept_candidate(out, folds, validated);
     format!("head {head} on {layers} base layers,")
+}
+
+/// One row of `heads.csv`: one candidate's run on one split.
+#[derive(Debug)]
+struct HeadRun {
+    head: String,
+    layers: usize,
+    fold: usize,
+    validated: usize,
+    accuracy: f32,
+    loss: f32,
+    epoch: usize,
+    kept: bool,
 }
 
 /// The head and base layers a default `finetune` run on `vgg-shapes` kept, after
 /// checking `heads.csv`: each default head on the whole base and on the base without its
-/// last width stage trained, the one with the best validation accuracy kept (ties: the
-/// first), its head and base layers in the checkpoint's architecture, the other runs
-/// removed.
-fn kept_candidate(out: &Path) -> (String, usize) {
-    let heads: Vec<(String, usize, f64, f64, bool, usize)> = std::fs::read_to_string(out.join("heads.csv"))
+/// last width stage trained on each of `folds` splits, the one with the most validation
+/// images right over them kept (ties: the first), and of its runs the one whose best
+/// epoch is the median; its head and base layers in the checkpoint's architecture, the
+/// other runs removed.
+fn kept_candidate(out: &Path, folds: usize, validated: usize) -> (String, usize) {
+    let rows: Vec<HeadRun> = std::fs::read_to_string(out.join("heads.csv"))
         .unwrap()
         .lines()
         .skip(1)
         .map(|l| {
-            let f: Vec<&str> = l.rsplitn(6, ',').collect();
-            let head = f[5].trim_matches('"').to_string();
-            (
-                head,
-                f[4].parse().unwrap(),
-                f[3].parse().unwrap(),
-                f[2].parse().unwrap(),
-                f[0] == "true",
-                f[1].parse().unwrap(),
-            )
+            let f: Vec<&str> = l.rsplitn(8, ',').collect();
+            HeadRun {
+                head: f[7].trim_matches('"').to_string(),
+                layers: f[6].parse().unwrap(),
+                fold: f[5].parse().unwrap(),
+                validated: f[4].parse().unwrap(),
+                accuracy: f[3].parse().unwrap(),
+                loss: f[2].parse().unwrap(),
+                epoch: f[1].parse().unwrap(),
+                kept: f[0] == "true",
+            }
         })
         .collect();
     let (base, _) = zoo::load("vgg-shapes").unwrap();
     let (depth, cut) = (transfer::base_depth(&base.arch), transfer::stage_cut(&base).unwrap());
     assert!(cut < depth);
-    let expected: Vec<(&str, usize)> =
-        [depth, cut].iter().flat_map(|&l| microcnn_tools::train::schedule::HEADS.map(|h| (h, l))).collect();
-    assert_eq!(heads.iter().map(|h| (h.0.as_str(), h.1)).collect::<Vec<_>>(), expected);
-    let top = heads.iter().map(|h| h.2).fold(f64::MIN, f64::max);
-    let kept = heads.iter().position(|h| h.2 == top).unwrap();
-    assert_eq!(heads.iter().map(|h| h.4).collect::<Vec<_>>(), (0..heads.len()).map(|i| i == kept).collect::<Vec<_>>());
+    let expected: Vec<(&str, usize, usize)> = [depth, cut]
+        .iter()
+        .flat_map(|&l| microcnn_tools::train::schedule::HEADS.map(|h| (h, l)))
+        .flat_map(|(h, l)| (1..=folds).map(move |f| (h, l, f)))
+        .collect();
+    assert_eq!(rows.iter().map(|r| (r.head.as_str(), r.layers, r.fold)).collect::<Vec<_>>(), expected);
+    let candidates: Vec<&[HeadRun]> = rows.chunks(folds).collect();
+    // Every candidate validated on the same images in all; its score, the images right.
+    let right = |c: &[HeadRun]| c.iter().map(|r| (r.accuracy * r.validated as f32).round() as usize).sum::<usize>();
+    assert!(candidates.iter().all(|c| c.iter().map(|r| r.validated).sum::<usize>() == validated), "{rows:?}");
+    let top = candidates.iter().map(|c| right(c)).max().unwrap();
+    let kept = candidates.iter().position(|c| right(c) == top).unwrap();
+    let mut epochs: Vec<usize> = candidates[kept].iter().map(|r| r.epoch).collect();
+    epochs.sort();
+    let kept_run = candidates[kept].iter().find(|r| r.kept).expect("a kept run of the kept candidate");
+    assert_eq!(kept_run.epoch, epochs[(folds - 1) / 2], "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| r.kept).count(), 1, "{rows:?}");
     let arch = std::fs::read_to_string(out.join("arch.toml")).unwrap();
-    assert_eq!(arch.contains("\"flatten\""), heads[kept].0.starts_with("flatten"), "{arch}");
+    assert_eq!(arch.contains("\"flatten\""), kept_run.head.starts_with("flatten"), "{arch}");
     // Top level: the base layers kept, then the head's pooling, dense and softmax layers.
-    assert_eq!(arch.matches("[[layer]]").count(), heads[kept].1 + 3, "{arch}");
-    assert!((1..=heads.len()).all(|i| !out.join(format!("head-{i}")).exists()));
+    assert_eq!(arch.matches("[[layer]]").count(), kept_run.layers + 3, "{arch}");
+    let left = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap());
+    assert!(left.filter(|name| name.starts_with("head-")).count() == 0, "runs left in {}", out.display());
     // The kept row's figures are its run's best epoch (the validation run's, when the
     // model was then trained again on every image).
     let run = ["validation-metrics.csv", "metrics.csv"].map(|f| out.join(f)).into_iter().find(|p| p.exists());
-    let rows = metrics(&run.unwrap());
-    let best = best_epoch(&rows);
-    assert_eq!(heads[kept].5, best.epoch);
-    assert_eq!((heads[kept].2 as f32, heads[kept].3 as f32), (best.val_accuracy, best.val_loss), "{heads:?}");
-    (heads[kept].0.clone(), heads[kept].1)
+    let best = best_epoch(&metrics(&run.unwrap())).clone();
+    assert_eq!(kept_run.epoch, best.epoch);
+    assert_eq!((kept_run.accuracy, kept_run.loss), (best.val_accuracy, best.val_loss), "{rows:?}");
+    (kept_run.head.clone(), kept_run.layers)
 }
 
 fn metrics(path: &Path) -> Vec<EpochMetrics> {
@@ -448,8 +480,9 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ft");
     let data = format!("{NEW_TASK},count=30");
-    // No --val-split: a stratified fifth is held out to choose the epoch; with 5 images
-    // a class the model is then trained again on all 30 for that many epochs.
+    // No --val-split: with 5 images a class, five stratified folds choose the head and
+    // base layers (every image validated once) and the kept run's epoch; the model is
+    // then trained again on all 30 for that many epochs.
     let said = finetune_vgg_shapes(&data, &out, &["--mode", "fine-tuning", "--epochs", "4", "--fine-tune-epochs", "3"]);
     let chosen = metrics(&out.join("validation-metrics.csv"));
     assert!((4..=7).contains(&chosen.len()), "{} validation epochs", chosen.len());
@@ -460,8 +493,8 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let lr = chosen[0].learning_rate;
     assert!(chosen.iter().all(|r| r.learning_rate == if r.phase == 1 { lr } else { lr / 10.0 }), "{chosen:?}");
     assert!(said.contains(&format!("on all 30 images for the {best} epochs")), "{said}");
-    // No --head: each default head was trained on the split, the better one kept.
-    assert!(said.contains(&kept_head(&out)), "{said}");
+    // No --head: each default head was trained on each fold, the best kept.
+    assert!(said.contains(&kept_head(&out, 5, 30)), "{said}");
     let refit = metrics(&out.join("metrics.csv"));
     assert_eq!(refit.len(), best);
     // Trained on everything: no validation figures.
@@ -473,7 +506,7 @@ fn default_schedule_validates_then_trains_again_on_every_image() {
     let said =
         finetune_vgg_shapes(&data, &kept, &["--mode", "feature-extraction", "--epochs", "2", "--val-split", "0.2"]);
     assert!(said.contains("on 48 images, kept epoch"), "{said}");
-    assert!(said.contains(&kept_head(&kept)), "{said}");
+    assert!(said.contains(&kept_head(&kept, 1, 12)), "{said}");
     assert!(!kept.join("validation-metrics.csv").exists());
     // A head the user gives is the only one trained.
     let given = dir.path().join("given");

@@ -210,6 +210,36 @@ impl Dataset {
         (self.subset(&train), self.subset(&validation))
     }
 
+    /// Stratified, seeded k-fold split: `k` (train, validation) pairs whose validation
+    /// parts are disjoint and together hold every image once (k-fold cross-validation).
+    /// Each class's images are shuffled and dealt to the folds in turn, the next class
+    /// starting at the fold where the last one stopped, so every class is spread as
+    /// evenly as it can be and the folds' sizes differ by at most one image. Both halves
+    /// keep the original order of the images.
+    ///
+    /// # Panics
+    /// If `k < 2`.
+    pub fn stratified_folds(&self, k: usize, seed: u64) -> Vec<(Dataset, Dataset)> {
+        assert!(k >= 2, "k-fold split with k = {k}");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut fold = vec![0; self.len()];
+        let mut next = 0;
+        for class in 0..self.classes.len() {
+            let mut members: Vec<usize> = (0..self.len()).filter(|&i| self.labels[i] == class).collect();
+            members.shuffle(&mut rng);
+            for i in members {
+                fold[i] = next;
+                next = (next + 1) % k;
+            }
+        }
+        (0..k)
+            .map(|f| {
+                let (validation, train): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|&i| fold[i] == f);
+                (self.subset(&train), self.subset(&validation))
+            })
+            .collect()
+    }
+
     /// The images converted to `shape` as the firmware converts a camera frame (see
     /// [`crate::data::preprocess`]): centred crop to the new aspect ratio, triangle
     /// resize, BT.709 luma or gray replication, in 8 bits. No-op when equal.

@@ -32,6 +32,10 @@ pub const BASE: &str = "vgg-bn-atoms-336";
 /// what a feature is, wherever it is, and is best on the shape tasks; flattening keeps
 /// where it is, and is best on digits (README, "Defaults").
 pub const HEADS: [&str; 2] = ["gap,dense:32", "flatten,dense:32"];
+/// Folds of the cross-validation that chooses between the default candidates (heads and
+/// base depths) when there are few images ([`refit`]): one held-out fifth of 20 images
+/// a class is 4 a class, where one image decides; five folds validate on every image.
+pub const FOLDS: usize = 5;
 /// The head `finetune` uses when no validation split can choose one (`--val-split 0`).
 pub const HEAD: &str = HEADS[0];
 

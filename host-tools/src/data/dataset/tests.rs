@@ -335,6 +335,42 @@ fn stratified_split_keeps_every_class_on_both_sides() {
 }
 
 #[test]
+fn stratified_folds_validate_every_image_once_with_every_class_spread() {
+    // 7 classes of uneven sizes: 5 folds.
+    let data = Dataset {
+        labels: (0..103).map(|i| if i < 70 { i % 7 } else { i % 3 }).collect(),
+        ..small_dataset(103, [2, 2, 1], 7)
+    };
+    let folds = data.stratified_folds(5, 3);
+    assert_eq!(folds.len(), 5);
+    let images = |d: &Dataset| (0..d.len()).map(|i| (d.image(i).to_vec(), d.labels[i])).collect::<Vec<_>>();
+    let mut validated = Vec::new();
+    for (train, validation) in &folds {
+        assert_eq!(train.len() + validation.len(), data.len());
+        // Each class: the fold's share within one image.
+        for (c, (&all, &val)) in data.class_counts().iter().zip(&validation.class_counts()).enumerate() {
+            assert!(val == all / 5 || val == all.div_ceil(5), "class {c}: {val} of {all}");
+        }
+        let mut both = images(train);
+        both.extend(images(validation));
+        both.sort();
+        let mut every = images(&data);
+        every.sort();
+        assert_eq!(both, every);
+        validated.extend(images(validation));
+    }
+    let sizes: Vec<usize> = folds.iter().map(|f| f.1.len()).collect();
+    assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
+    validated.sort();
+    let mut every = images(&data);
+    every.sort();
+    assert_eq!(validated, every, "every image validated exactly once");
+    let again = data.stratified_folds(5, 3);
+    assert!(folds.iter().zip(&again).all(|(a, b)| a.1.to_unit() == b.1.to_unit()));
+    assert_ne!(folds[0].1.to_unit(), data.stratified_folds(5, 4)[0].1.to_unit());
+}
+
+#[test]
 fn shapes_are_deterministic_and_have_the_requested_shape() {
     let a = load("shapes:size=20x24,channels=1,count=30,seed=4", None).expect("shapes");
     assert_eq!((a.shape, a.len(), a.classes.len()), ([20, 24, 1], 30, 6));

@@ -7,6 +7,7 @@ use microcnn_tools::data::dataset::Dataset;
 use microcnn_tools::train::checkpoint::{self, State};
 use microcnn_tools::train::fit::{self, load_data};
 use microcnn_tools::train::float_tflite;
+use microcnn_tools::train::metrics::EpochMetrics;
 use microcnn_tools::train::nn::optim::{Kind, Optimizer};
 use microcnn_tools::train::nn::Network;
 use microcnn_tools::train::schedule;
@@ -84,6 +85,13 @@ pub struct Cmd {
     /// Separate validation data.
     #[arg(long)]
     pub val_data: Option<String>,
+    /// Folds of stratified cross-validation for choosing the head and base layers: each
+    /// candidate trains K times, validated each time on another K-th of the images, and
+    /// the one with the most validation images right over all K is kept. Default: 5 when
+    /// the defaults choose between candidates on few images (under 50 a class, where one
+    /// held-out fifth is a few images and one image decides), 1 (one split) otherwise.
+    #[arg(long)]
+    pub folds: Option<usize>,
     /// Re-estimate the base's batch-norm moving statistics on the training images
     /// before the head trains (feature extraction and fine-tuning; AdaBN: each layer in
     /// turn, then fixed; no weight changes). Off by default: measured +3.5 points of
@@ -116,6 +124,13 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         phase: 1,
     }
     .check()?;
+    match cmd.folds {
+        Some(0) => bail!("--folds 0: use --folds 1 for one validation split"),
+        Some(k) if k > 1 && (cmd.val_split.is_some() || cmd.val_data.is_some()) => {
+            bail!("--folds {k}: cross-validation makes its own splits; leave out --val-split and --val-data")
+        }
+        _ => {}
+    }
     if cmd.fine_tune_epochs == Some(0) && cmd.mode == Mode::FineTuning {
         bail!("--fine-tune-epochs 0: use --mode feature-extraction to train the head alone");
     }
@@ -196,6 +211,20 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let candidates: Vec<Candidate> =
         layers.iter().flat_map(|&layers| heads.iter().map(move |&head| Candidate { layers, head })).collect();
     let nets = candidates.iter().map(|c| build(&base, c)).collect::<Result<Vec<_>>>()?;
+    // Few images: the validation run chooses the epoch; the model is then trained again
+    // on every image (the held-out ones too) for that many epochs.
+    let refit = val_set.as_ref().is_some_and(|v| {
+        cmd.val_split.is_none() && cmd.val_data.is_none() && schedule::refit(train_set.len() + v.len(), classes.len())
+    });
+    let folds = cmd.folds.unwrap_or(if refit && candidates.len() > 1 { schedule::FOLDS } else { 1 });
+    if folds > 1 && folds > all.len() {
+        bail!("--folds {folds}: more folds than the {} images of {}", all.len(), cmd.data);
+    }
+    let splits: Vec<(Dataset, Option<Dataset>)> = if folds > 1 {
+        all.stratified_folds(folds, cmd.seed).into_iter().map(|(t, v)| (t, Some(v))).collect()
+    } else {
+        vec![(train_set.clone(), val_set.clone())]
+    };
     if checkpoint::state_path(&cmd.out).exists() {
         bail!("{}: holds a training run already; choose a new --out", cmd.out.display());
     }
@@ -204,6 +233,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             "{} training images, {}: {epochs} epochs{} at lr {lr}, {}{}{}",
             train_set.len(),
             match &val_set {
+                _ if folds > 1 => format!("{folds}-fold cross-validation (best epochs kept)"),
                 Some(v) => format!("{} validation images (best epoch kept)", v.len()),
                 None => "no validation (last epoch kept)".to_string(),
             },
@@ -217,14 +247,9 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
     let phases = Phases { cmd, out: &cmd.out, lr, fine_tune_epochs };
-    let (state, chosen) = train_candidates(&phases, &candidates, nets, &train_set, val_set.as_ref(), &cfg)?;
+    let (state, chosen, trained_on) = train_candidates(&phases, &candidates, nets, &splits, &cfg)?;
     let best = fit::best_epoch(&state.state.metrics).map_or(0, |m| m.epoch);
-    // Few images: the validation run chose the epoch; the model is then trained again
-    // on every image (the held-out ones too) for that many epochs.
-    let refit = val_set.as_ref().filter(|v| {
-        cmd.val_split.is_none() && cmd.val_data.is_none() && schedule::refit(train_set.len() + v.len(), classes.len())
-    });
-    let (state, kept) = if refit.is_some() {
+    let (state, kept) = if refit {
         for (from, to) in [("metrics.csv", "validation-metrics.csv"), ("curves.png", "validation-curves.png")] {
             let (from, to) = (cmd.out.join(from), cmd.out.join(to));
             std::fs::rename(&from, &to).with_context(|| format!("{}: cannot rename", from.display()))?;
@@ -242,7 +267,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         let state = refit_phases.run(chosen, net, &all, None, &mut cfg)?;
         (state, format!("on all {} images for the {best} epochs a validation split chose", all.len()))
     } else {
-        (state, format!("on {} images, kept epoch {best}", train_set.len()))
+        (state, format!("on {trained_on} images, kept epoch {best}"))
     };
     outln!(
         "{}: {:?} from {}, {chosen}, {kept} ({} epochs run)",
@@ -268,70 +293,100 @@ impl std::fmt::Display for Candidate<'_> {
     }
 }
 
-/// Trains each candidate's network and keeps the one whose best epoch ([`fit::best_epoch`])
-/// has the highest validation accuracy; ties go to the earlier candidate, not to the
-/// lower validation loss as between epochs of one run: candidates come in order of
+/// Trains each candidate's network on each split (one, or the folds of a
+/// cross-validation) and keeps the candidate with the most validation images right at
+/// its runs' best epochs ([`fit::best_epoch`]); ties go to the earlier candidate, not to
+/// the lower validation loss as between epochs of one run: candidates come in order of
 /// preference (the whole base, then the cut; `gap`, then `flatten`), and the larger
 /// heads are more confident, so their loss is lower on the images they get right. On
 /// the drawn tasks the loss broke accuracy ties towards the cut on 2 of 4 seed-0
-/// runs, 0.5 and 3.75 points below the whole base on the test images. One candidate
-/// trains in `--out` itself; several train in folders of their own inside it, the kept
-/// run is moved to `--out`, every candidate's figures go to `heads.csv` and the other
-/// runs are removed.
+/// runs, 0.5 and 3.75 points below the whole base on the test images. Of the kept
+/// candidate's runs, the one whose best epoch is the median is kept (it chooses the
+/// epochs of a refit). One candidate on one split trains in `--out` itself; otherwise
+/// each run trains in a folder of its own inside it, the kept run is moved to `--out`,
+/// every run's figures go to `heads.csv` and the other runs are removed. Returns the
+/// kept run, its candidate and the number of images it trained on.
 fn train_candidates<'c>(
     phases: &Phases,
     candidates: &[Candidate<'c>],
     nets: Vec<Network>,
-    train: &Dataset,
-    val: Option<&Dataset>,
+    splits: &[(Dataset, Option<Dataset>)],
     cfg: &fit::Config,
-) -> Result<(Trained, Candidate<'c>)> {
+) -> Result<(Trained, Candidate<'c>, usize)> {
     let out = phases.out;
-    if let [one] = candidates {
+    if let ([one], [(train, val)]) = (candidates, splits) {
         let net = nets.into_iter().next().context("internal error: no network for the head")?;
-        return Ok((phases.run(*one, net, train, val, &mut cfg.clone())?, *one));
+        return Ok((phases.run(*one, net, train, val.as_ref(), &mut cfg.clone())?, *one, train.len()));
     }
-    let mut runs = Vec::new();
+    struct Run {
+        dir: std::path::PathBuf,
+        trained: Trained,
+        best: EpochMetrics,
+        validated: usize,
+    }
+    let mut runs: Vec<Vec<Run>> = Vec::new();
     for (i, (net, c)) in nets.into_iter().zip(candidates).enumerate() {
-        let dir = out.join(format!("head-{}", i + 1));
-        if dir.exists() {
-            bail!("{}: exists; choose a new --out", dir.display());
+        let mut folds = Vec::new();
+        for (j, (train, val)) in splits.iter().enumerate() {
+            let (name, label) = match splits.len() {
+                1 => (format!("head-{}", i + 1), String::new()),
+                k => (format!("head-{}-fold-{}", i + 1, j + 1), format!(", fold {} of {k}", j + 1)),
+            };
+            let dir = out.join(name);
+            if dir.exists() {
+                bail!("{}: exists; choose a new --out", dir.display());
+            }
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+            if cfg.progress {
+                eprintln!("{c}{label}:");
+            }
+            let trained =
+                Phases { out: &dir, ..*phases }.run(*c, net.clone(), train, val.as_ref(), &mut cfg.clone())?;
+            let best = fit::best_epoch(&trained.state.metrics).context("internal error: a run without epochs")?.clone();
+            let validated = val.as_ref().map_or(0, Dataset::len);
+            folds.push(Run { dir, trained, best, validated });
         }
-        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
-        if cfg.progress {
-            eprintln!("{c}:");
-        }
-        let trained = Phases { out: &dir, ..*phases }.run(*c, net, train, val, &mut cfg.clone())?;
-        let best = fit::best_epoch(&trained.state.metrics).context("internal error: a run without epochs")?.clone();
-        runs.push((dir, *c, best, trained));
+        runs.push(folds);
     }
-    let kept = (0..runs.len()).reduce(|b, i| if runs[i].2.val_accuracy > runs[b].2.val_accuracy { i } else { b });
-    let kept = kept.expect("two or more candidates");
-    let mut table = String::from("head,base_layers,val_accuracy,val_loss,epoch,kept\n");
-    for (i, (_, c, best, _)) in runs.iter().enumerate() {
-        let (accuracy, loss, epoch) = (best.val_accuracy, best.val_loss, best.epoch);
-        table += &format!("\"{}\",{},{accuracy},{loss},{epoch},{}\n", c.head, c.layers, i == kept);
+    // Validation images right: accuracy × images, exact for the counts they come from.
+    let right = |r: &Run| (r.best.val_accuracy * r.validated as f32).round() as usize;
+    let score = |folds: &[Run]| folds.iter().map(right).sum::<usize>();
+    let kept = (0..runs.len()).reduce(|b, i| if score(&runs[i]) > score(&runs[b]) { i } else { b });
+    let kept = kept.expect("a candidate");
+    let mut order: Vec<usize> = (0..splits.len()).collect();
+    order.sort_by_key(|&j| runs[kept][j].best.epoch);
+    let median = order[(order.len() - 1) / 2];
+    let mut table = String::from("head,base_layers,fold,validated,val_accuracy,val_loss,epoch,kept\n");
+    for (i, (c, folds)) in candidates.iter().zip(&runs).enumerate() {
+        for (j, r) in folds.iter().enumerate() {
+            let (accuracy, loss, epoch, validated) = (r.best.val_accuracy, r.best.val_loss, r.best.epoch, r.validated);
+            let is_kept = i == kept && j == median;
+            table +=
+                &format!("\"{}\",{},{},{validated},{accuracy},{loss},{epoch},{is_kept}\n", c.head, c.layers, j + 1);
+        }
         if cfg.progress {
+            let total: usize = folds.iter().map(|r| r.validated).sum();
             eprintln!(
-                "{c}: val_accuracy {accuracy:.4}, val_loss {loss:.4} (epoch {epoch}){}",
+                "{c}: {} of {total} validation images right{}",
+                score(folds),
                 if i == kept { ", kept" } else { "" }
             );
         }
     }
-    let (dir, chosen, _, trained) = runs.swap_remove(kept);
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))? {
-        let from = entry.with_context(|| format!("{}: cannot read", dir.display()))?.path();
+    let run = runs[kept].swap_remove(median);
+    for entry in std::fs::read_dir(&run.dir).with_context(|| format!("{}: cannot read", run.dir.display()))? {
+        let from = entry.with_context(|| format!("{}: cannot read", run.dir.display()))?.path();
         if from.file_name() != Some(std::ffi::OsStr::new(checkpoint::LOCK_FILE)) {
             let to = out.join(from.file_name().expect("a file name"));
             std::fs::rename(&from, &to).with_context(|| format!("{}: cannot move", from.display()))?;
         }
     }
-    for dir in std::iter::once(&dir).chain(runs.iter().map(|r| &r.0)) {
+    for dir in std::iter::once(&run.dir).chain(runs.iter().flatten().map(|r| &r.dir)) {
         std::fs::remove_dir_all(dir).with_context(|| format!("{}: cannot remove", dir.display()))?;
     }
     let path = out.join("heads.csv");
     std::fs::write(&path, table).with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok((trained, chosen))
+    Ok((run.trained, candidates[kept], splits[median].0.len()))
 }
 
 /// The training phases of a mode: the head on the frozen base, then (fine-tuning) the
