@@ -213,11 +213,12 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     let nets = candidates.iter().map(|c| build(&base, c)).collect::<Result<Vec<_>>>()?;
     // Few images: the validation run chooses the epoch; the model is then trained again
     // on every image (the held-out ones too) for that many epochs.
-    let refit = val_set.as_ref().is_some_and(|v| {
-        cmd.val_split.is_none() && cmd.val_data.is_none() && schedule::refit(train_set.len() + v.len(), classes.len())
-    });
+    let refit = val_set.is_some()
+        && cmd.val_split.is_none()
+        && cmd.val_data.is_none()
+        && schedule::refit(all.len(), classes.len());
     let folds = cmd.folds.unwrap_or(if refit && candidates.len() > 1 { schedule::FOLDS } else { 1 });
-    if folds > 1 && folds > all.len() {
+    if folds > all.len() {
         bail!("--folds {folds}: more folds than the {} images of {}", all.len(), cmd.data);
     }
     let splits: Vec<(Dataset, Option<Dataset>)> = if folds > 1 {
@@ -320,13 +321,20 @@ fn train_candidates<'c>(
     }
     struct Run {
         dir: std::path::PathBuf,
-        trained: Trained,
         best: EpochMetrics,
         validated: usize,
     }
+    // Validation images right: accuracy × images, exact for the counts they come from.
+    let right = |r: &Run| (r.best.val_accuracy * r.validated as f32).round() as usize;
+    let score = |folds: &[Run]| folds.iter().map(right).sum::<usize>();
     let mut runs: Vec<Vec<Run>> = Vec::new();
+    // The kept candidate so far, its median run (by best epoch) and that run's state;
+    // every other run's state is dropped as soon as its candidate is scored.
+    let mut kept: Option<(usize, usize, Trained)> = None;
     for (i, (net, c)) in nets.into_iter().zip(candidates).enumerate() {
         let mut folds = Vec::new();
+        let mut states = Vec::new();
+        let mut net = Some(net);
         for (j, (train, val)) in splits.iter().enumerate() {
             let (name, label) = match splits.len() {
                 1 => (format!("head-{}", i + 1), String::new()),
@@ -340,22 +348,25 @@ fn train_candidates<'c>(
             if cfg.progress {
                 eprintln!("{c}{label}:");
             }
-            let trained =
-                Phases { out: &dir, ..*phases }.run(*c, net.clone(), train, val.as_ref(), &mut cfg.clone())?;
+            // The last split takes the network itself, the others a copy.
+            let net = if j + 1 == splits.len() { net.take() } else { net.clone() };
+            let net = net.context("internal error: no network for the head")?;
+            let trained = Phases { out: &dir, ..*phases }.run(*c, net, train, val.as_ref(), &mut cfg.clone())?;
             let best = fit::best_epoch(&trained.state.metrics).context("internal error: a run without epochs")?.clone();
             let validated = val.as_ref().map_or(0, Dataset::len);
-            folds.push(Run { dir, trained, best, validated });
+            folds.push(Run { dir, best, validated });
+            states.push(Some(trained));
+        }
+        let mut order: Vec<usize> = (0..folds.len()).collect();
+        order.sort_by_key(|&j| folds[j].best.epoch);
+        let median = order[(order.len() - 1) / 2];
+        if kept.as_ref().is_none_or(|&(b, _, _)| score(&folds) > score(&runs[b])) {
+            let state = states[median].take().context("internal error: no state for the median run")?;
+            kept = Some((i, median, state));
         }
         runs.push(folds);
     }
-    // Validation images right: accuracy × images, exact for the counts they come from.
-    let right = |r: &Run| (r.best.val_accuracy * r.validated as f32).round() as usize;
-    let score = |folds: &[Run]| folds.iter().map(right).sum::<usize>();
-    let kept = (0..runs.len()).reduce(|b, i| if score(&runs[i]) > score(&runs[b]) { i } else { b });
-    let kept = kept.expect("a candidate");
-    let mut order: Vec<usize> = (0..splits.len()).collect();
-    order.sort_by_key(|&j| runs[kept][j].best.epoch);
-    let median = order[(order.len() - 1) / 2];
+    let (kept, median, trained) = kept.context("internal error: no candidate")?;
     let mut table = String::from("head,base_layers,fold,validated,val_accuracy,val_loss,epoch,kept\n");
     for (i, (c, folds)) in candidates.iter().zip(&runs).enumerate() {
         for (j, r) in folds.iter().enumerate() {
@@ -386,7 +397,7 @@ fn train_candidates<'c>(
     }
     let path = out.join("heads.csv");
     std::fs::write(&path, table).with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok((run.trained, candidates[kept], splits[median].0.len()))
+    Ok((trained, candidates[kept], splits[median].0.len()))
 }
 
 /// The training phases of a mode: the head on the frozen base, then (fine-tuning) the
