@@ -3,7 +3,8 @@
 //! beating training from scratch on a small new task, and bad input.
 
 use microcnn_tools::train::metrics::{read_metrics_csv, EpochMetrics};
-use microcnn_tools::train::{checkpoint, fit, transfer, zoo};
+use microcnn_tools::train::transfer::Mode;
+use microcnn_tools::train::{checkpoint, fit, schedule, transfer, zoo};
 use std::path::Path;
 
 mod common;
@@ -389,8 +390,8 @@ fn finetune_vgg_shapes(data: &str, out: &Path, args: &[&str]) -> String {
 /// layers,`), after [`kept_candidate`]'s checks, with the images each candidate was
 /// validated on in all (`folds` runs each).
 fn kept_head(out: &Path, folds: usize, validated: usize) -> String {
-    let (head, layers) = kept_candidate(out, folds, validated);
-    format!("head {head} on {layers} base layers,")
+    let (head, layers, lr) = kept_candidate(out, folds, validated);
+    format!("head {head} on {layers} base layers at lr {lr},")
 }
 
 /// One row of `heads.csv`: one candidate's run on one split.
@@ -398,6 +399,7 @@ fn kept_head(out: &Path, folds: usize, validated: usize) -> String {
 struct HeadRun {
     head: String,
     layers: usize,
+    lr: f32,
     fold: usize,
     validated: usize,
     accuracy: f32,
@@ -411,17 +413,18 @@ struct HeadRun {
 /// last width stage trained on each of `folds` splits, the one with the most validation
 /// images right over them kept (ties: the first), and of its runs the one whose best
 /// epoch is the median; its head and base layers in the checkpoint's architecture, the
-/// other runs removed.
-fn kept_candidate(out: &Path, folds: usize, validated: usize) -> (String, usize) {
+/// other runs removed; each head trained at the rate for its width (no `--lr` given).
+fn kept_candidate(out: &Path, folds: usize, validated: usize) -> (String, usize, f32) {
     let rows: Vec<HeadRun> = std::fs::read_to_string(out.join("heads.csv"))
         .unwrap()
         .lines()
         .skip(1)
         .map(|l| {
-            let f: Vec<&str> = l.rsplitn(8, ',').collect();
+            let f: Vec<&str> = l.rsplitn(9, ',').collect();
             HeadRun {
-                head: f[7].trim_matches('"').to_string(),
-                layers: f[6].parse().unwrap(),
+                head: f[8].trim_matches('"').to_string(),
+                layers: f[7].parse().unwrap(),
+                lr: f[6].parse().unwrap(),
                 fold: f[5].parse().unwrap(),
                 validated: f[4].parse().unwrap(),
                 accuracy: f[3].parse().unwrap(),
@@ -440,6 +443,13 @@ fn kept_candidate(out: &Path, folds: usize, validated: usize) -> (String, usize)
         .flat_map(|(h, l)| (1..=folds).map(move |f| (h, l, f)))
         .collect();
     assert_eq!(rows.iter().map(|r| (r.head.as_str(), r.layers, r.fold)).collect::<Vec<_>>(), expected);
+    // `gap` feeds the dense layer the base's channels; `flatten` every value of its output.
+    for r in &rows {
+        let net = transfer::build(&base, r.layers, &r.head, 2, false, 0).unwrap();
+        let inputs = transfer::head_inputs(&net, r.layers);
+        assert_eq!(inputs <= 64, r.head.starts_with("gap"), "{inputs} inputs: {r:?}");
+        assert_eq!(r.lr, schedule::head_learning_rate(Mode::FineTuning, inputs), "{r:?}");
+    }
     let candidates: Vec<&[HeadRun]> = rows.chunks(folds).collect();
     // Every candidate validated on the same images in all; its score, the images right.
     let right = |c: &[HeadRun]| c.iter().map(|r| (r.accuracy * r.validated as f32).round() as usize).sum::<usize>();
@@ -463,7 +473,7 @@ fn kept_candidate(out: &Path, folds: usize, validated: usize) -> (String, usize)
     let best = best_epoch(&metrics(&run.unwrap())).clone();
     assert_eq!(kept_run.epoch, best.epoch);
     assert_eq!((kept_run.accuracy, kept_run.loss), (best.val_accuracy, best.val_loss), "{rows:?}");
-    (kept_run.head.clone(), kept_run.layers)
+    (kept_run.head.clone(), kept_run.layers, kept_run.lr)
 }
 
 fn metrics(path: &Path) -> Vec<EpochMetrics> {

@@ -104,6 +104,17 @@ pub fn build(base: &Network, layers: usize, head: &str, classes: usize, scratch:
     Ok(net)
 }
 
+/// Inputs of the first dense layer of the head on `net`'s first `layers` top-level
+/// layers ([`build`]): the base's channels after global average pooling, all of its
+/// output values after flattening; 0 when the head has no dense layer.
+pub fn head_inputs(net: &Network, layers: usize) -> usize {
+    net.nodes
+        .iter()
+        .find(|n| top_level(&n.name) > layers && n.layer.kind() == "dense")
+        .and_then(|n| n.inputs.first())
+        .map_or(0, |&i| net.nodes[i].size())
+}
+
 /// Checks that `layers` (`--base-layers`) is a number of the base's layers to keep: 1 to
 /// [`base_depth`].
 pub fn check_layers(base: &Network, layers: usize) -> Result<()> {
@@ -421,5 +432,15 @@ activation = "softmax"
         assert_eq!(stage_cut(&Network::new(&Arch::parse(&one).unwrap(), 1).unwrap()), None);
         let resnet = Arch::parse(RESNET).unwrap();
         assert_eq!(stage_cut(&Network::new(&resnet, 1).unwrap()), Some(3));
+    }
+
+    /// The head's first dense layer sees every value of a flattened cut (6×6×3) and the
+    /// channels after global average pooling, whatever dense layers follow it.
+    #[test]
+    fn head_inputs_count_the_first_dense_layers_inputs() {
+        let base = Network::new(&Arch::parse(ARCH).unwrap(), 1).unwrap();
+        assert_eq!(head_inputs(&build(&base, 2, "flatten,dense:5", 2, false, 3).unwrap(), 2), 108);
+        assert_eq!(head_inputs(&build(&base, 2, "gap,dense:5", 2, false, 3).unwrap(), 2), 3);
+        assert_eq!(head_inputs(&build(&base, 2, "gap", 2, false, 3).unwrap(), 2), 3);
     }
 }

@@ -40,8 +40,9 @@ pub struct Cmd {
     /// Fine-tuning epochs after the top layers are unfrozen (default: half of --epochs).
     #[arg(long)]
     pub fine_tune_epochs: Option<usize>,
-    /// Learning rate (Adam). Default: 0.003 for feature extraction and fine-tuning,
-    /// 0.001 from scratch.
+    /// Learning rate (Adam). Default: 0.003 for feature extraction and fine-tuning with a
+    /// head of at most 256 inputs (`gap`), 0.001 for a wider one (`flatten`) and from
+    /// scratch.
     #[arg(long)]
     pub lr: Option<f32>,
     /// Learning rate once the top layers are unfrozen (default: lr / 10).
@@ -110,7 +111,8 @@ pub struct Cmd {
 /// Runs the command.
 pub fn run(cmd: &Cmd) -> Result<()> {
     let augment = cmd.augment.config()?;
-    let lr = cmd.lr.unwrap_or(schedule::learning_rate(Some(cmd.mode)));
+    // Checked with the rate of a narrow head; each candidate's own is set once it is built.
+    let lr = cmd.lr.unwrap_or(schedule::head_learning_rate(cmd.mode, 0));
     // The counts the user gave are checked before anything is loaded.
     fit::Config {
         epochs: cmd.epochs.unwrap_or(1),
@@ -208,9 +210,14 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         (None, None, Some(_), Some(cut)) => vec![depth, cut],
         _ => vec![full],
     };
-    let candidates: Vec<Candidate> =
-        layers.iter().flat_map(|&layers| heads.iter().map(move |&head| Candidate { layers, head })).collect();
+    let mut candidates: Vec<Candidate> =
+        layers.iter().flat_map(|&layers| heads.iter().map(move |&head| Candidate { layers, head, lr })).collect();
     let nets = candidates.iter().map(|c| build(&base, c)).collect::<Result<Vec<_>>>()?;
+    if cmd.lr.is_none() {
+        for (c, net) in candidates.iter_mut().zip(&nets) {
+            c.lr = schedule::head_learning_rate(cmd.mode, transfer::head_inputs(net, c.layers));
+        }
+    }
     // Few images: the validation run chooses the epoch; the model is then trained again
     // on every image (the held-out ones too) for that many epochs.
     let refit = val_set.is_some()
@@ -231,7 +238,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     }
     if !cmd.quiet {
         eprintln!(
-            "{} training images, {}: {epochs} epochs{} at lr {lr}, {}{}{}",
+            "{} training images, {}: {epochs} epochs{}, {}{}{}",
             train_set.len(),
             match &val_set {
                 _ if folds > 1 => format!("{folds}-fold cross-validation (best epochs kept)"),
@@ -247,7 +254,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
         );
     }
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("{}: cannot create the directory", cmd.out.display()))?;
-    let phases = Phases { cmd, out: &cmd.out, lr, fine_tune_epochs };
+    let phases = Phases { cmd, out: &cmd.out, fine_tune_epochs };
     let (state, chosen, trained_on) = train_candidates(&phases, &candidates, nets, &splits, &cfg)?;
     let best = fit::best_epoch(&state.state.metrics).map_or(0, |m| m.epoch);
     let (state, kept) = if refit {
@@ -263,7 +270,7 @@ pub fn run(cmd: &Cmd) -> Result<()> {
             transfer::adapt_batchnorm(&mut base, depth, &all);
         }
         let net = build(&base, &chosen)?;
-        let mut cfg = fit::Config { epochs: first, patience: None, lr, ..cfg };
+        let mut cfg = fit::Config { epochs: first, patience: None, ..cfg };
         let refit_phases = Phases { fine_tune_epochs: best - first, ..phases };
         let state = refit_phases.run(chosen, net, &all, None, &mut cfg)?;
         (state, format!("on all {} images for the {best} epochs a validation split chose", all.len()))
@@ -281,16 +288,18 @@ pub fn run(cmd: &Cmd) -> Result<()> {
     Ok(())
 }
 
-/// A head on the base's first `layers` layers.
+/// A head on the base's first `layers` layers, trained at `lr` (fine-tuning's second
+/// phase at a tenth of it unless `--fine-tune-lr`).
 #[derive(Clone, Copy, Debug)]
 struct Candidate<'a> {
     layers: usize,
     head: &'a str,
+    lr: f32,
 }
 
 impl std::fmt::Display for Candidate<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "head {} on {} base layers", self.head, self.layers)
+        write!(f, "head {} on {} base layers at lr {}", self.head, self.layers, self.lr)
     }
 }
 
@@ -367,13 +376,18 @@ fn train_candidates<'c>(
         runs.push(folds);
     }
     let (kept, median, trained) = kept.context("internal error: no candidate")?;
-    let mut table = String::from("head,base_layers,fold,validated,val_accuracy,val_loss,epoch,kept\n");
+    let mut table = String::from("head,base_layers,lr,fold,validated,val_accuracy,val_loss,epoch,kept\n");
     for (i, (c, folds)) in candidates.iter().zip(&runs).enumerate() {
         for (j, r) in folds.iter().enumerate() {
             let (accuracy, loss, epoch, validated) = (r.best.val_accuracy, r.best.val_loss, r.best.epoch, r.validated);
             let is_kept = i == kept && j == median;
-            table +=
-                &format!("\"{}\",{},{},{validated},{accuracy},{loss},{epoch},{is_kept}\n", c.head, c.layers, j + 1);
+            table += &format!(
+                "\"{}\",{},{},{},{validated},{accuracy},{loss},{epoch},{is_kept}\n",
+                c.head,
+                c.layers,
+                c.lr,
+                j + 1
+            );
         }
         if cfg.progress {
             let total: usize = folds.iter().map(|r| r.validated).sum();
@@ -406,7 +420,6 @@ fn train_candidates<'c>(
 struct Phases<'a> {
     cmd: &'a Cmd,
     out: &'a std::path::Path,
-    lr: f32,
     fine_tune_epochs: usize,
 }
 
@@ -430,6 +443,7 @@ impl Phases<'_> {
         if cmd.mode != Mode::Scratch {
             transfer::freeze_base(&mut net, c.layers, 0);
         }
+        cfg.lr = c.lr;
         let optimizer = Optimizer::new(Kind::Adam, 0.0, &net);
         let classes = train.classes.clone();
         let state = State { net, optimizer, metrics: vec![], classes };
@@ -446,7 +460,7 @@ impl Phases<'_> {
             }
             transfer::freeze_base(&mut state.net, c.layers, cmd.unfreeze_top);
             state.optimizer = Optimizer::new(Kind::Adam, 0.0, &state.net);
-            cfg.lr = cmd.fine_tune_lr.unwrap_or(self.lr / 10.0);
+            cfg.lr = cmd.fine_tune_lr.unwrap_or(c.lr / 10.0);
             cfg.phase = 2;
             cfg.epochs = phase_one + self.fine_tune_epochs;
             state = fit::run(self.out, state, train, val, cfg)?;
