@@ -517,6 +517,62 @@ fn depthwise_multiplier_one_matches_the_general_kernels() {
     }
 }
 
+/// The multiplier-1 depthwise kernels (a pixel at a time, channels in blocks of 16, 8
+/// and 1, the input gradient gathered) against the kernels they replaced (a row of
+/// taps at a time, the input gradient scattered), to the bit: strides 1 and 2, SAME,
+/// VALID and explicit padding, oblong windows, channel counts below, between and past
+/// the blocks, odd sizes, bias or none, every activation, batches that split unevenly,
+/// and stale NaNs in the reused buffers (every output value must be written).
+#[test]
+fn depthwise_pixel_kernels_have_the_bits_of_the_row_kernels() {
+    let cases = [
+        ([7, 6, 3], "kernel = 3\npadding = \"same\""),
+        ([7, 6, 3], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([8, 9, 5], "kernel = [3, 5]\nstrides = [1, 2]"),
+        ([6, 7, 4], "kernel = 5\npadding = { explicit = [2, 1, 0, 3] }"),
+        ([5, 5, 8], "kernel = 2\nstrides = 2\npadding = \"same\""),
+        ([4, 6, 2], "kernel = 1"),
+        ([9, 7, 16], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([8, 8, 19], "kernel = 3\npadding = \"same\""),
+        ([11, 10, 24], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([6, 5, 40], "kernel = 3\nstrides = [2, 1]\npadding = \"same\""),
+        ([10, 9, 11], "kernel = 3\nstrides = 2"),
+        ([12, 12, 32], "kernel = 3\nstrides = 2\npadding = \"same\""),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for (input, layer) in cases {
+        let g = depthwise_geom(input, layer);
+        let c = input[2];
+        for n in [1, 5] {
+            let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-2.0..2.0)).collect() };
+            let (x, w, b) = (draw(n * input.iter().product::<usize>()), draw(g.kernel[0] * g.kernel[1] * c), draw(c));
+            let dy = draw(n * g.output.iter().product::<usize>());
+            for _ in 0..4 {
+                pool::give(vec![f32::NAN; 1 << 14]);
+            }
+            for act in [Act::None, Act::Relu, Act::Relu6] {
+                for bias in [None, Some(b.as_slice())] {
+                    let want = kernels::depthwise_forward_runs(&g, &w, bias, act, &x, n);
+                    let got = kernels::depthwise_forward_m1(&g, &w, bias, act, &x, n);
+                    assert!(want.iter().any(|&v| v != 0.0));
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                    assert_eq!(bits(&got), bits(&want), "{input:?} {layer} {act:?} forward");
+                    pool::give(got);
+                }
+            }
+            for (has_bias, need_dx) in [(true, true), (false, true), (true, false)] {
+                let want = kernels::depthwise_backward_runs(&g, &w, has_bias, &x, &dy, n, need_dx);
+                let got = kernels::depthwise_backward_m1(&g, &w, has_bias, &x, &dy, n, need_dx);
+                let bits = |(dw, db, dx): &(Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>)| {
+                    let b = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                    (b(dw), db.as_deref().map(b), dx.as_deref().map(b))
+                };
+                assert_eq!(bits(&got), bits(&want), "{input:?} {layer} n {n} bias {has_bias}: backward");
+            }
+        }
+    }
+}
+
 /// Batch norm in training mode, forward and backward, against the plain per-row
 /// formulas (the kernels before they were tiled and split into parts), for channel
 /// counts that do and do not divide the tile and batches that split unevenly.
@@ -729,6 +785,12 @@ fn training_steps_keep_their_bits() {
         steps_fingerprint(&odd, 7, 3),
         steps_fingerprint(&odd, 32, 3),
     ];
-    let want = [0x3f20_5cd0_683a_facf, 0xe5a4_10b7_a1a8_22ca, 0xaa41_9853_b222_1df6, 0xbb3a_eea7_bfa2_d64c, 0x1263_9f0f_d93c_7a2c];
+    let want = [
+        0x3f20_5cd0_683a_facf,
+        0xe5a4_10b7_a1a8_22ca,
+        0xaa41_9853_b222_1df6,
+        0xbb3a_eea7_bfa2_d64c,
+        0x1263_9f0f_d93c_7a2c,
+    ];
     assert_eq!(got, want, "{got:#x?}");
 }
