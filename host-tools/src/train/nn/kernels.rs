@@ -81,11 +81,12 @@ fn part(n: usize) -> usize {
 /// Values per task of the element-wise passes below.
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
-// Loops left out of `wide` on purpose stay in the baseline build: the depthwise loops,
-// whose rows of 8 to 32 channels are too short for a loop vectorized over 16 lanes and
-// unrolled, which leaves them to its scalar remainder (measured: the AVX-512 build of
-// the depthwise backward pass took twice as long). The pooling loops run on blocks of
-// channels of fixed size instead (`by_blocks!`).
+// Rows of 8 to 32 channels are too short for a loop vectorized over 16 lanes and
+// unrolled, which leaves them to its scalar remainder; so the pooling and depthwise
+// loops run on blocks of channels of fixed size (`by_blocks!`) or of values
+// (`by_lanes!`, [`mac_into`]). One loop stays in the baseline build on purpose: the
+// depthwise weight gradient at stride 2, whose blocks of a pixel's channels measured
+// twice as slow in the AVX-512 build.
 
 fn activate(act: Act, y: &mut [f32]) {
     match act {
@@ -619,7 +620,380 @@ fn valid_cols(g: &Geom, kx: usize) -> (usize, usize) {
     (ox0, ox1.max(ox0))
 }
 
+/// `lanes` values of `s` from `at`, as an array (so that loops over them vectorize).
+#[inline(always)]
+fn lanes<const N: usize>(s: &[f32], at: usize) -> &[f32; N] {
+    s[at..][..N].try_into().expect("lanes")
+}
+
+/// [`lanes`], writable.
+#[inline(always)]
+fn lanes_mut<const N: usize>(s: &mut [f32], at: usize) -> &mut [f32; N] {
+    (&mut s[at..][..N]).try_into().expect("lanes")
+}
+
+/// `act` on one value, as [`act_serial`] computes it.
+#[inline(always)]
+fn act_value(act: Act, v: f32) -> f32 {
+    match act {
+        Act::Relu => v.max(0.0),
+        Act::Relu6 => v.clamp(0.0, 6.0),
+        Act::Softmax | Act::None => v,
+    }
+}
+
+/// The kernel taps along `axis` (0: rows, 1: columns) of output row or column `o`
+/// that land inside the input: a range, as the inside of the input is one.
+fn tap_range(g: &Geom, axis: usize, o: usize) -> Range<usize> {
+    let (at, pad, len) = (o * g.strides[axis], g.pad[axis], g.input[axis]);
+    let lo = pad.saturating_sub(at).min(g.kernel[axis]);
+    let hi = (len + pad).saturating_sub(at).min(g.kernel[axis]);
+    lo..hi.max(lo)
+}
+
+/// For each input row or column `i` along `axis`, the outputs whose windows reach it
+/// and the tap they reach it with, `(o, k)`, in increasing `o` (rows; then each row's
+/// taps reach `i` once) or increasing `k` (columns): the order in which the input's
+/// gradient took its terms when it was added tap after tap over the output.
+fn reached_by(g: &Geom, axis: usize, increasing_tap: bool) -> Vec<Vec<(usize, usize)>> {
+    let mut by_input = vec![Vec::new(); g.input[axis]];
+    for o in 0..g.output[axis] {
+        for k in tap_range(g, axis, o) {
+            by_input[o * g.strides[axis] + k - g.pad[axis]].push((o, k));
+        }
+    }
+    if increasing_tap {
+        by_input.iter_mut().for_each(|v| v.sort_by_key(|&(_, k)| k));
+    }
+    by_input
+}
+
+/// Runs `block::<N>(i)` over `0..len` in blocks of 16, then 8, then single values.
+macro_rules! by_lanes {
+    ($len:expr, |$i:ident, $n:ident| $body:expr) => {{
+        let len: usize = $len;
+        let mut $i = 0;
+        while $i + 16 <= len {
+            const $n: usize = 16;
+            $body;
+            $i += $n;
+        }
+        if $i + 8 <= len {
+            const $n: usize = 8;
+            $body;
+            $i += $n;
+        }
+        while $i < len {
+            const $n: usize = 1;
+            $body;
+            $i += $n;
+        }
+    }};
+}
+
+/// `out[i] = act(init[i] + Σ src[s + i] · wt[w + i])` over the terms `(s, w)` in
+/// order (from 0 without `init`), the sums held in registers.
+#[inline(always)]
+fn mac_run(out: &mut [f32], init: Option<&[f32]>, terms: &[(usize, usize)], src: &[f32], wt: &[f32], act: Act) {
+    by_lanes!(out.len(), |i, N| {
+        let mut acc = match init {
+            Some(b) => *lanes::<N>(b, i),
+            None => [0.0; N],
+        };
+        for &(so, wo) in terms {
+            let (xv, wv) = (*lanes::<N>(src, so + i), *lanes::<N>(wt, wo + i));
+            for l in 0..N {
+                acc[l] += xv[l] * wv[l];
+            }
+        }
+        let o = lanes_mut::<N>(out, i);
+        for l in 0..N {
+            o[l] = act_value(act, acc[l]);
+        }
+    })
+}
+
+/// `acc[i] += a[i] · b[i]` (`a` and `b` at least as long as `acc`), in blocks of 16
+/// copied to registers (the stores cannot alias the loads), then one value at a time.
+#[inline(always)]
+fn mac_into(acc: &mut [f32], a: &[f32], b: &[f32]) {
+    let len = acc.len();
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut blocks = acc.chunks_exact_mut(16);
+    let (mut ab, mut bb) = (a.chunks_exact(16), b.chunks_exact(16));
+    for ((o, x), y) in (&mut blocks).zip(&mut ab).zip(&mut bb) {
+        let o: &mut [f32; 16] = o.try_into().expect("lanes");
+        let (x, y, mut v): ([f32; 16], [f32; 16], [f32; 16]) =
+            (x.try_into().expect("lanes"), y.try_into().expect("lanes"), *o);
+        for l in 0..16 {
+            v[l] += x[l] * y[l];
+        }
+        *o = v;
+        // Keeps the loop over blocks a loop (else it was vectorized across blocks).
+        std::hint::black_box(());
+    }
+    for ((o, x), y) in blocks.into_remainder().iter_mut().zip(ab.remainder()).zip(bb.remainder()) {
+        *o += x * y;
+    }
+}
+
+/// Each tap's `c` weights repeated over `len` values (`len` a multiple of `c`).
+fn tap_tiles(w: &[f32], taps: usize, c: usize, len: usize) -> Vec<f32> {
+    (0..taps).flat_map(|t| w[t * c..][..c].iter().copied().cycle().take(len)).collect()
+}
+
+/// The run `lo..hi` of output columns whose window lies inside the input (each of
+/// `cols` the full `0..kw`), empty if none.
+fn full_run(cols: &[Range<usize>], kw: usize) -> Range<usize> {
+    let lo = cols.iter().position(|r| *r == (0..kw)).unwrap_or(cols.len());
+    let hi = lo + cols[lo..].iter().take_while(|r| **r == (0..kw)).count();
+    lo..hi
+}
+
+/// Depthwise convolution with multiplier 1, one output pixel at a time, its channels
+/// in blocks held in registers (16, 8, then single channels) in the AVX-512 build when
+/// there is one: each value starts from the bias (or 0), adds its window's taps inside
+/// the input in `(ky, kx)` order, then goes through `act` before it is stored, as
+/// before (see [`depthwise_forward_general`]), so the same bits; the output is written
+/// once.
+pub(super) fn depthwise_forward_m1(
+    g: &Geom,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
+    let [_, wd, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let out_size = oh * ow * c;
+    let (kw, [sy, sx], [py, px]) = (g.kernel[1], g.strides, g.pad);
+    let rows: Vec<Range<usize>> = (0..oh).map(|oy| tap_range(g, 0, oy)).collect();
+    let cols: Vec<Range<usize>> = (0..ow).map(|ox| tap_range(g, 1, ox)).collect();
+    // At stride 1, the output columns whose windows lie inside the input are one run
+    // per row, each tap a shifted run of the input row: computed along the row, in
+    // blocks of 16 values whatever the channel count, against the weights repeated
+    // along the row (the same values and order of additions per value).
+    let row = ow * c;
+    let run = if sx == 1 { full_run(&cols, kw) } else { 0..0 };
+    let tiles = if run.is_empty() { Vec::new() } else { tap_tiles(w, g.kernel[0] * kw, c, row) };
+    let bias_row = bias.map(|b| tiled(b, row));
+    let mut y = pool::take(n * out_size);
+    y.par_chunks_mut(out_size).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
+        wide_act(
+            act,
+            #[inline(always)]
+            |act| {
+                let mut terms = Vec::with_capacity(g.kernel[0] * kw);
+                for (oy, ky_r) in rows.iter().enumerate() {
+                    if !run.is_empty() {
+                        terms.clear();
+                        for ky in ky_r.clone() {
+                            let iy = oy * sy + ky - py;
+                            for kx in 0..kw {
+                                terms.push(((iy * wd + run.start + kx - px) * c, (ky * kw + kx) * row + run.start * c));
+                            }
+                        }
+                        let out = &mut ys[oy * row + run.start * c..][..run.len() * c];
+                        let init = bias_row.as_deref().map(|b| &b[run.start * c..]);
+                        mac_run(out, init, &terms, xs, &tiles, act);
+                    }
+                    for (ox, kx_r) in cols.iter().enumerate() {
+                        if run.contains(&ox) {
+                            continue;
+                        }
+                        let o = (oy * ow + ox) * c;
+                        by_blocks!(c, |ch, N| {
+                            let mut acc = match bias {
+                                Some(b) => *lanes::<N>(b, ch),
+                                None => [0.0; N],
+                            };
+                            for ky in ky_r.clone() {
+                                let iy = oy * sy + ky - py;
+                                for kx in kx_r.clone() {
+                                    let ix = ox * sx + kx - px;
+                                    let xv = lanes::<N>(xs, (iy * wd + ix) * c + ch);
+                                    let wv = lanes::<N>(w, (ky * kw + kx) * c + ch);
+                                    for l in 0..N {
+                                        acc[l] += xv[l] * wv[l];
+                                    }
+                                }
+                            }
+                            let out = lanes_mut::<N>(ys, o + ch);
+                            for l in 0..N {
+                                out[l] = act_value(act, acc[l]);
+                            }
+                        })
+                    }
+                }
+            },
+        )
+    });
+    y
+}
+
+/// Depthwise backward with multiplier 1, in the AVX-512 build when there is one. The
+/// weight and bias gradients accumulate in row-wide tiles (one lane per tap, output
+/// column and channel; each lane takes one term per output row, rows in order) folded
+/// at the end of each part in a fixed order, as before. The input gradient is
+/// gathered: each input pixel adds, in registers, the terms of the output pixels
+/// whose windows reach it in the order they were once scattered onto it (output row,
+/// then tap column), from 0, and is written once.
+pub(super) fn depthwise_backward_m1(
+    g: &Geom,
+    w: &[f32],
+    has_bias: bool,
+    x: &[f32],
+    dpre: &[f32],
+    n: usize,
+    need_dx: bool,
+) -> Gradients {
+    let [_, wd, c] = g.input;
+    let [oh, ow, _] = g.output;
+    let (row, out_size) = (ow * c, oh * ow * c);
+    let (kw, [sy, sx], [py, px]) = (g.kernel[1], g.strides, g.pad);
+    let taps = g.kernel[0] * kw;
+    let rows: Vec<Range<usize>> = (0..oh).map(|oy| tap_range(g, 0, oy)).collect();
+    let (in_rows, in_cols) = (reached_by(g, 0, false), reached_by(g, 1, true));
+    // At stride 1, the input columns every tap column reaches are one run per row,
+    // gathered along the row as in the forward pass (see [`depthwise_forward_m1`]).
+    let in_run = if sx == 1 && need_dx {
+        let lo = in_cols.iter().position(|v| v.len() == kw).unwrap_or(wd);
+        lo..lo + in_cols[lo..].iter().take_while(|v| v.len() == kw).count()
+    } else {
+        0..0
+    };
+    let tile_len = ow.max(wd) * c;
+    let tiles = if in_run.is_empty() { Vec::new() } else { tap_tiles(w, taps, c, tile_len) };
+    let cs = part(n);
+    let mut dx_all = need_dx.then(|| pool::take(n * g.in_size()));
+    let chunks = x.chunks(cs * g.in_size()).len();
+    let parts: Vec<Part> = dpre
+        .par_chunks(cs * out_size)
+        .zip(x.par_chunks(cs * g.in_size()))
+        .zip(slots(dx_all.as_mut(), cs * g.in_size(), chunks))
+        .map(|((dc, xc), dxp)| {
+            let samples = xc.len() / g.in_size();
+            // On a 64-byte boundary: a block of 16 lanes read and written back across
+            // two cache lines took twice as long as the whole pass in narrow vectors.
+            let mut tile_buf = vec![0.0f32; taps * row + 16];
+            let skip = tile_buf.as_ptr().align_offset(64).min(16);
+            let dw_tile = &mut tile_buf[skip..][..taps * row];
+            let mut db_tile = vec![0.0; if has_bias { row } else { 0 }];
+            let mut dxp = dxp;
+            let mut terms = Vec::with_capacity(taps);
+            for s in 0..samples {
+                let xs = &xc[s * g.in_size()..][..g.in_size()];
+                let ds = &dc[s * out_size..][..out_size];
+                // The weight and bias gradients: in the AVX-512 build at stride 1 (long
+                // runs); at stride 2 in the baseline build, which measured twice as
+                // fast for these blocks of a pixel's channels.
+                wide_if(
+                    sx == 1,
+                    #[inline(always)]
+                    || {
+                        for (oy, ky_r) in rows.iter().enumerate() {
+                            let drow = &ds[oy * row..][..row];
+                            if has_bias {
+                                db_tile.iter_mut().zip(drow).for_each(|(a, b)| *a += b);
+                            }
+                            for ky in ky_r.clone() {
+                                let xrow = &xs[(oy * sy + ky - py) * wd * c..][..wd * c];
+                                for kx in 0..kw {
+                                    let acc = &mut dw_tile[(ky * kw + kx) * row..][..row];
+                                    if sx == 1 {
+                                        // The valid output columns are one run of `x · d`.
+                                        let (ox0, ox1) = valid_cols(g, kx);
+                                        if ox0 == ox1 {
+                                            continue;
+                                        }
+                                        let (len, ix0) = ((ox1 - ox0) * c, ox0 + kx - px);
+                                        mac_into(
+                                            &mut acc[ox0 * c..][..len],
+                                            &xrow[ix0 * c..][..len],
+                                            &drow[ox0 * c..][..len],
+                                        );
+                                        continue;
+                                    }
+                                    let (ox0, ox1) = valid_cols(g, kx);
+                                    for ox in ox0..ox1 {
+                                        let ix = ox * sx + kx - px;
+                                        by_blocks!(c, |ch, N| {
+                                            // Copies in registers: the stores cannot
+                                            // alias the loads, so the lanes vectorize.
+                                            let a = lanes_mut::<N>(acc, ox * c + ch);
+                                            let (xv, d, mut av) =
+                                                (*lanes::<N>(xrow, ix * c + ch), *lanes::<N>(drow, ox * c + ch), *a);
+                                            for l in 0..N {
+                                                av[l] += xv[l] * d[l];
+                                            }
+                                            *a = av;
+                                        });
+                                    }
+                                }
+                            }
+                        }
+                    },
+                );
+                let Some(dx) = dxp.as_deref_mut() else { continue };
+                wide(
+                    #[inline(always)]
+                    || {
+                        let dxs = &mut dx[s * g.in_size()..][..g.in_size()];
+                        for (iy, by_row) in in_rows.iter().enumerate() {
+                            if !in_run.is_empty() {
+                                terms.clear();
+                                for &(oy, ky) in by_row {
+                                    for kx in 0..kw {
+                                        terms.push((
+                                            oy * row + (in_run.start + px - kx) * c,
+                                            (ky * kw + kx) * tile_len + in_run.start * c,
+                                        ));
+                                    }
+                                }
+                                let out = &mut dxs[(iy * wd + in_run.start) * c..][..in_run.len() * c];
+                                mac_run(out, None, &terms, ds, &tiles, Act::None);
+                            }
+                            for (ix, by_col) in in_cols.iter().enumerate() {
+                                if in_run.contains(&ix) {
+                                    continue;
+                                }
+                                let at = (iy * wd + ix) * c;
+                                by_blocks!(c, |ch, N| {
+                                    let mut acc = [0.0f32; N];
+                                    for &(oy, ky) in by_row {
+                                        for &(ox, kx) in by_col {
+                                            let d = lanes::<N>(ds, (oy * ow + ox) * c + ch);
+                                            let wv = lanes::<N>(w, (ky * kw + kx) * c + ch);
+                                            for l in 0..N {
+                                                acc[l] += d[l] * wv[l];
+                                            }
+                                        }
+                                    }
+                                    *lanes_mut::<N>(dxs, at + ch) = acc;
+                                })
+                            }
+                        }
+                    },
+                );
+            }
+            let fold = |tile: &[f32]| -> Vec<f32> {
+                let mut out = vec![0.0; c];
+                for lane in tile.chunks_exact(c) {
+                    out.iter_mut().zip(lane).for_each(|(a, b)| *a += b);
+                }
+                out
+            };
+            let dw: Vec<f32> = dw_tile.chunks_exact(row).flat_map(fold).collect();
+            let db = if has_bias { fold(&db_tile) } else { Vec::new() };
+            (dw, db)
+        })
+        .collect();
+    reduce_parts(parts, w.len(), has_bias.then_some(c), dx_all)
+}
+
 /// `o[i] += a[i] · b[i]` (`a` and `b` at least as long as `o`).
+#[cfg(test)]
 #[inline(always)]
 fn add_products(o: &mut [f32], a: &[f32], b: &[f32]) {
     for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
@@ -629,6 +1003,7 @@ fn add_products(o: &mut [f32], a: &[f32], b: &[f32]) {
 
 /// Each tap's `c` weights repeated across an output row (`kh·kw` rows of `ow·c`), so
 /// that a stride-1 row of taps is one long element-wise product.
+#[cfg(test)]
 fn tiled_taps(g: &Geom, w: &[f32]) -> Vec<f32> {
     let [_, ow, c] = g.output;
     let taps = g.kernel[0] * g.kernel[1];
@@ -641,11 +1016,13 @@ fn tiled_taps(g: &Geom, w: &[f32]) -> Vec<f32> {
     t
 }
 
-/// Depthwise convolution with multiplier 1, one output row at a time: for each tap,
+/// Depthwise convolution with multiplier 1 as it was before [`depthwise_forward_m1`]
+/// (kept for the tests, which compare the two to the bit), one output row at a time: for each tap,
 /// the valid run of output columns gets `x · w` as one contiguous element-wise pass
 /// (stride 1) or one `c`-wide pass per column. Taps add in `(ky, kx)` order onto the
 /// bias, as in [`depthwise_forward_general`], so the result is the same to the bit.
-pub(super) fn depthwise_forward_m1(
+#[cfg(test)]
+pub(super) fn depthwise_forward_runs(
     g: &Geom,
     w: &[f32],
     bias: Option<&[f32]>,
@@ -696,11 +1073,13 @@ pub(super) fn depthwise_forward_m1(
     y
 }
 
-/// Depthwise backward with multiplier 1, laid out like [`depthwise_forward_m1`]: the
+/// Depthwise backward with multiplier 1 as it was before [`depthwise_backward_m1`]
+/// (kept for the tests), laid out like [`depthwise_forward_runs`]: the
 /// input gradient as contiguous runs, the weight and bias gradients accumulated in
 /// row-wide tiles (one lane per output column and channel) folded at the end of each
 /// part, in a fixed order.
-pub(super) fn depthwise_backward_m1(
+#[cfg(test)]
+pub(super) fn depthwise_backward_runs(
     g: &Geom,
     w: &[f32],
     has_bias: bool,
@@ -1231,6 +1610,26 @@ fn with_act<R>(act: Act, mut f: impl FnMut(Act) -> R) -> R {
         Act::Relu => f(Act::Relu),
         Act::Relu6 => f(Act::Relu6),
         Act::None | Act::Softmax => f(Act::None),
+    }
+}
+
+/// Runs `f(act)` in the AVX-512 build when there is one, with `act` a constant (see
+/// [`with_act`]). Mark `f` `#[inline(always)]`.
+#[inline(always)]
+fn wide_act<R>(act: Act, f: impl FnMut(Act) -> R) -> R {
+    wide(
+        #[inline(always)]
+        || with_act(act, f),
+    )
+}
+
+/// Runs `f` through [`wide`] when `on`, else in the baseline build.
+#[inline(always)]
+fn wide_if<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    if on {
+        wide(f)
+    } else {
+        f()
     }
 }
 

@@ -517,6 +517,62 @@ fn depthwise_multiplier_one_matches_the_general_kernels() {
     }
 }
 
+/// The multiplier-1 depthwise kernels (a pixel at a time, channels in blocks of 16, 8
+/// and 1, the input gradient gathered) against the kernels they replaced (a row of
+/// taps at a time, the input gradient scattered), to the bit: strides 1 and 2, SAME,
+/// VALID and explicit padding, oblong windows, channel counts below, between and past
+/// the blocks, odd sizes, bias or none, every activation, batches that split unevenly,
+/// and stale NaNs in the reused buffers (every output value must be written).
+#[test]
+fn depthwise_pixel_kernels_have_the_bits_of_the_row_kernels() {
+    let cases = [
+        ([7, 6, 3], "kernel = 3\npadding = \"same\""),
+        ([7, 6, 3], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([8, 9, 5], "kernel = [3, 5]\nstrides = [1, 2]"),
+        ([6, 7, 4], "kernel = 5\npadding = { explicit = [2, 1, 0, 3] }"),
+        ([5, 5, 8], "kernel = 2\nstrides = 2\npadding = \"same\""),
+        ([4, 6, 2], "kernel = 1"),
+        ([9, 7, 16], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([8, 8, 19], "kernel = 3\npadding = \"same\""),
+        ([11, 10, 24], "kernel = 3\nstrides = 2\npadding = \"same\""),
+        ([6, 5, 40], "kernel = 3\nstrides = [2, 1]\npadding = \"same\""),
+        ([10, 9, 11], "kernel = 3\nstrides = 2"),
+        ([12, 12, 32], "kernel = 3\nstrides = 2\npadding = \"same\""),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for (input, layer) in cases {
+        let g = depthwise_geom(input, layer);
+        let c = input[2];
+        for n in [1, 5] {
+            let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-2.0..2.0)).collect() };
+            let (x, w, b) = (draw(n * input.iter().product::<usize>()), draw(g.kernel[0] * g.kernel[1] * c), draw(c));
+            let dy = draw(n * g.output.iter().product::<usize>());
+            for _ in 0..4 {
+                pool::give(vec![f32::NAN; 1 << 14]);
+            }
+            for act in [Act::None, Act::Relu, Act::Relu6] {
+                for bias in [None, Some(b.as_slice())] {
+                    let want = kernels::depthwise_forward_runs(&g, &w, bias, act, &x, n);
+                    let got = kernels::depthwise_forward_m1(&g, &w, bias, act, &x, n);
+                    assert!(want.iter().any(|&v| v != 0.0));
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                    assert_eq!(bits(&got), bits(&want), "{input:?} {layer} {act:?} forward");
+                    pool::give(got);
+                }
+            }
+            for (has_bias, need_dx) in [(true, true), (false, true), (true, false)] {
+                let want = kernels::depthwise_backward_runs(&g, &w, has_bias, &x, &dy, n, need_dx);
+                let got = kernels::depthwise_backward_m1(&g, &w, has_bias, &x, &dy, n, need_dx);
+                let bits = |(dw, db, dx): &(Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>)| {
+                    let b = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                    (b(dw), db.as_deref().map(b), dx.as_deref().map(b))
+                };
+                assert_eq!(bits(&got), bits(&want), "{input:?} {layer} n {n} bias {has_bias}: backward");
+            }
+        }
+    }
+}
+
 /// Batch norm in training mode, forward and backward, against the plain per-row
 /// formulas (the kernels before they were tiled and split into parts), for channel
 /// counts that do and do not divide the tile and batches that split unevenly.
@@ -619,4 +675,122 @@ fn same_bits_with_and_without_avx512() {
         assert!(narrow.0[0].iter().flatten().any(|g| g.iter().any(|&v| v != 0.0)));
         assert_eq!(narrow, wide, "{:?}", arch.name);
     }
+}
+
+/// FNV-1a over the bits of every parameter (moving statistics included) of `net`.
+fn weights_fingerprint(net: &Network) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for v in net.nodes.iter().flat_map(|n| &n.params).flat_map(|p| &p.data) {
+        for byte in v.to_bits().to_le_bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// A few Adam steps of `arch` on `n` samples of a fixed formula: the fingerprint of
+/// the weights and moving statistics after them.
+fn steps_fingerprint(arch: &Arch, n: usize, steps: usize) -> u64 {
+    use crate::train::nn::optim::{Kind, Optimizer};
+    let size: usize = arch.input.iter().product();
+    let mut net = Network::new(arch, 2).unwrap();
+    let classes = net.output_size();
+    let x: Vec<f32> = (0..n * size).map(|i| ((i * 2654435761) % 1000) as f32 / 500.0 - 0.7).collect();
+    let labels: Vec<usize> = (0..n).map(|i| (i * 3 + 1) % classes).collect();
+    let mut opt = Optimizer::new(Kind::Adam, 0.0, &net);
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for _ in 0..steps {
+        let trace = net.forward(&x, n, Mode::Train, &mut rng);
+        let (_, _, d) = cross_entropy(trace.output(), &labels, classes, net.ends_in_softmax());
+        let grads = net.backward(&trace, d);
+        opt.apply(&mut net, &grads, 1e-2);
+        net.update_batch_stats(&trace);
+    }
+    weights_fingerprint(&net)
+}
+
+/// Depthwise-separable blocks over channel counts off the blocks of 8 and 16, odd
+/// sizes, both strides, with and without bias, and every activation after batch norm.
+const ODD_SEPARABLE: &str = r#"
+input = [17, 15, 3]
+[[layer]]
+type = "conv2d"
+filters = 5
+kernel = 3
+strides = 2
+padding = "same"
+use_bias = false
+[[layer]]
+type = "batchnorm"
+activation = "relu6"
+[[layer]]
+type = "depthwise_conv2d"
+kernel = 3
+strides = 2
+padding = "same"
+use_bias = false
+[[layer]]
+type = "batchnorm"
+activation = "relu"
+[[layer]]
+type = "conv2d"
+filters = 19
+kernel = 1
+use_bias = false
+[[layer]]
+type = "batchnorm"
+[[layer]]
+type = "depthwise_conv2d"
+kernel = 3
+padding = "same"
+[[layer]]
+type = "batchnorm"
+activation = "relu6"
+[[layer]]
+type = "depthwise_conv2d"
+kernel = 3
+strides = 2
+[[layer]]
+type = "batchnorm"
+activation = "relu6"
+[[layer]]
+type = "conv2d"
+filters = 9
+kernel = 1
+activation = "relu"
+[[layer]]
+type = "global_avgpool"
+[[layer]]
+type = "dense"
+units = 3
+activation = "softmax"
+"#;
+
+/// Training steps keep the bits they had before the passes over memory were fused
+/// (fingerprints taken from the code before that change): the `mobilenet` preset at
+/// its size and at 96×96 with batches that split evenly and unevenly into parts, and
+/// separable blocks of odd shapes.
+#[test]
+fn training_steps_keep_their_bits() {
+    let mobilenet = |input: [usize; 3]| {
+        let mut arch = crate::train::presets::with_classes(crate::train::presets::preset("mobilenet").unwrap(), 4);
+        arch.input = input;
+        arch
+    };
+    let odd = Arch::parse(ODD_SEPARABLE).unwrap();
+    let got = [
+        steps_fingerprint(&mobilenet([96, 96, 3]), 32, 2),
+        steps_fingerprint(&mobilenet([32, 32, 3]), 33, 3),
+        steps_fingerprint(&mobilenet([24, 20, 3]), 10, 3),
+        steps_fingerprint(&odd, 7, 3),
+        steps_fingerprint(&odd, 32, 3),
+    ];
+    let want = [
+        0x3f20_5cd0_683a_facf,
+        0xe5a4_10b7_a1a8_22ca,
+        0xaa41_9853_b222_1df6,
+        0xbb3a_eea7_bfa2_d64c,
+        0x1263_9f0f_d93c_7a2c,
+    ];
+    assert_eq!(got, want, "{got:#x?}");
 }
