@@ -84,7 +84,7 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 // Rows of 8 to 32 channels are too short for a loop vectorized over 16 lanes and
 // unrolled, which leaves them to its scalar remainder; so the pooling and depthwise
 // loops run on blocks of channels of fixed size (`by_blocks!`) or of values
-// (`by_lanes!`, [`mac_into`]). One loop stays in the baseline build on purpose: the
+// ([`mac_into`]). One loop stays in the baseline build on purpose: the
 // depthwise weight gradient at stride 2, whose blocks of a pixel's channels measured
 // twice as slow in the AVX-512 build.
 
@@ -668,34 +668,11 @@ fn reached_by(g: &Geom, axis: usize, increasing_tap: bool) -> Vec<Vec<(usize, us
     by_input
 }
 
-/// Runs `block::<N>(i)` over `0..len` in blocks of 16, then 8, then single values.
-macro_rules! by_lanes {
-    ($len:expr, |$i:ident, $n:ident| $body:expr) => {{
-        let len: usize = $len;
-        let mut $i = 0;
-        while $i + 16 <= len {
-            const $n: usize = 16;
-            $body;
-            $i += $n;
-        }
-        if $i + 8 <= len {
-            const $n: usize = 8;
-            $body;
-            $i += $n;
-        }
-        while $i < len {
-            const $n: usize = 1;
-            $body;
-            $i += $n;
-        }
-    }};
-}
-
 /// `out[i] = act(init[i] + Σ src[s + i] · wt[w + i])` over the terms `(s, w)` in
 /// order (from 0 without `init`), the sums held in registers.
 #[inline(always)]
 fn mac_run(out: &mut [f32], init: Option<&[f32]>, terms: &[(usize, usize)], src: &[f32], wt: &[f32], act: Act) {
-    by_lanes!(out.len(), |i, N| {
+    by_blocks!(out.len(), |i, N| {
         let mut acc = match init {
             Some(b) => *lanes::<N>(b, i),
             None => [0.0; N],
