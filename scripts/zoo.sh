@@ -58,6 +58,15 @@ base vgg-digits vgg digits digits:test 20
 base mobilenet-atoms-96 host-tools/zoo/archs/mobilenet-96.toml atoms:size=96,count=40000,classes=336 atoms:size=96,classes=336,split=test,count=3360 16
 base mobilenet-atoms-96-grey host-tools/zoo/archs/mobilenet-96-grey.toml atoms:size=96,channels=1,count=40000,classes=336 atoms:size=96,channels=1,classes=336,split=test,count=3360 10
 
+# The other families at 96×96: each 32×32 architecture with its stem convolution made
+# 5×5 at stride 3 (Xception's 7×7 at stride 6), so that its body sees 32×32 as before
+# (host-tools/zoo/archs/*-96*.toml); 35 epochs as the 32×32 bases, 6 to 25 minutes each
+# here, drawing the pictures included.
+base resnet-atoms-96-grey host-tools/zoo/archs/resnet-96-grey.toml atoms:size=96,channels=1,count=40000,classes=336 atoms:size=96,channels=1,classes=336,split=test,count=3360 35
+base resnet-atoms-96 host-tools/zoo/archs/resnet-96.toml atoms:size=96,count=40000,classes=336 atoms:size=96,classes=336,split=test,count=3360 35
+base vgg-bn-atoms-96-grey host-tools/zoo/archs/vgg-bn-96-grey.toml atoms:size=96,channels=1,count=40000,classes=336 atoms:size=96,channels=1,classes=336,split=test,count=3360 35
+base inception-resnet-atoms-96-grey host-tools/zoo/archs/inception-resnet-96-grey.toml atoms:size=96,channels=1,count=40000,classes=336 atoms:size=96,channels=1,classes=336,split=test,count=3360 35
+base xception-atoms-96-grey host-tools/zoo/archs/xception-96-grey.toml atoms:size=96,channels=1,count=40000,classes=336 atoms:size=96,channels=1,classes=336,split=test,count=3360 35
 echo "]" >> "$index"
 mv "$index" host-tools/zoo/index.rs
 echo "host-tools/zoo/index.rs written; rebuild microcnn to ship the new weights"

@@ -12,9 +12,17 @@ use common::*;
 
 const NEW_TASK: &str = "shapes:classes=pentagon+hexagon+arrow+tee+ell+crescent";
 
-/// The 96×96 zoo bases and their inputs.
-const CAMERA_BASES: [(&str, [usize; 3]); 2] =
-    [("mobilenet-atoms-96", [96, 96, 3]), ("mobilenet-atoms-96-grey", [96, 96, 1])];
+/// The 96×96 zoo bases, their inputs and families: one per family (VGG, ResNet,
+/// Inception-ResNet, Xception, MobileNet), grey and colour for ResNet and MobileNet.
+const CAMERA_BASES: [(&str, [usize; 3], &str); 7] = [
+    ("mobilenet-atoms-96", [96, 96, 3], "mobilenet"),
+    ("mobilenet-atoms-96-grey", [96, 96, 1], "mobilenet"),
+    ("resnet-atoms-96", [96, 96, 3], "resnet"),
+    ("resnet-atoms-96-grey", [96, 96, 1], "resnet"),
+    ("vgg-bn-atoms-96-grey", [96, 96, 1], "vgg-bn"),
+    ("inception-resnet-atoms-96-grey", [96, 96, 1], "inception-resnet"),
+    ("xception-atoms-96-grey", [96, 96, 1], "xception"),
+];
 
 /// The general-purpose 32×32 bases, one per family, each pretrained on all 336
 /// formula-driven `atoms` classes (README, "General-purpose bases"), and their preset or
@@ -52,10 +60,10 @@ fn zoo_lists_the_shipped_bases() {
         assert_eq!(b["input"], serde_json::json!(net.input_shape()), "{}", b["name"]);
     }
     // The camera-size bases: 96×96, colour and grey, on all 336 formula-driven classes.
-    for (name, input) in CAMERA_BASES {
+    for (name, input, arch) in CAMERA_BASES {
         let b = list.iter().find(|b| b["name"] == *name).unwrap_or_else(|| panic!("no {name}"));
         assert_eq!(b["input"], serde_json::json!(input), "{name}");
-        assert_eq!(b["arch"], "mobilenet", "{name}");
+        assert_eq!(b["arch"], arch, "{name}");
         assert_eq!(zoo::load(name).unwrap().0.output_size(), 336, "{name}");
     }
     for (name, arch) in ATOMS_BASES {
@@ -312,7 +320,7 @@ fn bad_transfer_input_fails_with_one_line() {
 #[test]
 fn camera_bases_fine_tune_quantize_and_agree_with_infer() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, [h, w, c]) in CAMERA_BASES {
+    for (name, [h, w, c], _) in CAMERA_BASES {
         let run = dir.path().join(name);
         let out = run_ok(&[
             "finetune",
